@@ -1,0 +1,186 @@
+//! The `RiskScoring` service: unary, batch and streaming scoring.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use super::{ApiError, convert};
+use crate::features::FeatureStore;
+use crate::pb;
+use crate::pb::risk_scoring_server::RiskScoring;
+use crate::scoring::{ScoreTarget, Scorer};
+
+/// Most items one `ScoreBatch` call may carry.
+pub const MAX_BATCH_ITEMS: usize = 10_000;
+/// Most stream items scored together (one store read) when they arrive at once.
+const STREAM_CHUNK: usize = 256;
+
+/// gRPC adapter over a [`Scorer`].
+#[derive(Debug)]
+pub struct RiskScoringService<S> {
+    scorer: Arc<Scorer<S>>,
+}
+
+impl<S> RiskScoringService<S> {
+    pub fn new(scorer: Arc<Scorer<S>>) -> Self {
+        RiskScoringService { scorer }
+    }
+}
+
+impl<S: FeatureStore> RiskScoringService<S> {
+    async fn score_one(&self, target: ScoreTarget) -> Result<Response<pb::RiskScore>, Status> {
+        let kind = target.kind();
+        let model = self.scorer.registry().model(kind);
+        let span = tracing::info_span!(
+            "score",
+            family = kind.name(),
+            model = %model.manifest.name,
+            version = %model.manifest.version,
+        );
+        let mut answers = self
+            .scorer
+            .score(std::slice::from_ref(&target))
+            .instrument(span)
+            .await;
+        let answer = answers
+            .pop()
+            .ok_or_else(|| ApiError::Internal("scorer returned no answer".into()))?;
+        Ok(Response::new(convert::risk_score(answer)))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: FeatureStore> RiskScoring for RiskScoringService<S> {
+    async fn score_order(
+        &self,
+        request: Request<pb::ScoreOrderRequest>,
+    ) -> Result<Response<pb::RiskScore>, Status> {
+        let target = convert::order_target(request.get_ref(), "")?;
+        self.score_one(target).await
+    }
+
+    async fn score_shipment(
+        &self,
+        request: Request<pb::ScoreShipmentRequest>,
+    ) -> Result<Response<pb::RiskScore>, Status> {
+        let target = convert::shipment_target(request.get_ref(), "")?;
+        self.score_one(target).await
+    }
+
+    async fn score_site(
+        &self,
+        request: Request<pb::ScoreSiteRequest>,
+    ) -> Result<Response<pb::RiskScore>, Status> {
+        let target = convert::site_target(request.get_ref(), "")?;
+        self.score_one(target).await
+    }
+
+    async fn score_batch(
+        &self,
+        request: Request<pb::ScoreBatchRequest>,
+    ) -> Result<Response<pb::ScoreBatchResponse>, Status> {
+        let items = &request.get_ref().items;
+        if items.is_empty() {
+            return Err(ApiError::invalid("items", "at least one item is required").into());
+        }
+        if items.len() > MAX_BATCH_ITEMS {
+            return Err(ApiError::invalid(
+                "items",
+                format!("at most {MAX_BATCH_ITEMS} items per call, got {}", items.len()),
+            )
+            .into());
+        }
+        let targets = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| convert::item_target(item, &format!("items[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let span = tracing::info_span!("score_batch", items = targets.len());
+        let answers = self.scorer.score(&targets).instrument(span).await;
+        let results = items
+            .iter()
+            .zip(answers)
+            .map(|(item, answer)| pb::ScoreResult {
+                request_id: item.request_id.clone(),
+                outcome: Some(pb::score_result::Outcome::Score(convert::risk_score(answer))),
+            })
+            .collect();
+        Ok(Response::new(pb::ScoreBatchResponse { results }))
+    }
+
+    type ScoreStreamStream = ReceiverStream<Result<pb::ScoreResult, Status>>;
+
+    async fn score_stream(
+        &self,
+        request: Request<Streaming<pb::ScoreItem>>,
+    ) -> Result<Response<Self::ScoreStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (items_tx, items_rx) = mpsc::channel::<pb::ScoreItem>(STREAM_CHUNK * 4);
+        let (results_tx, results_rx) = mpsc::channel(STREAM_CHUNK * 4);
+        // Reader: forwards items so the scorer can take whatever has arrived as one chunk.
+        let reader_results = results_tx.clone();
+        tokio::spawn(
+            async move {
+                loop {
+                    match inbound.message().await {
+                        Ok(Some(item)) => {
+                            if items_tx.send(item).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            let _ = reader_results.send(Err(status)).await;
+                            break;
+                        }
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("score_stream_reader")),
+        );
+        let scorer = Arc::clone(&self.scorer);
+        tokio::spawn(
+            score_chunks(scorer, items_rx, results_tx)
+                .instrument(tracing::info_span!("score_stream")),
+        );
+        Ok(Response::new(ReceiverStream::new(results_rx)))
+    }
+}
+
+/// Scores stream items in arrival order, a ready chunk at a time.
+async fn score_chunks<S: FeatureStore>(
+    scorer: Arc<Scorer<S>>,
+    mut items: mpsc::Receiver<pb::ScoreItem>,
+    results: mpsc::Sender<Result<pb::ScoreResult, Status>>,
+) {
+    let mut chunk = Vec::with_capacity(STREAM_CHUNK);
+    while items.recv_many(&mut chunk, STREAM_CHUNK).await > 0 {
+        let parsed: Vec<Result<ScoreTarget, ApiError>> = chunk
+            .iter()
+            .map(|item| convert::item_target(item, ""))
+            .collect();
+        let targets: Vec<ScoreTarget> = parsed.iter().filter_map(|p| p.as_ref().ok()).cloned().collect();
+        let mut answers = scorer.score(&targets).await.into_iter();
+        for (item, parsed) in chunk.drain(..).zip(parsed) {
+            let outcome = match parsed {
+                Ok(_) => match answers.next() {
+                    Some(answer) => pb::score_result::Outcome::Score(convert::risk_score(answer)),
+                    None => pb::score_result::Outcome::Error(convert::item_error(
+                        &ApiError::Internal("scorer returned too few answers".into()),
+                    )),
+                },
+                Err(error) => pb::score_result::Outcome::Error(convert::item_error(&error)),
+            };
+            let result = pb::ScoreResult {
+                request_id: item.request_id,
+                outcome: Some(outcome),
+            };
+            if results.send(Ok(result)).await.is_err() {
+                return;
+            }
+        }
+    }
+}

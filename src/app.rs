@@ -1,0 +1,172 @@
+//! Wiring: loads the network and models, builds the feature store named by the
+//! config, and serves every gRPC service (with health and reflection) until the
+//! shutdown future resolves. Then health turns NOT_SERVING, new connections stop,
+//! and in-flight requests get the grace period to finish.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::{EventIngestService, RiskScoringService};
+use crate::config::Config;
+use crate::features::{
+    FeatureError, FeatureSettings, FeatureStore, InMemoryFeatureStore, RedisFeatureStore,
+    RedisSettings,
+};
+use crate::models::ModelError;
+use crate::network::{Network, NetworkError};
+use crate::pb;
+use crate::registry::ModelRegistry;
+use crate::scoring::Scorer;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("model artifacts refused: {0}")]
+    Models(#[from] ModelError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Store(#[from] FeatureError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let models_dir = config.models_dir();
+    let network_path = models_dir.join("network.toml");
+    let network = if network_path.exists() {
+        Network::load(&network_path)?
+    } else {
+        tracing::warn!(path = %network_path.display(), "no network file; site limits unknown");
+        Network::default()
+    };
+    let registry = ModelRegistry::load(&models_dir)?;
+    for kind in crate::domain::RiskKind::ALL {
+        let manifest = &registry.model(kind).manifest;
+        tracing::info!(family = kind.name(), model = %manifest.name, version = %manifest.version, "model loaded");
+    }
+    let parts = Parts {
+        registry: Arc::new(registry),
+        network: Arc::new(network),
+        settings: FeatureSettings {
+            sla_grace_minutes: config.sla_grace_minutes,
+        },
+    };
+    match &config.redis {
+        Some(url) => {
+            let store = RedisFeatureStore::new(RedisSettings {
+                url: url.clone(),
+                namespace: config.namespace.clone(),
+                timeout: config.redis_timeout(),
+                dedupe_ttl: config.dedupe_ttl(),
+            })?;
+            if let Err(error) = store.ping().await {
+                tracing::warn!(%error, "Redis not reachable yet; serving degraded until it is");
+            }
+            serve(store, parts, &config, listener, shutdown).await
+        }
+        None => {
+            let store = InMemoryFeatureStore::new(config.dedupe_ttl());
+            serve(store, parts, &config, listener, shutdown).await
+        }
+    }
+}
+
+/// What every backend's server is built from.
+struct Parts {
+    registry: Arc<ModelRegistry>,
+    network: Arc<Network>,
+    settings: FeatureSettings,
+}
+
+async fn serve<S: FeatureStore>(
+    store: S,
+    parts: Parts,
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let store = Arc::new(store);
+    let scorer = Arc::new(Scorer::new(
+        Arc::clone(&store),
+        parts.registry,
+        parts.network,
+    ));
+    let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
+    let ingest = pb::event_ingest_server::EventIngestServer::new(EventIngestService::new(
+        Arc::clone(&store),
+        parts.settings,
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::risk_scoring_server::RiskScoringServer<RiskScoringService<S>>>()
+        .await;
+    health
+        .set_serving::<pb::event_ingest_server::EventIngestServer<EventIngestService<S>>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, backend = store.backend_name(), "serving");
+
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let health_on_shutdown = health.clone();
+    let stop_accepting = async move {
+        shutdown.await;
+        tracing::info!("shutdown: health NOT_SERVING, draining in-flight requests");
+        for service in [
+            "",
+            <pb::risk_scoring_server::RiskScoringServer<RiskScoringService<S>> as tonic::server::NamedService>::NAME,
+            <pb::event_ingest_server::EventIngestServer<EventIngestService<S>> as tonic::server::NamedService>::NAME,
+        ] {
+            health_on_shutdown
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        let _ = draining_tx.send(());
+    };
+    let server = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(scoring)
+        .add_service(ingest)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
+    let grace = config.shutdown_grace();
+    let grace_expired = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = grace_expired => tracing::warn!(?grace, "grace period over; dropping unfinished requests"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Settings, layered: built-in defaults, then a TOML file, then `DETOUR_*`
+//! environment variables, then command-line flags. Every layer speaks the same
+//! keys (`listen`, `redis`, `models`, ...), so `--redis URL`, `DETOUR_REDIS=URL`
+//! and `redis = "URL"` in the file are one setting.
+//!
+//! The environment is read through a lookup function, so tests pass a map.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of environment variables: `DETOUR_LISTEN` sets `listen`.
+pub const ENV_PREFIX: &str = "DETOUR_";
+
+/// Every setting of the server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Redis URL; the in-memory store when unset.
+    pub redis: Option<String>,
+    /// Directory holding the model artifacts and `network.toml`.
+    pub models: PathBuf,
+    /// Prefix of every Redis key.
+    pub namespace: String,
+    /// Deadline of one Redis call, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// How long an event id is remembered for dedupe, in hours.
+    pub dedupe_ttl_hours: u64,
+    /// A delivery later than scheduled by more than this is a carrier failure.
+    pub sla_grace_minutes: f64,
+    /// How long in-flight requests may run after a shutdown signal, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// "text" or "json".
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            redis: None,
+            models: PathBuf::from("models"),
+            namespace: "detour".to_string(),
+            redis_timeout_ms: 50,
+            dedupe_ttl_hours: 7 * 24,
+            sla_grace_minutes: 15.0,
+            shutdown_grace_secs: 10,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why the settings could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid settings ({origin}): {detail}")]
+    Invalid { origin: String, detail: String },
+}
+
+impl Config {
+    /// Assembles settings from the optional file, the environment (through
+    /// `env`) and flags given as `(key, value)` pairs, later layers winning.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origin = vec!["defaults".to_string()];
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                origin: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+            origin.push(path.display().to_string());
+        }
+        for key in KEYS {
+            let var = format!("{ENV_PREFIX}{}", key.to_uppercase());
+            if let Some(raw) = env(&var) {
+                table.insert(key.to_string(), scalar(&raw));
+                origin.push(var);
+            }
+        }
+        for (key, raw) in flags {
+            table.insert(key.to_string(), scalar(raw));
+            origin.push(format!("--{}", key.replace('_', "-")));
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: origin.join(" < "),
+                    detail: e.to_string(),
+                })?;
+        config.check().map_err(|detail| ConfigError::Invalid {
+            origin: origin.join(" < "),
+            detail,
+        })?;
+        Ok(config)
+    }
+
+    /// The model directory: as configured, or the one shipped beside the crate
+    /// when the configured default does not exist from here.
+    pub fn models_dir(&self) -> PathBuf {
+        if self.models.exists() || self.models != Path::new("models") {
+            return self.models.clone();
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn dedupe_ttl(&self) -> Duration {
+        Duration::from_secs(self.dedupe_ttl_hours * 3600)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.redis_timeout_ms == 0 {
+            return Err("redis_timeout_ms must be at least 1".into());
+        }
+        if self.dedupe_ttl_hours == 0 {
+            return Err("dedupe_ttl_hours must be at least 1".into());
+        }
+        if !(self.sla_grace_minutes.is_finite() && self.sla_grace_minutes >= 0.0) {
+            return Err("sla_grace_minutes must be a number ≥ 0".into());
+        }
+        if self.namespace.is_empty() || self.namespace.contains(char::is_whitespace) {
+            return Err("namespace must be non-empty, without spaces".into());
+        }
+        if let Some(url) = &self.redis
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(format!("redis must be a redis:// URL, got {url:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// Every key a layer may set.
+const KEYS: [&str; 9] = [
+    "listen",
+    "redis",
+    "models",
+    "namespace",
+    "redis_timeout_ms",
+    "dedupe_ttl_hours",
+    "sla_grace_minutes",
+    "shutdown_grace_secs",
+    "log_format",
+];
+
+/// A raw environment or flag value as TOML: a number or boolean when it reads as
+/// one, a string otherwise.
+fn scalar(raw: &str) -> toml::Value {
+    raw.parse::<i64>()
+        .map(toml::Value::Integer)
+        .or_else(|_| raw.parse::<f64>().map(toml::Value::Float))
+        .or_else(|_| raw.parse::<bool>().map(toml::Value::Boolean))
+        .unwrap_or_else(|_| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let dir = std::env::temp_dir().join(format!("detour-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("detour.toml");
+        std::fs::write(&file, "namespace = \"from-file\"\nredis_timeout_ms = 7\n").unwrap();
+        let env = env_of(&[("DETOUR_NAMESPACE", "from-env"), ("DETOUR_LISTEN", "127.0.0.1:1")]);
+        let flags = [("listen", "127.0.0.1:2".to_string())];
+        let config = Config::load(Some(&file), &env, &flags).unwrap();
+        assert_eq!(config.namespace, "from-env");
+        assert_eq!(config.redis_timeout_ms, 7);
+        assert_eq!(config.listen, "127.0.0.1:2".parse().unwrap());
+        assert_eq!(config.sla_grace_minutes, 15.0);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let env = env_of(&[("DETOUR_LISTEN", "not-an-address")]);
+        let error = Config::load(None, &env, &[]).unwrap_err().to_string();
+        assert!(error.contains("DETOUR_LISTEN"), "{error}");
+        let env = env_of(&[("DETOUR_REDIS", "localhost:6379")]);
+        let error = Config::load(None, &env, &[]).unwrap_err().to_string();
+        assert!(error.contains("redis://"), "{error}");
+    }
+}

@@ -1,0 +1,236 @@
+//! Plain domain types shared by every layer: times, orders, shipments, site
+//! snapshots, inventory, events and risk kinds. No IO, no protobuf.
+
+use std::fmt;
+
+/// A point in time, in milliseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Parses an RFC 3339 time with any UTC offset ("2026-11-27T08:00:00+01:00").
+    pub fn parse_rfc3339(text: &str) -> Result<Self, chrono::ParseError> {
+        let parsed = chrono::DateTime::parse_from_rfc3339(text.trim())?;
+        Ok(Self(parsed.timestamp_millis()))
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Self(chrono::Utc::now().timestamp_millis())
+    }
+
+    /// Seconds since the epoch, as used by the feature aggregates.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+
+    /// Signed hours from `earlier` to `self`.
+    pub fn hours_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0) as f64 / 3_600_000.0
+    }
+
+    /// This time shifted by a number of minutes (may be negative).
+    pub fn plus_minutes(self, minutes: f64) -> Self {
+        Self(self.0 + (minutes * 60_000.0).round() as i64)
+    }
+
+    /// Hour of the day in UTC, with minutes as a fraction (0.0 ..< 24.0).
+    pub fn hour_of_day_utc(self) -> f64 {
+        self.0.rem_euclid(86_400_000) as f64 / 3_600_000.0
+    }
+
+    /// Day of the week in UTC, Monday = 0 .. Sunday = 6.
+    pub fn weekday_utc(self) -> u32 {
+        // 1970-01-01 was a Thursday (3 when Monday is 0).
+        ((self.0.div_euclid(86_400_000) + 3).rem_euclid(7)) as u32
+    }
+
+    /// RFC 3339 in UTC with second precision.
+    pub fn to_rfc3339(self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Where a shipment leg stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipmentStatus {
+    /// Planned or moving; no outcome yet.
+    InTransit,
+    Delivered,
+    Cancelled,
+}
+
+/// One shipment leg.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipment {
+    pub shipment_id: String,
+    pub carrier: String,
+    pub origin: String,
+    pub destination: String,
+    pub scheduled_departure: Timestamp,
+    pub scheduled_arrival: Timestamp,
+    pub actual_departure: Option<Timestamp>,
+    pub actual_arrival: Option<Timestamp>,
+    pub status: ShipmentStatus,
+}
+
+/// Whether a finished shipment failed, and by how much it was late.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShipmentOutcome {
+    /// When the outcome became known.
+    pub known_at: Timestamp,
+    pub failed: bool,
+    pub cancelled: bool,
+    /// Minutes past the scheduled arrival (0 when early or cancelled).
+    pub delay_minutes: f64,
+}
+
+impl Shipment {
+    /// The outcome of a finished shipment, `None` while in transit. A delivery later
+    /// than the scheduled arrival by more than `grace_minutes` is a failure, as is a
+    /// cancellation. A cancellation is taken as known at the scheduled departure.
+    pub fn outcome(&self, grace_minutes: f64) -> Option<ShipmentOutcome> {
+        match self.status {
+            ShipmentStatus::InTransit => None,
+            ShipmentStatus::Cancelled => Some(ShipmentOutcome {
+                known_at: self.scheduled_departure,
+                failed: true,
+                cancelled: true,
+                delay_minutes: 0.0,
+            }),
+            ShipmentStatus::Delivered => {
+                let arrived = self.actual_arrival?;
+                let late_minutes = (arrived.0 - self.scheduled_arrival.0) as f64 / 60_000.0;
+                Some(ShipmentOutcome {
+                    known_at: arrived,
+                    failed: late_minutes > grace_minutes,
+                    cancelled: false,
+                    delay_minutes: late_minutes.max(0.0),
+                })
+            }
+        }
+    }
+}
+
+/// How urgently an order was promised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderPriority {
+    Standard,
+    Express,
+}
+
+/// How an order ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderOutcome {
+    ShippedOnTime,
+    Late,
+    Cancelled,
+    Backordered,
+}
+
+impl OrderOutcome {
+    /// Fallout is any outcome but on time.
+    pub fn is_fallout(self) -> bool {
+        self != OrderOutcome::ShippedOnTime
+    }
+}
+
+/// A customer order assigned to a site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub order_id: String,
+    pub created_at: Timestamp,
+    pub channel: String,
+    pub site: String,
+    pub destination_region: String,
+    pub promise_at: Timestamp,
+    pub line_count: u32,
+    pub units: f64,
+    pub priority: OrderPriority,
+    /// `None` while the order is open.
+    pub outcome: Option<OrderOutcome>,
+}
+
+/// A periodic snapshot of a site's queue and resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteSnapshot {
+    pub site: String,
+    pub at: Timestamp,
+    /// Orders waiting.
+    pub backlog: f64,
+    /// People on shift.
+    pub labour: f64,
+    /// Units picked in the period ending at `at`.
+    pub units_picked: f64,
+    /// Length of that period in minutes.
+    pub period_minutes: f64,
+    /// Share of dock doors in use, 0..=1.
+    pub dock_utilisation: f64,
+}
+
+/// Stock of one SKU at one site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryPosition {
+    pub site: String,
+    pub sku: String,
+    pub on_hand: f64,
+    pub at: Timestamp,
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventPayload {
+    Shipment(Shipment),
+    Order(Order),
+    Site(SiteSnapshot),
+    Inventory(InventoryPosition),
+}
+
+/// A validated event, ready to be applied to the feature store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: String,
+    pub payload: EventPayload,
+}
+
+/// The three risk families Detour scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RiskKind {
+    OrderFallout,
+    SiteCongestion,
+    CarrierFailure,
+}
+
+impl RiskKind {
+    /// Every family, in a fixed order.
+    pub const ALL: [RiskKind; 3] = [
+        RiskKind::OrderFallout,
+        RiskKind::SiteCongestion,
+        RiskKind::CarrierFailure,
+    ];
+
+    /// The family's name, as used in artifacts and directories.
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskKind::OrderFallout => "order_fallout",
+            RiskKind::SiteCongestion => "site_congestion",
+            RiskKind::CarrierFailure => "carrier_failure",
+        }
+    }
+}
+
+/// A coarse reading of a probability, from the model's documented thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskBand {
+    Low,
+    Medium,
+    High,
+}

@@ -1,0 +1,62 @@
+//! Online features: the [`FeatureStore`] trait, its in-memory and Redis backends,
+//! how events update aggregates ([`updates`]) and how aggregates become model
+//! inputs ([`vectors`]).
+//!
+//! Boundary: this module knows Redis but not gRPC. A read for any number of
+//! entities is one call to [`FeatureStore::fetch`], which the Redis backend serves
+//! in one pipelined round trip.
+
+pub mod aggregates;
+pub mod memory;
+pub mod redis_store;
+pub mod updates;
+pub mod vectors;
+
+use std::future::Future;
+
+pub use aggregates::{AggregateKey, AggregateRecord};
+pub use memory::InMemoryFeatureStore;
+pub use redis_store::{RedisFeatureStore, RedisSettings};
+pub use updates::{EventUpdates, FeatureSettings, updates_for};
+
+/// Why the feature store could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeatureError {
+    /// The store is unreachable or failed mid-request.
+    #[error("feature store unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer within its deadline.
+    #[error("feature store timed out after {0} ms")]
+    Timeout(u64),
+    /// The store answered something this version cannot read.
+    #[error("feature store returned unexpected data: {0}")]
+    Corrupt(String),
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The event id was seen before; nothing changed.
+    Duplicate,
+}
+
+/// A place where online aggregates live.
+pub trait FeatureStore: Send + Sync + 'static {
+    /// Reads the records of `keys` (in order; `None` for a record never written),
+    /// in one round trip.
+    fn fetch(
+        &self,
+        keys: &[AggregateKey],
+    ) -> impl Future<Output = Result<Vec<Option<AggregateRecord>>, FeatureError>> + Send;
+
+    /// Applies events in order, each at most once by event id. On error, some
+    /// events may have been applied; applying them again is safe.
+    fn apply(
+        &self,
+        events: &[EventUpdates],
+    ) -> impl Future<Output = Result<Vec<ApplyOutcome>, FeatureError>> + Send;
+
+    /// A short name for logs ("memory", "redis").
+    fn backend_name(&self) -> &'static str;
+}

@@ -1,0 +1,341 @@
+//! Online aggregates: what is kept per carrier, lane, carrier-lane, site and
+//! inventory position, and the arithmetic that updates and reads it.
+//!
+//! Counters decay exponentially with three time constants (1 day, 7 days, 28 days),
+//! so "failures in the last week" is one number that needs no bucket scan and stays
+//! correct when events arrive out of order. Gauges (a site's latest backlog) keep the
+//! newest value by event time. The Redis backend runs the same arithmetic in
+//! `apply_event.lua`; a parity test holds the two together.
+
+use std::fmt;
+
+/// Counter fields per record at most (counters × windows).
+pub const MAX_COUNTER_FIELDS: usize = 6 * WINDOWS.len();
+/// Gauge fields per record at most.
+pub const MAX_GAUGES: usize = 4;
+
+/// A decay window: a counter incremented at `t` weighs `exp(-(now - t) / tau)` at `now`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Suffix of the stored field name ("1d").
+    pub name: &'static str,
+    /// Time constant in seconds.
+    pub tau_secs: f64,
+}
+
+/// The windows every counter is kept over.
+pub const WINDOWS: [Window; 3] = [
+    Window {
+        name: "1d",
+        tau_secs: 86_400.0,
+    },
+    Window {
+        name: "7d",
+        tau_secs: 7.0 * 86_400.0,
+    },
+    Window {
+        name: "28d",
+        tau_secs: 28.0 * 86_400.0,
+    },
+];
+
+/// Index of a window in [`WINDOWS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowId {
+    Day = 0,
+    Week = 1,
+    Month = 2,
+}
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AggregateKind {
+    Carrier,
+    Lane,
+    CarrierLane,
+    Site,
+    Inventory,
+}
+
+/// Counters of shipment outcomes, for carriers, lanes and carrier-lanes.
+pub mod shipment_counters {
+    /// Finished shipments.
+    pub const DONE: usize = 0;
+    /// Failed shipments (cancelled, or late past the grace).
+    pub const FAILED: usize = 1;
+    pub const CANCELLED: usize = 2;
+    /// Sum of minutes late over delivered shipments (each capped at two days).
+    pub const DELAY_MINUTES: usize = 3;
+}
+
+/// Counters and gauges of a site.
+pub mod site_fields {
+    /// Orders created.
+    pub const ORDERS: usize = 0;
+    /// Orders finished (any outcome).
+    pub const ORDERS_DONE: usize = 1;
+    /// Orders that fell out.
+    pub const FALLOUT: usize = 2;
+    /// Orders that shipped late.
+    pub const LATE: usize = 3;
+    /// Snapshots seen.
+    pub const SNAPSHOTS: usize = 4;
+    /// Sum of backlog over snapshots (divide by SNAPSHOTS for the mean).
+    pub const BACKLOG_SUM: usize = 5;
+
+    /// Gauge: orders waiting at the latest snapshot.
+    pub const BACKLOG: usize = 0;
+    /// Gauge: people on shift.
+    pub const LABOUR: usize = 1;
+    /// Gauge: units picked per hour in the latest period.
+    pub const PICKED_PER_HOUR: usize = 2;
+    /// Gauge: share of dock doors in use.
+    pub const DOCK_UTILISATION: usize = 3;
+}
+
+/// Gauge of an inventory position: units on hand.
+pub const ON_HAND: usize = 0;
+
+impl AggregateKind {
+    /// The key segment and name of this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregateKind::Carrier => "carrier",
+            AggregateKind::Lane => "lane",
+            AggregateKind::CarrierLane => "carrier_lane",
+            AggregateKind::Site => "site",
+            AggregateKind::Inventory => "inventory",
+        }
+    }
+
+    /// Counter names, in index order.
+    pub fn counters(self) -> &'static [&'static str] {
+        match self {
+            AggregateKind::Carrier | AggregateKind::Lane | AggregateKind::CarrierLane => {
+                &["done", "failed", "cancelled", "delay_min"]
+            }
+            AggregateKind::Site => &[
+                "orders",
+                "orders_done",
+                "fallout",
+                "late",
+                "snapshots",
+                "backlog_sum",
+            ],
+            AggregateKind::Inventory => &[],
+        }
+    }
+
+    /// Gauge names, in index order.
+    pub fn gauges(self) -> &'static [&'static str] {
+        match self {
+            AggregateKind::Site => &["backlog", "labour", "picked_per_hour", "dock_utilisation"],
+            AggregateKind::Inventory => &["on_hand"],
+            _ => &[],
+        }
+    }
+}
+
+/// Identifies one record: its kind and the codes it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AggregateKey {
+    pub kind: AggregateKind,
+    /// Codes joined by ':' ("XPO:ATL:JFK" for a carrier-lane). Codes never hold ':'.
+    pub id: String,
+}
+
+impl AggregateKey {
+    pub fn carrier(carrier: &str) -> Self {
+        Self::of(AggregateKind::Carrier, &[carrier])
+    }
+    pub fn lane(origin: &str, destination: &str) -> Self {
+        Self::of(AggregateKind::Lane, &[origin, destination])
+    }
+    pub fn carrier_lane(carrier: &str, origin: &str, destination: &str) -> Self {
+        Self::of(AggregateKind::CarrierLane, &[carrier, origin, destination])
+    }
+    pub fn site(site: &str) -> Self {
+        Self::of(AggregateKind::Site, &[site])
+    }
+    pub fn inventory(site: &str, sku: &str) -> Self {
+        Self::of(AggregateKind::Inventory, &[site, sku])
+    }
+
+    fn of(kind: AggregateKind, parts: &[&str]) -> Self {
+        AggregateKey {
+            kind,
+            id: parts.join(":"),
+        }
+    }
+}
+
+impl fmt::Display for AggregateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.name(), self.id)
+    }
+}
+
+/// The stored state of one record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AggregateRecord {
+    /// Event time (epoch seconds) the counters were last decayed to.
+    pub counters_at: Option<f64>,
+    /// Counter `c` in window `w` at index `c * WINDOWS.len() + w`.
+    pub counters: [f64; MAX_COUNTER_FIELDS],
+    /// Event time of the newest gauge values.
+    pub gauges_at: Option<f64>,
+    pub gauges: [f64; MAX_GAUGES],
+}
+
+impl Default for AggregateRecord {
+    fn default() -> Self {
+        AggregateRecord {
+            counters_at: None,
+            counters: [0.0; MAX_COUNTER_FIELDS],
+            gauges_at: None,
+            gauges: [0.0; MAX_GAUGES],
+        }
+    }
+}
+
+/// One event's change to one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateUpdate {
+    pub key: AggregateKey,
+    /// Event time, epoch seconds.
+    pub at: f64,
+    /// Added to every window of counter `c` (indexes as in [`AggregateKind::counters`]).
+    pub increments: [f64; MAX_COUNTER_FIELDS / WINDOWS.len()],
+    /// New gauge values, kept if `at` is not older than the stored ones.
+    pub gauges: Option<[f64; MAX_GAUGES]>,
+}
+
+impl AggregateRecord {
+    /// Counter `counter` in `window`, decayed to `now` (not grown when `now` is
+    /// earlier than the last update).
+    pub fn counter(&self, counter: usize, window: WindowId, now: f64) -> f64 {
+        let Some(at) = self.counters_at else {
+            return 0.0;
+        };
+        let w = window as usize;
+        let value = self.counters[counter * WINDOWS.len() + w];
+        if now > at {
+            value * (-(now - at) / WINDOWS[w].tau_secs).exp()
+        } else {
+            value
+        }
+    }
+
+    /// A gauge's newest value and its event time, if any snapshot was seen.
+    pub fn gauge(&self, gauge: usize) -> Option<(f64, f64)> {
+        self.gauges_at.map(|at| (self.gauges[gauge], at))
+    }
+
+    /// Applies one update. The Lua script in the Redis backend mirrors this exactly.
+    pub fn apply(&mut self, kind: AggregateKind, update: &AggregateUpdate) {
+        let counters = kind.counters().len();
+        if counters > 0 {
+            match self.counters_at {
+                Some(last) if update.at < last => {
+                    // An older event: discount its increment to the record's clock.
+                    for (w, window) in WINDOWS.iter().enumerate() {
+                        let weight = (-(last - update.at) / window.tau_secs).exp();
+                        for c in 0..counters {
+                            self.counters[c * WINDOWS.len() + w] += update.increments[c] * weight;
+                        }
+                    }
+                }
+                last => {
+                    for (w, window) in WINDOWS.iter().enumerate() {
+                        let decay = last.map_or(0.0, |last| {
+                            (-(update.at - last) / window.tau_secs).exp()
+                        });
+                        for c in 0..counters {
+                            let field = &mut self.counters[c * WINDOWS.len() + w];
+                            *field = *field * decay + update.increments[c];
+                        }
+                    }
+                    self.counters_at = Some(update.at);
+                }
+            }
+        }
+        if let Some(gauges) = update.gauges
+            && self.gauges_at.is_none_or(|last| update.at >= last)
+        {
+            self.gauges = gauges;
+            self.gauges_at = Some(update.at);
+        }
+    }
+}
+
+/// The stored field names of a kind, in the order the Redis backend reads them:
+/// the counter clock `t`, every counter × window as `{counter}_{window}`, the gauge
+/// clock `gt`, then every gauge.
+pub fn field_names(kind: AggregateKind) -> Vec<String> {
+    let mut names = vec!["t".to_string()];
+    for counter in kind.counters() {
+        for window in WINDOWS {
+            names.push(format!("{counter}_{}", window.name));
+        }
+    }
+    names.push("gt".to_string());
+    names.extend(kind.gauges().iter().map(|g| g.to_string()));
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(at: f64, failed: f64) -> AggregateUpdate {
+        AggregateUpdate {
+            key: AggregateKey::carrier("XPO"),
+            at,
+            increments: [1.0, failed, 0.0, 0.0, 0.0, 0.0],
+            gauges: None,
+        }
+    }
+
+    #[test]
+    fn counters_decay_with_their_window() {
+        let mut record = AggregateRecord::default();
+        record.apply(AggregateKind::Carrier, &update(0.0, 1.0));
+        let one_day = 86_400.0;
+        let day = record.counter(shipment_counters::FAILED, WindowId::Day, one_day);
+        let week = record.counter(shipment_counters::FAILED, WindowId::Week, one_day);
+        assert!((day - (-1.0f64).exp()).abs() < 1e-12);
+        assert!((week - (-1.0f64 / 7.0).exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn order_of_arrival_does_not_change_the_result() {
+        let mut in_order = AggregateRecord::default();
+        let mut reversed = AggregateRecord::default();
+        let events = [update(100.0, 1.0), update(5_000.0, 0.0), update(90_000.0, 1.0)];
+        for event in &events {
+            in_order.apply(AggregateKind::Carrier, event);
+        }
+        for event in events.iter().rev() {
+            reversed.apply(AggregateKind::Carrier, event);
+        }
+        for window in [WindowId::Day, WindowId::Week, WindowId::Month] {
+            let a = in_order.counter(shipment_counters::FAILED, window, 100_000.0);
+            let b = reversed.counter(shipment_counters::FAILED, window, 100_000.0);
+            assert!((a - b).abs() < 1e-9, "{window:?}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn older_gauges_do_not_overwrite_newer_ones() {
+        let mut record = AggregateRecord::default();
+        let snapshot = |at: f64, backlog: f64| AggregateUpdate {
+            key: AggregateKey::site("ATL"),
+            at,
+            increments: [0.0; 6],
+            gauges: Some([backlog, 0.0, 0.0, 0.0]),
+        };
+        record.apply(AggregateKind::Site, &snapshot(200.0, 50.0));
+        record.apply(AggregateKind::Site, &snapshot(100.0, 10.0));
+        assert_eq!(record.gauge(site_fields::BACKLOG), Some((50.0, 200.0)));
+    }
+}

@@ -1,0 +1,259 @@
+//! The production feature store: aggregates in Redis hashes, shared by every
+//! replica.
+//!
+//! Keys (`{ns}` is the configured namespace, "detour" by default):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `{ns}:carrier:{carrier}` | hash | shipment outcome counters of a carrier |
+//! | `{ns}:lane:{origin}:{destination}` | hash | the same, for a lane over all carriers |
+//! | `{ns}:carrier_lane:{carrier}:{origin}:{destination}` | hash | the same, per carrier-lane |
+//! | `{ns}:site:{site}` | hash | order counters and the latest snapshot gauges of a site |
+//! | `{ns}:inventory:{site}:{sku}` | hash | units on hand (gauge) |
+//! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
+//!
+//! Hash fields: `t` (counter clock, epoch seconds), `{counter}_{window}` (decayed
+//! counters), `gt` (gauge clock), and one field per gauge; see
+//! [`super::aggregates::field_names`].
+//!
+//! Every call is bounded by a timeout; the connection reconnects on its own after
+//! Redis comes back, so callers only ever see [`FeatureError`]s, never a hang.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+use super::aggregates::{
+    AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOWS, field_names,
+};
+use super::{ApplyOutcome, EventUpdates, FeatureError, FeatureStore};
+
+const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key.
+    pub namespace: String,
+    /// Deadline of one call (a whole pipeline).
+    pub timeout: Duration,
+    /// How long an event id is remembered for dedupe.
+    pub dedupe_ttl: Duration,
+}
+
+/// Aggregates in Redis.
+#[derive(Clone)]
+pub struct RedisFeatureStore {
+    connection: ConnectionManager,
+    settings: RedisSettings,
+    script: redis::Script,
+    /// Field names per [`AggregateKind`], in [`field_names`] order.
+    fields: [Vec<String>; 5],
+}
+
+impl std::fmt::Debug for RedisFeatureStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFeatureStore")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+const KINDS: [AggregateKind; 5] = [
+    AggregateKind::Carrier,
+    AggregateKind::Lane,
+    AggregateKind::CarrierLane,
+    AggregateKind::Site,
+    AggregateKind::Inventory,
+];
+
+impl RedisFeatureStore {
+    /// A store for `settings.url`. Connects lazily: the server starts (degraded)
+    /// even when Redis is down, and picks Redis up when it appears.
+    pub fn new(settings: RedisSettings) -> Result<Self, FeatureError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| FeatureError::Unavailable(format!("bad Redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| FeatureError::Unavailable(e.to_string()))?;
+        Ok(RedisFeatureStore {
+            connection,
+            script: redis::Script::new(APPLY_EVENT_LUA),
+            fields: KINDS.map(field_names),
+            settings,
+        })
+    }
+
+    /// The Redis key of a record.
+    pub fn record_key(&self, key: &AggregateKey) -> String {
+        format!("{}:{}:{}", self.settings.namespace, key.kind.name(), key.id)
+    }
+
+    /// The Redis key that marks an event as applied.
+    pub fn seen_key(&self, event_id: &str) -> String {
+        format!("{}:seen:{event_id}", self.settings.namespace)
+    }
+
+    /// Checks Redis answers (PING), within the timeout.
+    pub async fn ping(&self) -> Result<(), FeatureError> {
+        let mut connection = self.connection.clone();
+        self.bounded(redis::cmd("PING").query_async::<String>(&mut connection))
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs a Redis call under the timeout; a timeout is an error, the call's own
+    /// result is returned as it is.
+    async fn within_timeout<T>(
+        &self,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<Result<T, RedisError>, FeatureError> {
+        tokio::time::timeout(self.settings.timeout, call)
+            .await
+            .map_err(|_| FeatureError::Timeout(self.settings.timeout.as_millis() as u64))
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, FeatureError> {
+        self.within_timeout(call).await?.map_err(to_feature_error)
+    }
+
+    fn apply_pipeline(&self, events: &[EventUpdates]) -> redis::Pipeline {
+        let mut pipeline = redis::pipe();
+        let ttl = self.settings.dedupe_ttl.as_secs().max(1);
+        for event in events {
+            let command = pipeline
+                .cmd("EVALSHA")
+                .arg(self.script.get_hash())
+                .arg(1 + event.updates.len())
+                .arg(self.seen_key(&event.event_id));
+            for update in &event.updates {
+                command.arg(self.record_key(&update.key));
+            }
+            command.arg(ttl).arg(WINDOWS.len());
+            for window in WINDOWS {
+                command.arg(window.name).arg(window.tau_secs);
+            }
+            for update in &event.updates {
+                let counters = update.key.kind.counters();
+                command.arg(update.at).arg(counters.len());
+                for (name, increment) in counters.iter().zip(update.increments) {
+                    command.arg(*name).arg(increment);
+                }
+                match update.gauges {
+                    Some(values) => {
+                        let gauges = update.key.kind.gauges();
+                        command.arg(gauges.len());
+                        for (name, value) in gauges.iter().zip(values) {
+                            command.arg(*name).arg(value);
+                        }
+                    }
+                    None => {
+                        command.arg(0);
+                    }
+                }
+            }
+        }
+        pipeline
+    }
+
+    fn parse_record(&self, kind: AggregateKind, values: &[Option<f64>]) -> Option<AggregateRecord> {
+        if values.iter().all(Option::is_none) {
+            return None;
+        }
+        let counters = kind.counters().len() * WINDOWS.len();
+        let gauges = kind.gauges().len();
+        let mut record = AggregateRecord {
+            counters_at: values[0],
+            ..AggregateRecord::default()
+        };
+        for i in 0..counters.min(MAX_COUNTER_FIELDS) {
+            record.counters[i] = values[1 + i].unwrap_or(0.0);
+        }
+        record.gauges_at = values[1 + counters];
+        for g in 0..gauges {
+            record.gauges[g] = values[2 + counters + g].unwrap_or(0.0);
+        }
+        Some(record)
+    }
+}
+
+impl FeatureStore for RedisFeatureStore {
+    async fn fetch(
+        &self,
+        keys: &[AggregateKey],
+    ) -> Result<Vec<Option<AggregateRecord>>, FeatureError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        for key in keys {
+            pipeline
+                .cmd("HMGET")
+                .arg(self.record_key(key))
+                .arg(&self.fields[key.kind as usize]);
+        }
+        let mut connection = self.connection.clone();
+        let rows: Vec<Vec<Option<f64>>> =
+            self.bounded(pipeline.query_async(&mut connection)).await?;
+        if rows.len() != keys.len() {
+            return Err(FeatureError::Corrupt(format!(
+                "{} answers for {} keys",
+                rows.len(),
+                keys.len()
+            )));
+        }
+        Ok(keys
+            .iter()
+            .zip(&rows)
+            .map(|(key, values)| self.parse_record(key.kind, values))
+            .collect())
+    }
+
+    async fn apply(&self, events: &[EventUpdates]) -> Result<Vec<ApplyOutcome>, FeatureError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.apply_pipeline(events);
+        let mut connection = self.connection.clone();
+        let first: Result<Vec<i64>, RedisError> =
+            self.within_timeout(pipeline.query_async(&mut connection)).await?;
+        let answers = match first {
+            Ok(answers) => answers,
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                // Redis restarted and forgot the script, so no EVALSHA ran: load, retry once.
+                self.bounded(self.script.prepare_invoke().load_async(&mut connection))
+                    .await?;
+                self.bounded(pipeline.query_async(&mut connection)).await?
+            }
+            Err(error) => return Err(to_feature_error(error)),
+        };
+        Ok(answers
+            .into_iter()
+            .map(|applied| {
+                if applied == 1 {
+                    ApplyOutcome::Applied
+                } else {
+                    ApplyOutcome::Duplicate
+                }
+            })
+            .collect())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+fn to_feature_error(error: RedisError) -> FeatureError {
+    FeatureError::Unavailable(error.to_string())
+}

@@ -1,0 +1,138 @@
+//! What each event changes: the one definition of how history becomes aggregates,
+//! used by both backends and by the trainer's replay.
+
+use crate::domain::{Event, EventPayload, Order, Shipment, SiteSnapshot};
+
+use super::aggregates::{
+    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
+};
+
+const COUNTERS: usize = super::aggregates::MAX_COUNTER_FIELDS / WINDOWS.len();
+/// Lateness above this counts as this much in the mean-delay features.
+const DELAY_CAP_MINUTES: f64 = 2.0 * 24.0 * 60.0;
+
+/// Settings that change what an event means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureSettings {
+    /// A delivery later than scheduled by more than this is a carrier failure.
+    pub sla_grace_minutes: f64,
+}
+
+impl Default for FeatureSettings {
+    fn default() -> Self {
+        FeatureSettings {
+            sla_grace_minutes: 15.0,
+        }
+    }
+}
+
+/// An event reduced to the record updates it causes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventUpdates {
+    pub event_id: String,
+    /// Empty when the event changes no aggregate (a shipment still in transit); it
+    /// is still recorded as seen.
+    pub updates: Vec<AggregateUpdate>,
+}
+
+/// The updates an event causes.
+pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
+    let updates = match &event.payload {
+        EventPayload::Shipment(shipment) => shipment_updates(shipment, settings),
+        EventPayload::Order(order) => vec![order_update(order)],
+        EventPayload::Site(snapshot) => vec![snapshot_update(snapshot)],
+        EventPayload::Inventory(position) => vec![AggregateUpdate {
+            key: AggregateKey::inventory(&position.site, &position.sku),
+            at: position.at.as_secs_f64(),
+            increments: [0.0; COUNTERS],
+            gauges: Some(gauges(&[(crate::features::aggregates::ON_HAND, position.on_hand)])),
+        }],
+    };
+    EventUpdates {
+        event_id: event.event_id.clone(),
+        updates,
+    }
+}
+
+/// A finished shipment counts against its carrier, its lane and its carrier-lane,
+/// at the time its outcome became known.
+fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<AggregateUpdate> {
+    let Some(outcome) = shipment.outcome(settings.sla_grace_minutes) else {
+        return Vec::new();
+    };
+    let mut increments = [0.0; COUNTERS];
+    increments[sc::DONE] = 1.0;
+    increments[sc::FAILED] = f64::from(u8::from(outcome.failed));
+    increments[sc::CANCELLED] = f64::from(u8::from(outcome.cancelled));
+    increments[sc::DELAY_MINUTES] = outcome.delay_minutes.min(DELAY_CAP_MINUTES);
+    let at = outcome.known_at.as_secs_f64();
+    let (carrier, origin, destination) = (
+        &shipment.carrier,
+        &shipment.origin,
+        &shipment.destination,
+    );
+    [
+        AggregateKey::carrier(carrier),
+        AggregateKey::lane(origin, destination),
+        AggregateKey::carrier_lane(carrier, origin, destination),
+    ]
+    .into_iter()
+    .map(|key| AggregateUpdate {
+        key,
+        at,
+        increments,
+        gauges: None,
+    })
+    .collect()
+}
+
+/// An open order counts as demand at its creation; a finished one counts its
+/// outcome at its promise time (the latest moment the outcome is surely known).
+fn order_update(order: &Order) -> AggregateUpdate {
+    let mut increments = [0.0; COUNTERS];
+    let at = match order.outcome {
+        None => {
+            increments[sf::ORDERS] = 1.0;
+            order.created_at
+        }
+        Some(outcome) => {
+            increments[sf::ORDERS_DONE] = 1.0;
+            increments[sf::FALLOUT] = f64::from(u8::from(outcome.is_fallout()));
+            increments[sf::LATE] =
+                f64::from(u8::from(outcome == crate::domain::OrderOutcome::Late));
+            order.promise_at
+        }
+    };
+    AggregateUpdate {
+        key: AggregateKey::site(&order.site),
+        at: at.as_secs_f64(),
+        increments,
+        gauges: None,
+    }
+}
+
+fn snapshot_update(snapshot: &SiteSnapshot) -> AggregateUpdate {
+    let mut increments = [0.0; COUNTERS];
+    increments[sf::SNAPSHOTS] = 1.0;
+    increments[sf::BACKLOG_SUM] = snapshot.backlog;
+    let picked_per_hour = snapshot.units_picked / (snapshot.period_minutes / 60.0);
+    AggregateUpdate {
+        key: AggregateKey::site(&snapshot.site),
+        at: snapshot.at.as_secs_f64(),
+        increments,
+        gauges: Some(gauges(&[
+            (sf::BACKLOG, snapshot.backlog),
+            (sf::LABOUR, snapshot.labour),
+            (sf::PICKED_PER_HOUR, picked_per_hour),
+            (sf::DOCK_UTILISATION, snapshot.dock_utilisation),
+        ])),
+    }
+}
+
+fn gauges(values: &[(usize, f64)]) -> [f64; MAX_GAUGES] {
+    let mut out = [0.0; MAX_GAUGES];
+    for &(index, value) in values {
+        out[index] = value;
+    }
+    out
+}

@@ -1,0 +1,362 @@
+//! Feature vectors: the ordered inputs of each model family, computed from stored
+//! aggregates and the entity being scored. The trainer calls these same functions
+//! while replaying history, so serving and training cannot disagree.
+//!
+//! A value that cannot be known (store unreachable, no snapshot yet) is NaN; the
+//! model stands its training mean in for it. An entity with no history is not
+//! missing: its counts are zero and its rates fall back to a prior.
+
+use crate::domain::{Order, OrderPriority, Shipment, Timestamp};
+use crate::network::Network;
+
+use super::aggregates::{
+    AggregateKey, AggregateRecord, WindowId, shipment_counters as sc, site_fields as sf,
+};
+
+/// Most features any family has.
+pub const MAX_FEATURES: usize = 16;
+/// A snapshot older than this makes the answer degraded.
+pub const STALE_SNAPSHOT_HOURS: f64 = 6.0;
+/// Pseudo-observations that pull a rate towards its prior when history is thin.
+const PRIOR_WEIGHT: f64 = 2.0;
+const PRIOR_FAILURE_RATE: f64 = 0.1;
+const PRIOR_FALLOUT_RATE: f64 = 0.15;
+
+/// One model input: its name and unit, as shown in explanations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureDef {
+    pub name: &'static str,
+    pub unit: &'static str,
+}
+
+const fn def(name: &'static str, unit: &'static str) -> FeatureDef {
+    FeatureDef { name, unit }
+}
+
+/// Inputs of the carrier-failure family, in order.
+pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
+    def("carrier_failure_rate_1d", "share"),
+    def("carrier_failure_rate_7d", "share"),
+    def("carrier_cancel_rate_7d", "share"),
+    def("lane_failure_rate_7d", "share"),
+    def("carrier_lane_failure_rate_7d", "share"),
+    def("carrier_lane_failure_rate_28d", "share"),
+    def("carrier_lane_mean_delay_7d", "minutes"),
+    def("carrier_volume_1d_log", "ln(1+shipments)"),
+    def("carrier_lane_volume_28d_log", "ln(1+shipments)"),
+    def("origin_dock_utilisation", "share"),
+    def("origin_backlog_to_limit", "ratio"),
+    def("scheduled_transit_hours", "hours"),
+    def("departure_hour_sin", "sin(hour)"),
+    def("departure_hour_cos", "cos(hour)"),
+    def("departure_weekend", "0/1"),
+];
+
+/// Inputs of the order-fallout family, in order.
+pub const ORDER_FALLOUT_FEATURES: &[FeatureDef] = &[
+    def("site_backlog_to_limit", "ratio"),
+    def("site_backlog_per_labour", "orders/person"),
+    def("site_dock_utilisation", "share"),
+    def("site_backlog_vs_7d_mean", "ratio"),
+    def("site_fallout_rate_1d", "share"),
+    def("site_fallout_rate_7d", "share"),
+    def("site_late_rate_7d", "share"),
+    def("site_inflow_1d_log", "ln(1+orders)"),
+    def("site_inflow_trend", "ratio"),
+    def("promise_slack_hours", "hours"),
+    def("line_count", "lines"),
+    def("units_log", "ln(1+units)"),
+    def("priority_express", "0/1"),
+    def("created_hour_sin", "sin(hour)"),
+    def("created_hour_cos", "cos(hour)"),
+    def("created_weekend", "0/1"),
+];
+
+/// Inputs of the site-congestion family, in order.
+pub const SITE_CONGESTION_FEATURES: &[FeatureDef] = &[
+    def("backlog_to_limit", "ratio"),
+    def("backlog_per_labour", "orders/person"),
+    def("labour", "people"),
+    def("picked_per_hour", "units/hour"),
+    def("dock_utilisation", "share"),
+    def("backlog_vs_7d_mean", "ratio"),
+    def("inflow_1d_log", "ln(1+orders)"),
+    def("inflow_trend", "ratio"),
+    def("fallout_rate_1d", "share"),
+    def("hour_sin", "sin(hour)"),
+    def("hour_cos", "cos(hour)"),
+    def("weekend", "0/1"),
+    def("snapshot_age_hours", "hours"),
+];
+
+/// Values of one entity's features, in schema order; NaN where unknown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureVector {
+    pub values: [f64; MAX_FEATURES],
+    pub len: usize,
+}
+
+impl FeatureVector {
+    fn from_slice(values: &[f64]) -> Self {
+        let mut out = [f64::NAN; MAX_FEATURES];
+        out[..values.len()].copy_from_slice(values);
+        FeatureVector {
+            values: out,
+            len: values.len(),
+        }
+    }
+
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.values[..self.len]
+    }
+}
+
+/// What the store answered for a key: `None` when the store could not be read.
+pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
+
+/// Keys a shipment's features read: carrier, lane, carrier-lane, origin site.
+pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 4] {
+    [
+        AggregateKey::carrier(&shipment.carrier),
+        AggregateKey::lane(&shipment.origin, &shipment.destination),
+        AggregateKey::carrier_lane(&shipment.carrier, &shipment.origin, &shipment.destination),
+        AggregateKey::site(&shipment.origin),
+    ]
+}
+
+/// Carrier-failure features of a shipment, decided at `now`. `lookups` follow
+/// [`shipment_keys`]. Reasons for degradation are appended to `notes`.
+pub fn carrier_failure_vector(
+    shipment: &Shipment,
+    now: Timestamp,
+    lookups: [Lookup<'_>; 4],
+    network: &Network,
+    notes: &mut Vec<String>,
+) -> FeatureVector {
+    let t = now.as_secs_f64();
+    let [carrier, lane, carrier_lane, origin] = lookups;
+    if carrier == Some(None) {
+        notes.push(format!("carrier {} has no history", shipment.carrier));
+    }
+    if carrier_lane == Some(None) {
+        notes.push(format!(
+            "carrier {} has no history on lane {}→{}",
+            shipment.carrier, shipment.origin, shipment.destination
+        ));
+    }
+    let rate = |lookup: Lookup<'_>, counter: usize, window: WindowId| {
+        smoothed_rate(lookup, counter, sc::DONE, window, t, PRIOR_FAILURE_RATE)
+    };
+    let volume = |lookup: Lookup<'_>, window: WindowId| {
+        lookup.map_or(f64::NAN, |r| {
+            r.map_or(0.0, |r| r.counter(sc::DONE, window, t)).ln_1p()
+        })
+    };
+    let mean_delay = carrier_lane.map_or(f64::NAN, |r| {
+        r.map_or(0.0, |r| {
+            let done = r.counter(sc::DONE, WindowId::Week, t);
+            if done > 0.0 {
+                r.counter(sc::DELAY_MINUTES, WindowId::Week, t) / done
+            } else {
+                0.0
+            }
+        })
+    });
+    let site = SiteView::new(&shipment.origin, origin, now, network);
+    let (hour_sin, hour_cos, weekend) = clock_features(shipment.scheduled_departure);
+    FeatureVector::from_slice(&[
+        rate(carrier, sc::FAILED, WindowId::Day),
+        rate(carrier, sc::FAILED, WindowId::Week),
+        rate(carrier, sc::CANCELLED, WindowId::Week),
+        rate(lane, sc::FAILED, WindowId::Week),
+        rate(carrier_lane, sc::FAILED, WindowId::Week),
+        rate(carrier_lane, sc::FAILED, WindowId::Month),
+        mean_delay,
+        volume(carrier, WindowId::Day),
+        volume(carrier_lane, WindowId::Month),
+        site.dock_utilisation,
+        site.backlog_to_limit,
+        shipment
+            .scheduled_arrival
+            .hours_since(shipment.scheduled_departure),
+        hour_sin,
+        hour_cos,
+        weekend,
+    ])
+}
+
+/// Keys an order's features read: its site.
+pub fn order_keys(order: &Order) -> [AggregateKey; 1] {
+    [AggregateKey::site(&order.site)]
+}
+
+/// Order-fallout features of an order, decided at `now`.
+pub fn order_fallout_vector(
+    order: &Order,
+    now: Timestamp,
+    lookups: [Lookup<'_>; 1],
+    network: &Network,
+    notes: &mut Vec<String>,
+) -> FeatureVector {
+    let site = SiteView::new(&order.site, lookups[0], now, network);
+    site.note_gaps(notes);
+    let (hour_sin, hour_cos, weekend) = clock_features(order.created_at);
+    FeatureVector::from_slice(&[
+        site.backlog_to_limit,
+        site.backlog_per_labour,
+        site.dock_utilisation,
+        site.backlog_vs_week_mean,
+        site.fallout_rate_day,
+        site.fallout_rate_week,
+        site.late_rate_week,
+        site.inflow_day_log,
+        site.inflow_trend,
+        order.promise_at.hours_since(now),
+        f64::from(order.line_count),
+        order.units.ln_1p(),
+        f64::from(u8::from(order.priority == OrderPriority::Express)),
+        hour_sin,
+        hour_cos,
+        weekend,
+    ])
+}
+
+/// Keys a site's features read: the site.
+pub fn site_keys(site: &str) -> [AggregateKey; 1] {
+    [AggregateKey::site(site)]
+}
+
+/// Site-congestion features of a site at `now`.
+pub fn site_congestion_vector(
+    site_code: &str,
+    now: Timestamp,
+    lookups: [Lookup<'_>; 1],
+    network: &Network,
+    notes: &mut Vec<String>,
+) -> FeatureVector {
+    let site = SiteView::new(site_code, lookups[0], now, network);
+    site.note_gaps(notes);
+    let (hour_sin, hour_cos, weekend) = clock_features(now);
+    FeatureVector::from_slice(&[
+        site.backlog_to_limit,
+        site.backlog_per_labour,
+        site.labour,
+        site.picked_per_hour,
+        site.dock_utilisation,
+        site.backlog_vs_week_mean,
+        site.inflow_day_log,
+        site.inflow_trend,
+        site.fallout_rate_day,
+        hour_sin,
+        hour_cos,
+        weekend,
+        site.snapshot_age_hours,
+    ])
+}
+
+/// A site's quantities at one moment, shared by the order and site families.
+struct SiteView<'a> {
+    code: &'a str,
+    seen: Option<bool>,
+    snapshot_age_hours: f64,
+    backlog_to_limit: f64,
+    backlog_per_labour: f64,
+    labour: f64,
+    picked_per_hour: f64,
+    dock_utilisation: f64,
+    backlog_vs_week_mean: f64,
+    fallout_rate_day: f64,
+    fallout_rate_week: f64,
+    late_rate_week: f64,
+    inflow_day_log: f64,
+    inflow_trend: f64,
+}
+
+impl<'a> SiteView<'a> {
+    fn new(code: &'a str, lookup: Lookup<'_>, now: Timestamp, network: &Network) -> Self {
+        let t = now.as_secs_f64();
+        let record = lookup.flatten();
+        let gauge = |g: usize| record.and_then(|r| r.gauge(g)).map_or(f64::NAN, |(v, _)| v);
+        let counter = |c: usize, w: WindowId| match lookup {
+            None => f64::NAN,
+            Some(r) => r.map_or(0.0, |r| r.counter(c, w, t)),
+        };
+        let backlog = gauge(sf::BACKLOG);
+        let labour = gauge(sf::LABOUR);
+        let snapshots_week = counter(sf::SNAPSHOTS, WindowId::Week);
+        let mean_backlog = counter(sf::BACKLOG_SUM, WindowId::Week) / snapshots_week;
+        let inflow_day = counter(sf::ORDERS, WindowId::Day);
+        let inflow_week = counter(sf::ORDERS, WindowId::Week);
+        let fallout = |c: usize, w: WindowId| {
+            smoothed_rate(lookup, c, sf::ORDERS_DONE, w, t, PRIOR_FALLOUT_RATE)
+        };
+        let limit = network.site(code).map_or(f64::NAN, |s| s.backlog_limit);
+        SiteView {
+            code,
+            seen: lookup.map(|r| r.is_some()),
+            snapshot_age_hours: record
+                .and_then(|r| r.gauges_at)
+                .map_or(f64::NAN, |at| ((t - at) / 3600.0).max(0.0)),
+            backlog_to_limit: backlog / limit,
+            backlog_per_labour: backlog / labour.max(1.0),
+            labour,
+            picked_per_hour: gauge(sf::PICKED_PER_HOUR),
+            dock_utilisation: gauge(sf::DOCK_UTILISATION),
+            backlog_vs_week_mean: if mean_backlog.is_finite() {
+                backlog / mean_backlog.max(1.0)
+            } else {
+                f64::NAN
+            },
+            fallout_rate_day: fallout(sf::FALLOUT, WindowId::Day),
+            fallout_rate_week: fallout(sf::FALLOUT, WindowId::Week),
+            late_rate_week: fallout(sf::LATE, WindowId::Week),
+            inflow_day_log: inflow_day.ln_1p(),
+            inflow_trend: inflow_day / (inflow_week / 7.0).max(1.0),
+        }
+    }
+
+    fn note_gaps(&self, notes: &mut Vec<String>) {
+        if self.seen == Some(false) {
+            notes.push(format!("site {} has no history", self.code));
+        } else if self.seen == Some(true) && self.snapshot_age_hours.is_nan() {
+            notes.push(format!("site {} has no snapshot", self.code));
+        } else if self.snapshot_age_hours > STALE_SNAPSHOT_HOURS {
+            notes.push(format!(
+                "site {} snapshot is {:.1} h old",
+                self.code, self.snapshot_age_hours
+            ));
+        }
+    }
+}
+
+/// `numerator / denominator` of a record's counters, pulled towards `prior` by
+/// [`PRIOR_WEIGHT`] pseudo-observations; NaN when the store could not be read.
+fn smoothed_rate(
+    lookup: Lookup<'_>,
+    numerator: usize,
+    denominator: usize,
+    window: WindowId,
+    now: f64,
+    prior: f64,
+) -> f64 {
+    match lookup {
+        None => f64::NAN,
+        Some(None) => prior,
+        Some(Some(record)) => {
+            let hits = record.counter(numerator, window, now);
+            let total = record.counter(denominator, window, now);
+            (hits + PRIOR_WEIGHT * prior) / (total + PRIOR_WEIGHT)
+        }
+    }
+}
+
+/// Hour of day on the unit circle, and whether it is a weekend (UTC).
+fn clock_features(at: Timestamp) -> (f64, f64, f64) {
+    let angle = at.hour_of_day_utc() / 24.0 * std::f64::consts::TAU;
+    (
+        angle.sin(),
+        angle.cos(),
+        f64::from(u8::from(at.weekday_utc() >= 5)),
+    )
+}

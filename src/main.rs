@@ -1,0 +1,102 @@
+//! The `detour` binary: parses the command line, loads settings, starts logging
+//! and hands over to [`detour::app::run`].
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use detour::config::Config;
+
+/// Risk scoring and recommendations for fulfillment networks, over gRPC.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the gRPC API. Settings: flags > DETOUR_* environment > config file > defaults.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML config file (any key below, e.g. `redis = "redis://127.0.0.1:6379"`).
+    #[arg(long, env = "DETOUR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Redis URL for the feature store; in-memory when unset.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Directory of model artifacts and network.toml [default: models].
+    #[arg(long)]
+    models: Option<String>,
+    /// Prefix of every Redis key [default: detour].
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let flags: Vec<(&str, String)> = [
+        ("listen", args.listen),
+        ("redis", args.redis),
+        ("models", args.models),
+        ("namespace", args.namespace),
+        ("log_format", args.log_format),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|v| (key, v)))
+    .collect();
+    let config = Config::load(args.config.as_deref(), &|key| std::env::var(key).ok(), &flags)?;
+    detour::telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        detour::app::run(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

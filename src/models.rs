@@ -1,0 +1,84 @@
+//! Models: artifacts (manifest + weights + checksum) and inference.
+//!
+//! Boundary: no IO except reading an artifact at load time; inference never
+//! awaits. Artifacts are data: loading parses JSON and checks it, nothing more.
+
+pub mod artifact;
+pub mod logistic;
+
+pub use artifact::{BandThresholds, Calibration, FeatureSpec, Manifest, load_model};
+pub use logistic::LogisticWeights;
+
+use crate::domain::{RiskBand, RiskKind};
+use crate::features::vectors::{FeatureVector, MAX_FEATURES};
+
+/// Why an artifact was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid artifact file: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("{path}: checksum mismatch (manifest says {expected}, file hashes to {actual})")]
+    Checksum {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: {detail}")]
+    Mismatch { path: String, detail: String },
+}
+
+/// One scored entity's probability and the features behind it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Calibrated probability, in [0, 1].
+    pub probability: f64,
+    /// Each feature's contribution to the calibrated log-odds, against the
+    /// training average (0 for a missing feature), in schema order.
+    pub contributions: [f64; MAX_FEATURES],
+}
+
+/// A loaded, checked model of one family.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    pub manifest: Manifest,
+    pub kind: RiskKind,
+    weights: LogisticWeights,
+}
+
+impl LoadedModel {
+    /// Probability and contributions for one feature vector.
+    pub fn predict(&self, features: &FeatureVector) -> Prediction {
+        let raw = self.weights.predict(features.as_slice());
+        let calibration = self.manifest.calibration;
+        let mut contributions = [0.0; MAX_FEATURES];
+        for (out, c) in contributions.iter_mut().zip(&raw.contributions[..features.len]) {
+            *out = c * calibration.slope;
+        }
+        Prediction {
+            probability: sigmoid(calibration.slope * raw.logit + calibration.intercept),
+            contributions,
+        }
+    }
+
+    /// The band a probability falls in, by the manifest's thresholds.
+    pub fn band(&self, probability: f64) -> RiskBand {
+        let bands = self.manifest.bands;
+        if probability >= bands.high {
+            RiskBand::High
+        } else if probability >= bands.medium {
+            RiskBand::Medium
+        } else {
+            RiskBand::Low
+        }
+    }
+}
+
+/// The logistic function.
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}

@@ -1,0 +1,180 @@
+//! Model artifacts on disk: `{dir}/{family}/manifest.json` beside a weights file
+//! whose SHA-256 the manifest records. Loading checks the checksum, the family and
+//! the feature schema against what this build computes, and refuses anything else.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::logistic::LogisticWeights;
+use super::{LoadedModel, ModelError};
+use crate::domain::RiskKind;
+use crate::features::vectors::FeatureDef;
+
+/// The learner an artifact holds.
+pub const LOGISTIC_REGRESSION: &str = "logistic_regression";
+
+/// An artifact's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Model name, reported with every score.
+    pub name: String,
+    /// One of "order_fallout", "site_congestion", "carrier_failure".
+    pub family: String,
+    /// Version, reported with every score.
+    pub version: String,
+    /// The learner, e.g. "logistic_regression".
+    pub learner: String,
+    /// Input features, in the order the weights expect.
+    pub features: Vec<FeatureSpec>,
+    /// Weights file, relative to the manifest.
+    pub weights_file: String,
+    /// Lower-case hex SHA-256 of the weights file.
+    pub weights_sha256: String,
+    pub calibration: Calibration,
+    pub bands: BandThresholds,
+    /// Free-form training summary (data, rows, seed, time taken).
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Headline held-out metrics.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// A feature as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    pub name: String,
+    pub unit: String,
+}
+
+/// Platt scaling of the raw log-odds: `p = sigmoid(slope * logit + intercept)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub slope: f64,
+    pub intercept: f64,
+}
+
+/// Probability thresholds of the bands: low below `medium`, high from `high`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BandThresholds {
+    pub medium: f64,
+    pub high: f64,
+}
+
+/// Lower-case hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Loads and checks the artifact of `kind` under `dir` (`{dir}/{family}/`), whose
+/// features must be exactly `schema`.
+pub fn load_model(
+    dir: &Path,
+    kind: RiskKind,
+    schema: &[FeatureDef],
+) -> Result<LoadedModel, ModelError> {
+    let family_dir = dir.join(kind.name());
+    let manifest_path = family_dir.join("manifest.json");
+    let manifest: Manifest = read_json(&manifest_path)?;
+    let shown = manifest_path.display().to_string();
+    let mismatch = |detail: String| ModelError::Mismatch {
+        path: shown.clone(),
+        detail,
+    };
+    if manifest.family != kind.name() {
+        return Err(mismatch(format!(
+            "family is {:?}, expected {:?}",
+            manifest.family,
+            kind.name()
+        )));
+    }
+    if manifest.learner != LOGISTIC_REGRESSION {
+        return Err(mismatch(format!(
+            "learner {:?} is not supported by this build",
+            manifest.learner
+        )));
+    }
+    let expected: Vec<&str> = schema.iter().map(|f| f.name).collect();
+    let found: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
+    if expected != found {
+        return Err(mismatch(format!(
+            "feature schema differs from this build's: artifact has {found:?}, server computes {expected:?}"
+        )));
+    }
+    let bands = manifest.bands;
+    if !(0.0 < bands.medium && bands.medium <= bands.high && bands.high < 1.0) {
+        return Err(mismatch("band thresholds must satisfy 0 < medium <= high < 1".into()));
+    }
+    let calibration = manifest.calibration;
+    if !(calibration.slope.is_finite() && calibration.intercept.is_finite()) {
+        return Err(mismatch("calibration holds a non-finite number".into()));
+    }
+
+    let weights_path = family_dir.join(&manifest.weights_file);
+    let bytes = read_bytes(&weights_path)?;
+    let actual = sha256_hex(&bytes);
+    if actual != manifest.weights_sha256 {
+        return Err(ModelError::Checksum {
+            path: weights_path.display().to_string(),
+            expected: manifest.weights_sha256.clone(),
+            actual,
+        });
+    }
+    let weights: LogisticWeights =
+        serde_json::from_slice(&bytes).map_err(|e| ModelError::Parse {
+            path: weights_path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    weights.check().map_err(|detail| ModelError::Mismatch {
+        path: weights_path.display().to_string(),
+        detail,
+    })?;
+    if weights.len() != schema.len() {
+        return Err(mismatch(format!(
+            "weights have {} features, the schema {}",
+            weights.len(),
+            schema.len()
+        )));
+    }
+    Ok(LoadedModel {
+        manifest,
+        kind,
+        weights,
+    })
+}
+
+/// Writes an artifact: the weights, then the manifest with their checksum.
+pub fn save_model(
+    dir: &Path,
+    manifest: &mut Manifest,
+    weights: &LogisticWeights,
+) -> std::io::Result<()> {
+    let family_dir = dir.join(&manifest.family);
+    std::fs::create_dir_all(&family_dir)?;
+    let bytes = serde_json::to_vec_pretty(weights)?;
+    std::fs::write(family_dir.join(&manifest.weights_file), &bytes)?;
+    manifest.weights_sha256 = sha256_hex(&bytes);
+    std::fs::write(
+        family_dir.join("manifest.json"),
+        serde_json::to_vec_pretty(manifest)?,
+    )
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|source| ModelError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    serde_json::from_slice(&read_bytes(path)?).map_err(|e| ModelError::Parse {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}

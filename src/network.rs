@@ -1,0 +1,167 @@
+//! The fulfilment network from `network.toml`: sites (location, capacity, backlog
+//! limit), destination regions, and carriers with the lanes they serve.
+//!
+//! The network is reference data, not history: it changes by editing the file. The
+//! simulator writes one, the trainer reads the one beside the CSV files, and the
+//! server loads `models/network.toml`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A fulfilment site (warehouse, DC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    pub code: String,
+    #[serde(default)]
+    pub name: String,
+    /// Macro-region the site sits in (e.g. "SE").
+    #[serde(default)]
+    pub region: String,
+    pub lat: f64,
+    pub lon: f64,
+    /// Orders per hour the site picks at full labour.
+    pub capacity_per_hour: f64,
+    /// Orders waiting above which the site's queue breaches its SLA.
+    pub backlog_limit: f64,
+}
+
+/// A destination region that shipments go to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    pub code: String,
+    /// Macro-region (e.g. "NE"), shared by nearby destinations.
+    #[serde(default)]
+    pub area: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// One lane a carrier serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lane {
+    pub origin: String,
+    pub destination: String,
+    /// Price of one shipment on this lane.
+    pub rate: f64,
+    /// Published transit time.
+    pub transit_hours: f64,
+}
+
+/// A carrier and its lanes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Carrier {
+    pub code: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub lanes: Vec<Lane>,
+}
+
+/// The whole network, with lookups by code.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    #[serde(default)]
+    pub sites: Vec<Site>,
+    #[serde(default)]
+    pub regions: Vec<Region>,
+    #[serde(default)]
+    pub carriers: Vec<Carrier>,
+    #[serde(skip)]
+    site_index: HashMap<String, usize>,
+}
+
+/// Why a network file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("cannot read network file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("network file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("network file {path}: {problem}")]
+    Invalid { path: String, problem: String },
+}
+
+impl Network {
+    /// Builds a network from its parts and indexes it.
+    pub fn new(sites: Vec<Site>, regions: Vec<Region>, carriers: Vec<Carrier>) -> Self {
+        let mut network = Network {
+            sites,
+            regions,
+            carriers,
+            site_index: HashMap::new(),
+        };
+        network.reindex();
+        network
+    }
+
+    /// Reads and checks a `network.toml`.
+    pub fn load(path: &Path) -> Result<Self, NetworkError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| NetworkError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut network: Network = toml::from_str(&text).map_err(|source| NetworkError::Parse {
+            path: shown.clone(),
+            source,
+        })?;
+        network.reindex();
+        network.check().map_err(|problem| NetworkError::Invalid {
+            path: shown,
+            problem,
+        })?;
+        Ok(network)
+    }
+
+    /// The network as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a network always serialises")
+    }
+
+    /// The site with this code, if the network knows it.
+    pub fn site(&self, code: &str) -> Option<&Site> {
+        self.site_index.get(code).map(|&i| &self.sites[i])
+    }
+
+    fn reindex(&mut self) {
+        self.site_index = self
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, site)| (site.code.clone(), i))
+            .collect();
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.site_index.len() != self.sites.len() {
+            return Err("two sites share a code".into());
+        }
+        for site in &self.sites {
+            if !(site.capacity_per_hour > 0.0 && site.backlog_limit > 0.0) {
+                return Err(format!(
+                    "site {}: capacity_per_hour and backlog_limit must be positive",
+                    site.code
+                ));
+            }
+        }
+        for carrier in &self.carriers {
+            for lane in &carrier.lanes {
+                if !(lane.rate >= 0.0 && lane.transit_hours > 0.0) {
+                    return Err(format!(
+                        "carrier {} lane {}→{}: rate must be ≥ 0 and transit_hours > 0",
+                        carrier.code, lane.origin, lane.destination
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
