@@ -129,8 +129,11 @@ async fn serve<S: FeatureStore>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let address = listener.local_addr().ok();
-    tracing::info!(?address, backend = store.backend_name(), "serving");
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%address, backend = store.backend_name(), "serving");
 
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let health_on_shutdown = health.clone();

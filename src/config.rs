@@ -89,10 +89,12 @@ impl Config {
                 path: path.display().to_string(),
                 source,
             })?;
-            table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
-                origin: path.display().to_string(),
-                detail: e.to_string(),
-            })?;
+            table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
             origin.push(path.display().to_string());
         }
         for key in KEYS {
@@ -205,7 +207,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("detour.toml");
         std::fs::write(&file, "namespace = \"from-file\"\nredis_timeout_ms = 7\n").unwrap();
-        let env = env_of(&[("DETOUR_NAMESPACE", "from-env"), ("DETOUR_LISTEN", "127.0.0.1:1")]);
+        let env = env_of(&[
+            ("DETOUR_NAMESPACE", "from-env"),
+            ("DETOUR_LISTEN", "127.0.0.1:1"),
+        ]);
         let flags = [("listen", "127.0.0.1:2".to_string())];
         let config = Config::load(Some(&file), &env, &flags).unwrap();
         assert_eq!(config.namespace, "from-env");

@@ -61,7 +61,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(key, value)| value.map(|v| (key, v)))
     .collect();
-    let config = Config::load(args.config.as_deref(), &|key| std::env::var(key).ok(), &flags)?;
+    let config = Config::load(
+        args.config.as_deref(),
+        &|key| std::env::var(key).ok(),
+        &flags,
+    )?;
     detour::telemetry::init(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -56,7 +56,10 @@ impl LoadedModel {
         let raw = self.weights.predict(features.as_slice());
         let calibration = self.manifest.calibration;
         let mut contributions = [0.0; MAX_FEATURES];
-        for (out, c) in contributions.iter_mut().zip(&raw.contributions[..features.len]) {
+        for (out, c) in contributions
+            .iter_mut()
+            .zip(&raw.contributions[..features.len])
+        {
             *out = c * calibration.slope;
         }
         Prediction {

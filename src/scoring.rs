@@ -20,9 +20,18 @@ pub const TOP_FACTORS: usize = 3;
 /// Something to score, with the time the decision is taken.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScoreTarget {
-    Order { order: Order, as_of: Timestamp },
-    Shipment { shipment: Shipment, as_of: Timestamp },
-    Site { site: String, as_of: Timestamp },
+    Order {
+        order: Order,
+        as_of: Timestamp,
+    },
+    Shipment {
+        shipment: Shipment,
+        as_of: Timestamp,
+    },
+    Site {
+        site: String,
+        as_of: Timestamp,
+    },
 }
 
 /// One feature's part in a score.
@@ -78,9 +87,7 @@ impl ScoreTarget {
     fn push_keys(&self, keys: &mut Vec<AggregateKey>) {
         match self {
             ScoreTarget::Order { order, .. } => keys.extend(vectors::order_keys(order)),
-            ScoreTarget::Shipment { shipment, .. } => {
-                keys.extend(vectors::shipment_keys(shipment))
-            }
+            ScoreTarget::Shipment { shipment, .. } => keys.extend(vectors::shipment_keys(shipment)),
             ScoreTarget::Site { site, .. } => keys.extend(vectors::site_keys(site)),
         }
     }
@@ -97,7 +104,13 @@ pub fn feature_vector<'r>(
     match target {
         ScoreTarget::Order { order, as_of } => {
             let keys = vectors::order_keys(order);
-            vectors::order_fallout_vector(order, *as_of, keys.each_ref().map(lookup), network, notes)
+            vectors::order_fallout_vector(
+                order,
+                *as_of,
+                keys.each_ref().map(lookup),
+                network,
+                notes,
+            )
         }
         ScoreTarget::Shipment { shipment, as_of } => {
             let keys = vectors::shipment_keys(shipment);
@@ -111,7 +124,13 @@ pub fn feature_vector<'r>(
         }
         ScoreTarget::Site { site, as_of } => {
             let keys = vectors::site_keys(site);
-            vectors::site_congestion_vector(site, *as_of, keys.each_ref().map(lookup), network, notes)
+            vectors::site_congestion_vector(
+                site,
+                *as_of,
+                keys.each_ref().map(lookup),
+                network,
+                notes,
+            )
         }
     }
 }
@@ -151,8 +170,7 @@ impl<S: FeatureStore> Scorer<S> {
             .fetch(&keys)
             .instrument(tracing::debug_span!("feature_fetch", keys = keys.len()))
             .await;
-        let (records, store_note): (Vec<Option<AggregateRecord>>, Option<String>) = match fetched
-        {
+        let (records, store_note): (Vec<Option<AggregateRecord>>, Option<String>) = match fetched {
             Ok(records) => (records, None),
             Err(error) => {
                 tracing::warn!(%error, "scoring from defaults");
@@ -166,7 +184,9 @@ impl<S: FeatureStore> Scorer<S> {
             if !available {
                 return None;
             }
-            let index = keys.binary_search(key).expect("every target key was fetched");
+            let index = keys
+                .binary_search(key)
+                .expect("every target key was fetched");
             Some(records[index].as_ref())
         };
         let _inference = tracing::debug_span!("inference", items = targets.len()).entered();

@@ -3,8 +3,8 @@
 //! read ("shipment", "items[3].order", "events[0].site"), used only in errors.
 
 use crate::domain::{
-    Event, EventPayload, InventoryPosition, Order, OrderOutcome, OrderPriority, RiskBand,
-    RiskKind, Shipment, ShipmentStatus, SiteSnapshot, Timestamp,
+    Event, EventPayload, InventoryPosition, Order, OrderOutcome, OrderPriority, RiskBand, RiskKind,
+    Shipment, ShipmentStatus, SiteSnapshot, Timestamp,
 };
 use crate::pb;
 use crate::scoring::{Assessment, ScoreTarget};
@@ -49,7 +49,9 @@ pub fn code(value: &str, at: &str, name: &str) -> Result<String> {
     if value.len() > MAX_CODE_LEN || !value.chars().all(allowed) {
         return Err(ApiError::invalid(
             field(at, name),
-            format!("{value:?} is not a code (letters, digits, '_', '-', '.'; at most {MAX_CODE_LEN})"),
+            format!(
+                "{value:?} is not a code (letters, digits, '_', '-', '.'; at most {MAX_CODE_LEN})"
+            ),
         ));
     }
     Ok(value.to_string())
@@ -58,7 +60,10 @@ pub fn code(value: &str, at: &str, name: &str) -> Result<String> {
 /// A required RFC 3339 time.
 pub fn time(value: &str, at: &str, name: &str) -> Result<Timestamp> {
     if value.is_empty() {
-        return Err(ApiError::invalid(field(at, name), "is required (RFC 3339 time)"));
+        return Err(ApiError::invalid(
+            field(at, name),
+            "is required (RFC 3339 time)",
+        ));
     }
     optional_time(value, at, name).map(|t| t.expect("non-empty"))
 }
@@ -156,10 +161,16 @@ pub fn order(message: Option<&pb::Order>, at: &str) -> Result<Order> {
         outcome,
     };
     if order.line_count == 0 {
-        return Err(ApiError::invalid(field(at, "line_count"), "must be at least 1"));
+        return Err(ApiError::invalid(
+            field(at, "line_count"),
+            "must be at least 1",
+        ));
     }
     if order.promise_at < order.created_at {
-        return Err(ApiError::invalid(field(at, "promise_at"), "is before created_at"));
+        return Err(ApiError::invalid(
+            field(at, "promise_at"),
+            "is before created_at",
+        ));
     }
     Ok(order)
 }
@@ -232,8 +243,7 @@ pub fn order_target(request: &pb::ScoreOrderRequest, at: &str) -> Result<ScoreTa
 /// What `ScoreShipment` scores; decided at `as_of`, else at scheduled departure.
 pub fn shipment_target(request: &pb::ScoreShipmentRequest, at: &str) -> Result<ScoreTarget> {
     let shipment = shipment(request.shipment.as_ref(), &field(at, "shipment"))?;
-    let as_of =
-        optional_time(&request.as_of, at, "as_of")?.unwrap_or(shipment.scheduled_departure);
+    let as_of = optional_time(&request.as_of, at, "as_of")?.unwrap_or(shipment.scheduled_departure);
     Ok(ScoreTarget::Shipment { shipment, as_of })
 }
 

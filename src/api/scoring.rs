@@ -89,7 +89,10 @@ impl<S: FeatureStore> RiskScoring for RiskScoringService<S> {
         if items.len() > MAX_BATCH_ITEMS {
             return Err(ApiError::invalid(
                 "items",
-                format!("at most {MAX_BATCH_ITEMS} items per call, got {}", items.len()),
+                format!(
+                    "at most {MAX_BATCH_ITEMS} items per call, got {}",
+                    items.len()
+                ),
             )
             .into());
         }
@@ -105,7 +108,9 @@ impl<S: FeatureStore> RiskScoring for RiskScoringService<S> {
             .zip(answers)
             .map(|(item, answer)| pb::ScoreResult {
                 request_id: item.request_id.clone(),
-                outcome: Some(pb::score_result::Outcome::Score(convert::risk_score(answer))),
+                outcome: Some(pb::score_result::Outcome::Score(convert::risk_score(
+                    answer,
+                ))),
             })
             .collect();
         Ok(Response::new(pb::ScoreBatchResponse { results }))
@@ -162,7 +167,11 @@ async fn score_chunks<S: FeatureStore>(
             .iter()
             .map(|item| convert::item_target(item, ""))
             .collect();
-        let targets: Vec<ScoreTarget> = parsed.iter().filter_map(|p| p.as_ref().ok()).cloned().collect();
+        let targets: Vec<ScoreTarget> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .cloned()
+            .collect();
         let mut answers = scorer.score(&targets).await.into_iter();
         for (item, parsed) in chunk.drain(..).zip(parsed) {
             let outcome = match parsed {

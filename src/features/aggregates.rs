@@ -247,9 +247,8 @@ impl AggregateRecord {
                 }
                 last => {
                     for (w, window) in WINDOWS.iter().enumerate() {
-                        let decay = last.map_or(0.0, |last| {
-                            (-(update.at - last) / window.tau_secs).exp()
-                        });
+                        let decay =
+                            last.map_or(0.0, |last| (-(update.at - last) / window.tau_secs).exp());
                         for c in 0..counters {
                             let field = &mut self.counters[c * WINDOWS.len() + w];
                             *field = *field * decay + update.increments[c];
@@ -311,7 +310,11 @@ mod tests {
     fn order_of_arrival_does_not_change_the_result() {
         let mut in_order = AggregateRecord::default();
         let mut reversed = AggregateRecord::default();
-        let events = [update(100.0, 1.0), update(5_000.0, 0.0), update(90_000.0, 1.0)];
+        let events = [
+            update(100.0, 1.0),
+            update(5_000.0, 0.0),
+            update(90_000.0, 1.0),
+        ];
         for event in &events {
             in_order.apply(AggregateKind::Carrier, event);
         }

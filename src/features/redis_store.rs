@@ -225,8 +225,9 @@ impl FeatureStore for RedisFeatureStore {
         }
         let pipeline = self.apply_pipeline(events);
         let mut connection = self.connection.clone();
-        let first: Result<Vec<i64>, RedisError> =
-            self.within_timeout(pipeline.query_async(&mut connection)).await?;
+        let first: Result<Vec<i64>, RedisError> = self
+            .within_timeout(pipeline.query_async(&mut connection))
+            .await?;
         let answers = match first {
             Ok(answers) => answers,
             Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {

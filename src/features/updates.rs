@@ -1,7 +1,7 @@
 //! What each event changes: the one definition of how history becomes aggregates,
 //! used by both backends and by the trainer's replay.
 
-use crate::domain::{Event, EventPayload, Order, Shipment, SiteSnapshot};
+use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnapshot};
 
 use super::aggregates::{
     AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
@@ -45,7 +45,10 @@ pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
             key: AggregateKey::inventory(&position.site, &position.sku),
             at: position.at.as_secs_f64(),
             increments: [0.0; COUNTERS],
-            gauges: Some(gauges(&[(crate::features::aggregates::ON_HAND, position.on_hand)])),
+            gauges: Some(gauges(&[(
+                crate::features::aggregates::ON_HAND,
+                position.on_hand,
+            )])),
         }],
     };
     EventUpdates {
@@ -56,7 +59,7 @@ pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
 
 /// A finished shipment counts against its carrier, its lane and its carrier-lane,
 /// at the time its outcome became known.
-fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<AggregateUpdate> {
+pub fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<AggregateUpdate> {
     let Some(outcome) = shipment.outcome(settings.sla_grace_minutes) else {
         return Vec::new();
     };
@@ -66,11 +69,8 @@ fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<Aggr
     increments[sc::CANCELLED] = f64::from(u8::from(outcome.cancelled));
     increments[sc::DELAY_MINUTES] = outcome.delay_minutes.min(DELAY_CAP_MINUTES);
     let at = outcome.known_at.as_secs_f64();
-    let (carrier, origin, destination) = (
-        &shipment.carrier,
-        &shipment.origin,
-        &shipment.destination,
-    );
+    let (carrier, origin, destination) =
+        (&shipment.carrier, &shipment.origin, &shipment.destination);
     [
         AggregateKey::carrier(carrier),
         AggregateKey::lane(origin, destination),
@@ -87,31 +87,43 @@ fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<Aggr
 }
 
 /// An open order counts as demand at its creation; a finished one counts its
-/// outcome at its promise time (the latest moment the outcome is surely known).
-fn order_update(order: &Order) -> AggregateUpdate {
+/// outcome.
+pub fn order_update(order: &Order) -> AggregateUpdate {
+    match order.outcome {
+        None => order_created_update(order),
+        Some(outcome) => order_outcome_update(order, outcome),
+    }
+}
+
+/// A new order adds to its site's demand at its creation time.
+pub fn order_created_update(order: &Order) -> AggregateUpdate {
     let mut increments = [0.0; COUNTERS];
-    let at = match order.outcome {
-        None => {
-            increments[sf::ORDERS] = 1.0;
-            order.created_at
-        }
-        Some(outcome) => {
-            increments[sf::ORDERS_DONE] = 1.0;
-            increments[sf::FALLOUT] = f64::from(u8::from(outcome.is_fallout()));
-            increments[sf::LATE] =
-                f64::from(u8::from(outcome == crate::domain::OrderOutcome::Late));
-            order.promise_at
-        }
-    };
+    increments[sf::ORDERS] = 1.0;
     AggregateUpdate {
         key: AggregateKey::site(&order.site),
-        at: at.as_secs_f64(),
+        at: order.created_at.as_secs_f64(),
         increments,
         gauges: None,
     }
 }
 
-fn snapshot_update(snapshot: &SiteSnapshot) -> AggregateUpdate {
+/// A finished order counts its outcome against its site at its promise time
+/// (the latest moment the outcome is surely known).
+pub fn order_outcome_update(order: &Order, outcome: OrderOutcome) -> AggregateUpdate {
+    let mut increments = [0.0; COUNTERS];
+    increments[sf::ORDERS_DONE] = 1.0;
+    increments[sf::FALLOUT] = f64::from(u8::from(outcome.is_fallout()));
+    increments[sf::LATE] = f64::from(u8::from(outcome == OrderOutcome::Late));
+    AggregateUpdate {
+        key: AggregateKey::site(&order.site),
+        at: order.promise_at.as_secs_f64(),
+        increments,
+        gauges: None,
+    }
+}
+
+/// A snapshot sets the site's gauges and adds to its snapshot counters.
+pub fn snapshot_update(snapshot: &SiteSnapshot) -> AggregateUpdate {
     let mut increments = [0.0; COUNTERS];
     increments[sf::SNAPSHOTS] = 1.0;
     increments[sf::BACKLOG_SUM] = snapshot.backlog;

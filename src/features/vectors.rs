@@ -14,7 +14,7 @@ use super::aggregates::{
 };
 
 /// Most features any family has.
-pub const MAX_FEATURES: usize = 16;
+pub const MAX_FEATURES: usize = 24;
 /// A snapshot older than this makes the answer degraded.
 pub const STALE_SNAPSHOT_HOURS: f64 = 6.0;
 /// Pseudo-observations that pull a rate towards its prior when history is thin.
@@ -63,6 +63,8 @@ pub const ORDER_FALLOUT_FEATURES: &[FeatureDef] = &[
     def("site_late_rate_7d", "share"),
     def("site_inflow_1d_log", "ln(1+orders)"),
     def("site_inflow_trend", "ratio"),
+    def("lane_failure_rate_1d", "share"),
+    def("lane_failure_rate_7d", "share"),
     def("promise_slack_hours", "hours"),
     def("line_count", "lines"),
     def("units_log", "ln(1+units)"),
@@ -186,21 +188,29 @@ pub fn carrier_failure_vector(
     ])
 }
 
-/// Keys an order's features read: its site.
-pub fn order_keys(order: &Order) -> [AggregateKey; 1] {
-    [AggregateKey::site(&order.site)]
+/// Keys an order's features read: its site, and the lane from the site to the
+/// order's destination (over all carriers).
+pub fn order_keys(order: &Order) -> [AggregateKey; 2] {
+    [
+        AggregateKey::site(&order.site),
+        AggregateKey::lane(&order.site, &order.destination_region),
+    ]
 }
 
 /// Order-fallout features of an order, decided at `now`.
 pub fn order_fallout_vector(
     order: &Order,
     now: Timestamp,
-    lookups: [Lookup<'_>; 1],
+    lookups: [Lookup<'_>; 2],
     network: &Network,
     notes: &mut Vec<String>,
 ) -> FeatureVector {
-    let site = SiteView::new(&order.site, lookups[0], now, network);
+    let [site_lookup, lane] = lookups;
+    let site = SiteView::new(&order.site, site_lookup, now, network);
     site.note_gaps(notes);
+    let t = now.as_secs_f64();
+    let lane_rate =
+        |window: WindowId| smoothed_rate(lane, sc::FAILED, sc::DONE, window, t, PRIOR_FAILURE_RATE);
     let (hour_sin, hour_cos, weekend) = clock_features(order.created_at);
     FeatureVector::from_slice(&[
         site.backlog_to_limit,
@@ -212,6 +222,8 @@ pub fn order_fallout_vector(
         site.late_rate_week,
         site.inflow_day_log,
         site.inflow_trend,
+        lane_rate(WindowId::Day),
+        lane_rate(WindowId::Week),
         order.promise_at.hours_since(now),
         f64::from(order.line_count),
         order.units.ln_1p(),

@@ -108,7 +108,9 @@ pub fn load_model(
     }
     let bands = manifest.bands;
     if !(0.0 < bands.medium && bands.medium <= bands.high && bands.high < 1.0) {
-        return Err(mismatch("band thresholds must satisfy 0 < medium <= high < 1".into()));
+        return Err(mismatch(
+            "band thresholds must satisfy 0 < medium <= high < 1".into(),
+        ));
     }
     let calibration = manifest.calibration;
     if !(calibration.slope.is_finite() && calibration.intercept.is_finite()) {

@@ -50,7 +50,9 @@ impl LogisticWeights {
             ));
         }
         if n > MAX_FEATURES {
-            return Err(format!("{n} features; at most {MAX_FEATURES} are supported"));
+            return Err(format!(
+                "{n} features; at most {MAX_FEATURES} are supported"
+            ));
         }
         let all = self.mean.iter().chain(&self.std).chain(&self.coefficients);
         if !all.chain([&self.intercept]).all(|v| v.is_finite()) {

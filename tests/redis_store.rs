@@ -1,0 +1,242 @@
+//! The Redis backend against a real redis-server: it agrees with the in-memory
+//! store record for record, keeps its keys namespaced, degrades when Redis goes
+//! away and recovers when it comes back, and keeps features across restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use detour::domain::{Event, EventPayload, Shipment, ShipmentStatus, SiteSnapshot, Timestamp};
+use detour::features::{
+    AggregateKey, FeatureSettings, FeatureStore, InMemoryFeatureStore, RedisFeatureStore,
+    RedisSettings, updates_for,
+};
+use detour::pb;
+
+fn redis_store(url: &str, namespace: &str) -> RedisFeatureStore {
+    RedisFeatureStore::new(RedisSettings {
+        url: url.to_string(),
+        namespace: namespace.to_string(),
+        timeout: Duration::from_millis(500),
+        dedupe_ttl: Duration::from_secs(3600),
+    })
+    .unwrap()
+}
+
+fn events() -> Vec<Event> {
+    let t = |minutes: i64| Timestamp(1_773_000_000_000 + minutes * 60_000);
+    let mut out = Vec::new();
+    // Out of order on purpose: the second batch is older than the first.
+    for (i, start) in [(0, 5_000), (1, 100), (2, 2_500)] {
+        for j in 0..5 {
+            let departure = t(start + j * 90);
+            out.push(Event {
+                event_id: format!("s-{i}-{j}"),
+                payload: EventPayload::Shipment(Shipment {
+                    shipment_id: format!("S{i}{j}"),
+                    carrier: "XPO".into(),
+                    origin: "ATL".into(),
+                    destination: if j % 2 == 0 { "JFK" } else { "BOS" }.into(),
+                    scheduled_departure: departure,
+                    scheduled_arrival: departure.plus_minutes(600.0),
+                    actual_departure: Some(departure),
+                    actual_arrival: Some(departure.plus_minutes(600.0 + 40.0 * j as f64)),
+                    status: if j == 4 {
+                        ShipmentStatus::Cancelled
+                    } else {
+                        ShipmentStatus::Delivered
+                    },
+                }),
+            });
+        }
+        out.push(Event {
+            event_id: format!("snap-{i}"),
+            payload: EventPayload::Site(SiteSnapshot {
+                site: "ATL".into(),
+                at: t(start),
+                backlog: 10.0 * (i + 1) as f64,
+                labour: 12.0,
+                units_picked: 200.0,
+                period_minutes: 60.0,
+                dock_utilisation: 0.5,
+            }),
+        });
+    }
+    out
+}
+
+#[tokio::test]
+async fn redis_and_memory_backends_hold_the_same_records() {
+    let (url, _redis) = shared_redis();
+    let redis = redis_store(&url, &unique_namespace("parity"));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let updates: Vec<_> = events()
+        .iter()
+        .map(|e| updates_for(e, &FeatureSettings::default()))
+        .collect();
+    redis.apply(&updates).await.unwrap();
+    memory.apply(&updates).await.unwrap();
+    let keys = [
+        AggregateKey::carrier("XPO"),
+        AggregateKey::lane("ATL", "JFK"),
+        AggregateKey::carrier_lane("XPO", "ATL", "BOS"),
+        AggregateKey::site("ATL"),
+        AggregateKey::carrier("nobody"),
+    ];
+    let from_redis = redis.fetch(&keys).await.unwrap();
+    let from_memory = memory.fetch(&keys).await.unwrap();
+    assert!(from_redis[4].is_none() && from_memory[4].is_none());
+    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)).take(4) {
+        let (a, b) = (a.expect("written"), b.expect("written"));
+        assert_eq!(a.counters_at, b.counters_at, "{key}");
+        assert_eq!(a.gauges_at, b.gauges_at, "{key}");
+        assert_eq!(a.gauges, b.gauges, "{key}");
+        for (x, y) in a.counters.iter().zip(&b.counters) {
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                "{key}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_are_namespaced_and_documented() {
+    let (url, _redis) = shared_redis();
+    let namespace = unique_namespace("keys");
+    let store = redis_store(&url, &namespace);
+    let updates: Vec<_> = events()
+        .iter()
+        .map(|e| updates_for(e, &FeatureSettings::default()))
+        .collect();
+    store.apply(&updates).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    keys.sort();
+    let strip = |k: &String| k.trim_start_matches(&format!("{namespace}:")).to_string();
+    let keys: Vec<String> = keys.iter().map(strip).collect();
+    for expected in [
+        "carrier:XPO",
+        "lane:ATL:JFK",
+        "carrier_lane:XPO:ATL:BOS",
+        "site:ATL",
+        "seen:s-0-0",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == expected),
+            "{expected} missing from {keys:?}"
+        );
+    }
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{namespace}:seen:s-0-0"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 3600, "dedupe keys expire (ttl {ttl})");
+}
+
+#[tokio::test]
+async fn redis_outage_degrades_then_recovers_without_restart() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(config(Some(redis.url()), "outage")).await;
+    let mut ingest = server.ingest().await;
+    let mut client = server.scoring().await;
+    ingest
+        .ingest_events(pb::IngestEventsRequest {
+            events: lane_history("o", "XPO", 12),
+        })
+        .await
+        .unwrap();
+    let healthy = score_shipment(&mut client, "XPO").await;
+    assert!(!healthy.degraded);
+
+    redis.stop();
+    let degraded = score_shipment(&mut client, "XPO").await;
+    assert!(degraded.degraded, "scores from defaults are flagged");
+    assert!(
+        degraded
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("feature store")),
+        "{:?}",
+        degraded.degraded_reasons
+    );
+    assert!((0.0..=1.0).contains(&degraded.probability));
+    let refused = ingest
+        .ingest_events(pb::IngestEventsRequest {
+            events: lane_history("o2", "XPO", 1),
+        })
+        .await
+        .expect_err("ingest must not acknowledge what it could not apply");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+
+    // Redis comes back empty (no persistence): the service reconnects by itself.
+    redis.restart();
+    let mut recovered = None;
+    for _ in 0..100 {
+        let answer = ingest
+            .ingest_events(pb::IngestEventsRequest {
+                events: lane_history("o3", "XPO", 12),
+            })
+            .await;
+        if let Ok(answer) = answer {
+            recovered = Some(answer.into_inner());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("ingest recovers once Redis is back");
+    assert_eq!(recovered.accepted, 20);
+    let score = score_shipment(&mut client, "XPO").await;
+    assert!(!score.degraded, "{:?}", score.degraded_reasons);
+    assert!((score.probability - healthy.probability).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn features_survive_a_server_restart() {
+    let (url, _redis) = shared_redis();
+    let namespace = unique_namespace("restart");
+    let first = TestServer::start(config(Some(url.clone()), &namespace)).await;
+    first
+        .ingest()
+        .await
+        .ingest_events(pb::IngestEventsRequest {
+            events: lane_history("p", "XPO", 15),
+        })
+        .await
+        .unwrap();
+    let before = score_shipment(&mut first.scoring().await, "XPO").await;
+    first.stop().await.unwrap();
+
+    let second = TestServer::start(config(Some(url), &namespace)).await;
+    let after = score_shipment(&mut second.scoring().await, "XPO").await;
+    assert_eq!(before.probability, after.probability);
+    assert!(!after.degraded);
+    // Re-delivery after the restart is still recognised.
+    let again = second
+        .ingest()
+        .await
+        .ingest_events(pb::IngestEventsRequest {
+            events: lane_history("p", "XPO", 15),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.accepted, again.duplicate), (0, 20));
+}
+
+#[tokio::test]
+async fn a_server_started_without_redis_serves_degraded() {
+    let port = free_port();
+    let server =
+        TestServer::start(config(Some(format!("redis://127.0.0.1:{port}")), "absent")).await;
+    let score = score_shipment(&mut server.scoring().await, "XPO").await;
+    assert!(score.degraded);
+    assert!((0.0..=1.0).contains(&score.probability));
+}

@@ -1,0 +1,268 @@
+//! The CSV exports of DESIGN.md: row shapes, and readers that validate each row
+//! with the same rules as the gRPC API (through `detour::api::convert`). A bad row
+//! is counted and reported with its line number, never silently dropped and
+//! never a crash; duplicate ids keep their first row.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use anyhow::Context;
+use detour::api::{ApiError, convert};
+use detour::domain::{Order, Shipment, SiteSnapshot};
+use detour::pb;
+use serde::{Deserialize, Serialize};
+
+/// How many example lines each kind of problem keeps.
+const EXAMPLES: usize = 5;
+
+/// One row of `shipments.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShipmentRow {
+    pub shipment_id: String,
+    pub carrier: String,
+    pub origin: String,
+    pub destination: String,
+    pub scheduled_departure: String,
+    pub scheduled_arrival: String,
+    #[serde(default)]
+    pub actual_departure: String,
+    #[serde(default)]
+    pub actual_arrival: String,
+    pub status: String,
+}
+
+/// One row of `orders.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderRow {
+    pub order_id: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub channel: String,
+    pub site: String,
+    pub destination_region: String,
+    pub promise_at: String,
+    pub line_count: String,
+    pub units: String,
+    #[serde(default)]
+    pub priority: String,
+    #[serde(default)]
+    pub outcome: String,
+}
+
+/// One row of `site_metrics.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteMetricRow {
+    pub site: String,
+    pub time: String,
+    pub backlog: String,
+    pub labour: String,
+    pub units_picked: String,
+    pub dock_utilisation: String,
+}
+
+/// What reading one file found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub rows: usize,
+    pub accepted: usize,
+    /// Problem (e.g. "scheduled_departure: not an RFC 3339 time") → count and first lines.
+    pub problems: BTreeMap<String, Problem>,
+}
+
+/// One kind of problem: how often, and where first.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Problem {
+    pub count: usize,
+    pub first_lines: Vec<u64>,
+}
+
+impl FileReport {
+    fn new(file: &Path) -> Self {
+        FileReport {
+            file: file.display().to_string(),
+            ..FileReport::default()
+        }
+    }
+
+    fn problem(&mut self, kind: String, line: u64) {
+        let entry = self.problems.entry(kind).or_default();
+        entry.count += 1;
+        if entry.first_lines.len() < EXAMPLES {
+            entry.first_lines.push(line);
+        }
+    }
+
+    /// Rows not accepted.
+    pub fn rejected(&self) -> usize {
+        self.rows - self.accepted
+    }
+}
+
+/// Reads `shipments.csv`.
+pub fn read_shipments(path: &Path) -> anyhow::Result<(Vec<Shipment>, FileReport)> {
+    read_rows(path, |row: ShipmentRow| {
+        let status = match row.status.trim().to_ascii_lowercase().as_str() {
+            "delivered" => pb::ShipmentStatus::Delivered,
+            "cancelled" | "canceled" => pb::ShipmentStatus::Cancelled,
+            "in_transit" | "" => pb::ShipmentStatus::InTransit,
+            other => {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!("unknown status {other:?}"),
+                ));
+            }
+        };
+        let message = pb::Shipment {
+            shipment_id: row.shipment_id,
+            carrier: row.carrier,
+            origin: row.origin,
+            destination: row.destination,
+            scheduled_departure: row.scheduled_departure,
+            scheduled_arrival: row.scheduled_arrival,
+            actual_departure: row.actual_departure,
+            actual_arrival: row.actual_arrival,
+            status: status as i32,
+        };
+        let shipment = convert::shipment(Some(&message), "")?;
+        Ok((shipment.shipment_id.clone(), shipment))
+    })
+}
+
+/// Reads `orders.csv`.
+pub fn read_orders(path: &Path) -> anyhow::Result<(Vec<Order>, FileReport)> {
+    read_rows(path, |row: OrderRow| {
+        let priority = match row.priority.trim().to_ascii_lowercase().as_str() {
+            "" | "standard" => pb::OrderPriority::Standard,
+            "express" => pb::OrderPriority::Express,
+            other => {
+                return Err(ApiError::invalid(
+                    "priority",
+                    format!("unknown priority {other:?}"),
+                ));
+            }
+        };
+        let outcome = match row.outcome.trim().to_ascii_lowercase().as_str() {
+            "" => pb::OrderOutcome::Unspecified,
+            "shipped_on_time" => pb::OrderOutcome::ShippedOnTime,
+            "late" => pb::OrderOutcome::Late,
+            "cancelled" | "canceled" => pb::OrderOutcome::Cancelled,
+            "backordered" => pb::OrderOutcome::Backordered,
+            other => {
+                return Err(ApiError::invalid(
+                    "outcome",
+                    format!("unknown outcome {other:?}"),
+                ));
+            }
+        };
+        let message = pb::Order {
+            order_id: row.order_id,
+            created_at: row.created_at,
+            channel: row.channel,
+            site: row.site,
+            destination_region: row.destination_region,
+            promise_at: row.promise_at,
+            line_count: number(&row.line_count, "line_count")? as u32,
+            units: number(&row.units, "units")?,
+            priority: priority as i32,
+            outcome: outcome as i32,
+        };
+        let order = convert::order(Some(&message), "")?;
+        Ok((order.order_id.clone(), order))
+    })
+}
+
+/// Reads `site_metrics.csv`.
+pub fn read_site_metrics(path: &Path) -> anyhow::Result<(Vec<SiteSnapshot>, FileReport)> {
+    read_rows(path, |row: SiteMetricRow| {
+        let message = pb::SiteSnapshot {
+            site: row.site,
+            at: row.time,
+            backlog: number(&row.backlog, "backlog")?,
+            labour: number(&row.labour, "labour")?,
+            units_picked: number(&row.units_picked, "units_picked")?,
+            period_minutes: 60.0,
+            dock_utilisation: number(&row.dock_utilisation, "dock_utilisation")?,
+        };
+        let snapshot = convert::site_snapshot(&message, "")?;
+        Ok((format!("{}@{}", snapshot.site, snapshot.at.0), snapshot))
+    })
+}
+
+fn number(text: &str, field: &str) -> Result<f64, ApiError> {
+    text.trim()
+        .parse::<f64>()
+        .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a number")))
+}
+
+/// Reads rows, converting each with `convert` into (id, value); counts problems.
+fn read_rows<R, T>(
+    path: &Path,
+    convert: impl Fn(R) -> Result<(String, T), ApiError>,
+) -> anyhow::Result<(Vec<T>, FileReport)>
+where
+    R: serde::de::DeserializeOwned,
+{
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let mut report = FileReport::new(path);
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for record in reader.records() {
+        report.rows += 1;
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(0, |p| p.line());
+                report.problem("unreadable row".into(), line);
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let row: R = match record.deserialize(Some(&headers)) {
+            Ok(row) => row,
+            Err(error) => {
+                report.problem(
+                    format!("malformed row ({})", short(&error.to_string())),
+                    line,
+                );
+                continue;
+            }
+        };
+        match convert(row) {
+            Ok((id, value)) => {
+                if seen.insert(id) {
+                    out.push(value);
+                    report.accepted += 1;
+                } else {
+                    report.problem("duplicate id (first row kept)".into(), line);
+                }
+            }
+            Err(ApiError::InvalidArgument { field, reason }) => {
+                report.problem(format!("{field}: {}", kind_of(&reason)), line)
+            }
+            Err(other) => report.problem(other.to_string(), line),
+        }
+    }
+    Ok((out, report))
+}
+
+/// The reason without the offending value, so that like problems group together.
+fn kind_of(reason: &str) -> String {
+    match reason.find(" is not") {
+        Some(at) if reason.starts_with('"') => format!("value{}", short(&reason[at..])),
+        _ => short(reason),
+    }
+}
+
+fn short(text: &str) -> String {
+    let cut: String = text.chars().take(80).collect();
+    match cut.find(" (") {
+        Some(at) => cut[..at].to_string(),
+        None => cut,
+    }
+}

@@ -1,0 +1,263 @@
+//! Point-in-time datasets: replays history in event-time order through the
+//! service's own feature code (an `InMemoryFeatureStore`, `features::updates` and
+//! `scoring::feature_vector`) and records each decision's feature vector at its
+//! decision time, before anything later is applied.
+//!
+//! Decision times: a shipment at its scheduled departure, an order at its
+//! creation, a site at each snapshot (after applying that snapshot). Outcomes are
+//! applied when they become known: a shipment's at its arrival (or scheduled
+//! departure if cancelled), an order's at its promise time. At equal times,
+//! decisions come before outcomes, so nothing known only later leaks in.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use detour::domain::{Order, RiskKind, Shipment, SiteSnapshot, Timestamp};
+use detour::features::updates::{
+    order_created_update, order_outcome_update, shipment_updates, snapshot_update,
+};
+use detour::features::vectors::FeatureVector;
+use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
+use detour::network::Network;
+use detour::scoring::{ScoreTarget, feature_vector};
+
+/// Everything read from an export.
+#[derive(Debug, Default)]
+pub struct History {
+    pub shipments: Vec<Shipment>,
+    pub orders: Vec<Order>,
+    pub snapshots: Vec<SiteSnapshot>,
+    pub network: Network,
+}
+
+/// One labelled decision.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub at: Timestamp,
+    pub entity_id: String,
+    pub features: FeatureVector,
+    pub label: bool,
+}
+
+/// Labelled decisions per family, each in time order.
+#[derive(Debug, Default)]
+pub struct Datasets {
+    pub rows: HashMap<RiskKind, Vec<Row>>,
+    /// Decisions left out, and why (e.g. "site_congestion: site not in network.toml").
+    pub skipped: HashMap<String, usize>,
+}
+
+/// How to replay.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplaySettings {
+    pub features: FeatureSettings,
+    /// Congestion horizon: a site is congested at `t` if its backlog exceeds its
+    /// limit at any snapshot in `(t, t + horizon]`.
+    pub congestion_horizon_hours: f64,
+    /// Only what is known by this time is used: later events are not replayed and
+    /// decisions whose outcome is known later are left out.
+    pub until: Option<Timestamp>,
+    /// Decisions from this time on are recorded (history before only warms up the
+    /// aggregates).
+    pub record_from: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    // Declaration order is the order at equal times.
+    ApplySnapshot,
+    DecideSite,
+    DecideOrder,
+    DecideShipment,
+    ApplyOrderCreated,
+    ApplyOrderOutcome,
+    ApplyShipmentOutcome,
+}
+
+/// Replays `history` and returns the labelled decisions of every family.
+pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
+    let until = settings.until.unwrap_or(Timestamp(i64::MAX));
+    let record_from = settings.record_from.unwrap_or(Timestamp(i64::MIN));
+    let grace = settings.features.sla_grace_minutes;
+    let mut steps: Vec<(Timestamp, Step, u32)> = Vec::with_capacity(
+        history.shipments.len() * 2 + history.orders.len() * 3 + history.snapshots.len() * 2,
+    );
+    for (i, s) in history.shipments.iter().enumerate() {
+        steps.push((s.scheduled_departure, Step::DecideShipment, i as u32));
+        if let Some(outcome) = s.outcome(grace) {
+            steps.push((outcome.known_at, Step::ApplyShipmentOutcome, i as u32));
+        }
+    }
+    for (i, o) in history.orders.iter().enumerate() {
+        steps.push((o.created_at, Step::DecideOrder, i as u32));
+        steps.push((o.created_at, Step::ApplyOrderCreated, i as u32));
+        if o.outcome.is_some() {
+            steps.push((o.promise_at, Step::ApplyOrderOutcome, i as u32));
+        }
+    }
+    for (i, s) in history.snapshots.iter().enumerate() {
+        steps.push((s.at, Step::ApplySnapshot, i as u32));
+        steps.push((s.at, Step::DecideSite, i as u32));
+    }
+    steps.retain(|(at, _, _)| *at <= until);
+    steps.sort_unstable();
+
+    let congestion = congestion_labels(history, settings.congestion_horizon_hours, until);
+    let store = InMemoryFeatureStore::new(Duration::from_secs(1));
+    let mut out = Datasets::default();
+    let mut notes = Vec::new();
+    let mut skip = |reason: &str| *out.skipped.entry(reason.to_string()).or_default() += 1;
+    let mut rows: HashMap<RiskKind, Vec<Row>> = HashMap::new();
+    let progress_every = (steps.len() / 10).max(1);
+    for (n, &(at, step, i)) in steps.iter().enumerate() {
+        if n % progress_every == 0 && n > 0 {
+            eprintln!(
+                "  replay: {}% ({n} of {} steps)",
+                n * 100 / steps.len(),
+                steps.len()
+            );
+        }
+        let i = i as usize;
+        match step {
+            Step::ApplySnapshot => store.apply_updates(&[snapshot_update(&history.snapshots[i])]),
+            Step::ApplyOrderCreated => {
+                store.apply_updates(&[order_created_update(&history.orders[i])])
+            }
+            Step::ApplyOrderOutcome => {
+                let order = &history.orders[i];
+                let outcome = order.outcome.expect("only finished orders get this step");
+                store.apply_updates(&[order_outcome_update(order, outcome)]);
+            }
+            Step::ApplyShipmentOutcome => {
+                store.apply_updates(&shipment_updates(&history.shipments[i], &settings.features))
+            }
+            _ if at < record_from => {}
+            Step::DecideShipment => {
+                let shipment = &history.shipments[i];
+                let label = match shipment.outcome(grace) {
+                    Some(outcome) if outcome.known_at <= until => outcome.failed,
+                    _ => {
+                        skip("carrier_failure: outcome not known by the cut-off");
+                        continue;
+                    }
+                };
+                let target = ScoreTarget::Shipment {
+                    shipment: shipment.clone(),
+                    as_of: at,
+                };
+                let row = decide(&store, &history.network, &target, label, &mut notes);
+                rows.entry(RiskKind::CarrierFailure).or_default().push(row);
+            }
+            Step::DecideOrder => {
+                let order = &history.orders[i];
+                let label = match order.outcome {
+                    Some(outcome) if order.promise_at <= until => outcome.is_fallout(),
+                    _ => {
+                        skip("order_fallout: outcome not known by the cut-off");
+                        continue;
+                    }
+                };
+                let target = ScoreTarget::Order {
+                    order: order.clone(),
+                    as_of: at,
+                };
+                let row = decide(&store, &history.network, &target, label, &mut notes);
+                rows.entry(RiskKind::OrderFallout).or_default().push(row);
+            }
+            Step::DecideSite => {
+                let label = match congestion[i] {
+                    Ok(label) => label,
+                    Err(reason) => {
+                        skip(reason);
+                        continue;
+                    }
+                };
+                let site = history.snapshots[i].site.clone();
+                let target = ScoreTarget::Site { site, as_of: at };
+                let row = decide(&store, &history.network, &target, label, &mut notes);
+                rows.entry(RiskKind::SiteCongestion).or_default().push(row);
+            }
+        }
+    }
+    out.rows = rows;
+    out
+}
+
+fn decide(
+    store: &InMemoryFeatureStore,
+    network: &Network,
+    target: &ScoreTarget,
+    label: bool,
+    notes: &mut Vec<String>,
+) -> Row {
+    let mut keys: Vec<AggregateKey> = Vec::with_capacity(4);
+    match target {
+        ScoreTarget::Shipment { shipment, .. } => {
+            keys.extend(detour::features::vectors::shipment_keys(shipment))
+        }
+        ScoreTarget::Order { order, .. } => {
+            keys.extend(detour::features::vectors::order_keys(order))
+        }
+        ScoreTarget::Site { site, .. } => keys.extend(detour::features::vectors::site_keys(site)),
+    }
+    let records = store.fetch_now(&keys);
+    let lookup = |key: &AggregateKey| {
+        let index = keys.iter().position(|k| k == key).expect("key was fetched");
+        Some(records[index].as_ref())
+    };
+    notes.clear();
+    let at = match target {
+        ScoreTarget::Shipment { as_of, .. }
+        | ScoreTarget::Order { as_of, .. }
+        | ScoreTarget::Site { as_of, .. } => *as_of,
+    };
+    Row {
+        at,
+        entity_id: target.entity_id().to_string(),
+        features: feature_vector(target, &lookup, network, notes),
+        label,
+    }
+}
+
+/// For each snapshot: whether its site breaches its backlog limit within the
+/// horizon after it, or why that cannot be told.
+fn congestion_labels(
+    history: &History,
+    horizon_hours: f64,
+    until: Timestamp,
+) -> Vec<Result<bool, &'static str>> {
+    let mut by_site: HashMap<&str, Vec<(Timestamp, f64)>> = HashMap::new();
+    for s in &history.snapshots {
+        if s.at <= until {
+            by_site.entry(&s.site).or_default().push((s.at, s.backlog));
+        }
+    }
+    for series in by_site.values_mut() {
+        series.sort_by_key(|(at, _)| *at);
+    }
+    let horizon_ms = (horizon_hours * 3_600_000.0) as i64;
+    history
+        .snapshots
+        .iter()
+        .map(|s| {
+            let limit = history
+                .network
+                .site(&s.site)
+                .ok_or("site_congestion: site not in network.toml")?
+                .backlog_limit;
+            let series = &by_site
+                .get(s.site.as_str())
+                .ok_or("site_congestion: after the cut-off")?;
+            let horizon_end = Timestamp(s.at.0 + horizon_ms);
+            let last = series.last().map_or(s.at, |(at, _)| *at);
+            if horizon_end > last {
+                return Err("site_congestion: horizon runs past the data");
+            }
+            let start = series.partition_point(|(at, _)| *at <= s.at);
+            Ok(series[start..]
+                .iter()
+                .take_while(|(at, _)| *at <= horizon_end)
+                .any(|(_, backlog)| *backlog > limit))
+        })
+        .collect()
+}
