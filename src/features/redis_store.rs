@@ -103,13 +103,35 @@ impl RedisFeatureStore {
 
     /// Checks Redis answers (PING), within the timeout.
     pub async fn ping(&self) -> Result<(), FeatureError> {
-        let mut connection = self.connection.clone();
-        self.bounded(redis::cmd("PING").query_async::<String>(&mut connection))
-            .await
-            .map(|_| ())
+        self.run(|mut connection| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// Runs a Redis call under the timeout; a timeout is an error, the call's own
+    /// Runs a Redis call under the timeout. A call that fails because the
+    /// connection broke is tried once more: the manager reconnects meanwhile, so
+    /// the first call after Redis returns succeeds instead of failing. Every call
+    /// here is idempotent (reads, and event applications deduplicated by id).
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, FeatureError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let first = self.within_timeout(call(self.connection.clone())).await?;
+        match first {
+            Err(error) if is_broken_connection(&error) => self
+                .within_timeout(call(self.connection.clone()))
+                .await?
+                .map_err(to_feature_error),
+            other => other.map_err(to_feature_error),
+        }
+    }
+
+    /// Runs one attempt under the timeout; a timeout is an error, the call's own
     /// result is returned as it is.
     async fn within_timeout<T>(
         &self,
@@ -118,13 +140,6 @@ impl RedisFeatureStore {
         tokio::time::timeout(self.settings.timeout, call)
             .await
             .map_err(|_| FeatureError::Timeout(self.settings.timeout.as_millis() as u64))
-    }
-
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<T, RedisError>>,
-    ) -> Result<T, FeatureError> {
-        self.within_timeout(call).await?.map_err(to_feature_error)
     }
 
     fn apply_pipeline(&self, events: &[EventUpdates]) -> redis::Pipeline {
@@ -202,9 +217,10 @@ impl FeatureStore for RedisFeatureStore {
                 .arg(self.record_key(key))
                 .arg(&self.fields[key.kind as usize]);
         }
-        let mut connection = self.connection.clone();
-        let rows: Vec<Vec<Option<f64>>> =
-            self.bounded(pipeline.query_async(&mut connection)).await?;
+        let pipeline = &pipeline;
+        let rows: Vec<Vec<Option<f64>>> = self
+            .run(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .await?;
         if rows.len() != keys.len() {
             return Err(FeatureError::Corrupt(format!(
                 "{} answers for {} keys",
@@ -223,21 +239,21 @@ impl FeatureStore for RedisFeatureStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let pipeline = self.apply_pipeline(events);
-        let mut connection = self.connection.clone();
-        let first: Result<Vec<i64>, RedisError> = self
-            .within_timeout(pipeline.query_async(&mut connection))
+        let pipeline = &self.apply_pipeline(events);
+        let script = &self.script;
+        let answers: Vec<i64> = self
+            .run(|mut connection| async move {
+                match pipeline.query_async(&mut connection).await {
+                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        // Redis restarted and forgot the script, so no EVALSHA ran:
+                        // load it and go again.
+                        script.prepare_invoke().load_async(&mut connection).await?;
+                        pipeline.query_async(&mut connection).await
+                    }
+                    other => other,
+                }
+            })
             .await?;
-        let answers = match first {
-            Ok(answers) => answers,
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                // Redis restarted and forgot the script, so no EVALSHA ran: load, retry once.
-                self.bounded(self.script.prepare_invoke().load_async(&mut connection))
-                    .await?;
-                self.bounded(pipeline.query_async(&mut connection)).await?
-            }
-            Err(error) => return Err(to_feature_error(error)),
-        };
         Ok(answers
             .into_iter()
             .map(|applied| {
@@ -253,6 +269,10 @@ impl FeatureStore for RedisFeatureStore {
     fn backend_name(&self) -> &'static str {
         "redis"
     }
+}
+
+fn is_broken_connection(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
 }
 
 fn to_feature_error(error: RedisError) -> FeatureError {

@@ -16,12 +16,13 @@
 //!   with a carrier that serves the lane (the cheapest half the time). Its failure
 //!   log-odds are its carrier-lane's drifting reliability + an active regional
 //!   disruption at either end (about one per area every two weeks, 4 h–4 days,
-//!   +0.8–2.2) + carrier overload (24 h volume above 110 % of its two-week norm)
-//!   + weekend and night departures. A failure is a cancellation (12 %) or a late
+//!   +0.8–2.2) + carrier overload (24 h volume above 110 % of its two-week norm),
+//!   plus weekend and night departures. A failure is a cancellation (12 %) or a late
 //!   arrival (15 min + exponential, mean 10 h).
 //! - **Fallout**: an order is backordered, cancelled, or late when its shipment
 //!   arrives after the promise (6 h processing + fastest transit + 12 h slack,
 //!   3 h for express orders); a cancelled shipment is re-sent 48 h later.
+//!
 //! Anything still unresolved at the end of the period is exported as open.
 
 use std::collections::VecDeque;
