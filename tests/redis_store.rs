@@ -179,7 +179,9 @@ async fn redis_outage_degrades_then_recovers_without_restart() {
     // Redis comes back empty (no persistence): the very next call reconnects.
     redis.restart();
     let recovered = ingest
-        .ingest_events(pb::IngestEventsRequest { events: lane_history("o3", "XPO", 12) })
+        .ingest_events(pb::IngestEventsRequest {
+            events: lane_history("o3", "XPO", 12),
+        })
         .await
         .expect("the first ingest after Redis returns succeeds")
         .into_inner();

@@ -261,3 +261,85 @@ fn congestion_labels(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detour::domain::ShipmentStatus;
+
+    fn at(hour: i64) -> Timestamp {
+        Timestamp(1_767_225_600_000 + hour * 3_600_000)
+    }
+
+    fn late_shipment(id: &str, departure: i64, arrival: i64) -> Shipment {
+        Shipment {
+            shipment_id: id.into(),
+            carrier: "XPO".into(),
+            origin: "ATL".into(),
+            destination: "JFK".into(),
+            scheduled_departure: at(departure),
+            scheduled_arrival: at(arrival),
+            actual_departure: Some(at(departure)),
+            actual_arrival: Some(at(arrival + 5)),
+            status: ShipmentStatus::Delivered,
+        }
+    }
+
+    fn settings(until: Option<Timestamp>) -> ReplaySettings {
+        ReplaySettings {
+            features: FeatureSettings::default(),
+            congestion_horizon_hours: 8.0,
+            until,
+            record_from: None,
+        }
+    }
+
+    /// Failure rate of XPO on ATL→JFK (7 days) as each shipment saw it.
+    fn seen_rates(datasets: &Datasets) -> HashMap<String, f64> {
+        datasets.rows[&RiskKind::CarrierFailure]
+            .iter()
+            .map(|row| (row.entity_id.clone(), row.features.values[4]))
+            .collect()
+    }
+
+    #[test]
+    fn a_decision_never_sees_an_outcome_recorded_after_it() {
+        // A departs at 0 and arrives late at 15 (known then). B departs at 10, while
+        // A is still on the road: A's failure must not be in B's features. C departs
+        // at 15 exactly, the moment A's outcome is recorded: still not visible.
+        // D departs at 30: it sees A.
+        let history = History {
+            shipments: vec![
+                late_shipment("A", 0, 10),
+                late_shipment("B", 10, 40),
+                late_shipment("C", 15, 40),
+                late_shipment("D", 30, 60),
+            ],
+            ..History::default()
+        };
+        let rates = seen_rates(&replay(&history, &settings(None)));
+        let prior = rates["A"];
+        assert_eq!(rates["B"], prior, "B must not see A's late arrival");
+        assert_eq!(rates["C"], prior, "C decides at the instant A is recorded");
+        assert!(rates["D"] > prior, "D sees A: {} vs {prior}", rates["D"]);
+    }
+
+    #[test]
+    fn until_drops_later_events_and_labels() {
+        let history = History {
+            shipments: vec![late_shipment("A", 0, 10), late_shipment("B", 20, 30)],
+            ..History::default()
+        };
+        // At hour 25, B has departed but its outcome (hour 35) is not known.
+        let datasets = replay(&history, &settings(Some(at(25))));
+        let ids: Vec<&str> = datasets.rows[&RiskKind::CarrierFailure]
+            .iter()
+            .map(|r| r.entity_id.as_str())
+            .collect();
+        assert_eq!(ids, ["A"]);
+        assert_eq!(
+            datasets.skipped["carrier_failure: outcome not known by the cut-off"],
+            1
+        );
+    }
+}
