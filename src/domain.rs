@@ -53,6 +53,13 @@ impl Timestamp {
     }
 }
 
+impl serde::Serialize for Timestamp {
+    /// As RFC 3339 text, the form every file and message uses.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -233,4 +240,38 @@ pub enum RiskBand {
     Low,
     Medium,
     High,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_any_offset_is_one_instant() {
+        let utc = Timestamp::parse_rfc3339("2026-03-01T12:00:00Z").unwrap();
+        for text in [
+            "2026-03-01T13:00:00+01:00",
+            "2026-03-01T07:00:00-05:00",
+            "2026-03-01 12:00:00+00:00",
+            " 2026-03-01T12:00:00.000Z ",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(text).unwrap(), utc, "{text}");
+        }
+        for bad in [
+            "2026-03-01T12:00:00",
+            "2026-13-01T12:00:00Z",
+            "yesterday",
+            "",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn clock_helpers_use_utc() {
+        let monday_noon = Timestamp::parse_rfc3339("2026-01-05T12:30:00Z").unwrap();
+        assert_eq!(monday_noon.weekday_utc(), 0);
+        assert_eq!(monday_noon.hour_of_day_utc(), 12.5);
+        assert_eq!(monday_noon.to_rfc3339(), "2026-01-05T12:30:00Z");
+    }
 }

@@ -5,9 +5,11 @@
 
 pub mod artifact;
 pub mod logistic;
+pub mod trees;
 
 pub use artifact::{BandThresholds, Calibration, FeatureSpec, Manifest, load_model};
 pub use logistic::LogisticWeights;
+pub use trees::TreeEnsemble;
 
 use crate::domain::{RiskBand, RiskKind};
 use crate::features::vectors::{FeatureVector, MAX_FEATURES};
@@ -42,18 +44,37 @@ pub struct Prediction {
     pub contributions: [f64; MAX_FEATURES],
 }
 
+/// The fitted parameters of a model, by learner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Learner {
+    /// Standardised logistic regression; exact contributions.
+    Logistic(LogisticWeights),
+    /// Gradient-boosted trees; path contributions.
+    Boosted(TreeEnsemble),
+}
+
+impl Learner {
+    /// Uncalibrated log-odds and per-feature contributions for one row.
+    pub fn raw_score(&self, row: &[f64]) -> logistic::RawScore {
+        match self {
+            Learner::Logistic(weights) => weights.predict(row),
+            Learner::Boosted(ensemble) => ensemble.predict(row),
+        }
+    }
+}
+
 /// A loaded, checked model of one family.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
     pub manifest: Manifest,
     pub kind: RiskKind,
-    weights: LogisticWeights,
+    pub learner: Learner,
 }
 
 impl LoadedModel {
     /// Probability and contributions for one feature vector.
     pub fn predict(&self, features: &FeatureVector) -> Prediction {
-        let raw = self.weights.predict(features.as_slice());
+        let raw = self.learner.raw_score(features.as_slice());
         let calibration = self.manifest.calibration;
         let mut contributions = [0.0; MAX_FEATURES];
         for (out, c) in contributions

@@ -40,18 +40,18 @@ pub fn id(value: &str, at: &str, name: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-/// A required code: letters, digits, '_', '-', '.', at most 64.
+/// A required code (carrier, site, location, SKU): at most 64 characters, no
+/// control characters and no ':' (the separator of feature-store keys).
+/// Surrounding spaces are trimmed; inner spaces are kept ("New York").
 pub fn code(value: &str, at: &str, name: &str) -> Result<String> {
+    let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::invalid(field(at, name), "is required"));
     }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    if value.len() > MAX_CODE_LEN || !value.chars().all(allowed) {
+    if value.chars().count() > MAX_CODE_LEN || value.chars().any(|c| c.is_control() || c == ':') {
         return Err(ApiError::invalid(
             field(at, name),
-            format!(
-                "{value:?} is not a code (letters, digits, '_', '-', '.'; at most {MAX_CODE_LEN})"
-            ),
+            format!("{value:?} is not a code (at most {MAX_CODE_LEN} characters, no ':')"),
         ));
     }
     Ok(value.to_string())

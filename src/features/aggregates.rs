@@ -55,9 +55,14 @@ pub enum AggregateKind {
     CarrierLane,
     Site,
     Inventory,
+    /// Shipments leaving one location, over all carriers and destinations.
+    Origin,
+    /// Shipments arriving at one location, over all carriers and origins.
+    Destination,
 }
 
-/// Counters of shipment outcomes, for carriers, lanes and carrier-lanes.
+/// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
+/// and destinations.
 pub mod shipment_counters {
     /// Finished shipments.
     pub const DONE: usize = 0;
@@ -105,15 +110,19 @@ impl AggregateKind {
             AggregateKind::CarrierLane => "carrier_lane",
             AggregateKind::Site => "site",
             AggregateKind::Inventory => "inventory",
+            AggregateKind::Origin => "origin",
+            AggregateKind::Destination => "destination",
         }
     }
 
     /// Counter names, in index order.
     pub fn counters(self) -> &'static [&'static str] {
         match self {
-            AggregateKind::Carrier | AggregateKind::Lane | AggregateKind::CarrierLane => {
-                &["done", "failed", "cancelled", "delay_min"]
-            }
+            AggregateKind::Carrier
+            | AggregateKind::Lane
+            | AggregateKind::CarrierLane
+            | AggregateKind::Origin
+            | AggregateKind::Destination => &["done", "failed", "cancelled", "delay_min"],
             AggregateKind::Site => &[
                 "orders",
                 "orders_done",
@@ -159,6 +168,12 @@ impl AggregateKey {
     }
     pub fn inventory(site: &str, sku: &str) -> Self {
         Self::of(AggregateKind::Inventory, &[site, sku])
+    }
+    pub fn origin(location: &str) -> Self {
+        Self::of(AggregateKind::Origin, &[location])
+    }
+    pub fn destination(location: &str) -> Self {
+        Self::of(AggregateKind::Destination, &[location])
     }
 
     fn of(kind: AggregateKind, parts: &[&str]) -> Self {

@@ -10,6 +10,8 @@
 //! | `{ns}:carrier_lane:{carrier}:{origin}:{destination}` | hash | the same, per carrier-lane |
 //! | `{ns}:site:{site}` | hash | order counters and the latest snapshot gauges of a site |
 //! | `{ns}:inventory:{site}:{sku}` | hash | units on hand (gauge) |
+//! | `{ns}:origin:{location}` | hash | shipment outcome counters of everything leaving a location |
+//! | `{ns}:destination:{location}` | hash | the same, for everything arriving at a location |
 //! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
 //!
 //! Hash fields: `t` (counter clock, epoch seconds), `{counter}_{window}` (decayed
@@ -51,7 +53,7 @@ pub struct RedisFeatureStore {
     settings: RedisSettings,
     script: redis::Script,
     /// Field names per [`AggregateKind`], in [`field_names`] order.
-    fields: [Vec<String>; 5],
+    fields: [Vec<String>; 7],
 }
 
 impl std::fmt::Debug for RedisFeatureStore {
@@ -62,12 +64,15 @@ impl std::fmt::Debug for RedisFeatureStore {
     }
 }
 
-const KINDS: [AggregateKind; 5] = [
+/// Every kind, in discriminant order (so `kind as usize` indexes it).
+const KINDS: [AggregateKind; 7] = [
     AggregateKind::Carrier,
     AggregateKind::Lane,
     AggregateKind::CarrierLane,
     AggregateKind::Site,
     AggregateKind::Inventory,
+    AggregateKind::Origin,
+    AggregateKind::Destination,
 ];
 
 impl RedisFeatureStore {

@@ -57,8 +57,8 @@ pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
     }
 }
 
-/// A finished shipment counts against its carrier, its lane and its carrier-lane,
-/// at the time its outcome became known.
+/// A finished shipment counts against its carrier, its lane, its carrier-lane,
+/// its origin and its destination, at the time its outcome became known.
 pub fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<AggregateUpdate> {
     let Some(outcome) = shipment.outcome(settings.sla_grace_minutes) else {
         return Vec::new();
@@ -75,6 +75,8 @@ pub fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<
         AggregateKey::carrier(carrier),
         AggregateKey::lane(origin, destination),
         AggregateKey::carrier_lane(carrier, origin, destination),
+        AggregateKey::origin(origin),
+        AggregateKey::destination(destination),
     ]
     .into_iter()
     .map(|key| AggregateUpdate {

@@ -39,6 +39,8 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     def("carrier_failure_rate_7d", "share"),
     def("carrier_cancel_rate_7d", "share"),
     def("lane_failure_rate_7d", "share"),
+    def("origin_failure_rate_1d", "share"),
+    def("destination_failure_rate_1d", "share"),
     def("carrier_lane_failure_rate_7d", "share"),
     def("carrier_lane_failure_rate_28d", "share"),
     def("carrier_lane_mean_delay_7d", "minutes"),
@@ -117,13 +119,16 @@ impl FeatureVector {
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
 
-/// Keys a shipment's features read: carrier, lane, carrier-lane, origin site.
-pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 4] {
+/// Keys a shipment's features read: carrier, lane, carrier-lane, origin site,
+/// and all traffic out of its origin and into its destination.
+pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 6] {
     [
         AggregateKey::carrier(&shipment.carrier),
         AggregateKey::lane(&shipment.origin, &shipment.destination),
         AggregateKey::carrier_lane(&shipment.carrier, &shipment.origin, &shipment.destination),
         AggregateKey::site(&shipment.origin),
+        AggregateKey::origin(&shipment.origin),
+        AggregateKey::destination(&shipment.destination),
     ]
 }
 
@@ -132,12 +137,12 @@ pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 4] {
 pub fn carrier_failure_vector(
     shipment: &Shipment,
     now: Timestamp,
-    lookups: [Lookup<'_>; 4],
+    lookups: [Lookup<'_>; 6],
     network: &Network,
     notes: &mut Vec<String>,
 ) -> FeatureVector {
     let t = now.as_secs_f64();
-    let [carrier, lane, carrier_lane, origin] = lookups;
+    let [carrier, lane, carrier_lane, origin, outbound, inbound] = lookups;
     if carrier == Some(None) {
         notes.push(format!("carrier {} has no history", shipment.carrier));
     }
@@ -172,6 +177,8 @@ pub fn carrier_failure_vector(
         rate(carrier, sc::FAILED, WindowId::Week),
         rate(carrier, sc::CANCELLED, WindowId::Week),
         rate(lane, sc::FAILED, WindowId::Week),
+        rate(outbound, sc::FAILED, WindowId::Day),
+        rate(inbound, sc::FAILED, WindowId::Day),
         rate(carrier_lane, sc::FAILED, WindowId::Week),
         rate(carrier_lane, sc::FAILED, WindowId::Month),
         mean_delay,

@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::logistic::LogisticWeights;
-use super::{LoadedModel, ModelError};
+use super::trees::TreeEnsemble;
+use super::{Learner, LoadedModel, ModelError};
 use crate::domain::RiskKind;
 use crate::features::vectors::FeatureDef;
 
-/// The learner an artifact holds.
+/// Learner name of a logistic regression artifact (weights: [`LogisticWeights`]).
 pub const LOGISTIC_REGRESSION: &str = "logistic_regression";
+/// Learner name of a boosted-trees artifact (weights: [`TreeEnsemble`]).
+pub const GRADIENT_BOOSTED_TREES: &str = "gradient_boosted_trees";
 
 /// An artifact's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,12 +96,6 @@ pub fn load_model(
             kind.name()
         )));
     }
-    if manifest.learner != LOGISTIC_REGRESSION {
-        return Err(mismatch(format!(
-            "learner {:?} is not supported by this build",
-            manifest.learner
-        )));
-    }
     let expected: Vec<&str> = schema.iter().map(|f| f.name).collect();
     let found: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
     if expected != found {
@@ -127,44 +124,74 @@ pub fn load_model(
             actual,
         });
     }
-    let weights: LogisticWeights =
-        serde_json::from_slice(&bytes).map_err(|e| ModelError::Parse {
-            path: weights_path.display().to_string(),
-            detail: e.to_string(),
-        })?;
-    weights.check().map_err(|detail| ModelError::Mismatch {
-        path: weights_path.display().to_string(),
+    let weights_shown = weights_path.display().to_string();
+    let parse_error = |e: serde_json::Error| ModelError::Parse {
+        path: weights_shown.clone(),
+        detail: e.to_string(),
+    };
+    let bad_weights = |detail: String| ModelError::Mismatch {
+        path: weights_shown.clone(),
         detail,
-    })?;
-    if weights.len() != schema.len() {
-        return Err(mismatch(format!(
-            "weights have {} features, the schema {}",
-            weights.len(),
-            schema.len()
-        )));
-    }
+    };
+    let learner = match manifest.learner.as_str() {
+        LOGISTIC_REGRESSION => {
+            let weights: LogisticWeights = serde_json::from_slice(&bytes).map_err(parse_error)?;
+            weights.check().map_err(bad_weights)?;
+            if weights.len() != schema.len() {
+                return Err(bad_weights(format!(
+                    "weights have {} features, the schema {}",
+                    weights.len(),
+                    schema.len()
+                )));
+            }
+            Learner::Logistic(weights)
+        }
+        GRADIENT_BOOSTED_TREES => {
+            let ensemble: TreeEnsemble = serde_json::from_slice(&bytes).map_err(parse_error)?;
+            ensemble.check(schema.len()).map_err(bad_weights)?;
+            Learner::Boosted(ensemble)
+        }
+        other => {
+            return Err(mismatch(format!(
+                "learner {other:?} is not supported by this build"
+            )));
+        }
+    };
     Ok(LoadedModel {
         manifest,
         kind,
-        weights,
+        learner,
     })
 }
 
-/// Writes an artifact: the weights, then the manifest with their checksum.
-pub fn save_model(
-    dir: &Path,
-    manifest: &mut Manifest,
-    weights: &LogisticWeights,
-) -> std::io::Result<()> {
+/// Writes an artifact: the weights (already serialised), then the manifest with
+/// their checksum.
+pub fn save_model(dir: &Path, manifest: &mut Manifest, weights_json: &[u8]) -> std::io::Result<()> {
     let family_dir = dir.join(&manifest.family);
     std::fs::create_dir_all(&family_dir)?;
-    let bytes = serde_json::to_vec_pretty(weights)?;
-    std::fs::write(family_dir.join(&manifest.weights_file), &bytes)?;
-    manifest.weights_sha256 = sha256_hex(&bytes);
+    std::fs::write(family_dir.join(&manifest.weights_file), weights_json)?;
+    manifest.weights_sha256 = sha256_hex(weights_json);
     std::fs::write(
         family_dir.join("manifest.json"),
         serde_json::to_vec_pretty(manifest)?,
     )
+}
+
+/// A learner's weights as the artifact stores them.
+pub fn weights_json(learner: &Learner) -> Vec<u8> {
+    let json = match learner {
+        Learner::Logistic(weights) => serde_json::to_vec_pretty(weights),
+        Learner::Boosted(ensemble) => serde_json::to_vec(ensemble),
+    };
+    json.expect("weights always serialise")
+}
+
+/// The manifest name of a learner.
+pub fn learner_name(learner: &Learner) -> &'static str {
+    match learner {
+        Learner::Logistic(_) => LOGISTIC_REGRESSION,
+        Learner::Boosted(_) => GRADIENT_BOOSTED_TREES,
+    }
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelError> {

@@ -1,13 +1,17 @@
-//! Fitting one family: time-ordered train / validation / test split, a `linfa`
-//! logistic regression on standardised features (missing values at the training
-//! mean), Platt calibration on the validation slice, metrics on the test slice.
+//! Fitting and judging one family: a time-ordered train / validation / test
+//! split, each learner fitted on train, Platt-calibrated on validation, and
+//! measured on validation (to choose) and test (to report). The test slice is
+//! never used to fit, calibrate or choose.
+
+use std::time::Instant;
 
 use detour::domain::Timestamp;
-use detour::features::vectors::FeatureDef;
-use detour::models::{Calibration, LogisticWeights, sigmoid};
+use detour::features::vectors::{FeatureDef, MAX_FEATURES};
+use detour::models::{Calibration, Learner, LogisticWeights, sigmoid};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
+use serde::Serialize;
 
 use crate::metrics::{Metrics, evaluate};
 use crate::replay::Row;
@@ -15,26 +19,38 @@ use crate::replay::Row;
 /// Shares of rows (in time order) for training and validation; the rest is test.
 pub const TRAIN_SHARE: f64 = 0.70;
 pub const VALIDATION_SHARE: f64 = 0.15;
-
 /// Iteration cap of the L-BFGS fit; standardised inputs converge well before it.
 const MAX_ITERATIONS: u64 = 100;
 
-/// A fitted, calibrated, evaluated model of one family.
-#[derive(Debug, Clone)]
-pub struct Fitted {
-    pub weights: LogisticWeights,
-    pub calibration: Calibration,
-    /// Metrics on the test slice, which neither fitting nor calibration saw.
-    pub test: Metrics,
-    pub validation: Metrics,
-    /// Time ranges of the three slices.
-    pub slices: [(Timestamp, Timestamp, usize); 3],
-    /// Features by absolute standardised coefficient, largest first.
-    pub top_features: Vec<(String, f64)>,
+/// The three time slices of a family's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    pub train: &'a [Row],
+    pub validation: &'a [Row],
+    pub test: &'a [Row],
 }
 
-/// Fits on `rows` (in time order).
-pub fn fit_logistic(rows: &[Row], schema: &[FeatureDef], l2: f64) -> anyhow::Result<Fitted> {
+/// First and last decision time and row count of a slice.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SliceSpan {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub rows: usize,
+}
+
+impl Split<'_> {
+    /// Spans of train, validation and test.
+    pub fn spans(&self) -> [SliceSpan; 3] {
+        [self.train, self.validation, self.test].map(|part| SliceSpan {
+            from: part[0].at,
+            to: part[part.len() - 1].at,
+            rows: part.len(),
+        })
+    }
+}
+
+/// Splits rows (in time order) 70 / 15 / 15, checking each slice can do its job.
+pub fn split(rows: &[Row]) -> anyhow::Result<Split<'_>> {
     let n = rows.len();
     let train_end = (n as f64 * TRAIN_SHARE) as usize;
     let validation_end = (n as f64 * (TRAIN_SHARE + VALIDATION_SHARE)) as usize;
@@ -52,11 +68,82 @@ pub fn fit_logistic(rows: &[Row], schema: &[FeatureDef], l2: f64) -> anyhow::Res
             part.len()
         );
     }
+    Ok(Split {
+        train,
+        validation,
+        test,
+    })
+}
 
-    let width = schema.len();
-    let (mean, std) = standardisation(train, width);
-    let x = design_matrix(train, &mean, &std);
-    let y: Array1<bool> = train.iter().map(|r| r.label).collect();
+/// A fitted, calibrated and measured learner.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// "logistic_regression" or "gradient_boosted_trees".
+    pub name: &'static str,
+    pub learner: Learner,
+    pub calibration: Calibration,
+    pub validation: Metrics,
+    pub test: Metrics,
+    /// Calibrated test-slice probabilities, in row order.
+    pub test_predictions: Vec<f64>,
+    /// Features by mean absolute contribution on the validation slice (log-odds).
+    pub top_features: Vec<(String, f64)>,
+    pub fit_seconds: f64,
+}
+
+/// Calibrates `learner` on the validation slice and measures it.
+pub fn judge(
+    name: &'static str,
+    learner: Learner,
+    split: &Split<'_>,
+    schema: &[FeatureDef],
+    fit_seconds: f64,
+) -> anyhow::Result<Candidate> {
+    let logits = |part: &[Row]| -> Vec<f64> {
+        part.iter()
+            .map(|r| learner.raw_score(r.features.as_slice()).logit)
+            .collect()
+    };
+    let calibration = platt(&logits(split.validation), &labels(split.validation))?;
+    let calibrated = |part: &[Row]| -> Vec<f64> {
+        logits(part)
+            .into_iter()
+            .map(|z| sigmoid(calibration.slope * z + calibration.intercept))
+            .collect()
+    };
+    let mut importance = [0.0; MAX_FEATURES];
+    for row in split.validation {
+        let raw = learner.raw_score(row.features.as_slice());
+        for (total, c) in importance.iter_mut().zip(raw.contributions) {
+            *total += (c * calibration.slope).abs();
+        }
+    }
+    let mut top_features: Vec<(String, f64)> = schema
+        .iter()
+        .zip(importance)
+        .map(|(f, total)| (f.name.to_string(), total / split.validation.len() as f64))
+        .collect();
+    top_features.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let test_predictions = calibrated(split.test);
+    Ok(Candidate {
+        name,
+        validation: evaluate(&calibrated(split.validation), &labels(split.validation)),
+        test: evaluate(&test_predictions, &labels(split.test)),
+        test_predictions,
+        learner,
+        calibration,
+        top_features,
+        fit_seconds,
+    })
+}
+
+/// Fits the baseline: a logistic regression on standardised features, missing
+/// values at the training mean (as the server computes them).
+pub fn fit_logistic(rows: &[Row], width: usize, l2: f64) -> anyhow::Result<(Learner, f64)> {
+    let began = Instant::now();
+    let (mean, std) = standardisation(rows, width);
+    let x = design_matrix(rows, &mean, &std);
+    let y: Array1<bool> = rows.iter().map(|r| r.label).collect();
     let fitted = LogisticRegression::default()
         .alpha(l2)
         .max_iterations(MAX_ITERATIONS)
@@ -69,34 +156,7 @@ pub fn fit_logistic(rows: &[Row], schema: &[FeatureDef], l2: f64) -> anyhow::Res
         coefficients: fitted.params().iter().map(|w| w * sign).collect(),
         intercept: fitted.intercept() * sign,
     };
-
-    let raw = |part: &[Row]| -> Vec<f64> {
-        part.iter()
-            .map(|r| weights.predict(r.features.as_slice()).logit)
-            .collect()
-    };
-    let calibration = platt(&raw(validation), &labels(validation), l2)?;
-    let calibrated = |logits: Vec<f64>| -> Vec<f64> {
-        logits
-            .into_iter()
-            .map(|z| sigmoid(calibration.slope * z + calibration.intercept))
-            .collect()
-    };
-    let mut top_features: Vec<(String, f64)> = schema
-        .iter()
-        .zip(&weights.coefficients)
-        .map(|(f, w)| (f.name.to_string(), *w))
-        .collect();
-    top_features.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-    let span = |part: &[Row]| (part[0].at, part[part.len() - 1].at, part.len());
-    Ok(Fitted {
-        test: evaluate(&calibrated(raw(test)), &labels(test)),
-        validation: evaluate(&calibrated(raw(validation)), &labels(validation)),
-        slices: [span(train), span(validation), span(test)],
-        weights,
-        calibration,
-        top_features,
-    })
+    Ok((Learner::Logistic(weights), began.elapsed().as_secs_f64()))
 }
 
 fn labels(rows: &[Row]) -> Vec<bool> {
@@ -153,12 +213,13 @@ fn design_matrix(rows: &[Row], mean: &[f64], std: &[f64]) -> Array2<f64> {
 }
 
 /// Platt scaling: a one-feature logistic regression of outcomes on raw logits.
-fn platt(logits: &[f64], outcomes: &[bool], l2: f64) -> anyhow::Result<Calibration> {
+fn platt(logits: &[f64], outcomes: &[bool]) -> anyhow::Result<Calibration> {
     let x = Array2::from_shape_vec((logits.len(), 1), logits.to_vec())?;
     let y: Array1<bool> = outcomes.iter().copied().collect();
+    // A tiny penalty: two parameters and tens of thousands of rows.
     let fitted = LogisticRegression::default()
-        .alpha(l2)
-        .max_iterations(200)
+        .alpha(1e-4)
+        .max_iterations(MAX_ITERATIONS)
         .fit(&Dataset::new(x, y))?;
     let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
     Ok(Calibration {

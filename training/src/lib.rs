@@ -5,13 +5,18 @@
 //! - [`simulate`] / [`network_gen`]: the simulator and the network it runs on.
 //! - [`csvio`]: the CSV exports of DESIGN.md, read with the API's validation.
 //! - [`replay`]: history → labelled feature vectors, with no leakage.
-//! - [`fit`] / [`metrics`]: fitting, calibration and held-out metrics.
+//! - [`fit`] / [`boost`] / [`metrics`]: the two learners, calibration, held-out
+//!   metrics; [`report`]: the reports written beside each artifact.
 //! - [`train`]: the `train` command end to end (read, replay, fit, write).
+//! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
 
+pub mod boost;
 pub mod csvio;
+pub mod evaluate;
 pub mod fit;
 pub mod metrics;
 pub mod network_gen;
 pub mod replay;
+pub mod report;
 pub mod simulate;
 pub mod train;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use detour::domain::Timestamp;
+use detour_training::boost::BoostSettings;
+use detour_training::evaluate::{self, EvaluateSettings};
 use detour_training::simulate::{self, SimSettings};
 use detour_training::train::{self, TrainSettings};
 
@@ -54,9 +56,36 @@ enum Command {
         /// L2 penalty of the logistic regressions.
         #[arg(long, default_value_t = 1.0)]
         l2: f64,
+        /// Most trees per boosted model (fewer when validation loss stops falling).
+        #[arg(long, default_value_t = 300)]
+        max_trees: usize,
+        /// Depth of each boosted tree.
+        #[arg(long, default_value_t = 5)]
+        max_depth: usize,
         /// Version written into the manifests; derived from the weights if unset.
         #[arg(long)]
         version: Option<String>,
+    },
+    /// Scores every decision in [--from, --to) with the artifacts in --models,
+    /// replaying the history before it, and writes one CSV row per decision
+    /// (id, family, decision_time, probability, outcome, model_version).
+    Evaluate {
+        #[arg(long)]
+        data: PathBuf,
+        /// Start of the scored period (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// End of the scored period (RFC 3339).
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        #[arg(long)]
+        predictions: PathBuf,
+        #[arg(long, default_value_t = 15.0)]
+        sla_grace_minutes: f64,
+        #[arg(long, default_value_t = 8.0)]
+        horizon_hours: f64,
     },
 }
 
@@ -99,11 +128,18 @@ fn main() -> anyhow::Result<()> {
             sla_grace_minutes,
             horizon_hours,
             l2,
+            max_trees,
+            max_depth,
             version,
         } => {
             let until = until
                 .map(|t| Timestamp::parse_rfc3339(&t).context("--until"))
                 .transpose()?;
+            let boost = BoostSettings {
+                max_trees,
+                max_depth,
+                ..BoostSettings::default()
+            };
             let settings = TrainSettings {
                 data,
                 out,
@@ -111,9 +147,30 @@ fn main() -> anyhow::Result<()> {
                 sla_grace_minutes,
                 horizon_hours,
                 l2,
+                boost,
                 version,
             };
             train::run(&settings)?;
+        }
+        Command::Evaluate {
+            data,
+            from,
+            to,
+            models,
+            predictions,
+            sla_grace_minutes,
+            horizon_hours,
+        } => {
+            let settings = EvaluateSettings {
+                data,
+                models,
+                from: Timestamp::parse_rfc3339(&from).context("--from")?,
+                to: Timestamp::parse_rfc3339(&to).context("--to")?,
+                predictions,
+                sla_grace_minutes,
+                horizon_hours,
+            };
+            evaluate::run(&settings)?;
         }
     }
     Ok(())

@@ -37,6 +37,8 @@ pub struct Row {
     pub entity_id: String,
     pub features: FeatureVector,
     pub label: bool,
+    /// Whether `label` is a known outcome.
+    pub labelled: bool,
 }
 
 /// Labelled decisions per family, each in time order.
@@ -60,6 +62,9 @@ pub struct ReplaySettings {
     /// Decisions from this time on are recorded (history before only warms up the
     /// aggregates).
     pub record_from: Option<Timestamp>,
+    /// Record decisions whose outcome is unknown too (label `false`, `labelled`
+    /// unset), for scoring a period rather than training on it.
+    pub unlabelled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -102,12 +107,44 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
     steps.retain(|(at, _, _)| *at <= until);
     steps.sort_unstable();
 
-    let congestion = congestion_labels(history, settings.congestion_horizon_hours, until);
+    let congestion = congestion_labels(
+        history,
+        settings.congestion_horizon_hours,
+        if settings.unlabelled {
+            Timestamp(i64::MAX)
+        } else {
+            until
+        },
+    );
     let store = InMemoryFeatureStore::new(Duration::from_secs(1));
     let mut out = Datasets::default();
-    let mut notes = Vec::new();
     let mut skip = |reason: &str| *out.skipped.entry(reason.to_string()).or_default() += 1;
     let mut rows: HashMap<RiskKind, Vec<Row>> = HashMap::new();
+    // Training labels only what was known by the cut-off; scoring a period labels
+    // each decision with its eventual outcome, where there is one.
+    let label_until = if settings.unlabelled {
+        Timestamp(i64::MAX)
+    } else {
+        until
+    };
+    let network = &history.network;
+    let record = |kind: RiskKind,
+                  target: ScoreTarget,
+                  label: Option<bool>,
+                  rows: &mut HashMap<RiskKind, Vec<Row>>,
+                  skip: &mut dyn FnMut(&str)| {
+        if label.is_none() && !settings.unlabelled {
+            skip(&format!(
+                "{}: outcome not known by the cut-off",
+                kind.name()
+            ));
+            return;
+        }
+        let mut notes = Vec::new();
+        let mut row = decide(&store, network, &target, label.unwrap_or(false), &mut notes);
+        row.labelled = label.is_some();
+        rows.entry(kind).or_default().push(row);
+    };
     let progress_every = (steps.len() / 10).max(1);
     for (n, &(at, step, i)) in steps.iter().enumerate() {
         if n % progress_every == 0 && n > 0 {
@@ -134,48 +171,52 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
             _ if at < record_from => {}
             Step::DecideShipment => {
                 let shipment = &history.shipments[i];
-                let label = match shipment.outcome(grace) {
-                    Some(outcome) if outcome.known_at <= until => outcome.failed,
-                    _ => {
-                        skip("carrier_failure: outcome not known by the cut-off");
-                        continue;
-                    }
-                };
+                let label = shipment
+                    .outcome(grace)
+                    .filter(|o| o.known_at <= label_until)
+                    .map(|o| o.failed);
                 let target = ScoreTarget::Shipment {
                     shipment: shipment.clone(),
                     as_of: at,
                 };
-                let row = decide(&store, &history.network, &target, label, &mut notes);
-                rows.entry(RiskKind::CarrierFailure).or_default().push(row);
+                record(
+                    RiskKind::CarrierFailure,
+                    target,
+                    label,
+                    &mut rows,
+                    &mut skip,
+                );
             }
             Step::DecideOrder => {
                 let order = &history.orders[i];
-                let label = match order.outcome {
-                    Some(outcome) if order.promise_at <= until => outcome.is_fallout(),
-                    _ => {
-                        skip("order_fallout: outcome not known by the cut-off");
-                        continue;
-                    }
-                };
+                let label = order
+                    .outcome
+                    .filter(|_| order.promise_at <= label_until)
+                    .map(|o| o.is_fallout());
                 let target = ScoreTarget::Order {
                     order: order.clone(),
                     as_of: at,
                 };
-                let row = decide(&store, &history.network, &target, label, &mut notes);
-                rows.entry(RiskKind::OrderFallout).or_default().push(row);
+                record(RiskKind::OrderFallout, target, label, &mut rows, &mut skip);
             }
             Step::DecideSite => {
                 let label = match congestion[i] {
-                    Ok(label) => label,
-                    Err(reason) => {
+                    Ok(label) => Some(label),
+                    Err(reason) if !settings.unlabelled => {
                         skip(reason);
                         continue;
                     }
+                    Err(_) => None,
                 };
                 let site = history.snapshots[i].site.clone();
                 let target = ScoreTarget::Site { site, as_of: at };
-                let row = decide(&store, &history.network, &target, label, &mut notes);
-                rows.entry(RiskKind::SiteCongestion).or_default().push(row);
+                record(
+                    RiskKind::SiteCongestion,
+                    target,
+                    label,
+                    &mut rows,
+                    &mut skip,
+                );
             }
         }
     }
@@ -216,6 +257,7 @@ fn decide(
         entity_id: target.entity_id().to_string(),
         features: feature_vector(target, &lookup, network, notes),
         label,
+        labelled: true,
     }
 }
 
@@ -291,14 +333,19 @@ mod tests {
             congestion_horizon_hours: 8.0,
             until,
             record_from: None,
+            unlabelled: false,
         }
     }
 
     /// Failure rate of XPO on ATL→JFK (7 days) as each shipment saw it.
     fn seen_rates(datasets: &Datasets) -> HashMap<String, f64> {
+        let column = detour::features::vectors::CARRIER_FAILURE_FEATURES
+            .iter()
+            .position(|f| f.name == "carrier_lane_failure_rate_7d")
+            .unwrap();
         datasets.rows[&RiskKind::CarrierFailure]
             .iter()
-            .map(|row| (row.entity_id.clone(), row.features.values[4]))
+            .map(|row| (row.entity_id.clone(), row.features.values[column]))
             .collect()
     }
 

@@ -1,22 +1,28 @@
 //! The `train` command: read an export, replay it into point-in-time datasets,
-//! fit and evaluate each family it supports, and write artifacts and reports.
+//! fit a logistic-regression baseline and boosted trees for each family it
+//! supports, ship the better on validation, and write artifacts and reports.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use detour::domain::{RiskKind, Timestamp};
 use detour::features::FeatureSettings;
-use detour::models::artifact::{LOGISTIC_REGRESSION, save_model, sha256_hex};
-use detour::models::{BandThresholds, FeatureSpec, Manifest};
+use detour::models::artifact::{
+    GRADIENT_BOOSTED_TREES, LOGISTIC_REGRESSION, learner_name, save_model, sha256_hex, weights_json,
+};
+use detour::models::{BandThresholds, FeatureSpec, Learner, Manifest};
 use detour::network::Network;
 use detour::registry::schema_of;
 use serde_json::json;
 
+use crate::boost::{BoostSettings, fit_boosted};
 use crate::csvio::{self, FileReport};
-use crate::fit::{Fitted, fit_logistic};
-use crate::replay::{History, ReplaySettings, replay};
+use crate::fit::{fit_logistic, judge, split};
+use crate::metrics::Metrics;
+use crate::replay::{History, ReplaySettings, Row, replay};
+use crate::report::{FamilyResult, write_reports};
 
 /// Probability thresholds of the bands, for every family.
 pub const BANDS: BandThresholds = BandThresholds {
@@ -35,24 +41,19 @@ pub struct TrainSettings {
     pub sla_grace_minutes: f64,
     pub horizon_hours: f64,
     pub l2: f64,
+    pub boost: BoostSettings,
     pub version: Option<String>,
 }
 
-/// What `train` produced, per family trained.
-#[derive(Debug, Clone)]
-pub struct Trained {
-    pub kind: RiskKind,
-    pub version: String,
-    pub fitted: Fitted,
-}
-
-/// Reads, replays, fits and writes. Returns the families trained.
-pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<Trained>> {
+/// Reads, replays, fits every learner, ships the best per family. Returns what
+/// was trained.
+pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
     let began = Instant::now();
     let (history, reports) = read_history(&settings.data)?;
     for report in &reports {
         print_report(report);
     }
+    let truth = read_truth(&settings.data)?;
     let replay_settings = ReplaySettings {
         features: FeatureSettings {
             sla_grace_minutes: settings.sla_grace_minutes,
@@ -60,14 +61,20 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<Trained>> {
         congestion_horizon_hours: settings.horizon_hours,
         until: settings.until,
         record_from: None,
+        unlabelled: false,
     };
     eprintln!("replaying history through the service's feature code");
+    let replay_began = Instant::now();
     let datasets = replay(&history, &replay_settings);
     let mut skipped: Vec<_> = datasets.skipped.iter().collect();
     skipped.sort();
     for (reason, count) in skipped {
         eprintln!("  left out {count} decisions: {reason}");
     }
+    eprintln!(
+        "  replay took {:.1} s",
+        replay_began.elapsed().as_secs_f64()
+    );
     std::fs::create_dir_all(&settings.out)
         .with_context(|| format!("creating {}", settings.out.display()))?;
     let mut trained = Vec::new();
@@ -81,25 +88,26 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<Trained>> {
             );
             continue;
         }
-        let fit_began = Instant::now();
-        let fitted = fit_logistic(rows, schema_of(kind), settings.l2)
-            .with_context(|| format!("fitting {}", kind.name()))?;
-        let version = write_artifact(settings, kind, &fitted, fit_began.elapsed().as_secs_f64())?;
+        let result = train_family(settings, kind, rows, truth.as_ref())
+            .with_context(|| format!("training {}", kind.name()))?;
+        let shipped = result.shipped();
         println!(
-            "{:<16} {:>8} rows  base rate {:.3}  test ROC-AUC {:.3}  PR-AUC {:.3}  Brier {:.4}  ECE {:.4}  version {version}",
+            "{:<16} {:>8} rows  base rate {:.3}  shipped {} — test ROC-AUC {:.3}  PR-AUC {:.3}  \
+             Brier {:.4}  ECE {:.4}{}  version {}",
             kind.name(),
             rows.len(),
-            fitted.test.base_rate,
-            fitted.test.roc_auc,
-            fitted.test.pr_auc,
-            fitted.test.brier,
-            fitted.test.ece
+            shipped.test.base_rate,
+            shipped.name,
+            shipped.test.roc_auc,
+            shipped.test.pr_auc,
+            shipped.test.brier,
+            shipped.test.ece,
+            result
+                .ceiling_roc_auc
+                .map_or(String::new(), |c| format!("  (ceiling {c:.3})")),
+            result.version
         );
-        trained.push(Trained {
-            kind,
-            version,
-            fitted,
-        });
+        trained.push(result);
     }
     let network_path = settings.data.join("network.toml");
     if network_path.exists() {
@@ -112,6 +120,96 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<Trained>> {
         settings.out.display()
     );
     Ok(trained)
+}
+
+/// Fits both learners on one family, ships the better one on validation.
+fn train_family(
+    settings: &TrainSettings,
+    kind: RiskKind,
+    rows: &[Row],
+    truth: Option<&HashMap<String, f64>>,
+) -> anyhow::Result<FamilyResult> {
+    let began = Instant::now();
+    let schema = schema_of(kind);
+    let split = split(rows)?;
+    eprintln!(
+        "{}: fitting logistic regression on {} rows",
+        kind.name(),
+        split.train.len()
+    );
+    let (logistic, seconds) = fit_logistic(split.train, schema.len(), settings.l2)?;
+    let mut candidates = vec![judge(
+        LOGISTIC_REGRESSION,
+        logistic,
+        &split,
+        schema,
+        seconds,
+    )?];
+    eprintln!("{}: fitting boosted trees", kind.name());
+    let boost_began = Instant::now();
+    let boosted = Learner::Boosted(fit_boosted(
+        split.train,
+        split.validation,
+        schema.len(),
+        &settings.boost,
+    )?);
+    let seconds = boost_began.elapsed().as_secs_f64();
+    candidates.push(judge(
+        GRADIENT_BOOSTED_TREES,
+        boosted,
+        &split,
+        schema,
+        seconds,
+    )?);
+    let chosen = (0..candidates.len())
+        .min_by(|&a, &b| {
+            candidates[a]
+                .validation
+                .log_loss
+                .total_cmp(&candidates[b].validation.log_loss)
+        })
+        .expect("two candidates");
+    let ceiling_roc_auc = match (kind, truth) {
+        (RiskKind::CarrierFailure, Some(truth)) => {
+            let (p, y): (Vec<f64>, Vec<bool>) = split
+                .test
+                .iter()
+                .filter_map(|r| truth.get(&r.entity_id).map(|p| (*p, r.label)))
+                .unzip();
+            (!p.is_empty()).then(|| crate::metrics::evaluate(&p, &y).roc_auc)
+        }
+        _ => None,
+    };
+    let mut result = FamilyResult {
+        kind,
+        version: String::new(),
+        spans: split.spans(),
+        candidates,
+        chosen,
+        ceiling_roc_auc,
+        seconds: 0.0,
+    };
+    result.seconds = began.elapsed().as_secs_f64();
+    write_artifact(settings, &mut result)?;
+    Ok(result)
+}
+
+/// The simulator's `truth_shipments.csv` (shipment id → true failure
+/// probability), when the data folder has one.
+fn read_truth(data: &Path) -> anyhow::Result<Option<HashMap<String, f64>>> {
+    let path = data.join("truth_shipments.csv");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut reader = csv::Reader::from_path(&path)?;
+    let mut truth = HashMap::new();
+    for record in reader.records() {
+        let record = record?;
+        if let (Some(id), Some(p)) = (record.get(0), record.get(1).and_then(|p| p.parse().ok())) {
+            truth.insert(id.to_string(), p);
+        }
+    }
+    Ok(Some(truth))
 }
 
 /// Reads whichever export files the folder holds.
@@ -164,30 +262,38 @@ fn print_report(report: &FileReport) {
     }
 }
 
-fn write_artifact(
-    settings: &TrainSettings,
-    kind: RiskKind,
-    fitted: &Fitted,
-    fit_seconds: f64,
-) -> anyhow::Result<String> {
-    let weights_bytes = serde_json::to_vec_pretty(&fitted.weights)?;
-    let version = settings
+fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow::Result<()> {
+    let kind = result.kind;
+    let shipped = result.shipped().clone();
+    let weights = weights_json(&shipped.learner);
+    let short = match shipped.learner {
+        Learner::Logistic(_) => "lr",
+        Learner::Boosted(_) => "gbt",
+    };
+    result.version = settings
         .version
         .clone()
-        .unwrap_or_else(|| format!("lr-{}", &sha256_hex(&weights_bytes)[..10]));
-    let slice = |i: usize| {
-        let (from, to, rows) = fitted.slices[i];
-        json!({"from": from.to_rfc3339(), "to": to.to_rfc3339(), "rows": rows})
-    };
-    let headline = |m: &crate::metrics::Metrics| {
+        .unwrap_or_else(|| format!("{short}-{}", &sha256_hex(&weights)[..10]));
+    let headline = |m: &Metrics| {
         json!({"rows": m.rows, "base_rate": m.base_rate, "roc_auc": m.roc_auc,
                "pr_auc": m.pr_auc, "brier": m.brier, "log_loss": m.log_loss, "ece": m.ece})
     };
+    let learners: serde_json::Map<String, serde_json::Value> = result
+        .candidates
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                json!({"test": headline(&c.test), "validation": headline(&c.validation)}),
+            )
+        })
+        .collect();
+    let [train, validation, test] = result.spans;
     let mut manifest = Manifest {
         name: kind.name().to_string(),
         family: kind.name().to_string(),
-        version: version.clone(),
-        learner: LOGISTIC_REGRESSION.to_string(),
+        version: result.version.clone(),
+        learner: learner_name(&shipped.learner).to_string(),
         features: schema_of(kind)
             .iter()
             .map(|f| FeatureSpec {
@@ -197,81 +303,33 @@ fn write_artifact(
             .collect(),
         weights_file: "weights.json".to_string(),
         weights_sha256: String::new(),
-        calibration: fitted.calibration,
+        calibration: shipped.calibration,
         bands: BANDS,
         training: json!({
             "data": settings.data.display().to_string(),
             "until": settings.until.map(|t| t.to_rfc3339()),
-            "split": "by decision time: first 70% train, next 15% validation (calibration), last 15% test",
-            "train": slice(0), "validation": slice(1), "test": slice(2),
+            "split": "by decision time: first 70% train, next 15% validation (calibration and choice), last 15% test",
+            "train": train, "validation": validation, "test": test,
+            "chosen_by": "lowest log loss on the validation slice",
             "l2": settings.l2,
+            "boosting": {
+                "max_trees": settings.boost.max_trees,
+                "learning_rate": settings.boost.learning_rate,
+                "max_depth": settings.boost.max_depth,
+                "lambda": settings.boost.lambda,
+                "early_stopping": "validation log loss, patience 20",
+            },
             "sla_grace_minutes": settings.sla_grace_minutes,
             "congestion_horizon_hours": settings.horizon_hours,
-            "fit_seconds": fit_seconds,
+            "seconds": result.seconds,
         }),
-        metrics: json!({"test": headline(&fitted.test), "validation": headline(&fitted.validation)}),
+        metrics: json!({
+            "test": headline(&shipped.test),
+            "validation": headline(&shipped.validation),
+            "ceiling_roc_auc": result.ceiling_roc_auc,
+            "learners": learners,
+        }),
     };
-    save_model(&settings.out, &mut manifest, &fitted.weights)?;
-    let family_dir = settings.out.join(kind.name());
-    std::fs::write(
-        family_dir.join("report.json"),
-        serde_json::to_vec_pretty(&json!({
-            "family": kind.name(), "version": version,
-            "test": fitted.test, "validation": fitted.validation,
-            "top_features": fitted.top_features,
-            "calibration": fitted.calibration,
-            "training": manifest.training,
-        }))?,
-    )?;
-    std::fs::write(
-        family_dir.join("report.md"),
-        markdown_report(kind, &version, fitted),
-    )?;
-    Ok(version)
-}
-
-fn markdown_report(kind: RiskKind, version: &str, fitted: &Fitted) -> String {
-    let m = &fitted.test;
-    let mut out = String::new();
-    let _ = writeln!(out, "# {} — {version}\n", kind.name());
-    let _ = writeln!(
-        out,
-        "Logistic regression (linfa), Platt-calibrated on the validation slice; \
-         metrics on the test slice (the last 15 % by decision time, unseen in fitting \
-         and calibration).\n"
-    );
-    let _ = writeln!(out, "| slice | from | to | rows |\n|---|---|---|---:|");
-    for (name, (from, to, rows)) in ["train", "validation", "test"].iter().zip(fitted.slices) {
-        let _ = writeln!(out, "| {name} | {from} | {to} | {rows} |");
-    }
-    let _ = writeln!(
-        out,
-        "\n| metric | test |\n|---|---:|\n| base rate | {:.4} |\n| ROC-AUC | {:.4} |\n\
-         | PR-AUC | {:.4} |\n| Brier | {:.4} |\n| log loss | {:.4} |\n| ECE | {:.4} |\n",
-        m.base_rate, m.roc_auc, m.pr_auc, m.brier, m.log_loss, m.ece
-    );
-    let _ = writeln!(
-        out,
-        "Reliability by decile of predicted probability:\n\n\
-         | decile | rows | mean predicted | observed |\n|---:|---:|---:|---:|"
-    );
-    for (i, bin) in m.reliability.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.4} | {:.4} |",
-            i + 1,
-            bin.rows,
-            bin.mean_predicted,
-            bin.observed_rate
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nFeatures by absolute standardised coefficient (log-odds per standard deviation):\n\n\
-         | feature | coefficient |\n|---|---:|"
-    );
-    for (name, weight) in &fitted.top_features {
-        let _ = writeln!(out, "| {name} | {weight:+.4} |");
-    }
-    out
+    save_model(&settings.out, &mut manifest, &weights)?;
+    write_reports(&settings.out.join(kind.name()), result)
 }
