@@ -310,9 +310,9 @@ impl Grower<'_> {
             let missing = part[0];
             let (mut gl, mut hl) = (0.0, 0.0);
             // Bins 1..=b go left; b < number of value bins so the right is not empty.
-            for b in 1..=edges.len() {
-                gl += part[b][0];
-                hl += part[b][1];
+            for (b, cell) in part.iter().enumerate().take(edges.len() + 1).skip(1) {
+                gl += cell[0];
+                hl += cell[1];
                 for missing_left in [false, true] {
                     let (gl, hl) = if missing_left {
                         (gl + missing[0], hl + missing[1])
