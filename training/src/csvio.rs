@@ -253,6 +253,7 @@ where
 
 /// The reason without the offending value, so that like problems group together.
 fn kind_of(reason: &str) -> String {
+    let reason = reason.split(", got ").next().unwrap_or(reason);
     match reason.find(" is not") {
         Some(at) if reason.starts_with('"') => format!("value{}", short(&reason[at..])),
         _ => short(reason),
@@ -264,5 +265,109 @@ fn short(text: &str) -> String {
     match cut.find(" (") {
         Some(at) => cut[..at].to_string(),
         None => cut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("detour-csv-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const HEADER: &str = "shipment_id,carrier,origin,destination,scheduled_departure,scheduled_arrival,actual_departure,actual_arrival,status\n";
+
+    #[test]
+    fn messy_shipments_are_counted_with_line_numbers_and_never_crash() {
+        let text = [
+            HEADER,
+            // 2: fine, UTC
+            "S1,XPO,ATL,JFK,2026-03-01T08:00:00Z,2026-03-01T20:00:00Z,2026-03-01T08:05:00Z,2026-03-01T20:30:00Z,delivered\n",
+            // 3: fine, other offset, earlier than line 2 (out of order), unknown carrier
+            "S2,NEWCO,New York,BOS,2026-02-28T03:00:00-05:00,2026-02-28T12:00:00-05:00,,,cancelled\n",
+            // 4: duplicate id
+            "S1,XPO,ATL,JFK,2026-03-02T08:00:00Z,2026-03-02T20:00:00Z,,,in_transit\n",
+            // 5: unparsable time
+            "S3,XPO,ATL,JFK,March 3rd,2026-03-03T20:00:00Z,,,in_transit\n",
+            // 6: delivered without an arrival time
+            "S4,XPO,ATL,JFK,2026-03-03T08:00:00Z,2026-03-03T20:00:00Z,,,delivered\n",
+            // 7: unknown status
+            "S5,XPO,ATL,JFK,2026-03-03T08:00:00Z,2026-03-03T20:00:00Z,,,lost\n",
+            // 8: missing carrier
+            "S6,,ATL,JFK,2026-03-03T08:00:00Z,2026-03-03T20:00:00Z,,,in_transit\n",
+            // 9: too few columns
+            "S7,XPO,ATL\n",
+            // 10: another unparsable time, to show grouping
+            "S8,XPO,ATL,JFK,2026-03-03T08:00:00Z,tomorrow,,,in_transit\n",
+        ]
+        .concat();
+        let (shipments, report) = read_shipments(&write("shipments.csv", &text)).unwrap();
+        assert_eq!(report.rows, 9);
+        assert_eq!(report.accepted, 2);
+        assert_eq!(shipments.len(), 2);
+        assert_eq!(shipments[1].origin, "New York");
+        assert_eq!(
+            shipments[1].scheduled_departure.to_rfc3339(),
+            "2026-02-28T08:00:00Z"
+        );
+        let lines = |problem: &str| report.problems[problem].first_lines.clone();
+        assert_eq!(lines("duplicate id (first row kept)"), [4]);
+        assert_eq!(
+            lines("scheduled_departure: value is not an RFC 3339 time"),
+            [5]
+        );
+        assert_eq!(
+            lines("scheduled_arrival: value is not an RFC 3339 time"),
+            [10]
+        );
+        assert_eq!(
+            lines("actual_arrival: is required when status is DELIVERED"),
+            [6]
+        );
+        assert_eq!(lines("status: unknown status \"lost\""), [7]);
+        assert_eq!(lines("carrier: is required"), [8]);
+        let malformed: usize = report
+            .problems
+            .iter()
+            .filter(|(k, _)| k.starts_with("malformed row") || k.starts_with("unreadable"))
+            .map(|(_, p)| p.count)
+            .sum();
+        assert_eq!(malformed, 1, "{:?}", report.problems);
+    }
+
+    #[test]
+    fn orders_and_site_metrics_validate_numbers() {
+        let orders = "order_id,created_at,channel,site,destination_region,promise_at,line_count,units,priority,outcome\n\
+            O1,2026-03-01T08:00:00Z,web,ATL,JFK,2026-03-03T08:00:00Z,2,3,express,late\n\
+            O2,2026-03-01T08:00:00Z,web,ATL,JFK,2026-03-03T08:00:00Z,2,-3,standard,\n\
+            O3,2026-03-01T08:00:00Z,web,ATL,JFK,2026-03-03T08:00:00Z,two,3,standard,\n\
+            O4,2026-03-01T08:00:00Z,web,ATL,JFK,2026-02-03T08:00:00Z,1,3,standard,\n";
+        let (rows, report) = read_orders(&write("orders.csv", orders)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            report.problems["units: must be a finite number ≥ 0"].first_lines,
+            [3]
+        );
+        assert_eq!(
+            report.problems["line_count: value is not a number"].first_lines,
+            [4]
+        );
+        assert_eq!(
+            report.problems["promise_at: is before created_at"].first_lines,
+            [5]
+        );
+
+        let metrics = "site,time,backlog,labour,units_picked,dock_utilisation\n\
+            ATL,2026-03-01T08:00:00Z,10,5,100,0.5\n\
+            ATL,2026-03-01T09:00:00Z,NaN,5,100,0.5\n\
+            ATL,2026-03-01T10:00:00Z,10,5,100,1.5\n";
+        let (rows, report) = read_site_metrics(&write("site_metrics.csv", metrics)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(report.rejected(), 2);
     }
 }

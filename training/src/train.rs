@@ -88,8 +88,15 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
             );
             continue;
         }
-        let result = train_family(settings, kind, rows, truth.as_ref())
-            .with_context(|| format!("training {}", kind.name()))?;
+        let result = match train_family(settings, kind, rows, truth.as_ref()) {
+            Ok(result) => result,
+            Err(error) => {
+                // One family's data (say, a slice with a single class) must not cost
+                // the others their models.
+                eprintln!("{}: not trained: {error:#}", kind.name());
+                continue;
+            }
+        };
         let shipped = result.shipped();
         println!(
             "{:<16} {:>8} rows  base rate {:.3}  shipped {} — test ROC-AUC {:.3}  PR-AUC {:.3}  \
