@@ -113,28 +113,42 @@ fn markdown(result: &FamilyResult) -> String {
     let _ = writeln!(
         out,
         "\n## Reliability (test slice)\n\n![reliability](reliability.svg)\n\n\
-         | decile | rows | {0} predicted | {0} observed |\n|---:|---:|---:|---:|",
-        shipped.name
+         Mean predicted probability and observed rate per decile of prediction.\n"
     );
-    for (i, bin) in shipped.test.reliability.iter().enumerate() {
+    let mut header = String::from("| decile |");
+    let mut rule = String::from("|---:|");
+    for c in &result.candidates {
+        let _ = write!(header, " {0} predicted | {0} observed |", c.name);
+        rule.push_str("---:|---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for decile in 0..10 {
+        let mut line = format!("| {} |", decile + 1);
+        for c in &result.candidates {
+            match c.test.reliability.get(decile) {
+                Some(bin) => {
+                    let _ = write!(
+                        line,
+                        " {:.4} | {:.4} |",
+                        bin.mean_predicted, bin.observed_rate
+                    );
+                }
+                None => line.push_str(" | |"),
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    for c in &result.candidates {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.4} | {:.4} |",
-            i + 1,
-            bin.rows,
-            bin.mean_predicted,
-            bin.observed_rate
+            "\n## Top features — {}\n\n\
+             Mean absolute contribution to the calibrated log-odds on the validation slice.\n\n\
+             | feature | mean abs. contribution |\n|---|---:|",
+            c.name
         );
-    }
-    let _ = writeln!(
-        out,
-        "\nExpected calibration error {:.4}.\n\n## Top features ({})\n\n\
-         Mean absolute contribution to the calibrated log-odds on the validation slice.\n\n\
-         | feature | mean abs. contribution |\n|---|---:|",
-        shipped.test.ece, shipped.name
-    );
-    for (name, weight) in shipped.top_features.iter().take(10) {
-        let _ = writeln!(out, "| {name} | {weight:.4} |");
+        for (name, weight) in c.top_features.iter().take(8) {
+            let _ = writeln!(out, "| {name} | {weight:.4} |");
+        }
     }
     out
 }
