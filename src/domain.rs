@@ -54,9 +54,20 @@ impl Timestamp {
 }
 
 impl serde::Serialize for Timestamp {
-    /// As RFC 3339 text, the form every file and message uses.
+    /// As RFC 3339 text in UTC, the form every file and message uses, with
+    /// milliseconds when there are any (so nothing is lost).
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        let text = chrono::DateTime::from_timestamp_millis(self.0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default();
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse_rfc3339(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -67,7 +78,8 @@ impl fmt::Display for Timestamp {
 }
 
 /// Where a shipment leg stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ShipmentStatus {
     /// Planned or moving; no outcome yet.
     InTransit,
@@ -76,7 +88,7 @@ pub enum ShipmentStatus {
 }
 
 /// One shipment leg.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Shipment {
     pub shipment_id: String,
     pub carrier: String,
@@ -128,14 +140,16 @@ impl Shipment {
 }
 
 /// How urgently an order was promised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderPriority {
     Standard,
     Express,
 }
 
 /// How an order ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderOutcome {
     ShippedOnTime,
     Late,
@@ -151,7 +165,7 @@ impl OrderOutcome {
 }
 
 /// A customer order assigned to a site.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     pub order_id: String,
     pub created_at: Timestamp,

@@ -7,6 +7,7 @@
 //! in one pipelined round trip.
 
 pub mod aggregates;
+pub mod entities;
 pub mod memory;
 pub mod redis_store;
 pub mod updates;
@@ -15,6 +16,7 @@ pub mod vectors;
 use std::future::Future;
 
 pub use aggregates::{AggregateKey, AggregateRecord};
+pub use entities::{Entity, EntityKey};
 pub use memory::InMemoryFeatureStore;
 pub use redis_store::{RedisFeatureStore, RedisSettings};
 pub use updates::{EventUpdates, FeatureSettings, updates_for};
@@ -41,6 +43,24 @@ pub enum ApplyOutcome {
     Duplicate,
 }
 
+/// Everything one read may ask for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FetchRequest {
+    pub records: Vec<AggregateKey>,
+    /// (origin, destination) lanes whose observed carriers are wanted.
+    pub lanes: Vec<(String, String)>,
+    pub entities: Vec<EntityKey>,
+}
+
+/// The answer to a [`FetchRequest`], in request order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetched {
+    pub records: Vec<Option<AggregateRecord>>,
+    /// Carriers seen on each lane, sorted.
+    pub lane_carriers: Vec<Vec<String>>,
+    pub entities: Vec<Option<Entity>>,
+}
+
 /// A place where online aggregates live.
 pub trait FeatureStore: Send + Sync + 'static {
     /// Reads the records of `keys` (in order; `None` for a record never written),
@@ -49,6 +69,13 @@ pub trait FeatureStore: Send + Sync + 'static {
         &self,
         keys: &[AggregateKey],
     ) -> impl Future<Output = Result<Vec<Option<AggregateRecord>>, FeatureError>> + Send;
+
+    /// Reads records, the carriers seen on lanes and ingested entities, all in one
+    /// round trip.
+    fn fetch_all(
+        &self,
+        request: &FetchRequest,
+    ) -> impl Future<Output = Result<Fetched, FeatureError>> + Send;
 
     /// Applies events in order, each at most once by event id. On error, some
     /// events may have been applied; applying them again is safe.

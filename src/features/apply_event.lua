@@ -2,25 +2,35 @@
 -- Mirrors AggregateRecord::apply in src/features/aggregates.rs: keep them in step
 -- (tests/redis_store.rs checks that both backends give the same records).
 --
--- KEYS[1]      the event's dedupe key; KEYS[2..] the records it updates
--- ARGV[1]      dedupe TTL in seconds
--- ARGV[2]      number of windows W, then W pairs (window name, tau seconds)
+-- KEYS[1]          the event's dedupe key; KEYS[2 .. R+1] the records it updates;
+--                  then the entity key (when ARGV[3] > 0) and the lane-carrier set
+--                  key (when ARGV[4] = 1)
+-- ARGV[1]          dedupe TTL in seconds
+-- ARGV[2]          R, the number of record keys
+-- ARGV[3]          entity TTL in seconds, 0 when the event stores no entity
+-- ARGV[4]          1 when the event adds a carrier to a lane's set
+-- ARGV[5]          number of windows W, then W pairs (window name, tau seconds)
 -- then, per record key: event time, counter count C, C pairs (counter, increment),
 --                       gauge count G, G pairs (gauge, value)
+-- then, with an entity: its version and JSON (kept only if the version is not
+--                       older than the stored one); with a lane set: the carrier
 -- Returns 1 when applied, 0 when the event id was already seen.
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
 local function fmt(x) return string.format('%.17g', x) end
-local nwin = tonumber(ARGV[2])
+local records = tonumber(ARGV[2])
+local entity_ttl = tonumber(ARGV[3])
+local lane_set = ARGV[4] == '1'
+local nwin = tonumber(ARGV[5])
 local wname, tau = {}, {}
-local a = 3
+local a = 6
 for w = 1, nwin do
   wname[w] = ARGV[a]
   tau[w] = tonumber(ARGV[a + 1])
   a = a + 2
 end
-for k = 2, #KEYS do
+for k = 2, records + 1 do
   local key = KEYS[k]
   local at = tonumber(ARGV[a])
   local nc = tonumber(ARGV[a + 1])
@@ -74,5 +84,20 @@ for k = 2, #KEYS do
       a = a + 2 * ng
     end
   end
+end
+local extra = records + 2
+if entity_ttl > 0 then
+  local key = KEYS[extra]
+  local version = tonumber(ARGV[a])
+  local stored = tonumber(redis.call('HGET', key, 'v'))
+  if not stored or version >= stored then
+    redis.call('HSET', key, 'v', ARGV[a], 'json', ARGV[a + 1])
+    redis.call('EXPIRE', key, entity_ttl)
+  end
+  a = a + 2
+  extra = extra + 1
+end
+if lane_set then
+  redis.call('SADD', KEYS[extra], ARGV[a])
 end
 return 1

@@ -2,18 +2,23 @@
 //! Redis is configured, and the store the trainer replays history through.
 //! Nothing survives a restart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::aggregates::{AggregateKey, AggregateRecord, AggregateUpdate};
-use super::{ApplyOutcome, EventUpdates, FeatureError, FeatureStore};
+use super::entities::{Entity, EntityKey};
+use super::{ApplyOutcome, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched};
 
 /// Aggregates and seen event ids, in memory.
 #[derive(Debug)]
 pub struct InMemoryFeatureStore {
     records: RwLock<HashMap<AggregateKey, AggregateRecord>>,
     seen: Mutex<SeenIds>,
+    /// Newest version and state of each ingested entity.
+    entities: RwLock<HashMap<EntityKey, (f64, Entity)>>,
+    /// Carriers seen on each (origin, destination) lane.
+    lane_carriers: RwLock<HashMap<(String, String), BTreeSet<String>>>,
 }
 
 /// Event ids seen within the dedupe window.
@@ -35,6 +40,8 @@ impl InMemoryFeatureStore {
                 ids: HashMap::new(),
                 sweep_at: 1024,
             }),
+            entities: RwLock::new(HashMap::new()),
+            lane_carriers: RwLock::new(HashMap::new()),
         }
     }
 
@@ -78,6 +85,23 @@ impl InMemoryFeatureStore {
                     return ApplyOutcome::Duplicate;
                 }
                 self.apply_updates(&event.updates);
+                if let Some(write) = &event.entity {
+                    let mut entities = self.entities.write().unwrap_or_else(|e| e.into_inner());
+                    let newer = entities
+                        .get(&write.key)
+                        .is_none_or(|(version, _)| write.version >= *version);
+                    if newer {
+                        entities.insert(write.key.clone(), (write.version, write.entity.clone()));
+                    }
+                }
+                if let Some(lane) = &event.lane_carrier {
+                    self.lane_carriers
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry((lane.origin.clone(), lane.destination.clone()))
+                        .or_default()
+                        .insert(lane.carrier.clone());
+                }
                 ApplyOutcome::Applied
             })
             .collect()
@@ -108,6 +132,29 @@ impl FeatureStore for InMemoryFeatureStore {
         keys: &[AggregateKey],
     ) -> Result<Vec<Option<AggregateRecord>>, FeatureError> {
         Ok(self.fetch_now(keys))
+    }
+
+    async fn fetch_all(&self, request: &FetchRequest) -> Result<Fetched, FeatureError> {
+        let lanes = self.lane_carriers.read().unwrap_or_else(|e| e.into_inner());
+        let entities = self.entities.read().unwrap_or_else(|e| e.into_inner());
+        Ok(Fetched {
+            records: self.fetch_now(&request.records),
+            lane_carriers: request
+                .lanes
+                .iter()
+                .map(|lane| {
+                    lanes
+                        .get(lane)
+                        .map(|set| set.iter().cloned().collect())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            entities: request
+                .entities
+                .iter()
+                .map(|key| entities.get(key).map(|(_, entity)| entity.clone()))
+                .collect(),
+        })
     }
 
     async fn apply(&self, events: &[EventUpdates]) -> Result<Vec<ApplyOutcome>, FeatureError> {

@@ -13,6 +13,8 @@
 //! | `{ns}:origin:{location}` | hash | shipment outcome counters of everything leaving a location |
 //! | `{ns}:destination:{location}` | hash | the same, for everything arriving at a location |
 //! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
+//! | `{ns}:entity:shipment:{id}`, `{ns}:entity:order:{id}` | hash `v`, `json`, with TTL | the newest state of an ingested shipment or order |
+//! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
 //!
 //! Hash fields: `t` (counter clock, epoch seconds), `{counter}_{window}` (decayed
 //! counters), `gt` (gauge clock), and one field per gauge; see
@@ -29,7 +31,9 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 use super::aggregates::{
     AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOWS, field_names,
 };
-use super::{ApplyOutcome, EventUpdates, FeatureError, FeatureStore};
+use super::{
+    ApplyOutcome, EntityKey, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched,
+};
 
 const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
 
@@ -147,19 +151,33 @@ impl RedisFeatureStore {
             .map_err(|_| FeatureError::Timeout(self.settings.timeout.as_millis() as u64))
     }
 
-    fn apply_pipeline(&self, events: &[EventUpdates]) -> redis::Pipeline {
+    fn apply_pipeline(&self, events: &[EventUpdates]) -> Result<redis::Pipeline, FeatureError> {
         let mut pipeline = redis::pipe();
         let ttl = self.settings.dedupe_ttl.as_secs().max(1);
         for event in events {
+            let extra_keys =
+                usize::from(event.entity.is_some()) + usize::from(event.lane_carrier.is_some());
             let command = pipeline
                 .cmd("EVALSHA")
                 .arg(self.script.get_hash())
-                .arg(1 + event.updates.len())
+                .arg(1 + event.updates.len() + extra_keys)
                 .arg(self.seen_key(&event.event_id));
             for update in &event.updates {
                 command.arg(self.record_key(&update.key));
             }
-            command.arg(ttl).arg(WINDOWS.len());
+            if let Some(entity) = &event.entity {
+                command.arg(self.entity_key(&entity.key));
+            }
+            if let Some(lane) = &event.lane_carrier {
+                command.arg(self.lane_key(&lane.origin, &lane.destination));
+            }
+            let entity_ttl = if event.entity.is_some() { ttl } else { 0 };
+            command
+                .arg(ttl)
+                .arg(event.updates.len())
+                .arg(entity_ttl)
+                .arg(u8::from(event.lane_carrier.is_some()))
+                .arg(WINDOWS.len());
             for window in WINDOWS {
                 command.arg(window.name).arg(window.tau_secs);
             }
@@ -182,8 +200,26 @@ impl RedisFeatureStore {
                     }
                 }
             }
+            if let Some(entity) = &event.entity {
+                let json = serde_json::to_string(&entity.entity)
+                    .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
+                command.arg(entity.version).arg(json);
+            }
+            if let Some(lane) = &event.lane_carrier {
+                command.arg(&lane.carrier);
+            }
         }
-        pipeline
+        Ok(pipeline)
+    }
+
+    /// The Redis key of an ingested entity.
+    pub fn entity_key(&self, key: &EntityKey) -> String {
+        format!("{}:entity:{}", self.settings.namespace, key.suffix())
+    }
+
+    /// The Redis key of the set of carriers seen on a lane.
+    pub fn lane_key(&self, origin: &str, destination: &str) -> String {
+        format!("{}:lane_carriers:{origin}:{destination}", self.settings.namespace)
     }
 
     fn parse_record(&self, kind: AggregateKind, values: &[Option<f64>]) -> Option<AggregateRecord> {
@@ -240,11 +276,65 @@ impl FeatureStore for RedisFeatureStore {
             .collect())
     }
 
+    async fn fetch_all(&self, request: &FetchRequest) -> Result<Fetched, FeatureError> {
+        let mut pipeline = redis::pipe();
+        for key in &request.records {
+            pipeline
+                .cmd("HMGET")
+                .arg(self.record_key(key))
+                .arg(&self.fields[key.kind as usize]);
+        }
+        for (origin, destination) in &request.lanes {
+            pipeline.cmd("SMEMBERS").arg(self.lane_key(origin, destination));
+        }
+        for key in &request.entities {
+            pipeline.cmd("HGET").arg(self.entity_key(key)).arg("json");
+        }
+        if request.records.is_empty() && request.lanes.is_empty() && request.entities.is_empty() {
+            return Ok(Fetched::default());
+        }
+        let pipeline = &pipeline;
+        let answers: Vec<redis::Value> = self
+            .run(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .await?;
+        let expected = request.records.len() + request.lanes.len() + request.entities.len();
+        if answers.len() != expected {
+            return Err(FeatureError::Corrupt(format!(
+                "{} answers for {expected} reads",
+                answers.len()
+            )));
+        }
+        let corrupt = |e: redis::ParsingError| FeatureError::Corrupt(e.to_string());
+        let mut answers = answers.into_iter();
+        let mut fetched = Fetched::default();
+        for key in &request.records {
+            let values: Vec<Option<f64>> =
+                redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
+            fetched.records.push(self.parse_record(key.kind, &values));
+        }
+        for _ in &request.lanes {
+            let mut carriers: Vec<String> =
+                redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
+            carriers.sort();
+            fetched.lane_carriers.push(carriers);
+        }
+        for _ in &request.entities {
+            let json: Option<String> =
+                redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
+            let entity = json
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| FeatureError::Corrupt(format!("stored entity: {e}")))?;
+            fetched.entities.push(entity);
+        }
+        Ok(fetched)
+    }
+
     async fn apply(&self, events: &[EventUpdates]) -> Result<Vec<ApplyOutcome>, FeatureError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let pipeline = &self.apply_pipeline(events);
+        let pipeline = &self.apply_pipeline(events)?;
         let script = &self.script;
         let answers: Vec<i64> = self
             .run(|mut connection| async move {

@@ -3,6 +3,7 @@
 
 use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnapshot};
 
+use super::entities::{Entity, EntityWrite, LaneCarrier, entity_write};
 use super::aggregates::{
     AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
 };
@@ -33,6 +34,10 @@ pub struct EventUpdates {
     /// Empty when the event changes no aggregate (a shipment still in transit); it
     /// is still recorded as seen.
     pub updates: Vec<AggregateUpdate>,
+    /// The order or shipment itself, kept for lookups by id.
+    pub entity: Option<EntityWrite>,
+    /// The carrier a shipment shows serving its lane.
+    pub lane_carrier: Option<LaneCarrier>,
 }
 
 /// The updates an event causes.
@@ -51,9 +56,24 @@ pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
             )])),
         }],
     };
+    let entity = match &event.payload {
+        EventPayload::Shipment(s) => Some(entity_write(&Entity::Shipment(s.clone()))),
+        EventPayload::Order(o) => Some(entity_write(&Entity::Order(o.clone()))),
+        _ => None,
+    };
+    let lane_carrier = match &event.payload {
+        EventPayload::Shipment(s) => Some(LaneCarrier {
+            origin: s.origin.clone(),
+            destination: s.destination.clone(),
+            carrier: s.carrier.clone(),
+        }),
+        _ => None,
+    };
     EventUpdates {
         event_id: event.event_id.clone(),
         updates,
+        entity,
+        lane_carrier,
     }
 }
 
