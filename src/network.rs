@@ -25,6 +25,9 @@ pub struct Site {
     pub capacity_per_hour: f64,
     /// Orders waiting above which the site's queue breaches its SLA.
     pub backlog_limit: f64,
+    /// Cost of picking and packing one order here.
+    #[serde(default)]
+    pub handling_cost: f64,
 }
 
 /// A destination region that shipments go to.
@@ -70,6 +73,18 @@ pub struct Network {
     pub carriers: Vec<Carrier>,
     #[serde(skip)]
     site_index: HashMap<String, usize>,
+    #[serde(skip)]
+    region_index: HashMap<String, usize>,
+    /// (origin, destination) → (carrier index, lane index) of every carrier serving it.
+    #[serde(skip)]
+    lane_index: HashMap<(String, String), Vec<(usize, usize)>>,
+}
+
+/// One carrier's offer on a lane.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LaneOffer<'a> {
+    pub carrier: &'a Carrier,
+    pub lane: &'a Lane,
 }
 
 /// Why a network file could not be used.
@@ -96,7 +111,7 @@ impl Network {
             sites,
             regions,
             carriers,
-            site_index: HashMap::new(),
+            ..Network::default()
         };
         network.reindex();
         network
@@ -131,6 +146,55 @@ impl Network {
         self.site_index.get(code).map(|&i| &self.sites[i])
     }
 
+    /// The destination region with this code, if the network knows it.
+    pub fn region(&self, code: &str) -> Option<&Region> {
+        self.region_index.get(code).map(|&i| &self.regions[i])
+    }
+
+    /// Every carrier's offer on origin → destination, in carrier order.
+    pub fn offers(&self, origin: &str, destination: &str) -> Vec<LaneOffer<'_>> {
+        self.lane_index
+            .get(&(origin.to_string(), destination.to_string()))
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|&(c, l)| LaneOffer {
+                        carrier: &self.carriers[c],
+                        lane: &self.carriers[c].lanes[l],
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The fastest published transit on origin → destination, in hours.
+    pub fn fastest_transit_hours(&self, origin: &str, destination: &str) -> Option<f64> {
+        self.lane_index
+            .get(&(origin.to_string(), destination.to_string()))?
+            .iter()
+            .map(|&(c, l)| self.carriers[c].lanes[l].transit_hours)
+            .min_by(f64::total_cmp)
+    }
+
+    /// Great-circle distance between a site and a site or region, in km.
+    pub fn distance_km(&self, from: &str, to: &str) -> Option<f64> {
+        let point = |code: &str| {
+            self.site(code)
+                .map(|s| (s.lat, s.lon))
+                .or_else(|| self.region(code).map(|r| (r.lat, r.lon)))
+        };
+        let (a, b) = (point(from)?, point(to)?);
+        let (lat1, lon1, lat2, lon2) = (
+            a.0.to_radians(),
+            a.1.to_radians(),
+            b.0.to_radians(),
+            b.1.to_radians(),
+        );
+        let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+            + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+        Some(2.0 * 6371.0 * h.sqrt().asin())
+    }
+
     fn reindex(&mut self) {
         self.site_index = self
             .sites
@@ -138,6 +202,21 @@ impl Network {
             .enumerate()
             .map(|(i, site)| (site.code.clone(), i))
             .collect();
+        self.region_index = self
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, region)| (region.code.clone(), i))
+            .collect();
+        self.lane_index = HashMap::new();
+        for (c, carrier) in self.carriers.iter().enumerate() {
+            for (l, lane) in carrier.lanes.iter().enumerate() {
+                self.lane_index
+                    .entry((lane.origin.clone(), lane.destination.clone()))
+                    .or_default()
+                    .push((c, l));
+            }
+        }
     }
 
     fn check(&self) -> Result<(), String> {

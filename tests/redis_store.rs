@@ -87,7 +87,10 @@ async fn redis_and_memory_backends_hold_the_same_records() {
     let request = FetchRequest {
         records: Vec::new(),
         lanes: vec![("ATL".into(), "JFK".into()), ("ATL".into(), "LAX".into())],
-        entities: vec![EntityKey::Shipment("S14".into()), EntityKey::Order("nope".into())],
+        entities: vec![
+            EntityKey::Shipment("S14".into()),
+            EntityKey::Order("nope".into()),
+        ],
     };
     let (a, b) = (
         redis.fetch_all(&request).await.unwrap(),
@@ -95,7 +98,9 @@ async fn redis_and_memory_backends_hold_the_same_records() {
     );
     assert_eq!(a, b, "lanes and entities agree");
     assert_eq!(a.lane_carriers, [vec!["XPO".to_string()], vec![]]);
-    assert!(matches!(&a.entities[0], Some(Entity::Shipment(s)) if s.status == ShipmentStatus::Cancelled));
+    assert!(
+        matches!(&a.entities[0], Some(Entity::Shipment(s)) if s.status == ShipmentStatus::Cancelled)
+    );
     let from_redis = redis.fetch(&keys).await.unwrap();
     let from_memory = memory.fetch(&keys).await.unwrap();
     assert!(from_redis[4].is_none() && from_memory[4].is_none());

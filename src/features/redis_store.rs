@@ -219,7 +219,10 @@ impl RedisFeatureStore {
 
     /// The Redis key of the set of carriers seen on a lane.
     pub fn lane_key(&self, origin: &str, destination: &str) -> String {
-        format!("{}:lane_carriers:{origin}:{destination}", self.settings.namespace)
+        format!(
+            "{}:lane_carriers:{origin}:{destination}",
+            self.settings.namespace
+        )
     }
 
     fn parse_record(&self, kind: AggregateKind, values: &[Option<f64>]) -> Option<AggregateRecord> {
@@ -285,7 +288,9 @@ impl FeatureStore for RedisFeatureStore {
                 .arg(&self.fields[key.kind as usize]);
         }
         for (origin, destination) in &request.lanes {
-            pipeline.cmd("SMEMBERS").arg(self.lane_key(origin, destination));
+            pipeline
+                .cmd("SMEMBERS")
+                .arg(self.lane_key(origin, destination));
         }
         for key in &request.entities {
             pipeline.cmd("HGET").arg(self.entity_key(key)).arg("json");

@@ -3,10 +3,10 @@
 
 use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnapshot};
 
-use super::entities::{Entity, EntityWrite, LaneCarrier, entity_write};
 use super::aggregates::{
     AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
 };
+use super::entities::{Entity, EntityWrite, LaneCarrier, entity_write};
 
 const COUNTERS: usize = super::aggregates::MAX_COUNTER_FIELDS / WINDOWS.len();
 /// Lateness above this counts as this much in the mean-delay features.

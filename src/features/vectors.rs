@@ -52,6 +52,7 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     def("departure_hour_sin", "sin(hour)"),
     def("departure_hour_cos", "cos(hour)"),
     def("departure_weekend", "0/1"),
+    def("lead_time_hours", "hours"),
 ];
 
 /// Inputs of the order-fallout family, in order.
@@ -68,6 +69,7 @@ pub const ORDER_FALLOUT_FEATURES: &[FeatureDef] = &[
     def("lane_failure_rate_1d", "share"),
     def("lane_failure_rate_7d", "share"),
     def("promise_slack_hours", "hours"),
+    def("promise_slack_after_transit_hours", "hours"),
     def("line_count", "lines"),
     def("units_log", "ln(1+units)"),
     def("priority_express", "0/1"),
@@ -192,7 +194,14 @@ pub fn carrier_failure_vector(
         hour_sin,
         hour_cos,
         weekend,
+        lead_time_hours(shipment.scheduled_departure, now),
     ])
+}
+
+/// Hours from the decision to the departure, the horizon the model predicts at
+/// (0 at or after departure; capped at four days).
+pub fn lead_time_hours(departure: Timestamp, now: Timestamp) -> f64 {
+    departure.hours_since(now).clamp(0.0, 96.0)
 }
 
 /// Keys an order's features read: its site, and the lane from the site to the
@@ -232,6 +241,11 @@ pub fn order_fallout_vector(
         lane_rate(WindowId::Day),
         lane_rate(WindowId::Week),
         order.promise_at.hours_since(now),
+        network
+            .fastest_transit_hours(&order.site, &order.destination_region)
+            .map_or(f64::NAN, |transit| {
+                order.promise_at.hours_since(now) - transit
+            }),
         f64::from(order.line_count),
         order.units.ln_1p(),
         f64::from(u8::from(order.priority == OrderPriority::Express)),

@@ -18,5 +18,6 @@ pub mod metrics;
 pub mod network_gen;
 pub mod replay;
 pub mod report;
+pub mod sim_world;
 pub mod simulate;
 pub mod train;

@@ -43,9 +43,6 @@ const REGIONS: [(&str, f64, f64, &str); 16] = [
 
 const CARRIERS: [&str; 8] = ["UPS", "FDX", "XPO", "ODFL", "SAIA", "ESTES", "DHL", "RLC"];
 
-/// Hours of site processing promised before a shipment leaves.
-pub const PROCESSING_SLA_HOURS: f64 = 6.0;
-
 /// The network plus what only the simulator knows about it.
 #[derive(Debug, Clone)]
 pub struct SimNetwork {
@@ -94,10 +91,14 @@ pub fn generate(rng: &mut StdRng, orders_per_day: f64) -> SimNetwork {
         .iter()
         .map(|d| (d * 1.45 / productivity).ceil())
         .collect();
+    let handling: Vec<f64> = (0..SITES.len())
+        .map(|_| (rng.gen_range(4.0..9.0) * 100.0f64).round() / 100.0)
+        .collect();
     let sites: Vec<Site> = SITES
         .iter()
         .zip(&peak_labour)
-        .map(|(&(code, lat, lon, area), labour)| {
+        .zip(&handling)
+        .map(|((&(code, lat, lon, area), labour), &handling_cost)| {
             let capacity = labour * productivity;
             Site {
                 code: code.into(),
@@ -107,6 +108,7 @@ pub fn generate(rng: &mut StdRng, orders_per_day: f64) -> SimNetwork {
                 lon,
                 capacity_per_hour: capacity,
                 backlog_limit: (capacity * 3.0).round(),
+                handling_cost,
             }
         })
         .collect();

@@ -3,8 +3,10 @@
 //! `scoring::feature_vector`) and records each decision's feature vector at its
 //! decision time, before anything later is applied.
 //!
-//! Decision times: a shipment at its scheduled departure, an order at its
-//! creation, a site at each snapshot (after applying that snapshot). Outcomes are
+//! Decision times: a shipment some hours before its scheduled departure (0 to 48,
+//! fixed per shipment, with the lead time a feature — the horizon a reroute is
+//! decided at), an order at its creation, a site at each snapshot (after
+//! applying that snapshot). Outcomes are
 //! applied when they become known: a shipment's at its arrival (or scheduled
 //! departure if cancelled), an order's at its promise time. At equal times,
 //! decisions come before outcomes, so nothing known only later leaks in.
@@ -88,7 +90,10 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
         history.shipments.len() * 2 + history.orders.len() * 3 + history.snapshots.len() * 2,
     );
     for (i, s) in history.shipments.iter().enumerate() {
-        steps.push((s.scheduled_departure, Step::DecideShipment, i as u32));
+        let decided = s
+            .scheduled_departure
+            .plus_minutes(-60.0 * lead_hours(&s.shipment_id));
+        steps.push((decided, Step::DecideShipment, i as u32));
         if let Some(outcome) = s.outcome(grace) {
             steps.push((outcome.known_at, Step::ApplyShipmentOutcome, i as u32));
         }
@@ -224,6 +229,20 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
     out
 }
 
+/// Leads (hours before departure) that shipment decisions are taken at, so the
+/// carrier model learns every horizon a reroute is decided at.
+pub const DECISION_LEADS_HOURS: [f64; 6] = [0.0, 2.0, 6.0, 12.0, 24.0, 48.0];
+
+/// The lead a shipment's decision is replayed at: one of
+/// [`DECISION_LEADS_HOURS`], fixed per shipment id (FNV-1a hash), so a rerun
+/// builds the same dataset.
+pub fn lead_hours(shipment_id: &str) -> f64 {
+    let hash = shipment_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    DECISION_LEADS_HOURS[(hash % DECISION_LEADS_HOURS.len() as u64) as usize]
+}
+
 fn decide(
     store: &InMemoryFeatureStore,
     network: &Network,
@@ -351,34 +370,65 @@ mod tests {
 
     #[test]
     fn a_decision_never_sees_an_outcome_recorded_after_it() {
-        // A departs at 0 and arrives late at 15 (known then). B departs at 10, while
-        // A is still on the road: A's failure must not be in B's features. C departs
-        // at 15 exactly, the moment A's outcome is recorded: still not visible.
-        // D departs at 30: it sees A.
+        // A departs at 0 and arrives late at 15: its failure is recorded at hour 15.
+        // Every other shipment is decided some hours before its own departure; it
+        // must see A's failure exactly when its decision time is after hour 15
+        // (at hour 15 itself, decisions come before outcomes).
+        let mut shipments = vec![late_shipment("A", 0, 10)];
+        for n in 0..24 {
+            let departure = 5 + 3 * n;
+            shipments.push(late_shipment(&format!("D{n}"), departure, departure + 200));
+        }
         let history = History {
-            shipments: vec![
-                late_shipment("A", 0, 10),
-                late_shipment("B", 10, 40),
-                late_shipment("C", 15, 40),
-                late_shipment("D", 30, 60),
-            ],
+            shipments,
             ..History::default()
         };
-        let rates = seen_rates(&replay(&history, &settings(None)));
+        let datasets = replay(&history, &settings(None));
+        let rates = seen_rates(&datasets);
         let prior = rates["A"];
-        assert_eq!(rates["B"], prior, "B must not see A's late arrival");
-        assert_eq!(rates["C"], prior, "C decides at the instant A is recorded");
-        assert!(rates["D"] > prior, "D sees A: {} vs {prior}", rates["D"]);
+        let (mut before, mut after) = (0, 0);
+        for row in &datasets.rows[&RiskKind::CarrierFailure] {
+            if row.entity_id == "A" {
+                continue;
+            }
+            let lead = lead_hours(&row.entity_id);
+            let departure = history
+                .shipments
+                .iter()
+                .find(|s| s.shipment_id == row.entity_id)
+                .unwrap()
+                .scheduled_departure;
+            assert_eq!(
+                row.at,
+                departure.plus_minutes(-60.0 * lead),
+                "decided at its lead"
+            );
+            if row.at <= at(15) {
+                before += 1;
+                assert_eq!(
+                    rates[&row.entity_id], prior,
+                    "{} must not see A",
+                    row.entity_id
+                );
+            } else {
+                after += 1;
+                assert!(rates[&row.entity_id] > prior, "{} sees A", row.entity_id);
+            }
+        }
+        assert!(
+            before > 0 && after > 0,
+            "both cases exercised: {before} / {after}"
+        );
     }
 
     #[test]
     fn until_drops_later_events_and_labels() {
         let history = History {
-            shipments: vec![late_shipment("A", 0, 10), late_shipment("B", 20, 30)],
+            shipments: vec![late_shipment("A", 0, 10), late_shipment("B", 60, 70)],
             ..History::default()
         };
-        // At hour 25, B has departed but its outcome (hour 35) is not known.
-        let datasets = replay(&history, &settings(Some(at(25))));
+        // At hour 72, B has departed but its outcome (hour 75) is not known.
+        let datasets = replay(&history, &settings(Some(at(72))));
         let ids: Vec<&str> = datasets.rows[&RiskKind::CarrierFailure]
             .iter()
             .map(|r| r.entity_id.as_str())

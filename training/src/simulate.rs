@@ -1,6 +1,9 @@
 //! A seeded simulator of a fulfilment network, writing the CSV exports of
 //! DESIGN.md (`orders.csv`, `shipments.csv`, `site_metrics.csv`, `network.toml`)
-//! plus `truth_shipments.csv`, the true failure probability of every shipment.
+//! plus the truth only a simulator knows: `truth_shipments.csv` (each shipment's
+//! true failure probability), `truth_reroutes.csv` (the same for every carrier that
+//! could have taken it) and `truth_reallocations.csv` (each sampled order's true
+//! fallout probability and cost from every site) — see [`crate::sim_world`].
 //!
 //! Mechanisms (hourly steps, all in UTC):
 //! - **Demand** per site: Poisson arrivals at a base rate × a daily profile
@@ -20,8 +23,9 @@
 //!   plus weekend and night departures. A failure is a cancellation (12 %) or a late
 //!   arrival (15 min + exponential, mean 10 h).
 //! - **Fallout**: an order is backordered, cancelled, or late when its shipment
-//!   arrives after the promise (6 h processing + fastest transit + 12 h slack,
-//!   3 h for express orders); a cancelled shipment is re-sent 48 h later.
+//!   arrives after the promise — 72 h from creation (40 h for express orders),
+//!   whichever site fulfils it, so far-away sites struggle to keep express
+//!   promises; a cancelled shipment is re-sent 48 h later.
 //!
 //! Anything still unresolved at the end of the period is exported as open.
 
@@ -35,7 +39,11 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal, Poisson};
 
 use crate::csvio::{OrderRow, ShipmentRow, SiteMetricRow};
-use crate::network_gen::{self, PROCESSING_SLA_HOURS, SimNetwork};
+use crate::network_gen::{self, SimNetwork};
+use crate::sim_world::{Disruption, OrderShape, World, next_pickup};
+
+/// Every how many orders (by id) the counterfactual truth files sample one.
+pub const TRUTH_SAMPLE_EVERY: u64 = 5;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -57,7 +65,6 @@ pub struct SimSummary {
 }
 
 const HOUR_MS: i64 = 3_600_000;
-const PICKUP_HOURS: [i64; 4] = [2, 8, 14, 20];
 
 struct Pending {
     id: u64,
@@ -67,14 +74,6 @@ struct Pending {
     units: f64,
     express: bool,
     channel: &'static str,
-}
-
-/// A disruption window in one area.
-struct Disruption {
-    area: &'static str,
-    start: Timestamp,
-    end: Timestamp,
-    severity: f64,
 }
 
 /// Runs the simulation and writes the files into `out`.
@@ -89,6 +88,10 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
     let mut metrics = csv::Writer::from_path(out.join("site_metrics.csv"))?;
     let mut truth = csv::Writer::from_path(out.join("truth_shipments.csv"))?;
     truth.write_record(["shipment_id", "p_fail"])?;
+    let mut reroutes = csv::Writer::from_path(out.join("truth_reroutes.csv"))?;
+    reroutes.write_record(["shipment_id", "carrier", "rate", "transit_hours", "p_fail"])?;
+    let mut reallocations = csv::Writer::from_path(out.join("truth_reallocations.csv"))?;
+    reallocations.write_record(["order_id", "site", "cost", "p_fallout"])?;
 
     let hours = i64::from(settings.days) * 24;
     let end = Timestamp(settings.start.0 + hours * HOUR_MS);
@@ -122,14 +125,22 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
         .collect();
 
     let carriers = sim.network.carriers.len();
-    let mut lane_state = sim.lane_logit.clone();
     let drift = Normal::new(0.0, 0.15).expect("valid normal");
-    let mut stock: Vec<f64> = (0..site_count).map(|_| rng.gen_range(0.6..1.0)).collect();
+    let mut world = World {
+        sim: &sim,
+        disruptions: &disruptions,
+        lane_state: sim.lane_logit.clone(),
+        load: vec![[0.0f64; 24]; carriers],
+        load_norm: vec![0.0f64; carriers],
+        stock: (0..site_count).map(|_| rng.gen_range(0.6..1.0)).collect(),
+        capacity: sim
+            .peak_labour
+            .iter()
+            .map(|l| l * sim.productivity)
+            .collect(),
+    };
     let mut queues: Vec<VecDeque<Pending>> = (0..site_count).map(|_| VecDeque::new()).collect();
     let mut carry = vec![0.0; site_count];
-    // Shipments per carrier in each of the last 24 hours, and a two-week norm.
-    let mut load = vec![[0.0f64; 24]; carriers];
-    let mut load_norm = vec![0.0f64; carriers];
     let mut summary = SimSummary::default();
     let (mut failures, mut fallouts, mut resolved_orders) = (0usize, 0usize, 0usize);
     let mut next_id = 1u64;
@@ -137,22 +148,22 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
     for hour in 0..hours {
         let t0 = Timestamp(settings.start.0 + hour * HOUR_MS);
         if hour % 24 == 0 {
-            for (key, value) in lane_state.iter_mut() {
+            for (key, value) in world.lane_state.iter_mut() {
                 let base = sim.lane_logit[key];
                 *value += 0.08 * (base - *value) + drift.sample(&mut rng);
             }
-            for s in stock.iter_mut() {
+            for s in world.stock.iter_mut() {
                 *s = (*s + rng.gen_range(-0.08..0.07) + 0.02 * (0.85 - *s)).clamp(0.05, 1.0);
             }
         }
         for c in 0..carriers {
-            let day_total: f64 = load[c].iter().sum();
-            load_norm[c] = if hour < 24 {
-                day_total.max(load_norm[c])
+            let day_total: f64 = world.load[c].iter().sum();
+            world.load_norm[c] = if hour < 24 {
+                day_total.max(world.load_norm[c])
             } else {
-                load_norm[c] + (day_total - load_norm[c]) / (14.0 * 24.0)
+                world.load_norm[c] + (day_total - world.load_norm[c]) / (14.0 * 24.0)
             };
-            load[c][(hour % 24) as usize] = 0.0;
+            world.load[c][(hour % 24) as usize] = 0.0;
         }
         let hour_of_day = t0.hour_of_day_utc();
         let weekday = t0.weekday_utc();
@@ -167,7 +178,23 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
             };
             for _ in 0..arrivals {
                 let created = Timestamp(t0.0 + rng.gen_range(0..HOUR_MS));
-                queues[s].push_back(new_order(&mut rng, &sim, s, next_id, created));
+                let order = new_order(&mut rng, &sim, s, next_id, created);
+                if order.id.is_multiple_of(TRUTH_SAMPLE_EVERY) {
+                    // What fulfilling it from each site would risk, as of now.
+                    for (other, queue) in queues.iter().enumerate() {
+                        if let Some((p, cost)) =
+                            world.fallout_at(other, &order.shape(), queue.len())
+                        {
+                            reallocations.write_record([
+                                format!("O{:08}", order.id),
+                                sim.network.sites[other].code.clone(),
+                                format!("{cost:.2}"),
+                                format!("{p:.6}"),
+                            ])?;
+                        }
+                    }
+                }
+                queues[s].push_back(order);
                 next_id += 1;
             }
             let shortfall = active_factor(&shortfalls[s], &shortfall_factor, t0);
@@ -178,6 +205,7 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
             .round()
             .max(1.0);
             carry[s] += labour * sim.productivity;
+            world.capacity[s] = labour * sim.productivity;
             let capacity = carry[s].floor() as usize;
             carry[s] -= capacity as f64;
             let mut units_picked = 0.0;
@@ -190,27 +218,24 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
                 let ready = Timestamp(t0.0 + (offset * HOUR_MS as f64) as i64).max(order.created);
                 units_picked += order.units;
                 processed += 1;
-                let ctx = OrderContext {
-                    sim: &sim,
-                    site: s,
-                    end,
-                    disruptions: &disruptions,
-                };
-                let result = finish_order(
-                    &mut rng,
-                    &ctx,
-                    &order,
-                    ready,
-                    stock[s],
-                    &lane_state,
-                    &load,
-                    &load_norm,
-                );
-                if let Some((row, p_fail, failed, carrier)) = result.shipment {
-                    load[carrier][(hour % 24) as usize] += 1.0;
-                    failures += usize::from(failed);
-                    truth.write_record([row.shipment_id.as_str(), &format!("{p_fail:.6}")])?;
-                    shipments.serialize(&row)?;
+                let result = finish_order(&mut rng, &world, s, end, &order, ready);
+                if let Some(shipment) = result.shipment {
+                    world.load[shipment.carrier][(hour % 24) as usize] += 1.0;
+                    failures += usize::from(shipment.failed);
+                    let id = shipment.row.shipment_id.clone();
+                    truth.write_record([id.as_str(), &format!("{:.6}", shipment.p_fail)])?;
+                    if order.id.is_multiple_of(TRUTH_SAMPLE_EVERY) {
+                        for (carrier, rate, transit, p_fail) in &shipment.alternatives {
+                            reroutes.write_record([
+                                id.clone(),
+                                sim.network.carriers[*carrier].code.clone(),
+                                format!("{rate:.2}"),
+                                format!("{transit}"),
+                                format!("{p_fail:.6}"),
+                            ])?;
+                        }
+                    }
+                    shipments.serialize(&shipment.row)?;
                     summary.shipments += 1;
                 }
                 if let Some(fallout) = result.fallout {
@@ -241,28 +266,45 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
             summary.orders += 1;
         }
     }
-    orders.flush()?;
-    shipments.flush()?;
-    metrics.flush()?;
-    truth.flush()?;
+    for writer in [&mut orders, &mut shipments, &mut metrics] {
+        writer.flush()?;
+    }
+    for writer in [&mut truth, &mut reroutes, &mut reallocations] {
+        writer.flush()?;
+    }
     summary.shipment_failure_rate = failures as f64 / summary.shipments.max(1) as f64;
     summary.order_fallout_rate = fallouts as f64 / resolved_orders.max(1) as f64;
     Ok(summary)
 }
 
-struct OrderContext<'a> {
-    sim: &'a SimNetwork,
-    site: usize,
-    end: Timestamp,
-    disruptions: &'a [Disruption],
+/// A shipment as simulated: its row, its truth and the alternatives not taken.
+struct SimShipment {
+    row: ShipmentRow,
+    carrier: usize,
+    p_fail: f64,
+    /// Whether it failed (and the outcome is inside the period).
+    failed: bool,
+    /// (carrier, rate, transit hours, true failure probability) of every carrier
+    /// serving the lane, for the same departure.
+    alternatives: Vec<(usize, f64, f64, f64)>,
 }
 
 struct Finished {
     order: OrderRow,
-    /// The shipment row, its true failure probability, whether it failed, its carrier.
-    shipment: Option<(ShipmentRow, f64, bool, usize)>,
+    shipment: Option<SimShipment>,
     /// Whether the order fell out; `None` while unresolved.
     fallout: Option<bool>,
+}
+
+impl Pending {
+    fn shape(&self) -> OrderShape {
+        OrderShape {
+            created: self.created,
+            region: self.region,
+            lines: self.lines,
+            express: self.express,
+        }
+    }
 }
 
 fn new_order(
@@ -300,12 +342,6 @@ fn new_order(
     }
 }
 
-fn promise(sim: &SimNetwork, site: usize, order: &Pending) -> Timestamp {
-    let slack = if order.express { 3.0 } else { 12.0 };
-    let hours = PROCESSING_SLA_HOURS + sim.best_transit[site][order.region] + slack;
-    order.created.plus_minutes(hours * 60.0)
-}
-
 fn order_row(sim: &SimNetwork, site: usize, order: &Pending, outcome: Option<&str>) -> OrderRow {
     OrderRow {
         order_id: format!("O{:08}", order.id),
@@ -313,7 +349,7 @@ fn order_row(sim: &SimNetwork, site: usize, order: &Pending, outcome: Option<&st
         channel: order.channel.into(),
         site: sim.network.sites[site].code.clone(),
         destination_region: sim.network.regions[order.region].code.clone(),
-        promise_at: promise(sim, site, order).to_rfc3339(),
+        promise_at: order.shape().promise().to_rfc3339(),
         line_count: order.lines.to_string(),
         units: order.units.to_string(),
         priority: if order.express { "express" } else { "standard" }.into(),
@@ -321,21 +357,18 @@ fn order_row(sim: &SimNetwork, site: usize, order: &Pending, outcome: Option<&st
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn finish_order(
     rng: &mut StdRng,
-    ctx: &OrderContext<'_>,
+    world: &World<'_>,
+    site: usize,
+    end: Timestamp,
     order: &Pending,
     ready: Timestamp,
-    stock: f64,
-    lane_state: &std::collections::BTreeMap<(usize, usize, usize), f64>,
-    load: &[[f64; 24]],
-    load_norm: &[f64],
 ) -> Finished {
-    let sim = ctx.sim;
-    let promised = promise(sim, ctx.site, order);
+    let sim = world.sim;
+    let promised = order.shape().promise();
     let resolved = |outcome: &str, fallout: bool| Finished {
-        order: order_row(sim, ctx.site, order, Some(outcome)),
+        order: order_row(sim, site, order, Some(outcome)),
         shipment: None,
         fallout: Some(fallout),
     };
@@ -343,26 +376,13 @@ fn finish_order(
     if (waited > 36.0 && rng.gen_bool(0.6)) || rng.gen_bool(0.003) {
         return resolved("cancelled", true);
     }
-    let per_line = 0.004 + 0.06 * (1.0 - stock).powi(3);
-    if rng.gen_bool(1.0 - (1.0 - per_line).powi(order.lines as i32)) {
+    if rng.gen_bool(world.backorder_probability(site, order.lines)) {
         return resolved("backordered", true);
     }
     // Carrier: among those serving the lane, the cheapest half the time.
-    let site_code = &sim.network.sites[ctx.site].code;
+    let site_code = &sim.network.sites[site].code;
     let region_code = &sim.network.regions[order.region].code;
-    let options: Vec<(usize, f64, f64)> = sim
-        .network
-        .carriers
-        .iter()
-        .enumerate()
-        .filter_map(|(c, carrier)| {
-            carrier
-                .lanes
-                .iter()
-                .find(|l| &l.origin == site_code && &l.destination == region_code)
-                .map(|l| (c, l.rate, l.transit_hours))
-        })
-        .collect();
+    let options = world.lane_options(site, order.region);
     let (carrier, _, transit) = if rng.gen_bool(0.5) {
         *options
             .iter()
@@ -373,26 +393,15 @@ fn finish_order(
     };
     let departure = next_pickup(ready.plus_minutes(30.0));
     let arrival = departure.plus_minutes(transit * 60.0);
-    let mut logit = lane_state[&(carrier, ctx.site, order.region)];
-    for d in ctx.disruptions {
-        let overlaps = d.start <= arrival && departure <= d.end;
-        if overlaps
-            && (d.area == sim.site_area[ctx.site] || d.area == sim.region_area[order.region])
-        {
-            logit += d.severity;
-        }
-    }
-    let recent: f64 = load[carrier].iter().sum();
-    if load_norm[carrier] > 0.0 {
-        logit += 1.5 * (recent / load_norm[carrier] - 1.1).max(0.0);
-    }
-    if departure.weekday_utc() >= 5 {
-        logit += 0.25;
-    }
-    if departure.hour_of_day_utc() < 5.0 {
-        logit += 0.2;
-    }
-    let p_fail = 1.0 / (1.0 + (-logit).exp());
+    let alternatives = options
+        .iter()
+        .map(|&(c, rate, transit)| {
+            let arrival = departure.plus_minutes(transit * 60.0);
+            let p = world.failure_probability(c, site, order.region, departure, arrival);
+            (c, rate, transit, p)
+        })
+        .collect();
+    let p_fail = world.failure_probability(carrier, site, order.region, departure, arrival);
     let failed = rng.gen_bool(p_fail);
     let cancelled = failed && rng.gen_bool(0.12);
     let delay_minutes = if !failed {
@@ -407,7 +416,7 @@ fn finish_order(
     };
     let delivered_at = actual_arrival.unwrap_or(arrival.plus_minutes(48.0 * 60.0));
     let shipment_done = if cancelled { departure } else { delivered_at };
-    let open = shipment_done > ctx.end;
+    let open = shipment_done > end;
     let status = match (open, cancelled) {
         (true, _) => "in_transit",
         (false, true) => "cancelled",
@@ -420,7 +429,7 @@ fn finish_order(
         destination: region_code.clone(),
         scheduled_departure: departure.to_rfc3339(),
         scheduled_arrival: arrival.to_rfc3339(),
-        actual_departure: if departure > ctx.end || cancelled {
+        actual_departure: if departure > end || cancelled {
             String::new()
         } else {
             departure
@@ -433,7 +442,7 @@ fn finish_order(
         },
         status: status.into(),
     };
-    let order_resolved = delivered_at <= ctx.end || delivered_at > promised && promised <= ctx.end;
+    let order_resolved = delivered_at <= end || delivered_at > promised && promised <= end;
     let late = delivered_at > promised;
     let (outcome, fallout) = if !order_resolved {
         (None, None)
@@ -443,23 +452,16 @@ fn finish_order(
         (Some("shipped_on_time"), Some(false))
     };
     Finished {
-        order: order_row(sim, ctx.site, order, outcome),
-        shipment: Some((shipment, p_fail, failed && !open, carrier)),
+        order: order_row(sim, site, order, outcome),
+        shipment: Some(SimShipment {
+            row: shipment,
+            carrier,
+            p_fail,
+            failed: failed && !open,
+            alternatives,
+        }),
         fallout,
     }
-}
-
-fn next_pickup(after: Timestamp) -> Timestamp {
-    let day_start = after.0 - after.0.rem_euclid(24 * HOUR_MS);
-    for day in 0..2 {
-        for h in PICKUP_HOURS {
-            let slot = Timestamp(day_start + day * 24 * HOUR_MS + h * HOUR_MS);
-            if slot >= after {
-                return slot;
-            }
-        }
-    }
-    unreachable!("a pickup slot is always within two days")
 }
 
 fn daily_profile(hour: f64) -> f64 {
