@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "proto/detour/v1/types.proto",
     "proto/detour/v1/scoring.proto",
     "proto/detour/v1/ingest.proto",
+    "proto/detour/v1/recommend.proto",
 ];
 
 fn main() -> anyhow::Result<()> {

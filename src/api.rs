@@ -7,9 +7,11 @@
 
 pub mod convert;
 pub mod ingest;
+pub mod recommend;
 pub mod scoring;
 
 pub use ingest::EventIngestService;
+pub use recommend::RecommendationsService;
 pub use scoring::RiskScoringService;
 
 use crate::features::FeatureError;
@@ -20,6 +22,9 @@ pub enum ApiError {
     /// The request is malformed; `field` names the offending field.
     #[error("{field}: {reason}")]
     InvalidArgument { field: String, reason: String },
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// A dependency could not do its part; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +49,7 @@ impl ApiError {
     pub fn code_name(&self) -> &'static str {
         match self {
             ApiError::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             ApiError::Internal(_) => "INTERNAL",
@@ -66,6 +72,7 @@ impl From<ApiError> for tonic::Status {
         let message = error.to_string();
         match error {
             ApiError::InvalidArgument { .. } => tonic::Status::invalid_argument(message),
+            ApiError::NotFound(_) => tonic::Status::not_found(message),
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
             ApiError::DeadlineExceeded(_) => tonic::Status::deadline_exceeded(message),
             ApiError::Internal(_) => tonic::Status::internal(message),

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{EventIngestService, RiskScoringService};
+use crate::api::{EventIngestService, RecommendationsService, RiskScoringService};
 use crate::config::Config;
 use crate::features::{
     FeatureError, FeatureSettings, FeatureStore, InMemoryFeatureStore, RedisFeatureStore,
@@ -19,6 +19,7 @@ use crate::features::{
 use crate::models::ModelError;
 use crate::network::{Network, NetworkError};
 use crate::pb;
+use crate::planning::Planner;
 use crate::registry::ModelRegistry;
 use crate::scoring::Scorer;
 
@@ -100,9 +101,19 @@ async fn serve<S: FeatureStore>(
     let store = Arc::new(store);
     let scorer = Arc::new(Scorer::new(
         Arc::clone(&store),
+        Arc::clone(&parts.registry),
+        Arc::clone(&parts.network),
+    ));
+    let planner = Arc::new(Planner::new(
+        Arc::clone(&store),
         parts.registry,
         parts.network,
+        config.reroute_policy(),
+        config.reallocation_policy(),
     ));
+    let recommendations = pb::recommendations_server::RecommendationsServer::new(
+        RecommendationsService::new(planner),
+    );
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
     let ingest = pb::event_ingest_server::EventIngestServer::new(EventIngestService::new(
         Arc::clone(&store),
@@ -115,6 +126,9 @@ async fn serve<S: FeatureStore>(
         .await;
     health
         .set_serving::<pb::event_ingest_server::EventIngestServer<EventIngestService<S>>>()
+        .await;
+    health
+        .set_serving::<pb::recommendations_server::RecommendationsServer<RecommendationsService<S>>>()
         .await;
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -144,6 +158,7 @@ async fn serve<S: FeatureStore>(
             "",
             <pb::risk_scoring_server::RiskScoringServer<RiskScoringService<S>> as tonic::server::NamedService>::NAME,
             <pb::event_ingest_server::EventIngestServer<EventIngestService<S>> as tonic::server::NamedService>::NAME,
+            <pb::recommendations_server::RecommendationsServer<RecommendationsService<S>> as tonic::server::NamedService>::NAME,
         ] {
             health_on_shutdown
                 .set_service_status(service, tonic_health::ServingStatus::NotServing)
@@ -157,6 +172,7 @@ async fn serve<S: FeatureStore>(
         .add_service(reflection_v1alpha)
         .add_service(scoring)
         .add_service(ingest)
+        .add_service(recommendations)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
     let grace = config.shutdown_grace();
     let grace_expired = async move {

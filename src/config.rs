@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::recommend::Policy;
+
 /// Prefix of environment variables: `DETOUR_LISTEN` sets `listen`.
 pub const ENV_PREFIX: &str = "DETOUR_";
 
@@ -36,6 +38,15 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// "text" or "json".
     pub log_format: LogFormat,
+    /// Cost of a failed shipment leg, for ranking reroutes.
+    pub reroute_failure_cost: f64,
+    /// Cost of a fallen-out order, for ranking reallocations.
+    pub reallocation_failure_cost: f64,
+    /// Options costing more than this above the current plan need approval.
+    pub approval_cost_delta: f64,
+    /// Risk at or below which a carrier counts as safe (else a promise adjustment
+    /// is offered).
+    pub safe_risk: f64,
 }
 
 /// How log lines are written.
@@ -58,6 +69,10 @@ impl Default for Config {
             sla_grace_minutes: 15.0,
             shutdown_grace_secs: 10,
             log_format: LogFormat::Text,
+            reroute_failure_cost: Policy::REROUTE.failure_cost,
+            reallocation_failure_cost: Policy::REALLOCATION.failure_cost,
+            approval_cost_delta: Policy::REROUTE.approval_cost_delta,
+            safe_risk: Policy::REROUTE.safe_risk,
         }
     }
 }
@@ -143,6 +158,26 @@ impl Config {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
+    /// The reroute ranking policy these settings give.
+    pub fn reroute_policy(&self) -> Policy {
+        Policy {
+            failure_cost: self.reroute_failure_cost,
+            approval_cost_delta: self.approval_cost_delta,
+            safe_risk: self.safe_risk,
+            ..Policy::REROUTE
+        }
+    }
+
+    /// The reallocation ranking policy these settings give.
+    pub fn reallocation_policy(&self) -> Policy {
+        Policy {
+            failure_cost: self.reallocation_failure_cost,
+            approval_cost_delta: self.approval_cost_delta,
+            safe_risk: self.safe_risk,
+            ..Policy::REALLOCATION
+        }
+    }
+
     fn check(&self) -> Result<(), String> {
         if self.redis_timeout_ms == 0 {
             return Err("redis_timeout_ms must be at least 1".into());
@@ -152,6 +187,18 @@ impl Config {
         }
         if !(self.sla_grace_minutes.is_finite() && self.sla_grace_minutes >= 0.0) {
             return Err("sla_grace_minutes must be a number ≥ 0".into());
+        }
+        for (name, value) in [
+            ("reroute_failure_cost", self.reroute_failure_cost),
+            ("reallocation_failure_cost", self.reallocation_failure_cost),
+            ("approval_cost_delta", self.approval_cost_delta),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("{name} must be a number ≥ 0"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.safe_risk) {
+            return Err("safe_risk must be within [0, 1]".into());
         }
         if self.namespace.is_empty() || self.namespace.contains(char::is_whitespace) {
             return Err("namespace must be non-empty, without spaces".into());
@@ -166,7 +213,7 @@ impl Config {
 }
 
 /// Every key a layer may set.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 13] = [
     "listen",
     "redis",
     "models",
@@ -176,6 +223,10 @@ const KEYS: [&str; 9] = [
     "sla_grace_minutes",
     "shutdown_grace_secs",
     "log_format",
+    "reroute_failure_cost",
+    "reallocation_failure_cost",
+    "approval_cost_delta",
+    "safe_risk",
 ];
 
 /// A raw environment or flag value as TOML: a number or boolean when it reads as

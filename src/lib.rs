@@ -26,6 +26,8 @@ pub mod features;
 pub mod models;
 pub mod network;
 pub mod pb;
+pub mod planning;
+pub mod recommend;
 pub mod registry;
 pub mod scoring;
 pub mod telemetry;

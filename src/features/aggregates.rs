@@ -59,6 +59,8 @@ pub enum AggregateKind {
     Origin,
     /// Shipments arriving at one location, over all carriers and origins.
     Destination,
+    /// Orders fulfilled from one site for one destination region.
+    SiteRegion,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -98,6 +100,16 @@ pub mod site_fields {
     pub const DOCK_UTILISATION: usize = 3;
 }
 
+/// Counters of orders from one site to one region.
+pub mod site_region_counters {
+    /// Orders finished (any outcome).
+    pub const DONE: usize = 0;
+    /// Orders that fell out.
+    pub const FALLOUT: usize = 1;
+    /// Orders that shipped late.
+    pub const LATE: usize = 2;
+}
+
 /// Gauge of an inventory position: units on hand.
 pub const ON_HAND: usize = 0;
 
@@ -112,6 +124,7 @@ impl AggregateKind {
             AggregateKind::Inventory => "inventory",
             AggregateKind::Origin => "origin",
             AggregateKind::Destination => "destination",
+            AggregateKind::SiteRegion => "site_region",
         }
     }
 
@@ -131,6 +144,7 @@ impl AggregateKind {
                 "snapshots",
                 "backlog_sum",
             ],
+            AggregateKind::SiteRegion => &["orders_done", "fallout", "late"],
             AggregateKind::Inventory => &[],
         }
     }
@@ -174,6 +188,9 @@ impl AggregateKey {
     }
     pub fn destination(location: &str) -> Self {
         Self::of(AggregateKind::Destination, &[location])
+    }
+    pub fn site_region(site: &str, region: &str) -> Self {
+        Self::of(AggregateKind::SiteRegion, &[site, region])
     }
 
     fn of(kind: AggregateKind, parts: &[&str]) -> Self {

@@ -12,6 +12,7 @@
 //! | `{ns}:inventory:{site}:{sku}` | hash | units on hand (gauge) |
 //! | `{ns}:origin:{location}` | hash | shipment outcome counters of everything leaving a location |
 //! | `{ns}:destination:{location}` | hash | the same, for everything arriving at a location |
+//! | `{ns}:site_region:{site}:{region}` | hash | order outcome counters of one site serving one region |
 //! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
 //! | `{ns}:entity:shipment:{id}`, `{ns}:entity:order:{id}` | hash `v`, `json`, with TTL | the newest state of an ingested shipment or order |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
@@ -57,7 +58,7 @@ pub struct RedisFeatureStore {
     settings: RedisSettings,
     script: redis::Script,
     /// Field names per [`AggregateKind`], in [`field_names`] order.
-    fields: [Vec<String>; 7],
+    fields: [Vec<String>; 8],
 }
 
 impl std::fmt::Debug for RedisFeatureStore {
@@ -69,7 +70,7 @@ impl std::fmt::Debug for RedisFeatureStore {
 }
 
 /// Every kind, in discriminant order (so `kind as usize` indexes it).
-const KINDS: [AggregateKind; 7] = [
+const KINDS: [AggregateKind; 8] = [
     AggregateKind::Carrier,
     AggregateKind::Lane,
     AggregateKind::CarrierLane,
@@ -77,6 +78,7 @@ const KINDS: [AggregateKind; 7] = [
     AggregateKind::Inventory,
     AggregateKind::Origin,
     AggregateKind::Destination,
+    AggregateKind::SiteRegion,
 ];
 
 impl RedisFeatureStore {

@@ -5,6 +5,7 @@ use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnap
 
 use super::aggregates::{
     AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
+    site_region_counters as src,
 };
 use super::entities::{Entity, EntityWrite, LaneCarrier, entity_write};
 
@@ -44,7 +45,7 @@ pub struct EventUpdates {
 pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
     let updates = match &event.payload {
         EventPayload::Shipment(shipment) => shipment_updates(shipment, settings),
-        EventPayload::Order(order) => vec![order_update(order)],
+        EventPayload::Order(order) => order_updates(order),
         EventPayload::Site(snapshot) => vec![snapshot_update(snapshot)],
         EventPayload::Inventory(position) => vec![AggregateUpdate {
             key: AggregateKey::inventory(&position.site, &position.sku),
@@ -110,10 +111,10 @@ pub fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<
 
 /// An open order counts as demand at its creation; a finished one counts its
 /// outcome.
-pub fn order_update(order: &Order) -> AggregateUpdate {
+pub fn order_updates(order: &Order) -> Vec<AggregateUpdate> {
     match order.outcome {
-        None => order_created_update(order),
-        Some(outcome) => order_outcome_update(order, outcome),
+        None => vec![order_created_update(order)],
+        Some(outcome) => order_outcome_updates(order, outcome).to_vec(),
     }
 }
 
@@ -129,19 +130,35 @@ pub fn order_created_update(order: &Order) -> AggregateUpdate {
     }
 }
 
-/// A finished order counts its outcome against its site at its promise time
-/// (the latest moment the outcome is surely known).
-pub fn order_outcome_update(order: &Order, outcome: OrderOutcome) -> AggregateUpdate {
-    let mut increments = [0.0; COUNTERS];
-    increments[sf::ORDERS_DONE] = 1.0;
-    increments[sf::FALLOUT] = f64::from(u8::from(outcome.is_fallout()));
-    increments[sf::LATE] = f64::from(u8::from(outcome == OrderOutcome::Late));
-    AggregateUpdate {
-        key: AggregateKey::site(&order.site),
-        at: order.promise_at.as_secs_f64(),
-        increments,
-        gauges: None,
-    }
+/// A finished order counts its outcome against its site, and against its site
+/// serving its region, at its promise time (the latest moment the outcome is
+/// surely known).
+pub fn order_outcome_updates(order: &Order, outcome: OrderOutcome) -> [AggregateUpdate; 2] {
+    let fallout = f64::from(u8::from(outcome.is_fallout()));
+    let late = f64::from(u8::from(outcome == OrderOutcome::Late));
+    let at = order.promise_at.as_secs_f64();
+    let mut site = [0.0; COUNTERS];
+    site[sf::ORDERS_DONE] = 1.0;
+    site[sf::FALLOUT] = fallout;
+    site[sf::LATE] = late;
+    let mut pair = [0.0; COUNTERS];
+    pair[src::DONE] = 1.0;
+    pair[src::FALLOUT] = fallout;
+    pair[src::LATE] = late;
+    [
+        AggregateUpdate {
+            key: AggregateKey::site(&order.site),
+            at,
+            increments: site,
+            gauges: None,
+        },
+        AggregateUpdate {
+            key: AggregateKey::site_region(&order.site, &order.destination_region),
+            at,
+            increments: pair,
+            gauges: None,
+        },
+    ]
 }
 
 /// A snapshot sets the site's gauges and adds to its snapshot counters.

@@ -11,6 +11,7 @@ use crate::network::Network;
 
 use super::aggregates::{
     AggregateKey, AggregateRecord, WindowId, shipment_counters as sc, site_fields as sf,
+    site_region_counters as src,
 };
 
 /// Most features any family has.
@@ -43,6 +44,7 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     def("destination_failure_rate_1d", "share"),
     def("carrier_lane_failure_rate_7d", "share"),
     def("carrier_lane_failure_rate_28d", "share"),
+    def("carrier_lane_vs_lane_28d", "share"),
     def("carrier_lane_mean_delay_7d", "minutes"),
     def("carrier_volume_1d_log", "ln(1+shipments)"),
     def("carrier_lane_volume_28d_log", "ln(1+shipments)"),
@@ -68,6 +70,8 @@ pub const ORDER_FALLOUT_FEATURES: &[FeatureDef] = &[
     def("site_inflow_trend", "ratio"),
     def("lane_failure_rate_1d", "share"),
     def("lane_failure_rate_7d", "share"),
+    def("site_region_fallout_rate_28d", "share"),
+    def("site_region_volume_28d_log", "ln(1+orders)"),
     def("promise_slack_hours", "hours"),
     def("promise_slack_after_transit_hours", "hours"),
     def("line_count", "lines"),
@@ -183,6 +187,8 @@ pub fn carrier_failure_vector(
         rate(inbound, sc::FAILED, WindowId::Day),
         rate(carrier_lane, sc::FAILED, WindowId::Week),
         rate(carrier_lane, sc::FAILED, WindowId::Month),
+        // How this carrier compares with everyone on the lane: what a reroute turns on.
+        rate(carrier_lane, sc::FAILED, WindowId::Month) - rate(lane, sc::FAILED, WindowId::Month),
         mean_delay,
         volume(carrier, WindowId::Day),
         volume(carrier_lane, WindowId::Month),
@@ -204,12 +210,14 @@ pub fn lead_time_hours(departure: Timestamp, now: Timestamp) -> f64 {
     departure.hours_since(now).clamp(0.0, 96.0)
 }
 
-/// Keys an order's features read: its site, and the lane from the site to the
-/// order's destination (over all carriers).
-pub fn order_keys(order: &Order) -> [AggregateKey; 2] {
+/// Keys an order's features read: its site, the lane from the site to the
+/// order's destination (shipments over all carriers), and the site's past orders
+/// for that destination.
+pub fn order_keys(order: &Order) -> [AggregateKey; 3] {
     [
         AggregateKey::site(&order.site),
         AggregateKey::lane(&order.site, &order.destination_region),
+        AggregateKey::site_region(&order.site, &order.destination_region),
     ]
 }
 
@@ -217,11 +225,11 @@ pub fn order_keys(order: &Order) -> [AggregateKey; 2] {
 pub fn order_fallout_vector(
     order: &Order,
     now: Timestamp,
-    lookups: [Lookup<'_>; 2],
+    lookups: [Lookup<'_>; 3],
     network: &Network,
     notes: &mut Vec<String>,
 ) -> FeatureVector {
-    let [site_lookup, lane] = lookups;
+    let [site_lookup, lane, pair] = lookups;
     let site = SiteView::new(&order.site, site_lookup, now, network);
     site.note_gaps(notes);
     let t = now.as_secs_f64();
@@ -240,6 +248,18 @@ pub fn order_fallout_vector(
         site.inflow_trend,
         lane_rate(WindowId::Day),
         lane_rate(WindowId::Week),
+        smoothed_rate(
+            pair,
+            src::FALLOUT,
+            src::DONE,
+            WindowId::Month,
+            t,
+            PRIOR_FALLOUT_RATE,
+        ),
+        pair.map_or(f64::NAN, |r| {
+            r.map_or(0.0, |r| r.counter(src::DONE, WindowId::Month, t))
+                .ln_1p()
+        }),
         order.promise_at.hours_since(now),
         network
             .fastest_transit_hours(&order.site, &order.destination_region)

@@ -86,6 +86,7 @@ pub fn run(settings: &EvaluateSettings) -> anyhow::Result<Vec<Prediction>> {
             until: Some(settings.to),
             record_from: Some(settings.from),
             unlabelled: true,
+            shipment_lead_hours: None,
         },
     );
     let mut predictions = Vec::new();

@@ -9,6 +9,7 @@
 //!   metrics; [`report`]: the reports written beside each artifact.
 //! - [`train`]: the `train` command end to end (read, replay, fit, write).
 //! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
+//! - [`recommend_eval`]: `evaluate-recommendations` (do the recommendations help?).
 
 pub mod boost;
 pub mod csvio;
@@ -16,6 +17,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod metrics;
 pub mod network_gen;
+pub mod recommend_eval;
 pub mod replay;
 pub mod report;
 pub mod sim_world;

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use detour::domain::Timestamp;
+use detour::recommend::Policy;
 use detour_training::boost::BoostSettings;
 use detour_training::evaluate::{self, EvaluateSettings};
+use detour_training::recommend_eval::{self, RecommendEvalSettings};
 use detour_training::simulate::{self, SimSettings};
 use detour_training::train::{self, TrainSettings};
 
@@ -65,6 +67,33 @@ enum Command {
         /// Version written into the manifests; derived from the weights if unset.
         #[arg(long)]
         version: Option<String>,
+    },
+    /// Replays a held-out period of a simulated history and compares the realised
+    /// failure rate and cost of the current plan, the top recommendation, a naive
+    /// policy and the best choice in hindsight, for reroutes and reallocations.
+    EvaluateRecommendations {
+        /// A folder written by `simulate` (it needs the truth_*.csv files).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Start of the evaluated period; the models' held-out test slice if unset.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Hours before departure that reroutes are decided.
+        #[arg(long, default_value_t = 24.0)]
+        lead_hours: f64,
+        /// Also write the tables (Markdown) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Cost of a failed leg in ranking and scoring [default: the service's].
+        #[arg(long)]
+        reroute_failure_cost: Option<f64>,
+        /// Cost of a fallen-out order [default: the service's].
+        #[arg(long)]
+        reallocation_failure_cost: Option<f64>,
     },
     /// Scores every decision in [--from, --to) with the artifacts in --models,
     /// replaying the history before it, and writes one CSV row per decision
@@ -151,6 +180,38 @@ fn main() -> anyhow::Result<()> {
                 version,
             };
             train::run(&settings)?;
+        }
+        Command::EvaluateRecommendations {
+            data,
+            models,
+            from,
+            to,
+            lead_hours,
+            report,
+            reroute_failure_cost,
+            reallocation_failure_cost,
+        } => {
+            let time = |t: Option<String>, flag: &str| {
+                t.map(|t| Timestamp::parse_rfc3339(&t).with_context(|| flag.to_string()))
+                    .transpose()
+            };
+            recommend_eval::run(&RecommendEvalSettings {
+                data,
+                models,
+                from: time(from, "--from")?,
+                to: time(to, "--to")?,
+                lead_hours,
+                report,
+                reroute_policy: Policy {
+                    failure_cost: reroute_failure_cost.unwrap_or(Policy::REROUTE.failure_cost),
+                    ..Policy::REROUTE
+                },
+                reallocation_policy: Policy {
+                    failure_cost: reallocation_failure_cost
+                        .unwrap_or(Policy::REALLOCATION.failure_cost),
+                    ..Policy::REALLOCATION
+                },
+            })?;
         }
         Command::Evaluate {
             data,

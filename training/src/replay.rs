@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use detour::domain::{Order, RiskKind, Shipment, SiteSnapshot, Timestamp};
 use detour::features::updates::{
-    order_created_update, order_outcome_update, shipment_updates, snapshot_update,
+    order_created_update, order_outcome_updates, shipment_updates, snapshot_update,
 };
 use detour::features::vectors::FeatureVector;
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
@@ -67,6 +67,9 @@ pub struct ReplaySettings {
     /// Record decisions whose outcome is unknown too (label `false`, `labelled`
     /// unset), for scoring a period rather than training on it.
     pub unlabelled: bool,
+    /// Decide every shipment this many hours before departure, instead of the
+    /// per-shipment lead of [`lead_hours`].
+    pub shipment_lead_hours: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,8 +84,23 @@ enum Step {
     ApplyShipmentOutcome,
 }
 
-/// Replays `history` and returns the labelled decisions of every family.
-pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
+/// A decision point met while walking history: which entity (by index into
+/// [`History`]) and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Shipment(usize, Timestamp),
+    Order(usize, Timestamp),
+    Site(usize, Timestamp),
+}
+
+/// Walks history in event-time order through an in-memory store, calling
+/// `on_decision` at every decision point from `record_from` on, with the store
+/// holding exactly what was known at that moment.
+pub fn walk(
+    history: &History,
+    settings: &ReplaySettings,
+    on_decision: &mut dyn FnMut(Decision, &InMemoryFeatureStore),
+) {
     let until = settings.until.unwrap_or(Timestamp(i64::MAX));
     let record_from = settings.record_from.unwrap_or(Timestamp(i64::MIN));
     let grace = settings.features.sla_grace_minutes;
@@ -90,9 +108,10 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
         history.shipments.len() * 2 + history.orders.len() * 3 + history.snapshots.len() * 2,
     );
     for (i, s) in history.shipments.iter().enumerate() {
-        let decided = s
-            .scheduled_departure
-            .plus_minutes(-60.0 * lead_hours(&s.shipment_id));
+        let lead = settings
+            .shipment_lead_hours
+            .unwrap_or_else(|| lead_hours(&s.shipment_id));
+        let decided = s.scheduled_departure.plus_minutes(-60.0 * lead);
         steps.push((decided, Step::DecideShipment, i as u32));
         if let Some(outcome) = s.outcome(grace) {
             steps.push((outcome.known_at, Step::ApplyShipmentOutcome, i as u32));
@@ -111,45 +130,7 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
     }
     steps.retain(|(at, _, _)| *at <= until);
     steps.sort_unstable();
-
-    let congestion = congestion_labels(
-        history,
-        settings.congestion_horizon_hours,
-        if settings.unlabelled {
-            Timestamp(i64::MAX)
-        } else {
-            until
-        },
-    );
     let store = InMemoryFeatureStore::new(Duration::from_secs(1));
-    let mut out = Datasets::default();
-    let mut skip = |reason: &str| *out.skipped.entry(reason.to_string()).or_default() += 1;
-    let mut rows: HashMap<RiskKind, Vec<Row>> = HashMap::new();
-    // Training labels only what was known by the cut-off; scoring a period labels
-    // each decision with its eventual outcome, where there is one.
-    let label_until = if settings.unlabelled {
-        Timestamp(i64::MAX)
-    } else {
-        until
-    };
-    let network = &history.network;
-    let record = |kind: RiskKind,
-                  target: ScoreTarget,
-                  label: Option<bool>,
-                  rows: &mut HashMap<RiskKind, Vec<Row>>,
-                  skip: &mut dyn FnMut(&str)| {
-        if label.is_none() && !settings.unlabelled {
-            skip(&format!(
-                "{}: outcome not known by the cut-off",
-                kind.name()
-            ));
-            return;
-        }
-        let mut notes = Vec::new();
-        let mut row = decide(&store, network, &target, label.unwrap_or(false), &mut notes);
-        row.labelled = label.is_some();
-        rows.entry(kind).or_default().push(row);
-    };
     let progress_every = (steps.len() / 10).max(1);
     for (n, &(at, step, i)) in steps.iter().enumerate() {
         if n % progress_every == 0 && n > 0 {
@@ -168,13 +149,36 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
             Step::ApplyOrderOutcome => {
                 let order = &history.orders[i];
                 let outcome = order.outcome.expect("only finished orders get this step");
-                store.apply_updates(&[order_outcome_update(order, outcome)]);
+                store.apply_updates(&order_outcome_updates(order, outcome));
             }
             Step::ApplyShipmentOutcome => {
                 store.apply_updates(&shipment_updates(&history.shipments[i], &settings.features))
             }
             _ if at < record_from => {}
-            Step::DecideShipment => {
+            Step::DecideShipment => on_decision(Decision::Shipment(i, at), &store),
+            Step::DecideOrder => on_decision(Decision::Order(i, at), &store),
+            Step::DecideSite => on_decision(Decision::Site(i, at), &store),
+        }
+    }
+}
+
+/// Replays `history` and returns the labelled decisions of every family.
+pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
+    let until = settings.until.unwrap_or(Timestamp(i64::MAX));
+    let grace = settings.features.sla_grace_minutes;
+    // Training labels only what was known by the cut-off; scoring a period labels
+    // each decision with its eventual outcome, where there is one.
+    let label_until = if settings.unlabelled {
+        Timestamp(i64::MAX)
+    } else {
+        until
+    };
+    let congestion = congestion_labels(history, settings.congestion_horizon_hours, label_until);
+    let mut out = Datasets::default();
+    let network = &history.network;
+    let mut on_decision = |decision: Decision, store: &InMemoryFeatureStore| {
+        let (kind, target, label) = match decision {
+            Decision::Shipment(i, at) => {
                 let shipment = &history.shipments[i];
                 let label = shipment
                     .outcome(grace)
@@ -184,15 +188,9 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
                     shipment: shipment.clone(),
                     as_of: at,
                 };
-                record(
-                    RiskKind::CarrierFailure,
-                    target,
-                    label,
-                    &mut rows,
-                    &mut skip,
-                );
+                (RiskKind::CarrierFailure, target, label)
             }
-            Step::DecideOrder => {
+            Decision::Order(i, at) => {
                 let order = &history.orders[i];
                 let label = order
                     .outcome
@@ -202,30 +200,36 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
                     order: order.clone(),
                     as_of: at,
                 };
-                record(RiskKind::OrderFallout, target, label, &mut rows, &mut skip);
+                (RiskKind::OrderFallout, target, label)
             }
-            Step::DecideSite => {
+            Decision::Site(i, at) => {
                 let label = match congestion[i] {
                     Ok(label) => Some(label),
                     Err(reason) if !settings.unlabelled => {
-                        skip(reason);
-                        continue;
+                        *out.skipped.entry(reason.to_string()).or_default() += 1;
+                        return;
                     }
                     Err(_) => None,
                 };
                 let site = history.snapshots[i].site.clone();
-                let target = ScoreTarget::Site { site, as_of: at };
-                record(
+                (
                     RiskKind::SiteCongestion,
-                    target,
+                    ScoreTarget::Site { site, as_of: at },
                     label,
-                    &mut rows,
-                    &mut skip,
-                );
+                )
             }
+        };
+        if label.is_none() && !settings.unlabelled {
+            let reason = format!("{}: outcome not known by the cut-off", kind.name());
+            *out.skipped.entry(reason).or_default() += 1;
+            return;
         }
-    }
-    out.rows = rows;
+        let mut notes = Vec::new();
+        let mut row = decide(store, network, &target, label.unwrap_or(false), &mut notes);
+        row.labelled = label.is_some();
+        out.rows.entry(kind).or_default().push(row);
+    };
+    walk(history, settings, &mut on_decision);
     out
 }
 
@@ -353,6 +357,7 @@ mod tests {
             until,
             record_from: None,
             unlabelled: false,
+            shipment_lead_hours: None,
         }
     }
 

@@ -62,6 +62,7 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
         until: settings.until,
         record_from: None,
         unlabelled: false,
+        shipment_lead_hours: None,
     };
     eprintln!("replaying history through the service's feature code");
     let replay_began = Instant::now();

@@ -1,0 +1,259 @@
+//! Planning: the IO around a recommendation. Finds the order or shipment (inline,
+//! or ingested and named by id), reads every record the candidates need — in one
+//! round trip when the entity is inline and every candidate is known from the
+//! network — and hands them to the pure ranking in [`crate::recommend`]. A store
+//! that fails degrades the answer (flagged), as in scoring.
+
+use std::sync::Arc;
+
+use crate::domain::{InventoryPosition, Order, RiskKind, Shipment, Timestamp};
+use crate::features::vectors::Lookup;
+use crate::features::{
+    AggregateKey, AggregateRecord, Entity, EntityKey, FeatureError, FeatureStore, FetchRequest,
+};
+use crate::network::Network;
+use crate::recommend::reallocation::{self, OrderLine, ReallocationInput};
+use crate::recommend::reroute::{self, RerouteInput};
+use crate::recommend::{Policy, Recommendation};
+use crate::registry::ModelRegistry;
+
+/// An entity given inline or named by the id it was ingested under.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject<T> {
+    Inline(T),
+    ById(String),
+}
+
+/// Per-request changes to the policy (unset fields keep the configured value).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PolicyOverrides {
+    pub failure_cost: Option<f64>,
+    pub approval_cost_delta: Option<f64>,
+    pub safe_risk: Option<f64>,
+    pub max_options: Option<usize>,
+}
+
+impl PolicyOverrides {
+    fn apply(&self, mut policy: Policy) -> Policy {
+        policy.failure_cost = self.failure_cost.unwrap_or(policy.failure_cost);
+        policy.approval_cost_delta = self
+            .approval_cost_delta
+            .unwrap_or(policy.approval_cost_delta);
+        policy.safe_risk = self.safe_risk.unwrap_or(policy.safe_risk);
+        policy.max_options = self.max_options.unwrap_or(policy.max_options);
+        policy
+    }
+}
+
+/// A reroute request in domain terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerouteRequest {
+    pub shipment: Subject<Shipment>,
+    /// Decision time; now (but not after departure) when unset.
+    pub as_of: Option<Timestamp>,
+    pub excluded_carriers: Vec<String>,
+    pub overrides: PolicyOverrides,
+}
+
+/// A reallocation request in domain terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReallocationRequest {
+    pub order: Subject<Order>,
+    pub lines: Vec<OrderLine>,
+    pub stock: Vec<InventoryPosition>,
+    /// Decision time; the order's creation when unset.
+    pub as_of: Option<Timestamp>,
+    pub excluded_sites: Vec<String>,
+    pub overrides: PolicyOverrides,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanningError {
+    #[error("no ingested {kind} {id:?}: ingest it first, or send it inline")]
+    NotFound { kind: &'static str, id: String },
+    /// The entity was named by id and the store could not be read.
+    #[error(transparent)]
+    Store(#[from] FeatureError),
+}
+
+/// Plans reroutes and reallocations over a feature store.
+#[derive(Debug)]
+pub struct Planner<S> {
+    store: Arc<S>,
+    registry: Arc<ModelRegistry>,
+    network: Arc<Network>,
+    reroute_policy: Policy,
+    reallocation_policy: Policy,
+}
+
+impl<S: FeatureStore> Planner<S> {
+    pub fn new(
+        store: Arc<S>,
+        registry: Arc<ModelRegistry>,
+        network: Arc<Network>,
+        reroute_policy: Policy,
+        reallocation_policy: Policy,
+    ) -> Self {
+        Planner {
+            store,
+            registry,
+            network,
+            reroute_policy,
+            reallocation_policy,
+        }
+    }
+
+    /// Ranked carriers for a shipment.
+    pub async fn reroute(&self, request: RerouteRequest) -> Result<Recommendation, PlanningError> {
+        let shipment = match request.shipment {
+            Subject::Inline(shipment) => shipment,
+            Subject::ById(id) => match self.entity(EntityKey::Shipment(id.clone())).await? {
+                Some(Entity::Shipment(shipment)) => shipment,
+                _ => {
+                    return Err(PlanningError::NotFound {
+                        kind: "shipment",
+                        id,
+                    });
+                }
+            },
+        };
+        let as_of = request
+            .as_of
+            .unwrap_or_else(|| Timestamp::now().min(shipment.scheduled_departure));
+        let known = reroute::candidates(&shipment, &self.network, &[]);
+        let lane = (shipment.origin.clone(), shipment.destination.clone());
+        let mut reads = Reads::default();
+        let observed = reads
+            .fetch(&*self.store, reroute::keys(&shipment, &known), vec![lane])
+            .await
+            .pop()
+            .unwrap_or_default();
+        let candidates = reroute::candidates(&shipment, &self.network, &observed);
+        if candidates.len() > known.len() {
+            let more = reroute::keys(&shipment, &candidates);
+            reads.fetch(&*self.store, more, Vec::new()).await;
+        }
+        let lookup = |key: &AggregateKey| reads.lookup(key);
+        let mut answer = reroute::reroute(&RerouteInput {
+            shipment: &shipment,
+            as_of,
+            candidates: &candidates,
+            excluded: &request.excluded_carriers,
+            network: &self.network,
+            model: self.registry.model(RiskKind::CarrierFailure),
+            lookup: &lookup,
+            policy: request.overrides.apply(self.reroute_policy),
+        });
+        reads.note_failure(&mut answer.degraded_reasons);
+        Ok(answer)
+    }
+
+    /// Ranked sites for an order.
+    pub async fn reallocate(
+        &self,
+        request: ReallocationRequest,
+    ) -> Result<Recommendation, PlanningError> {
+        let order = match request.order {
+            Subject::Inline(order) => order,
+            Subject::ById(id) => match self.entity(EntityKey::Order(id.clone())).await? {
+                Some(Entity::Order(order)) => order,
+                _ => return Err(PlanningError::NotFound { kind: "order", id }),
+            },
+        };
+        let as_of = request.as_of.unwrap_or(order.created_at);
+        let mut reads = Reads::default();
+        let keys = reallocation::keys(&order, &request.lines, &self.network);
+        reads.fetch(&*self.store, keys, Vec::new()).await;
+        let lookup = |key: &AggregateKey| reads.lookup(key);
+        let mut answer = reallocation::reallocation(&ReallocationInput {
+            order: &order,
+            lines: &request.lines,
+            as_of,
+            excluded: &request.excluded_sites,
+            stock: &request.stock,
+            network: &self.network,
+            model: self.registry.model(RiskKind::OrderFallout),
+            lookup: &lookup,
+            policy: request.overrides.apply(self.reallocation_policy),
+        });
+        reads.note_failure(&mut answer.degraded_reasons);
+        Ok(answer)
+    }
+
+    async fn entity(&self, key: EntityKey) -> Result<Option<Entity>, FeatureError> {
+        let request = FetchRequest {
+            entities: vec![key],
+            ..FetchRequest::default()
+        };
+        Ok(self
+            .store
+            .fetch_all(&request)
+            .await?
+            .entities
+            .pop()
+            .flatten())
+    }
+}
+
+/// Records read so far for one plan, and whether any read failed.
+#[derive(Default)]
+struct Reads {
+    /// Sorted by key.
+    records: Vec<(AggregateKey, Option<AggregateRecord>)>,
+    failure: Option<String>,
+}
+
+impl Reads {
+    /// Reads `keys` not read yet and the carriers of `lanes`, in one round trip.
+    async fn fetch<S: FeatureStore>(
+        &mut self,
+        store: &S,
+        keys: Vec<AggregateKey>,
+        lanes: Vec<(String, String)>,
+    ) -> Vec<Vec<String>> {
+        let records: Vec<AggregateKey> = keys
+            .into_iter()
+            .filter(|k| {
+                self.records
+                    .binary_search_by(|(have, _)| have.cmp(k))
+                    .is_err()
+            })
+            .collect();
+        let request = FetchRequest {
+            records,
+            lanes,
+            entities: Vec::new(),
+        };
+        match store.fetch_all(&request).await {
+            Ok(fetched) => {
+                self.records
+                    .extend(request.records.into_iter().zip(fetched.records));
+                self.records.sort_by(|a, b| a.0.cmp(&b.0));
+                fetched.lane_carriers
+            }
+            Err(error) => {
+                tracing::warn!(%error, "planning from defaults");
+                self.failure = Some(error.to_string());
+                Vec::new()
+            }
+        }
+    }
+
+    fn lookup(&self, key: &AggregateKey) -> Lookup<'_> {
+        if self.failure.is_some() {
+            return None;
+        }
+        match self.records.binary_search_by(|(have, _)| have.cmp(key)) {
+            Ok(i) => Some(self.records[i].1.as_ref()),
+            // Not read: treat as unavailable rather than as "never seen".
+            Err(_) => None,
+        }
+    }
+
+    fn note_failure(&self, reasons: &mut Vec<String>) {
+        if let Some(failure) = &self.failure {
+            reasons.insert(0, failure.clone());
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Reallocations: the sites that could fulfil an order instead of its current
+//! one, ranked by expected cost, with the order-fallout model predicting each as
+//! if the order had been assigned there. Hard constraints: the site holds the
+//! stock for every line, its backlog is under its limit, a carrier serves the lane
+//! to the destination, and the caller did not exclude it. When no single site can
+//! fill the order, two sites splitting the lines are options too.
+
+use crate::domain::{InventoryPosition, Order, Timestamp};
+use crate::features::AggregateKey;
+use crate::features::aggregates::{ON_HAND, site_fields as sf};
+use crate::features::vectors::{self, Lookup};
+use crate::models::LoadedModel;
+use crate::network::Network;
+
+use super::{Criteria, Policy, Recommendation, Rejected, Scored, money_delta, rank};
+
+/// One line of an order: how many units of which SKU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: f64,
+}
+
+/// What a reallocation decision needs.
+pub struct ReallocationInput<'a> {
+    pub order: &'a Order,
+    pub lines: &'a [OrderLine],
+    /// Decision time.
+    pub as_of: Timestamp,
+    pub excluded: &'a [String],
+    /// Stock positions given with the request; they win over ingested ones.
+    pub stock: &'a [InventoryPosition],
+    pub network: &'a Network,
+    pub model: &'a LoadedModel,
+    pub lookup: &'a dyn Fn(&AggregateKey) -> Lookup<'a>,
+    pub policy: Policy,
+}
+
+/// The candidate sites: every site in the network, and the current one.
+pub fn candidate_sites(order: &Order, network: &Network) -> Vec<String> {
+    let mut sites: Vec<String> = network.sites.iter().map(|s| s.code.clone()).collect();
+    if !sites.contains(&order.site) {
+        sites.push(order.site.clone());
+    }
+    sites
+}
+
+/// The order as it would be at another site.
+pub fn at_site(order: &Order, site: &str) -> Order {
+    Order {
+        site: site.to_string(),
+        ..order.clone()
+    }
+}
+
+/// Every record the ranking reads.
+pub fn keys(order: &Order, lines: &[OrderLine], network: &Network) -> Vec<AggregateKey> {
+    let mut keys = Vec::new();
+    for site in candidate_sites(order, network) {
+        keys.extend(vectors::order_keys(&at_site(order, &site)));
+        keys.extend(lines.iter().map(|l| AggregateKey::inventory(&site, &l.sku)));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// A site that passed the hard constraints (or is the baseline).
+struct SiteOption {
+    site: String,
+    baseline: bool,
+    /// Indexes of the lines it holds.
+    holds: Vec<usize>,
+    risk: f64,
+    cost: f64,
+    arrival: Timestamp,
+    distance_km: f64,
+    /// The baseline is kept even when it breaks a constraint (no lane, over
+    /// capacity); such a site can never be half of a split.
+    breaks_constraint: bool,
+    reasons: Vec<String>,
+}
+
+/// Ranks the sites for an order.
+pub fn reallocation(input: &ReallocationInput<'_>) -> Recommendation {
+    let order = input.order;
+    let mut notes = Vec::new();
+    let mut degraded = Vec::new();
+    let mut rejected = Vec::new();
+    if input.lines.is_empty() {
+        notes.push("no lines were given, so stock was not checked".to_string());
+    }
+    let mut options: Vec<SiteOption> = Vec::new();
+    for site in candidate_sites(order, input.network) {
+        let baseline = site == order.site;
+        // A site holding only some lines is kept: it may be half of a split.
+        match evaluate_site(input, &site, baseline, &mut degraded) {
+            Ok(option) => options.push(option),
+            Err(reason) => rejected.push(Rejected {
+                option: site,
+                reason,
+            }),
+        }
+    }
+    let full = |o: &SiteOption| o.holds.len() == input.lines.len();
+    let mut scored: Vec<Scored> = options
+        .iter()
+        .filter(|o| o.baseline || full(o))
+        .map(|o| single(o, input))
+        .collect();
+    for o in options.iter().filter(|o| !o.baseline && !full(o)) {
+        rejected.push(Rejected {
+            option: o.site.clone(),
+            reason: format!("holds {} of the {} lines", o.holds.len(), input.lines.len()),
+        });
+    }
+    if !options.iter().any(full) {
+        let splits = splits(&options, input);
+        if splits.is_empty() {
+            notes.push(
+                "no site, alone or split across two, holds the stock for every line".to_string(),
+            );
+        }
+        scored.extend(splits);
+    }
+    rejected.sort_by(|a, b| a.option.cmp(&b.option));
+    Recommendation {
+        entity_id: order.order_id.clone(),
+        options: rank(scored, &input.policy, order.promise_at),
+        rejected,
+        promise_adjustment: None,
+        notes,
+        degraded_reasons: degraded,
+        model_name: input.model.manifest.name.clone(),
+        model_version: input.model.manifest.version.clone(),
+    }
+}
+
+/// Checks a site's hard constraints and predicts its risk. The baseline is
+/// never rejected: its problems become reasons instead.
+fn evaluate_site(
+    input: &ReallocationInput<'_>,
+    site: &str,
+    baseline: bool,
+    degraded: &mut Vec<String>,
+) -> Result<SiteOption, String> {
+    let order = input.order;
+    let mut reasons = Vec::new();
+    let mut breaks_constraint = false;
+    if input.excluded.iter().any(|e| e == site) {
+        if !baseline {
+            return Err("excluded by the request".into());
+        }
+        breaks_constraint = true;
+        reasons.push("excluded by the request (listed as the current plan)".into());
+    }
+    let offers = input.network.offers(site, &order.destination_region);
+    let cheapest = offers.iter().map(|o| o.lane.rate).min_by(f64::total_cmp);
+    let transit = input
+        .network
+        .fastest_transit_hours(site, &order.destination_region);
+    let (rate, transit_hours) = match (cheapest, transit) {
+        (Some(rate), Some(transit)) => (rate, transit),
+        _ if baseline => {
+            breaks_constraint = true;
+            reasons.push(format!(
+                "no carrier in network.toml serves {site}→{}; cost and transit unknown",
+                order.destination_region
+            ));
+            (0.0, 0.0)
+        }
+        _ => {
+            return Err(format!(
+                "no carrier serves {site}→{}",
+                order.destination_region
+            ));
+        }
+    };
+    let site_key = AggregateKey::site(site);
+    let record = (input.lookup)(&site_key).flatten();
+    let backlog = record.and_then(|r| r.gauge(sf::BACKLOG)).map(|(v, _)| v);
+    let limit = input.network.site(site).map(|s| s.backlog_limit);
+    match (backlog, limit) {
+        (Some(backlog), Some(limit)) if backlog >= limit => {
+            let text = format!("backlog {backlog:.0} orders is over its limit of {limit:.0}");
+            if !baseline {
+                return Err(text);
+            }
+            breaks_constraint = true;
+            reasons.push(text);
+        }
+        (Some(backlog), Some(limit)) => reasons.push(format!(
+            "backlog {backlog:.0} orders, {:.0}% of its limit",
+            backlog / limit * 100.0
+        )),
+        (None, _) => reasons.push(format!("no recent snapshot of {site}; capacity unchecked")),
+        (Some(backlog), None) => {
+            reasons.push(format!("backlog {backlog:.0} orders (limit unknown)"))
+        }
+    }
+    let mut holds = Vec::new();
+    let mut missing = Vec::new();
+    for (i, line) in input.lines.iter().enumerate() {
+        match on_hand(input, site, &line.sku) {
+            Some(units) if units >= line.quantity => holds.push(i),
+            Some(units) => missing.push(format!(
+                "lacks {} (needs {}, has {units})",
+                line.sku, line.quantity
+            )),
+            None => missing.push(format!("no stock known for {}", line.sku)),
+        }
+    }
+    if !input.lines.is_empty() {
+        if missing.is_empty() {
+            reasons.push(format!("holds all {} lines", input.lines.len()));
+        } else if baseline {
+            reasons.extend(missing);
+        }
+    }
+    let hypothetical = at_site(order, site);
+    let keys = vectors::order_keys(&hypothetical);
+    let mut feature_notes = Vec::new();
+    let features = vectors::order_fallout_vector(
+        &hypothetical,
+        input.as_of,
+        keys.each_ref().map(|k| (input.lookup)(k)),
+        input.network,
+        &mut feature_notes,
+    );
+    if baseline {
+        degraded.extend(feature_notes);
+    }
+    let risk = input.model.predict(&features).probability;
+    let queue_hours = match (backlog, input.network.site(site)) {
+        (Some(b), Some(s)) => b / s.capacity_per_hour,
+        _ => 0.0,
+    };
+    let arrival = input
+        .as_of
+        .plus_minutes((queue_hours + transit_hours) * 60.0);
+    reasons.push(format!(
+        "{site}→{} fastest transit {transit_hours:.0} h; expected arrival {:+.1} h against the promise",
+        order.destination_region,
+        arrival.hours_since(order.promise_at)
+    ));
+    reasons.push(format!("predicted fallout risk {:.0}%", risk * 100.0));
+    let handling = input.network.site(site).map_or(0.0, |s| s.handling_cost);
+    Ok(SiteOption {
+        site: site.to_string(),
+        baseline,
+        holds,
+        risk,
+        cost: rate + handling,
+        arrival,
+        distance_km: input
+            .network
+            .distance_km(site, &order.destination_region)
+            .unwrap_or(f64::NAN),
+        breaks_constraint,
+        reasons,
+    })
+}
+
+/// Units of `sku` at `site`: the request's figure, else the ingested one.
+fn on_hand(input: &ReallocationInput<'_>, site: &str, sku: &str) -> Option<f64> {
+    if let Some(position) = input.stock.iter().find(|p| p.site == site && p.sku == sku) {
+        return Some(position.on_hand);
+    }
+    (input.lookup)(&AggregateKey::inventory(site, sku))
+        .flatten()
+        .and_then(|r| r.gauge(ON_HAND))
+        .map(|(units, _)| units)
+}
+
+fn single(o: &SiteOption, input: &ReallocationInput<'_>) -> Scored {
+    Scored {
+        option: o.site.clone(),
+        baseline: o.baseline,
+        criteria: Criteria {
+            risk: o.risk,
+            cost: o.cost,
+            time_hours: o.arrival.hours_since(input.as_of),
+            distance_km: o.distance_km,
+            expected_cost: o.cost + o.risk * input.policy.failure_cost,
+        },
+        arrival: o.arrival,
+        reasons: o.reasons.clone(),
+        split: Vec::new(),
+    }
+}
+
+/// Two sites that between them hold every line: the first ships what it holds,
+/// the second the rest. Each part must succeed, so risks combine.
+fn splits(options: &[SiteOption], input: &ReallocationInput<'_>) -> Vec<Scored> {
+    let eligible: Vec<&SiteOption> = options
+        .iter()
+        .filter(|o| !o.holds.is_empty() && !o.breaks_constraint)
+        .collect();
+    let mut out = Vec::new();
+    for (i, a) in eligible.iter().enumerate() {
+        for b in &eligible[i + 1..] {
+            let (first, second) = if a.holds.len() >= b.holds.len() {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let rest: Vec<usize> = (0..input.lines.len())
+                .filter(|l| !first.holds.contains(l))
+                .collect();
+            if rest.is_empty() || !rest.iter().all(|l| second.holds.contains(l)) {
+                continue;
+            }
+            let skus = |ids: &[usize]| -> Vec<String> {
+                ids.iter().map(|&l| input.lines[l].sku.clone()).collect()
+            };
+            let cost = first.cost + second.cost;
+            let risk = 1.0 - (1.0 - first.risk) * (1.0 - second.risk);
+            let arrival = first.arrival.max(second.arrival);
+            out.push(Scored {
+                option: format!("{}+{}", first.site, second.site),
+                baseline: false,
+                criteria: Criteria {
+                    risk,
+                    cost,
+                    time_hours: arrival.hours_since(input.as_of),
+                    distance_km: first.distance_km.max(second.distance_km),
+                    expected_cost: cost + risk * input.policy.failure_cost,
+                },
+                arrival,
+                reasons: vec![
+                    format!(
+                        "split: {} ships {}, {} ships {}",
+                        first.site,
+                        skus(&first.holds).join(", "),
+                        second.site,
+                        skus(&rest).join(", ")
+                    ),
+                    format!(
+                        "a second shipment costs {} than one from {} alone",
+                        money_delta(second.cost),
+                        first.site
+                    ),
+                    format!(
+                        "predicted fallout risk {:.0}% (both parts on time)",
+                        risk * 100.0
+                    ),
+                ],
+                split: vec![
+                    (first.site.clone(), skus(&first.holds)),
+                    (second.site.clone(), skus(&rest)),
+                ],
+            });
+        }
+    }
+    out
+}
