@@ -173,7 +173,10 @@ async fn serve<S: FeatureStore>(
         .add_service(scoring)
         .add_service(ingest)
         .add_service(recommendations)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop_accepting,
+        );
     let grace = config.shutdown_grace();
     let grace_expired = async move {
         if draining_rx.await.is_ok() {

@@ -1,0 +1,395 @@
+//! `detour-load`: a closed-loop load generator for a running Detour server.
+//!
+//! `--concurrency` workers each send back to back until `--requests` in total or
+//! `--duration` seconds have passed (whichever first; both are bounded), after a
+//! `--warmup`. Reports throughput (requests and items per second) and latency
+//! percentiles, as text or one JSON line. Only loopback targets are accepted.
+//!
+//! Modes: `health` (the gRPC floor: an almost empty unary call), `unary`
+//! (ScoreShipment), `batch` (ScoreBatch of `--batch` shipments), `stream`
+//! (ScoreStream, `--batch` items per request slot), `ingest` (IngestEvents of
+//! `--batch` new shipment events), `reroute`, `reallocate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use detour::network::Network;
+use detour::pb;
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Health,
+    Unary,
+    Batch,
+    Stream,
+    Ingest,
+    Reroute,
+    Reallocate,
+}
+
+/// Drives a running Detour server and reports throughput and latency.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Server address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    target: SocketAddr,
+    #[arg(long, value_enum, default_value = "unary")]
+    mode: Mode,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop after this many requests in total (measured phase).
+    #[arg(long, default_value_t = 200_000)]
+    requests: u64,
+    /// Stop after this many seconds (measured phase).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Items per request in batch, stream and ingest modes.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Network to draw lanes, carriers and sites from.
+    #[arg(long, default_value = "models/network.toml")]
+    network: PathBuf,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Channels (HTTP/2 connections) the workers share.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    mode: Mode,
+    concurrency: usize,
+    batch: usize,
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    requests_per_second: f64,
+    items_per_second: f64,
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    first_error: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.target.ip().is_loopback(), "only loopback targets are allowed");
+    anyhow::ensure!(args.concurrency > 0 && args.batch > 0, "concurrency and batch must be > 0");
+    anyhow::ensure!(args.duration > 0.0 && args.duration <= 900.0, "duration must be in (0, 900] s");
+    let network = Network::load(&args.network).context("reading the network")?;
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(
+            Channel::from_shared(format!("http://{}", args.target))?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .context("connecting")?,
+        );
+    }
+    let requests = Arc::new(Requests::new(&network, args.batch));
+    let warm_until = Instant::now() + Duration::from_secs_f64(args.warmup);
+    let mut workers = Vec::new();
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = warm_until;
+    let stop_at = started + Duration::from_secs_f64(args.duration);
+    for worker in 0..args.concurrency {
+        let channel = channels[worker % channels.len()].clone();
+        let requests = Arc::clone(&requests);
+        let sent = Arc::clone(&sent);
+        let (mode, limit) = (args.mode, args.requests);
+        workers.push(tokio::spawn(async move {
+            let mut client = Client::new(channel, mode);
+            let mut latencies = Vec::with_capacity(4096);
+            let (mut errors, mut first_error) = (0u64, None);
+            let mut i = worker as u64;
+            loop {
+                let now = Instant::now();
+                if now >= stop_at {
+                    break;
+                }
+                let measured = now >= started;
+                if measured && sent.fetch_add(1, Ordering::Relaxed) >= limit {
+                    break;
+                }
+                let began = Instant::now();
+                let result = client.send(&requests, i).await;
+                let took = began.elapsed();
+                i += 1;
+                if !measured {
+                    continue;
+                }
+                match result {
+                    Ok(()) => latencies.push(took.as_micros() as u32),
+                    Err(error) => {
+                        errors += 1;
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let (mut errors, mut first_error) = (0, None);
+    for worker in workers {
+        let (l, e, f) = worker.await?;
+        latencies.extend(l);
+        errors += e;
+        if first_error.is_none() {
+            first_error = f;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().min(args.duration).max(1e-9);
+    latencies.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        latencies[((latencies.len() - 1) as f64 * q).round() as usize] as f64
+    };
+    let items = match args.mode {
+        Mode::Batch | Mode::Stream | Mode::Ingest => args.batch as f64,
+        _ => 1.0,
+    };
+    let done = latencies.len() as u64;
+    let report = Report {
+        mode: args.mode,
+        concurrency: args.concurrency,
+        batch: if items > 1.0 { args.batch } else { 1 },
+        requests: done,
+        errors,
+        seconds,
+        requests_per_second: done as f64 / seconds,
+        items_per_second: done as f64 * items / seconds,
+        p50_us: pct(0.50),
+        p90_us: pct(0.90),
+        p99_us: pct(0.99),
+        max_us: latencies.last().map_or(f64::NAN, |v| *v as f64),
+        first_error,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{:?} c={} batch={}: {} requests in {:.2} s ({} errors) — {:.0} req/s, {:.0} items/s; \
+             latency µs p50 {:.0} p90 {:.0} p99 {:.0} max {:.0}",
+            report.mode,
+            report.concurrency,
+            report.batch,
+            report.requests,
+            report.seconds,
+            report.errors,
+            report.requests_per_second,
+            report.items_per_second,
+            report.p50_us,
+            report.p90_us,
+            report.p99_us,
+            report.max_us
+        );
+        if let Some(error) = &report.first_error {
+            println!("first error: {error}");
+        }
+    }
+    Ok(())
+}
+
+/// Pre-built request bodies, cycled through by every worker.
+struct Requests {
+    shipments: Vec<pb::Shipment>,
+    orders: Vec<pb::Order>,
+    batch: usize,
+    /// Makes ingest event ids unique across runs.
+    run: u128,
+}
+
+impl Requests {
+    fn new(network: &Network, batch: usize) -> Self {
+        let lanes: Vec<(String, String, String, f64)> = network
+            .carriers
+            .iter()
+            .flat_map(|c| {
+                c.lanes.iter().map(move |l| {
+                    (c.code.clone(), l.origin.clone(), l.destination.clone(), l.transit_hours)
+                })
+            })
+            .collect();
+        let shipments = (0..1024)
+            .map(|i| {
+                let (carrier, origin, destination, transit) = &lanes[(i * 7919) % lanes.len()];
+                let departure = 1_790_000_000_000i64 + (i as i64 % 48) * 3_600_000;
+                let at = |ms: i64| detour::domain::Timestamp(ms).to_rfc3339();
+                pb::Shipment {
+                    shipment_id: format!("L{i}"),
+                    carrier: carrier.clone(),
+                    origin: origin.clone(),
+                    destination: destination.clone(),
+                    scheduled_departure: at(departure),
+                    scheduled_arrival: at(departure + (*transit * 3_600_000.0) as i64),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let orders = (0..256)
+            .map(|i| {
+                let site = &network.sites[i % network.sites.len()].code;
+                let region = &network.regions[(i * 31) % network.regions.len().max(1)].code;
+                pb::Order {
+                    order_id: format!("LO{i}"),
+                    created_at: "2026-09-01T10:00:00Z".into(),
+                    channel: "web".into(),
+                    site: site.clone(),
+                    destination_region: region.clone(),
+                    promise_at: "2026-09-03T10:00:00Z".into(),
+                    line_count: 2,
+                    units: 3.0,
+                    priority: pb::OrderPriority::Standard as i32,
+                    outcome: 0,
+                }
+            })
+            .collect();
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Requests { shipments, orders, batch, run }
+    }
+
+    fn shipment(&self, i: u64) -> pb::Shipment {
+        self.shipments[i as usize % self.shipments.len()].clone()
+    }
+
+    fn items(&self, i: u64) -> Vec<pb::ScoreItem> {
+        (0..self.batch as u64)
+            .map(|k| pb::ScoreItem {
+                request_id: String::new(),
+                entity: Some(pb::score_item::Entity::Shipment(pb::ScoreShipmentRequest {
+                    shipment: Some(self.shipment(i * 131 + k)),
+                    as_of: String::new(),
+                })),
+            })
+            .collect()
+    }
+}
+
+/// One worker's clients.
+struct Client {
+    mode: Mode,
+    scoring: pb::risk_scoring_client::RiskScoringClient<Channel>,
+    ingest: pb::event_ingest_client::EventIngestClient<Channel>,
+    recommendations: pb::recommendations_client::RecommendationsClient<Channel>,
+    health: tonic_health::pb::health_client::HealthClient<Channel>,
+}
+
+impl Client {
+    fn new(channel: Channel, mode: Mode) -> Self {
+        Client {
+            mode,
+            scoring: pb::risk_scoring_client::RiskScoringClient::new(channel.clone()),
+            ingest: pb::event_ingest_client::EventIngestClient::new(channel.clone()),
+            recommendations: pb::recommendations_client::RecommendationsClient::new(channel.clone()),
+            health: tonic_health::pb::health_client::HealthClient::new(channel),
+        }
+    }
+
+    async fn send(&mut self, requests: &Requests, i: u64) -> Result<(), String> {
+        let status = |e: tonic::Status| format!("{:?}: {}", e.code(), e.message());
+        match self.mode {
+            Mode::Health => {
+                let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+                self.health.check(request).await.map_err(status)?;
+            }
+            Mode::Unary => {
+                let request = pb::ScoreShipmentRequest {
+                    shipment: Some(requests.shipment(i)),
+                    as_of: String::new(),
+                };
+                self.scoring.score_shipment(request).await.map_err(status)?;
+            }
+            Mode::Batch => {
+                let request = pb::ScoreBatchRequest { items: requests.items(i) };
+                let answer = self.scoring.score_batch(request).await.map_err(status)?;
+                if answer.get_ref().results.len() != requests.batch {
+                    return Err("short batch answer".into());
+                }
+            }
+            Mode::Stream => {
+                let items = requests.items(i);
+                let answers = self
+                    .scoring
+                    .score_stream(tokio_stream::iter(items))
+                    .await
+                    .map_err(status)?;
+                let mut answers = answers.into_inner();
+                let mut n = 0;
+                while let Some(answer) = answers.message().await.map_err(status)? {
+                    if !matches!(answer.outcome, Some(pb::score_result::Outcome::Score(_))) {
+                        return Err(format!("stream item failed: {answer:?}"));
+                    }
+                    n += 1;
+                }
+                if n != requests.batch {
+                    return Err("short stream answer".into());
+                }
+            }
+            Mode::Ingest => {
+                let events = (0..requests.batch as u64)
+                    .map(|k| {
+                        let mut shipment = requests.shipment(i * 131 + k);
+                        shipment.status = pb::ShipmentStatus::Delivered as i32;
+                        shipment.actual_arrival = shipment.scheduled_arrival.clone();
+                        pb::Event {
+                            event_id: format!("load-{}-{i}-{k}", requests.run),
+                            payload: Some(pb::event::Payload::Shipment(shipment)),
+                        }
+                    })
+                    .collect();
+                let answer = self
+                    .ingest
+                    .ingest_events(pb::IngestEventsRequest { events })
+                    .await
+                    .map_err(status)?;
+                if answer.get_ref().accepted as usize != requests.batch {
+                    return Err(format!("ingest answered {:?}", answer.get_ref()));
+                }
+            }
+            Mode::Reroute => {
+                let request = pb::RecommendRerouteRequest {
+                    subject: Some(pb::recommend_reroute_request::Subject::Shipment(
+                        requests.shipment(i),
+                    )),
+                    ..Default::default()
+                };
+                self.recommendations.recommend_reroute(request).await.map_err(status)?;
+            }
+            Mode::Reallocate => {
+                let order = requests.orders[i as usize % requests.orders.len()].clone();
+                let request = pb::RecommendReallocationRequest {
+                    subject: Some(pb::recommend_reallocation_request::Subject::Order(order)),
+                    lines: vec![
+                        pb::OrderLine { sku: "SKU-1".into(), quantity: 1.0 },
+                        pb::OrderLine { sku: "SKU-2".into(), quantity: 2.0 },
+                    ],
+                    ..Default::default()
+                };
+                self.recommendations
+                    .recommend_reallocation(request)
+                    .await
+                    .map_err(status)?;
+            }
+        }
+        Ok(())
+    }
+}
