@@ -89,6 +89,37 @@ impl LoadedModel {
         }
     }
 
+    /// The calibrated probability alone: no explanation, less work (ranking).
+    pub fn probability(&self, features: &FeatureVector) -> f64 {
+        let row = features.as_slice();
+        let logit = match &self.learner {
+            Learner::Logistic(weights) => weights.predict(row).logit,
+            Learner::Boosted(ensemble) => ensemble.logit(row),
+        };
+        let calibration = self.manifest.calibration;
+        sigmoid(calibration.slope * logit + calibration.intercept)
+    }
+
+    /// Calibrated probabilities of many feature vectors at once (faster than one
+    /// by one for boosted trees).
+    pub fn probabilities(&self, features: &[FeatureVector]) -> Vec<f64> {
+        let calibration = self.manifest.calibration;
+        let mut logits = Vec::with_capacity(features.len());
+        match &self.learner {
+            Learner::Logistic(weights) => {
+                logits.extend(features.iter().map(|f| weights.predict(f.as_slice()).logit))
+            }
+            Learner::Boosted(ensemble) => {
+                let rows: Vec<&[f64]> = features.iter().map(FeatureVector::as_slice).collect();
+                ensemble.logits(&rows, &mut logits);
+            }
+        }
+        logits
+            .into_iter()
+            .map(|z| sigmoid(calibration.slope * z + calibration.intercept))
+            .collect()
+    }
+
     /// The band a probability falls in, by the manifest's thresholds.
     pub fn band(&self, probability: f64) -> RiskBand {
         let bands = self.manifest.bands;

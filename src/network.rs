@@ -77,7 +77,7 @@ pub struct Network {
     region_index: HashMap<String, usize>,
     /// (origin, destination) → (carrier index, lane index) of every carrier serving it.
     #[serde(skip)]
-    lane_index: HashMap<(String, String), Vec<(usize, usize)>>,
+    lane_index: HashMap<String, HashMap<String, Vec<(usize, usize)>>>,
 }
 
 /// One carrier's offer on a lane.
@@ -153,8 +153,7 @@ impl Network {
 
     /// Every carrier's offer on origin → destination, in carrier order.
     pub fn offers(&self, origin: &str, destination: &str) -> Vec<LaneOffer<'_>> {
-        self.lane_index
-            .get(&(origin.to_string(), destination.to_string()))
+        self.lane_entries(origin, destination)
             .map(|entries| {
                 entries
                     .iter()
@@ -169,8 +168,7 @@ impl Network {
 
     /// The fastest published transit on origin → destination, in hours.
     pub fn fastest_transit_hours(&self, origin: &str, destination: &str) -> Option<f64> {
-        self.lane_index
-            .get(&(origin.to_string(), destination.to_string()))?
+        self.lane_entries(origin, destination)?
             .iter()
             .map(|&(c, l)| self.carriers[c].lanes[l].transit_hours)
             .min_by(f64::total_cmp)
@@ -195,6 +193,10 @@ impl Network {
         Some(2.0 * 6371.0 * h.sqrt().asin())
     }
 
+    fn lane_entries(&self, origin: &str, destination: &str) -> Option<&Vec<(usize, usize)>> {
+        self.lane_index.get(origin)?.get(destination)
+    }
+
     fn reindex(&mut self) {
         self.site_index = self
             .sites
@@ -212,7 +214,9 @@ impl Network {
         for (c, carrier) in self.carriers.iter().enumerate() {
             for (l, lane) in carrier.lanes.iter().enumerate() {
                 self.lane_index
-                    .entry((lane.origin.clone(), lane.destination.clone()))
+                    .entry(lane.origin.clone())
+                    .or_default()
+                    .entry(lane.destination.clone())
                     .or_default()
                     .push((c, l));
             }

@@ -101,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let requests = Arc::new(Requests::new(&network, args.batch));
+    if args.mode == Mode::Reallocate {
+        seed_inventory(&channels[0], &network, &requests).await?;
+    }
     let warm_until = Instant::now() + Duration::from_secs_f64(args.warmup);
     let mut workers = Vec::new();
     let sent = Arc::new(AtomicU64::new(0));
@@ -111,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         let requests = Arc::clone(&requests);
         let sent = Arc::clone(&sent);
         let (mode, limit) = (args.mode, args.requests);
+        let concurrency = args.concurrency as u64;
         workers.push(tokio::spawn(async move {
             let mut client = Client::new(channel, mode);
             let mut latencies = Vec::with_capacity(4096);
@@ -128,7 +132,8 @@ async fn main() -> anyhow::Result<()> {
                 let began = Instant::now();
                 let result = client.send(&requests, i).await;
                 let took = began.elapsed();
-                i += 1;
+                // Workers take interleaved numbers, so ingest event ids never collide.
+                i += concurrency;
                 if !measured {
                     continue;
                 }
@@ -204,6 +209,32 @@ async fn main() -> anyhow::Result<()> {
             println!("first error: {error}");
         }
     }
+    Ok(())
+}
+
+/// Gives every site stock of the SKUs the reallocation requests ask for, so that
+/// every site is a real candidate.
+async fn seed_inventory(channel: &Channel, network: &Network, requests: &Requests) -> anyhow::Result<()> {
+    let mut client = pb::event_ingest_client::EventIngestClient::new(channel.clone());
+    let events = network
+        .sites
+        .iter()
+        .flat_map(|site| {
+            ["SKU-1", "SKU-2"].map(|sku| pb::Event {
+                event_id: format!("load-stock-{}-{}-{sku}", requests.run, site.code),
+                payload: Some(pb::event::Payload::Inventory(pb::InventoryPosition {
+                    site: site.code.clone(),
+                    sku: sku.into(),
+                    on_hand: 100.0,
+                    at: "2026-09-01T00:00:00Z".into(),
+                })),
+            })
+        })
+        .collect();
+    client
+        .ingest_events(pb::IngestEventsRequest { events })
+        .await
+        .context("seeding inventory")?;
     Ok(())
 }
 

@@ -2,6 +2,10 @@
 -- Mirrors AggregateRecord::apply in src/features/aggregates.rs: keep them in step
 -- (tests/redis_store.rs checks that both backends give the same records).
 --
+-- A record is a string of comma-separated numbers in `field_names` order:
+-- t, every counter x window (counter-major), gt, every gauge; a clock that was
+-- never set is '-'.
+--
 -- KEYS[1]          the event's dedupe key; KEYS[2 .. R+1] the records it updates;
 --                  then the entity key (when ARGV[3] > 0) and the lane-carrier set
 --                  key (when ARGV[4] = 1)
@@ -9,81 +13,90 @@
 -- ARGV[2]          R, the number of record keys
 -- ARGV[3]          entity TTL in seconds, 0 when the event stores no entity
 -- ARGV[4]          1 when the event adds a carrier to a lane's set
--- ARGV[5]          number of windows W, then W pairs (window name, tau seconds)
--- then, per record key: event time, counter count C, C pairs (counter, increment),
---                       gauge count G, G pairs (gauge, value)
+-- ARGV[5]          number of windows W, then the W time constants in seconds
+-- then, per record key: event time, counter count C, C increments, gauge count G,
+--                       1 and G values when the event sets gauges (else 0)
 -- then, with an entity: its version and JSON (kept only if the version is not
 --                       older than the stored one); with a lane set: the carrier
 -- Returns 1 when applied, 0 when the event id was already seen.
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
-local function fmt(x) return string.format('%.17g', x) end
+-- Clocks keep 15 significant digits (millisecond epoch times round-trip);
+-- counters and gauges 12 (a relative error of 1e-12), which keeps records short.
+local function clock(x)
+  if x == nil then return '-' end
+  return string.format('%.15g', x)
+end
+local function num(x)
+  return string.format('%.12g', x)
+end
 local records = tonumber(ARGV[2])
 local entity_ttl = tonumber(ARGV[3])
 local lane_set = ARGV[4] == '1'
 local nwin = tonumber(ARGV[5])
-local wname, tau = {}, {}
+local tau = {}
 local a = 6
 for w = 1, nwin do
-  wname[w] = ARGV[a]
-  tau[w] = tonumber(ARGV[a + 1])
-  a = a + 2
+  tau[w] = tonumber(ARGV[a])
+  a = a + 1
 end
 for k = 2, records + 1 do
   local key = KEYS[k]
   local at = tonumber(ARGV[a])
   local nc = tonumber(ARGV[a + 1])
   a = a + 2
-  if nc > 0 then
-    local fields, incs = {}, {}
-    for c = 1, nc do
-      local name, inc = ARGV[a], tonumber(ARGV[a + 1])
-      a = a + 2
-      for w = 1, nwin do
-        fields[#fields + 1] = name .. '_' .. wname[w]
-        incs[#incs + 1] = inc
-      end
-    end
-    local last = tonumber(redis.call('HGET', key, 't'))
-    local old = redis.call('HMGET', key, unpack(fields))
-    local out = {}
-    for i = 1, #fields do
-      local w = (i - 1) % nwin + 1
-      local v = tonumber(old[i]) or 0
-      if last and at < last then
-        -- an older event: discount its increment to the record's clock
-        v = v + incs[i] * math.exp(-(last - at) / tau[w])
-      else
-        local decay = 0
-        if last then decay = math.exp(-(at - last) / tau[w]) end
-        v = v * decay + incs[i]
-      end
-      out[#out + 1] = fields[i]
-      out[#out + 1] = fmt(v)
-    end
-    if not last or at >= last then
-      out[#out + 1] = 't'
-      out[#out + 1] = fmt(at)
-    end
-    redis.call('HSET', key, unpack(out))
+  local inc = {}
+  for c = 1, nc do
+    inc[c] = tonumber(ARGV[a])
+    a = a + 1
   end
   local ng = tonumber(ARGV[a])
-  a = a + 1
-  if ng > 0 then
-    local gt = tonumber(redis.call('HGET', key, 'gt'))
-    if not gt or at >= gt then
-      local out = {'gt', fmt(at)}
-      for g = 1, ng do
-        out[#out + 1] = ARGV[a]
-        out[#out + 1] = ARGV[a + 1]
-        a = a + 2
-      end
-      redis.call('HSET', key, unpack(out))
-    else
-      a = a + 2 * ng
+  local has_gauges = ARGV[a + 1] == '1'
+  a = a + 2
+  local v, n = {}, 0
+  local raw = redis.call('GET', key)
+  if raw then
+    for part in string.gmatch(raw, '[^,]+') do
+      n = n + 1
+      v[n] = tonumber(part)
     end
   end
+  local cw = nc * nwin
+  if nc > 0 then
+    local last = v[1]
+    for c = 1, nc do
+      for w = 1, nwin do
+        local i = 1 + (c - 1) * nwin + w
+        local old = v[i] or 0
+        if last and at < last then
+          -- an older event: discount its increment to the record's clock
+          v[i] = old + inc[c] * math.exp(-(last - at) / tau[w])
+        else
+          local decay = 0
+          if last then decay = math.exp(-(at - last) / tau[w]) end
+          v[i] = old * decay + inc[c]
+        end
+      end
+    end
+    if not last or at >= last then v[1] = at end
+  end
+  if has_gauges then
+    local gt = v[2 + cw]
+    if not gt or at >= gt then
+      v[2 + cw] = at
+      for g = 1, ng do
+        v[2 + cw + g] = tonumber(ARGV[a + g - 1])
+      end
+    end
+    a = a + ng
+  end
+  local out = {}
+  out[1] = clock(v[1])
+  for i = 2, 1 + cw do out[i] = num(v[i] or 0) end
+  out[2 + cw] = clock(v[2 + cw])
+  for g = 1, ng do out[2 + cw + g] = num(v[2 + cw + g] or 0) end
+  redis.call('SET', key, table.concat(out, ','))
 end
 local extra = records + 2
 if entity_ttl > 0 then

@@ -5,21 +5,24 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `{ns}:carrier:{carrier}` | hash | shipment outcome counters of a carrier |
-//! | `{ns}:lane:{origin}:{destination}` | hash | the same, for a lane over all carriers |
-//! | `{ns}:carrier_lane:{carrier}:{origin}:{destination}` | hash | the same, per carrier-lane |
-//! | `{ns}:site:{site}` | hash | order counters and the latest snapshot gauges of a site |
-//! | `{ns}:inventory:{site}:{sku}` | hash | units on hand (gauge) |
-//! | `{ns}:origin:{location}` | hash | shipment outcome counters of everything leaving a location |
-//! | `{ns}:destination:{location}` | hash | the same, for everything arriving at a location |
-//! | `{ns}:site_region:{site}:{region}` | hash | order outcome counters of one site serving one region |
+//! | `{ns}:carrier:{carrier}` | record | shipment outcome counters of a carrier |
+//! | `{ns}:lane:{origin}:{destination}` | record | the same, for a lane over all carriers |
+//! | `{ns}:carrier_lane:{carrier}:{origin}:{destination}` | record | the same, per carrier-lane |
+//! | `{ns}:site:{site}` | record | order counters and the latest snapshot gauges of a site |
+//! | `{ns}:inventory:{site}:{sku}` | record | units on hand (gauge) |
+//! | `{ns}:origin:{location}` | record | shipment outcome counters of everything leaving a location |
+//! | `{ns}:destination:{location}` | record | the same, for everything arriving at a location |
+//! | `{ns}:site_region:{site}:{region}` | record | order outcome counters of one site serving one region |
 //! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
 //! | `{ns}:entity:shipment:{id}`, `{ns}:entity:order:{id}` | hash `v`, `json`, with TTL | the newest state of an ingested shipment or order |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
 //!
-//! Hash fields: `t` (counter clock, epoch seconds), `{counter}_{window}` (decayed
-//! counters), `gt` (gauge clock), and one field per gauge; see
-//! [`super::aggregates::field_names`].
+//! A record is a string of comma-separated numbers, in the order of
+//! [`super::aggregates::field_names`]: `t` (counter clock, epoch seconds), every
+//! `{counter}_{window}` (decayed counters), `gt` (gauge clock), every gauge; a
+//! clock never set is `-`. One string per record lets a scoring request read all
+//! its records with a single `MGET`, and lets the Lua script read and write each
+//! record in one call.
 //!
 //! Every call is bounded by a timeout; the connection reconnects on its own after
 //! Redis comes back, so callers only ever see [`FeatureError`]s, never a hang.
@@ -30,7 +33,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::aggregates::{
-    AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOWS, field_names,
+    AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOWS,
 };
 use super::{
     ApplyOutcome, EntityKey, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched,
@@ -57,8 +60,6 @@ pub struct RedisFeatureStore {
     connection: ConnectionManager,
     settings: RedisSettings,
     script: redis::Script,
-    /// Field names per [`AggregateKind`], in [`field_names`] order.
-    fields: [Vec<String>; 8],
 }
 
 impl std::fmt::Debug for RedisFeatureStore {
@@ -69,18 +70,6 @@ impl std::fmt::Debug for RedisFeatureStore {
     }
 }
 
-/// Every kind, in discriminant order (so `kind as usize` indexes it).
-const KINDS: [AggregateKind; 8] = [
-    AggregateKind::Carrier,
-    AggregateKind::Lane,
-    AggregateKind::CarrierLane,
-    AggregateKind::Site,
-    AggregateKind::Inventory,
-    AggregateKind::Origin,
-    AggregateKind::Destination,
-    AggregateKind::SiteRegion,
-];
-
 impl RedisFeatureStore {
     /// A store for `settings.url`. Connects lazily: the server starts (degraded)
     /// even when Redis is down, and picks Redis up when it appears.
@@ -89,7 +78,9 @@ impl RedisFeatureStore {
             .map_err(|e| FeatureError::Unavailable(format!("bad Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
+            // Each call's own deadline (see `run`) bounds the wait instead: an
+            // ingest pipeline of thousands of events needs longer than a read.
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
@@ -97,7 +88,6 @@ impl RedisFeatureStore {
         Ok(RedisFeatureStore {
             connection,
             script: redis::Script::new(APPLY_EVENT_LUA),
-            fields: KINDS.map(field_names),
             settings,
         })
     }
@@ -132,25 +122,24 @@ impl RedisFeatureStore {
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let first = self.within_timeout(call(self.connection.clone())).await?;
-        match first {
-            Err(error) if is_broken_connection(&error) => self
-                .within_timeout(call(self.connection.clone()))
-                .await?
-                .map_err(to_feature_error),
-            other => other.map_err(to_feature_error),
-        }
+        self.run_within(self.settings.timeout, call).await
     }
 
-    /// Runs one attempt under the timeout; a timeout is an error, the call's own
-    /// result is returned as it is.
-    async fn within_timeout<T>(
-        &self,
-        call: impl Future<Output = Result<T, RedisError>>,
-    ) -> Result<Result<T, RedisError>, FeatureError> {
-        tokio::time::timeout(self.settings.timeout, call)
-            .await
-            .map_err(|_| FeatureError::Timeout(self.settings.timeout.as_millis() as u64))
+    /// [`Self::run`] with its own deadline per attempt.
+    async fn run_within<T, F, Fut>(&self, deadline: Duration, call: F) -> Result<T, FeatureError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let first = within(deadline, call(self.connection.clone())).await?;
+        match first {
+            Err(error) if is_broken_connection(&error) => {
+                within(deadline, call(self.connection.clone()))
+                    .await?
+                    .map_err(to_feature_error)
+            }
+            other => other.map_err(to_feature_error),
+        }
     }
 
     fn apply_pipeline(&self, events: &[EventUpdates]) -> Result<redis::Pipeline, FeatureError> {
@@ -181,20 +170,21 @@ impl RedisFeatureStore {
                 .arg(u8::from(event.lane_carrier.is_some()))
                 .arg(WINDOWS.len());
             for window in WINDOWS {
-                command.arg(window.name).arg(window.tau_secs);
+                command.arg(window.tau_secs);
             }
             for update in &event.updates {
-                let counters = update.key.kind.counters();
-                command.arg(update.at).arg(counters.len());
-                for (name, increment) in counters.iter().zip(update.increments) {
-                    command.arg(*name).arg(increment);
+                let counters = update.key.kind.counters().len();
+                command.arg(update.at).arg(counters);
+                for increment in &update.increments[..counters] {
+                    command.arg(*increment);
                 }
+                let gauges = update.key.kind.gauges().len();
+                command.arg(gauges);
                 match update.gauges {
                     Some(values) => {
-                        let gauges = update.key.kind.gauges();
-                        command.arg(gauges.len());
-                        for (name, value) in gauges.iter().zip(values) {
-                            command.arg(*name).arg(value);
+                        command.arg(1);
+                        for value in &values[..gauges] {
+                            command.arg(*value);
                         }
                     }
                     None => {
@@ -227,25 +217,6 @@ impl RedisFeatureStore {
         )
     }
 
-    fn parse_record(&self, kind: AggregateKind, values: &[Option<f64>]) -> Option<AggregateRecord> {
-        if values.iter().all(Option::is_none) {
-            return None;
-        }
-        let counters = kind.counters().len() * WINDOWS.len();
-        let gauges = kind.gauges().len();
-        let mut record = AggregateRecord {
-            counters_at: values[0],
-            ..AggregateRecord::default()
-        };
-        for i in 0..counters.min(MAX_COUNTER_FIELDS) {
-            record.counters[i] = values[1 + i].unwrap_or(0.0);
-        }
-        record.gauges_at = values[1 + counters];
-        for g in 0..gauges {
-            record.gauges[g] = values[2 + counters + g].unwrap_or(0.0);
-        }
-        Some(record)
-    }
 }
 
 impl FeatureStore for RedisFeatureStore {
@@ -256,68 +227,70 @@ impl FeatureStore for RedisFeatureStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipeline = redis::pipe();
+        let mut command = redis::cmd("MGET");
         for key in keys {
-            pipeline
-                .cmd("HMGET")
-                .arg(self.record_key(key))
-                .arg(&self.fields[key.kind as usize]);
+            command.arg(self.record_key(key));
         }
-        let pipeline = &pipeline;
-        let rows: Vec<Vec<Option<f64>>> = self
-            .run(|mut connection| async move { pipeline.query_async(&mut connection).await })
+        let command = &command;
+        let values: Vec<Option<String>> = self
+            .run(|mut connection| async move { command.query_async(&mut connection).await })
             .await?;
-        if rows.len() != keys.len() {
+        if values.len() != keys.len() {
             return Err(FeatureError::Corrupt(format!(
                 "{} answers for {} keys",
-                rows.len(),
+                values.len(),
                 keys.len()
             )));
         }
-        Ok(keys
-            .iter()
-            .zip(&rows)
-            .map(|(key, values)| self.parse_record(key.kind, values))
-            .collect())
+        keys.iter()
+            .zip(&values)
+            .map(|(key, value)| value.as_deref().map(|v| parse_record(key.kind, v)).transpose())
+            .collect()
     }
 
     async fn fetch_all(&self, request: &FetchRequest) -> Result<Fetched, FeatureError> {
         let mut pipeline = redis::pipe();
-        for key in &request.records {
-            pipeline
-                .cmd("HMGET")
-                .arg(self.record_key(key))
-                .arg(&self.fields[key.kind as usize]);
+        if !request.records.is_empty() {
+            let command = pipeline.cmd("MGET");
+            for key in &request.records {
+                command.arg(self.record_key(key));
+            }
         }
         for (origin, destination) in &request.lanes {
-            pipeline
-                .cmd("SMEMBERS")
-                .arg(self.lane_key(origin, destination));
+            pipeline.cmd("SMEMBERS").arg(self.lane_key(origin, destination));
         }
         for key in &request.entities {
             pipeline.cmd("HGET").arg(self.entity_key(key)).arg("json");
         }
-        if request.records.is_empty() && request.lanes.is_empty() && request.entities.is_empty() {
+        let commands =
+            usize::from(!request.records.is_empty()) + request.lanes.len() + request.entities.len();
+        if commands == 0 {
             return Ok(Fetched::default());
         }
         let pipeline = &pipeline;
         let answers: Vec<redis::Value> = self
             .run(|mut connection| async move { pipeline.query_async(&mut connection).await })
             .await?;
-        let expected = request.records.len() + request.lanes.len() + request.entities.len();
-        if answers.len() != expected {
+        if answers.len() != commands {
             return Err(FeatureError::Corrupt(format!(
-                "{} answers for {expected} reads",
+                "{} answers for {commands} commands",
                 answers.len()
             )));
         }
         let corrupt = |e: redis::ParsingError| FeatureError::Corrupt(e.to_string());
         let mut answers = answers.into_iter();
         let mut fetched = Fetched::default();
-        for key in &request.records {
-            let values: Vec<Option<f64>> =
+        if !request.records.is_empty() {
+            let values: Vec<Option<String>> =
                 redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
-            fetched.records.push(self.parse_record(key.kind, &values));
+            if values.len() != request.records.len() {
+                return Err(FeatureError::Corrupt("MGET answered the wrong count".into()));
+            }
+            for (key, value) in request.records.iter().zip(&values) {
+                fetched
+                    .records
+                    .push(value.as_deref().map(|v| parse_record(key.kind, v)).transpose()?);
+            }
         }
         for _ in &request.lanes {
             let mut carriers: Vec<String> =
@@ -343,8 +316,10 @@ impl FeatureStore for RedisFeatureStore {
         }
         let pipeline = &self.apply_pipeline(events)?;
         let script = &self.script;
+        // Applying takes Redis tens of microseconds an event: scale the deadline.
+        let deadline = self.settings.timeout * (1 + events.len() as u32 / 20);
         let answers: Vec<i64> = self
-            .run(|mut connection| async move {
+            .run_within(deadline, |mut connection| async move {
                 match pipeline.query_async(&mut connection).await {
                     Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                         // Redis restarted and forgot the script, so no EVALSHA ran:
@@ -371,6 +346,44 @@ impl FeatureStore for RedisFeatureStore {
     fn backend_name(&self) -> &'static str {
         "redis"
     }
+}
+
+/// Runs one attempt under a deadline; a timeout is an error, the call's own
+/// result is returned as it is.
+async fn within<T>(
+    deadline: Duration,
+    call: impl Future<Output = Result<T, RedisError>>,
+) -> Result<Result<T, RedisError>, FeatureError> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .map_err(|_| FeatureError::Timeout(deadline.as_millis() as u64))
+}
+
+/// Reads a stored record: comma-separated numbers in [`field_names`] order, '-'
+/// for a clock that was never set.
+fn parse_record(kind: AggregateKind, text: &str) -> Result<AggregateRecord, FeatureError> {
+    let counters = kind.counters().len() * WINDOWS.len();
+    let gauges = kind.gauges().len();
+    let corrupt = || FeatureError::Corrupt(format!("record of kind {}: {text:?}", kind.name()));
+    let mut parts = text.split(',');
+    let mut next = || -> Result<Option<f64>, FeatureError> {
+        match parts.next().ok_or_else(corrupt)? {
+            "-" => Ok(None),
+            number => number.parse().map(Some).map_err(|_| corrupt()),
+        }
+    };
+    let mut record = AggregateRecord {
+        counters_at: next()?,
+        ..AggregateRecord::default()
+    };
+    for i in 0..counters.min(MAX_COUNTER_FIELDS) {
+        record.counters[i] = next()?.unwrap_or(0.0);
+    }
+    record.gauges_at = next()?;
+    for g in 0..gauges {
+        record.gauges[g] = next()?.unwrap_or(0.0);
+    }
+    Ok(record)
 }
 
 fn is_broken_connection(error: &RedisError) -> bool {

@@ -34,9 +34,82 @@ pub struct Tree {
 pub struct TreeEnsemble {
     pub base_score: f64,
     pub trees: Vec<Tree>,
+    /// Every node of every tree, packed for inference (built by [`Self::pack`]).
+    #[serde(skip)]
+    packed: Vec<PackedNode>,
+    /// Where each tree starts in `packed`.
+    #[serde(skip)]
+    roots: Vec<u32>,
+}
+
+/// One node in a single cache-friendly array; children are absolute indexes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PackedNode {
+    threshold: f64,
+    value: f64,
+    feature: u32,
+    /// 0 for a leaf.
+    left: u32,
+    right: u32,
+    missing: u32,
 }
 
 impl TreeEnsemble {
+    /// An ensemble from its trees, packed for inference.
+    pub fn new(base_score: f64, trees: Vec<Tree>) -> Self {
+        let mut ensemble = TreeEnsemble {
+            base_score,
+            trees,
+            packed: Vec::new(),
+            roots: Vec::new(),
+        };
+        ensemble.pack();
+        ensemble
+    }
+
+    /// Lays every node out in one array (call after deserialising).
+    pub fn pack(&mut self) {
+        self.packed.clear();
+        self.roots.clear();
+        for tree in &self.trees {
+            let offset = self.packed.len() as u32;
+            self.roots.push(offset);
+            for i in 0..tree.value.len() {
+                let leaf = tree.left[i] == 0;
+                let absolute = |child: u32| if leaf { 0 } else { offset + child };
+                self.packed.push(PackedNode {
+                    threshold: tree.threshold[i],
+                    value: tree.value[i],
+                    feature: tree.feature[i],
+                    left: absolute(tree.left[i]),
+                    right: absolute(tree.right[i]),
+                    missing: absolute(tree.missing[i]),
+                });
+            }
+        }
+    }
+
+    /// Log-odds only, for callers that need no explanation (ranking).
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        let mut logit = self.base_score;
+        for &root in &self.roots {
+            let mut node = &self.packed[root as usize];
+            while node.left != 0 {
+                let value = row[node.feature as usize];
+                let next = if value.is_nan() {
+                    node.missing
+                } else if value < node.threshold {
+                    node.left
+                } else {
+                    node.right
+                };
+                node = &self.packed[next as usize];
+            }
+            logit += node.value;
+        }
+        logit
+    }
+
     /// Checks every tree is well formed for `features` inputs: equal array lengths,
     /// children in range and after their parent (so every walk ends), finite numbers.
     pub fn check(&self, features: usize) -> Result<(), String> {
@@ -82,26 +155,51 @@ impl TreeEnsemble {
         Ok(())
     }
 
+    /// Log-odds of many rows, walking one tree over every row before the next
+    /// (the tree's nodes stay in cache): for ranking many candidates.
+    pub fn logits(&self, rows: &[&[f64]], out: &mut Vec<f64>) {
+        out.clear();
+        out.resize(rows.len(), self.base_score);
+        for &root in &self.roots {
+            for (logit, row) in out.iter_mut().zip(rows) {
+                let mut node = &self.packed[root as usize];
+                while node.left != 0 {
+                    let value = row[node.feature as usize];
+                    let next = if value.is_nan() {
+                        node.missing
+                    } else if value < node.threshold {
+                        node.left
+                    } else {
+                        node.right
+                    };
+                    node = &self.packed[next as usize];
+                }
+                *logit += node.value;
+            }
+        }
+    }
+
     /// Log-odds and path contributions for one row.
     pub fn predict(&self, row: &[f64]) -> RawScore {
         let mut contributions = [0.0; MAX_FEATURES];
         let mut logit = self.base_score;
-        for tree in &self.trees {
-            let mut node = 0usize;
-            while tree.left[node] != 0 {
-                let feature = tree.feature[node] as usize;
+        for &root in &self.roots {
+            let mut node = &self.packed[root as usize];
+            while node.left != 0 {
+                let feature = node.feature as usize;
                 let value = row[feature];
                 let next = if value.is_nan() {
-                    tree.missing[node]
-                } else if value < tree.threshold[node] {
-                    tree.left[node]
+                    node.missing
+                } else if value < node.threshold {
+                    node.left
                 } else {
-                    tree.right[node]
-                } as usize;
-                contributions[feature] += tree.value[next] - tree.value[node];
-                node = next;
+                    node.right
+                };
+                let child = &self.packed[next as usize];
+                contributions[feature] += child.value - node.value;
+                node = child;
             }
-            logit += tree.value[node];
+            logit += node.value;
         }
         RawScore {
             logit,
@@ -116,9 +214,9 @@ mod tests {
 
     /// x0 < 1 → -1 ; else (x1 < 5 → 0.5 ; else 2); missing x0 goes right.
     fn stump() -> TreeEnsemble {
-        TreeEnsemble {
-            base_score: 0.25,
-            trees: vec![Tree {
+        TreeEnsemble::new(
+            0.25,
+            vec![Tree {
                 feature: vec![0, 0, 1, 0, 0],
                 threshold: vec![1.0, 0.0, 5.0, 0.0, 0.0],
                 left: vec![1, 0, 3, 0, 0],
@@ -126,7 +224,7 @@ mod tests {
                 missing: vec![2, 0, 3, 0, 0],
                 value: vec![0.1, -1.0, 1.0, 0.5, 2.0],
             }],
-        }
+        )
     }
 
     #[test]
@@ -136,6 +234,13 @@ mod tests {
         assert_eq!(model.predict(&[0.0, 9.0]).logit, 0.25 - 1.0);
         assert_eq!(model.predict(&[3.0, 9.0]).logit, 0.25 + 2.0);
         assert_eq!(model.predict(&[f64::NAN, 1.0]).logit, 0.25 + 0.5);
+        let rows = [[0.0, 9.0], [3.0, 1.0], [f64::NAN, 7.0]];
+        let mut many = Vec::new();
+        model.logits(&rows.each_ref().map(|r| &r[..]), &mut many);
+        for (row, batched) in rows.iter().zip(many) {
+            assert_eq!(model.logit(row), model.predict(row).logit);
+            assert_eq!(batched, model.logit(row));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::domain::{InventoryPosition, Order, Timestamp};
 use crate::features::AggregateKey;
 use crate::features::aggregates::{ON_HAND, site_fields as sf};
-use crate::features::vectors::{self, Lookup};
+use crate::features::vectors::{self, FeatureVector, Lookup};
 use crate::models::LoadedModel;
 use crate::network::Network;
 
@@ -72,13 +72,62 @@ struct SiteOption {
     /// Indexes of the lines it holds.
     holds: Vec<usize>,
     risk: f64,
+    features: FeatureVector,
     cost: f64,
     arrival: Timestamp,
     distance_km: f64,
     /// The baseline is kept even when it breaks a constraint (no lane, over
     /// capacity); such a site can never be half of a split.
     breaks_constraint: bool,
-    reasons: Vec<String>,
+    /// What the reasons will say; formatted only for the options returned.
+    facts: Vec<Fact>,
+}
+
+/// One thing worth telling the planner about a site.
+#[derive(Debug, Clone, PartialEq)]
+enum Fact {
+    ExcludedBaseline,
+    NoLane,
+    OverLimit { backlog: f64, limit: f64 },
+    Backlog { backlog: f64, limit: f64 },
+    BacklogNoLimit { backlog: f64 },
+    NoSnapshot,
+    HoldsAll { lines: usize },
+    Lacks { sku: String, needs: f64, has: f64 },
+    NoStock { sku: String },
+    Transit { hours: f64, against_promise: f64 },
+    Risk { risk: f64 },
+}
+
+impl Fact {
+    fn describe(&self, site: &str, region: &str) -> String {
+        match self {
+            Fact::ExcludedBaseline => "excluded by the request (listed as the current plan)".into(),
+            Fact::NoLane => {
+                format!("no carrier in network.toml serves {site}→{region}; cost and transit unknown")
+            }
+            Fact::OverLimit { backlog, limit } => {
+                format!("backlog {backlog:.0} orders is over its limit of {limit:.0}")
+            }
+            Fact::Backlog { backlog, limit } => format!(
+                "backlog {backlog:.0} orders, {:.0}% of its limit",
+                backlog / limit * 100.0
+            ),
+            Fact::BacklogNoLimit { backlog } => format!("backlog {backlog:.0} orders (limit unknown)"),
+            Fact::NoSnapshot => format!("no recent snapshot of {site}; capacity unchecked"),
+            Fact::HoldsAll { lines } => format!("holds all {lines} lines"),
+            Fact::Lacks { sku, needs, has } => format!("lacks {sku} (needs {needs}, has {has})"),
+            Fact::NoStock { sku } => format!("no stock known for {sku}"),
+            Fact::Transit {
+                hours,
+                against_promise,
+            } => format!(
+                "{site}→{region} fastest transit {hours:.0} h; expected arrival \
+                 {against_promise:+.1} h against the promise"
+            ),
+            Fact::Risk { risk } => format!("predicted fallout risk {:.0}%", risk * 100.0),
+        }
+    }
 }
 
 /// Ranks the sites for an order.
@@ -102,6 +151,11 @@ pub fn reallocation(input: &ReallocationInput<'_>) -> Recommendation {
             }),
         }
     }
+    let vectors: Vec<FeatureVector> = options.iter().map(|o| o.features).collect();
+    for (option, risk) in options.iter_mut().zip(input.model.probabilities(&vectors)) {
+        option.risk = risk;
+        option.facts.push(Fact::Risk { risk });
+    }
     let full = |o: &SiteOption| o.holds.len() == input.lines.len();
     let mut scored: Vec<Scored> = options
         .iter()
@@ -124,9 +178,19 @@ pub fn reallocation(input: &ReallocationInput<'_>) -> Recommendation {
         scored.extend(splits);
     }
     rejected.sort_by(|a, b| a.option.cmp(&b.option));
+    let mut ranked = rank(scored, &input.policy, order.promise_at);
+    for option in ranked.iter_mut().filter(|o| o.split.is_empty()) {
+        if let Some(site) = options.iter().find(|s| s.site == option.option) {
+            option.reasons = site
+                .facts
+                .iter()
+                .map(|f| f.describe(&site.site, &order.destination_region))
+                .collect();
+        }
+    }
     Recommendation {
         entity_id: order.order_id.clone(),
-        options: rank(scored, &input.policy, order.promise_at),
+        options: ranked,
         rejected,
         promise_adjustment: None,
         notes,
@@ -145,14 +209,14 @@ fn evaluate_site(
     degraded: &mut Vec<String>,
 ) -> Result<SiteOption, String> {
     let order = input.order;
-    let mut reasons = Vec::new();
+    let mut facts = Vec::new();
     let mut breaks_constraint = false;
     if input.excluded.iter().any(|e| e == site) {
         if !baseline {
             return Err("excluded by the request".into());
         }
         breaks_constraint = true;
-        reasons.push("excluded by the request (listed as the current plan)".into());
+        facts.push(Fact::ExcludedBaseline);
     }
     let offers = input.network.offers(site, &order.destination_region);
     let cheapest = offers.iter().map(|o| o.lane.rate).min_by(f64::total_cmp);
@@ -163,10 +227,7 @@ fn evaluate_site(
         (Some(rate), Some(transit)) => (rate, transit),
         _ if baseline => {
             breaks_constraint = true;
-            reasons.push(format!(
-                "no carrier in network.toml serves {site}→{}; cost and transit unknown",
-                order.destination_region
-            ));
+            facts.push(Fact::NoLane);
             (0.0, 0.0)
         }
         _ => {
@@ -182,40 +243,37 @@ fn evaluate_site(
     let limit = input.network.site(site).map(|s| s.backlog_limit);
     match (backlog, limit) {
         (Some(backlog), Some(limit)) if backlog >= limit => {
-            let text = format!("backlog {backlog:.0} orders is over its limit of {limit:.0}");
+            let fact = Fact::OverLimit { backlog, limit };
             if !baseline {
-                return Err(text);
+                return Err(fact.describe(site, &order.destination_region));
             }
             breaks_constraint = true;
-            reasons.push(text);
+            facts.push(fact);
         }
-        (Some(backlog), Some(limit)) => reasons.push(format!(
-            "backlog {backlog:.0} orders, {:.0}% of its limit",
-            backlog / limit * 100.0
-        )),
-        (None, _) => reasons.push(format!("no recent snapshot of {site}; capacity unchecked")),
-        (Some(backlog), None) => {
-            reasons.push(format!("backlog {backlog:.0} orders (limit unknown)"))
-        }
+        (Some(backlog), Some(limit)) => facts.push(Fact::Backlog { backlog, limit }),
+        (None, _) => facts.push(Fact::NoSnapshot),
+        (Some(backlog), None) => facts.push(Fact::BacklogNoLimit { backlog }),
     }
     let mut holds = Vec::new();
-    let mut missing = Vec::new();
     for (i, line) in input.lines.iter().enumerate() {
         match on_hand(input, site, &line.sku) {
             Some(units) if units >= line.quantity => holds.push(i),
-            Some(units) => missing.push(format!(
-                "lacks {} (needs {}, has {units})",
-                line.sku, line.quantity
-            )),
-            None => missing.push(format!("no stock known for {}", line.sku)),
+            // Only the baseline's shortfalls are told: other sites are rejected.
+            Some(units) if baseline => facts.push(Fact::Lacks {
+                sku: line.sku.clone(),
+                needs: line.quantity,
+                has: units,
+            }),
+            None if baseline => facts.push(Fact::NoStock {
+                sku: line.sku.clone(),
+            }),
+            _ => {}
         }
     }
-    if !input.lines.is_empty() {
-        if missing.is_empty() {
-            reasons.push(format!("holds all {} lines", input.lines.len()));
-        } else if baseline {
-            reasons.extend(missing);
-        }
+    if !input.lines.is_empty() && holds.len() == input.lines.len() {
+        facts.push(Fact::HoldsAll {
+            lines: input.lines.len(),
+        });
     }
     let hypothetical = at_site(order, site);
     let keys = vectors::order_keys(&hypothetical);
@@ -230,7 +288,6 @@ fn evaluate_site(
     if baseline {
         degraded.extend(feature_notes);
     }
-    let risk = input.model.predict(&features).probability;
     let queue_hours = match (backlog, input.network.site(site)) {
         (Some(b), Some(s)) => b / s.capacity_per_hour,
         _ => 0.0,
@@ -238,18 +295,18 @@ fn evaluate_site(
     let arrival = input
         .as_of
         .plus_minutes((queue_hours + transit_hours) * 60.0);
-    reasons.push(format!(
-        "{site}→{} fastest transit {transit_hours:.0} h; expected arrival {:+.1} h against the promise",
-        order.destination_region,
-        arrival.hours_since(order.promise_at)
-    ));
-    reasons.push(format!("predicted fallout risk {:.0}%", risk * 100.0));
+    facts.push(Fact::Transit {
+        hours: transit_hours,
+        against_promise: arrival.hours_since(order.promise_at),
+    });
     let handling = input.network.site(site).map_or(0.0, |s| s.handling_cost);
     Ok(SiteOption {
         site: site.to_string(),
         baseline,
         holds,
-        risk,
+        // Predicted for all sites at once, below.
+        risk: f64::NAN,
+        features,
         cost: rate + handling,
         arrival,
         distance_km: input
@@ -257,7 +314,7 @@ fn evaluate_site(
             .distance_km(site, &order.destination_region)
             .unwrap_or(f64::NAN),
         breaks_constraint,
-        reasons,
+        facts,
     })
 }
 
@@ -284,7 +341,8 @@ fn single(o: &SiteOption, input: &ReallocationInput<'_>) -> Scored {
             expected_cost: o.cost + o.risk * input.policy.failure_cost,
         },
         arrival: o.arrival,
-        reasons: o.reasons.clone(),
+        // Filled in after ranking, for the options returned only.
+        reasons: Vec::new(),
         split: Vec::new(),
     }
 }

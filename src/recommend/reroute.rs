@@ -133,7 +133,7 @@ pub fn reroute(input: &RerouteInput<'_>) -> Recommendation {
         if baseline {
             degraded.extend(feature_notes);
         }
-        let risk = input.model.predict(&features).probability;
+        let risk = input.model.probability(&features);
         let mut reasons = Vec::new();
         let rate = match candidate.offer {
             Some((rate, _)) => rate,

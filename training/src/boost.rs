@@ -64,12 +64,10 @@ pub fn fit_boosted(
     let bins = BinnedColumns::new(train, &edges);
     let labels: Vec<f64> = train.iter().map(|r| f64::from(u8::from(r.label))).collect();
     let base_rate = (labels.iter().sum::<f64>() / labels.len() as f64).clamp(1e-6, 1.0 - 1e-6);
-    let mut ensemble = TreeEnsemble {
-        base_score: (base_rate / (1.0 - base_rate)).ln(),
-        trees: Vec::new(),
-    };
-    let mut scores = vec![ensemble.base_score; train.len()];
-    let mut validation_scores = vec![ensemble.base_score; validation.len()];
+    let base_score = (base_rate / (1.0 - base_rate)).ln();
+    let mut trees = Vec::new();
+    let mut scores = vec![base_score; train.len()];
+    let mut validation_scores = vec![base_score; validation.len()];
     let (mut best_loss, mut best_trees) = (f64::INFINITY, 0);
     let mut gradients = vec![0.0; train.len()];
     let mut hessians = vec![0.0; train.len()];
@@ -90,14 +88,11 @@ pub fn fit_boosted(
         for (score, leaf) in scores.iter_mut().zip(&leaf_of_row) {
             *score += tree.value[*leaf as usize];
         }
-        let single = TreeEnsemble {
-            base_score: 0.0,
-            trees: vec![tree],
-        };
+        let single = TreeEnsemble::new(0.0, vec![tree]);
         for (score, row) in validation_scores.iter_mut().zip(validation) {
-            *score += single.predict(row.features.as_slice()).logit;
+            *score += single.logit(row.features.as_slice());
         }
-        ensemble.trees.extend(single.trees);
+        trees.extend(single.trees);
         let loss = log_loss(&validation_scores, validation);
         if loss < best_loss - 1e-7 {
             (best_loss, best_trees) = (loss, round + 1);
@@ -105,7 +100,8 @@ pub fn fit_boosted(
             break;
         }
     }
-    ensemble.trees.truncate(best_trees.max(1));
+    trees.truncate(best_trees.max(1));
+    let ensemble = TreeEnsemble::new(base_score, trees);
     ensemble
         .check(width)
         .map_err(|e| anyhow::anyhow!("grown trees are malformed: {e}"))?;

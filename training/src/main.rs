@@ -38,6 +38,17 @@ enum Command {
         #[arg(long, default_value = "2026-01-05T00:00:00Z")]
         start: String,
     },
+    /// Writes a synthetic benchmark network (many sites, every carrier on every lane).
+    Network {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        sites: usize,
+        #[arg(long, default_value_t = 10)]
+        carriers: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Trains every family the data supports and writes artifacts into --out.
     Train {
         /// Folder with shipments.csv, orders.csv, site_metrics.csv (any of them)
@@ -180,6 +191,19 @@ fn main() -> anyhow::Result<()> {
                 version,
             };
             train::run(&settings)?;
+        }
+        Command::Network {
+            out,
+            sites,
+            carriers,
+            seed,
+        } => {
+            use rand::SeedableRng;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let network =
+                detour_training::network_gen::benchmark_network(&mut rng, sites, carriers);
+            std::fs::write(&out, network.to_toml())?;
+            println!("wrote {sites} sites and {carriers} carriers to {}", out.display());
         }
         Command::EvaluateRecommendations {
             data,

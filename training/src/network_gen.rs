@@ -192,3 +192,55 @@ pub fn generate(rng: &mut StdRng, orders_per_day: f64) -> SimNetwork {
         best_transit,
     }
 }
+
+/// A synthetic network for benchmarks: `sites` sites scattered over the
+/// continental US, the sixteen destination regions, and `carriers` carriers that
+/// all serve every lane from every site.
+pub fn benchmark_network(rng: &mut StdRng, sites: usize, carriers: usize) -> Network {
+    let site_list: Vec<Site> = (0..sites)
+        .map(|i| {
+            let capacity = rng.gen_range(20.0..60.0f64).round();
+            Site {
+                code: format!("B{i:02}"),
+                name: format!("benchmark site {i}"),
+                region: String::new(),
+                lat: rng.gen_range(26.0..48.0),
+                lon: rng.gen_range(-122.0..-72.0),
+                capacity_per_hour: capacity,
+                backlog_limit: capacity * 3.0,
+                handling_cost: (rng.gen_range(4.0..9.0) * 100.0f64).round() / 100.0,
+            }
+        })
+        .collect();
+    let regions: Vec<Region> = REGIONS
+        .iter()
+        .map(|&(code, lat, lon, area)| Region {
+            code: code.into(),
+            area: area.into(),
+            lat,
+            lon,
+        })
+        .collect();
+    let carrier_list = (0..carriers)
+        .map(|c| Carrier {
+            code: format!("K{c}"),
+            name: format!("benchmark carrier {c}"),
+            lanes: site_list
+                .iter()
+                .flat_map(|site| {
+                    regions.iter().map(move |region| {
+                        let km = distance_km((site.lat, site.lon), (region.lat, region.lon));
+                        (site.code.clone(), region.code.clone(), km)
+                    })
+                })
+                .map(|(origin, destination, km)| Lane {
+                    origin,
+                    destination,
+                    rate: ((25.0 + 0.06 * km) * (1.0 + c as f64 * 0.03) * 100.0).round() / 100.0,
+                    transit_hours: (km / 75.0 + 10.0 + c as f64 % 3.0).round(),
+                })
+                .collect(),
+        })
+        .collect();
+    Network::new(site_list, regions, carrier_list)
+}
