@@ -72,13 +72,16 @@ pub struct Network {
     #[serde(default)]
     pub carriers: Vec<Carrier>,
     #[serde(skip)]
-    site_index: HashMap<String, usize>,
+    site_index: FastMap<usize>,
     #[serde(skip)]
-    region_index: HashMap<String, usize>,
-    /// (origin, destination) → (carrier index, lane index) of every carrier serving it.
+    region_index: FastMap<usize>,
+    /// origin → destination → (carrier index, lane index) of every carrier serving it.
     #[serde(skip)]
-    lane_index: HashMap<String, HashMap<String, Vec<(usize, usize)>>>,
+    lane_index: FastMap<FastMap<Vec<(usize, usize)>>>,
 }
+
+/// Lookups by code sit on hot paths: a fast, non-cryptographic hasher.
+type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 /// One carrier's offer on a lane.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -210,7 +213,7 @@ impl Network {
             .enumerate()
             .map(|(i, region)| (region.code.clone(), i))
             .collect();
-        self.lane_index = HashMap::new();
+        self.lane_index = FastMap::default();
         for (c, carrier) in self.carriers.iter().enumerate() {
             for (l, lane) in carrier.lanes.iter().enumerate() {
                 self.lane_index

@@ -4,6 +4,7 @@
 //! network — and hands them to the pure ranking in [`crate::recommend`]. A store
 //! that fails degrades the answer (flagged), as in scoring.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::domain::{InventoryPosition, Order, RiskKind, Shipment, Timestamp};
@@ -199,8 +200,7 @@ impl<S: FeatureStore> Planner<S> {
 /// Records read so far for one plan, and whether any read failed.
 #[derive(Default)]
 struct Reads {
-    /// Sorted by key.
-    records: Vec<(AggregateKey, Option<AggregateRecord>)>,
+    records: HashMap<AggregateKey, Option<AggregateRecord>, foldhash::fast::RandomState>,
     failure: Option<String>,
 }
 
@@ -214,11 +214,7 @@ impl Reads {
     ) -> Vec<Vec<String>> {
         let records: Vec<AggregateKey> = keys
             .into_iter()
-            .filter(|k| {
-                self.records
-                    .binary_search_by(|(have, _)| have.cmp(k))
-                    .is_err()
-            })
+            .filter(|k| !self.records.contains_key(k))
             .collect();
         let request = FetchRequest {
             records,
@@ -229,7 +225,6 @@ impl Reads {
             Ok(fetched) => {
                 self.records
                     .extend(request.records.into_iter().zip(fetched.records));
-                self.records.sort_by(|a, b| a.0.cmp(&b.0));
                 fetched.lane_carriers
             }
             Err(error) => {
@@ -244,11 +239,8 @@ impl Reads {
         if self.failure.is_some() {
             return None;
         }
-        match self.records.binary_search_by(|(have, _)| have.cmp(key)) {
-            Ok(i) => Some(self.records[i].1.as_ref()),
-            // Not read: treat as unavailable rather than as "never seen".
-            Err(_) => None,
-        }
+        // Not read: treat as unavailable rather than as "never seen".
+        self.records.get(key).map(Option::as_ref)
     }
 
     fn note_failure(&self, reasons: &mut Vec<String>) {

@@ -86,9 +86,18 @@ struct Report {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.target.ip().is_loopback(), "only loopback targets are allowed");
-    anyhow::ensure!(args.concurrency > 0 && args.batch > 0, "concurrency and batch must be > 0");
-    anyhow::ensure!(args.duration > 0.0 && args.duration <= 900.0, "duration must be in (0, 900] s");
+    anyhow::ensure!(
+        args.target.ip().is_loopback(),
+        "only loopback targets are allowed"
+    );
+    anyhow::ensure!(
+        args.concurrency > 0 && args.batch > 0,
+        "concurrency and batch must be > 0"
+    );
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration <= 900.0,
+        "duration must be in (0, 900] s"
+    );
     let network = Network::load(&args.network).context("reading the network")?;
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
@@ -214,7 +223,11 @@ async fn main() -> anyhow::Result<()> {
 
 /// Gives every site stock of the SKUs the reallocation requests ask for, so that
 /// every site is a real candidate.
-async fn seed_inventory(channel: &Channel, network: &Network, requests: &Requests) -> anyhow::Result<()> {
+async fn seed_inventory(
+    channel: &Channel,
+    network: &Network,
+    requests: &Requests,
+) -> anyhow::Result<()> {
     let mut client = pb::event_ingest_client::EventIngestClient::new(channel.clone());
     let events = network
         .sites
@@ -254,7 +267,12 @@ impl Requests {
             .iter()
             .flat_map(|c| {
                 c.lanes.iter().map(move |l| {
-                    (c.code.clone(), l.origin.clone(), l.destination.clone(), l.transit_hours)
+                    (
+                        c.code.clone(),
+                        l.origin.clone(),
+                        l.destination.clone(),
+                        l.transit_hours,
+                    )
                 })
             })
             .collect();
@@ -295,7 +313,12 @@ impl Requests {
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Requests { shipments, orders, batch, run }
+        Requests {
+            shipments,
+            orders,
+            batch,
+            run,
+        }
     }
 
     fn shipment(&self, i: u64) -> pb::Shipment {
@@ -330,7 +353,9 @@ impl Client {
             mode,
             scoring: pb::risk_scoring_client::RiskScoringClient::new(channel.clone()),
             ingest: pb::event_ingest_client::EventIngestClient::new(channel.clone()),
-            recommendations: pb::recommendations_client::RecommendationsClient::new(channel.clone()),
+            recommendations: pb::recommendations_client::RecommendationsClient::new(
+                channel.clone(),
+            ),
             health: tonic_health::pb::health_client::HealthClient::new(channel),
         }
     }
@@ -339,7 +364,9 @@ impl Client {
         let status = |e: tonic::Status| format!("{:?}: {}", e.code(), e.message());
         match self.mode {
             Mode::Health => {
-                let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+                let request = tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                };
                 self.health.check(request).await.map_err(status)?;
             }
             Mode::Unary => {
@@ -350,7 +377,9 @@ impl Client {
                 self.scoring.score_shipment(request).await.map_err(status)?;
             }
             Mode::Batch => {
-                let request = pb::ScoreBatchRequest { items: requests.items(i) };
+                let request = pb::ScoreBatchRequest {
+                    items: requests.items(i),
+                };
                 let answer = self.scoring.score_batch(request).await.map_err(status)?;
                 if answer.get_ref().results.len() != requests.batch {
                     return Err("short batch answer".into());
@@ -403,15 +432,24 @@ impl Client {
                     )),
                     ..Default::default()
                 };
-                self.recommendations.recommend_reroute(request).await.map_err(status)?;
+                self.recommendations
+                    .recommend_reroute(request)
+                    .await
+                    .map_err(status)?;
             }
             Mode::Reallocate => {
                 let order = requests.orders[i as usize % requests.orders.len()].clone();
                 let request = pb::RecommendReallocationRequest {
                     subject: Some(pb::recommend_reallocation_request::Subject::Order(order)),
                     lines: vec![
-                        pb::OrderLine { sku: "SKU-1".into(), quantity: 1.0 },
-                        pb::OrderLine { sku: "SKU-2".into(), quantity: 2.0 },
+                        pb::OrderLine {
+                            sku: "SKU-1".into(),
+                            quantity: 1.0,
+                        },
+                        pb::OrderLine {
+                            sku: "SKU-2".into(),
+                            quantity: 2.0,
+                        },
                     ],
                     ..Default::default()
                 };

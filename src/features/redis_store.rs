@@ -216,7 +216,6 @@ impl RedisFeatureStore {
             self.settings.namespace
         )
     }
-
 }
 
 impl FeatureStore for RedisFeatureStore {
@@ -244,7 +243,12 @@ impl FeatureStore for RedisFeatureStore {
         }
         keys.iter()
             .zip(&values)
-            .map(|(key, value)| value.as_deref().map(|v| parse_record(key.kind, v)).transpose())
+            .map(|(key, value)| {
+                value
+                    .as_deref()
+                    .map(|v| parse_record(key.kind, v))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -257,7 +261,9 @@ impl FeatureStore for RedisFeatureStore {
             }
         }
         for (origin, destination) in &request.lanes {
-            pipeline.cmd("SMEMBERS").arg(self.lane_key(origin, destination));
+            pipeline
+                .cmd("SMEMBERS")
+                .arg(self.lane_key(origin, destination));
         }
         for key in &request.entities {
             pipeline.cmd("HGET").arg(self.entity_key(key)).arg("json");
@@ -284,12 +290,17 @@ impl FeatureStore for RedisFeatureStore {
             let values: Vec<Option<String>> =
                 redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
             if values.len() != request.records.len() {
-                return Err(FeatureError::Corrupt("MGET answered the wrong count".into()));
+                return Err(FeatureError::Corrupt(
+                    "MGET answered the wrong count".into(),
+                ));
             }
             for (key, value) in request.records.iter().zip(&values) {
-                fetched
-                    .records
-                    .push(value.as_deref().map(|v| parse_record(key.kind, v)).transpose()?);
+                fetched.records.push(
+                    value
+                        .as_deref()
+                        .map(|v| parse_record(key.kind, v))
+                        .transpose()?,
+                );
             }
         }
         for _ in &request.lanes {

@@ -147,8 +147,7 @@ pub fn load_model(
             Learner::Logistic(weights)
         }
         GRADIENT_BOOSTED_TREES => {
-            let mut ensemble: TreeEnsemble =
-                serde_json::from_slice(&bytes).map_err(parse_error)?;
+            let mut ensemble: TreeEnsemble = serde_json::from_slice(&bytes).map_err(parse_error)?;
             ensemble.check(schema.len()).map_err(bad_weights)?;
             ensemble.pack();
             Learner::Boosted(ensemble)

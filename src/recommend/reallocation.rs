@@ -104,7 +104,9 @@ impl Fact {
         match self {
             Fact::ExcludedBaseline => "excluded by the request (listed as the current plan)".into(),
             Fact::NoLane => {
-                format!("no carrier in network.toml serves {site}→{region}; cost and transit unknown")
+                format!(
+                    "no carrier in network.toml serves {site}→{region}; cost and transit unknown"
+                )
             }
             Fact::OverLimit { backlog, limit } => {
                 format!("backlog {backlog:.0} orders is over its limit of {limit:.0}")
@@ -113,7 +115,9 @@ impl Fact {
                 "backlog {backlog:.0} orders, {:.0}% of its limit",
                 backlog / limit * 100.0
             ),
-            Fact::BacklogNoLimit { backlog } => format!("backlog {backlog:.0} orders (limit unknown)"),
+            Fact::BacklogNoLimit { backlog } => {
+                format!("backlog {backlog:.0} orders (limit unknown)")
+            }
             Fact::NoSnapshot => format!("no recent snapshot of {site}; capacity unchecked"),
             Fact::HoldsAll { lines } => format!("holds all {lines} lines"),
             Fact::Lacks { sku, needs, has } => format!("lacks {sku} (needs {needs}, has {has})"),
@@ -151,15 +155,11 @@ pub fn reallocation(input: &ReallocationInput<'_>) -> Recommendation {
             }),
         }
     }
-    let vectors: Vec<FeatureVector> = options.iter().map(|o| o.features).collect();
-    for (option, risk) in options.iter_mut().zip(input.model.probabilities(&vectors)) {
-        option.risk = risk;
-        option.facts.push(Fact::Risk { risk });
-    }
     let full = |o: &SiteOption| o.holds.len() == input.lines.len();
+    predict_needed(&mut options, input, full);
     let mut scored: Vec<Scored> = options
         .iter()
-        .filter(|o| o.baseline || full(o))
+        .filter(|o| o.baseline || (full(o) && !o.risk.is_nan()))
         .map(|o| single(o, input))
         .collect();
     for o in options.iter().filter(|o| !o.baseline && !full(o)) {
@@ -200,8 +200,56 @@ pub fn reallocation(input: &ReallocationInput<'_>) -> Recommendation {
     }
 }
 
-/// Checks a site's hard constraints and predicts its risk. The baseline is
-/// never rejected: its problems become reasons instead.
+/// Predicts risk where the answer can depend on it: the baseline; full sites in
+/// order of cost until the next one's cost alone exceeds the worst expected cost
+/// still among the best `max_options` (it could not enter them, so it is never
+/// scored — the result is the same as scoring all); and, when no site can fill
+/// the order alone, every site that could be half of a split.
+fn predict_needed(
+    options: &mut [SiteOption],
+    input: &ReallocationInput<'_>,
+    full: impl Fn(&SiteOption) -> bool,
+) {
+    let predict = |options: &mut [SiteOption], indexes: &[usize]| {
+        let vectors: Vec<FeatureVector> = indexes.iter().map(|&i| options[i].features).collect();
+        for (&i, risk) in indexes.iter().zip(input.model.probabilities(&vectors)) {
+            options[i].risk = risk;
+            options[i].facts.push(Fact::Risk { risk });
+        }
+    };
+    let any_full = options.iter().any(&full);
+    let mut first: Vec<usize> = (0..options.len())
+        .filter(|&i| options[i].baseline || (!any_full && !options[i].holds.is_empty()))
+        .collect();
+    predict(options, &first);
+    let mut by_cost: Vec<usize> = (0..options.len())
+        .filter(|&i| !options[i].baseline && full(&options[i]))
+        .collect();
+    by_cost.sort_by(|&a, &b| {
+        options[a]
+            .cost
+            .total_cmp(&options[b].cost)
+            .then(options[a].site.cmp(&options[b].site))
+    });
+    let keep = input.policy.max_options.max(1);
+    let mut best: Vec<f64> = Vec::new();
+    for chunk in by_cost.chunks(8) {
+        if best.len() >= keep && options[chunk[0]].cost > best[keep - 1] {
+            break;
+        }
+        first.clear();
+        first.extend_from_slice(chunk);
+        predict(options, &first);
+        for &i in chunk {
+            best.push(options[i].cost + options[i].risk * input.policy.failure_cost);
+        }
+        best.sort_by(f64::total_cmp);
+    }
+}
+
+/// Checks a site's hard constraints and computes its features (risk comes
+/// later, see [`predict_needed`]). The baseline is never rejected: its problems
+/// become reasons instead.
 fn evaluate_site(
     input: &ReallocationInput<'_>,
     site: &str,

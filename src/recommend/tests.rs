@@ -259,7 +259,7 @@ proptest! {
             .collect();
         let order = order(SITES[current]);
         let model = model(RiskKind::OrderFallout, weights);
-        let answer = reallocation::reallocation(&ReallocationInput {
+        let run = |max_options: usize| reallocation::reallocation(&ReallocationInput {
             order: &order,
             lines: &lines,
             as_of: order.created_at,
@@ -268,8 +268,15 @@ proptest! {
             network: &network,
             model: &model,
             lookup: &lookup,
-            policy: Policy::REALLOCATION,
+            policy: Policy { max_options, ..Policy::REALLOCATION },
         });
+        let answer = run(100);
+        // Scoring only what can make the top two gives the same top two.
+        let pruned = run(2);
+        let names = |r: &Recommendation| -> Vec<String> {
+            r.options.iter().take(2).map(|o| o.option.clone()).collect()
+        };
+        prop_assert_eq!(names(&pruned), names(&answer));
         let holds = |site: &str, sku: &str| {
             positions.iter().any(|p| p.site == site && p.sku == sku && p.on_hand >= 2.0)
         };

@@ -203,7 +203,10 @@ fn main() -> anyhow::Result<()> {
             let network =
                 detour_training::network_gen::benchmark_network(&mut rng, sites, carriers);
             std::fs::write(&out, network.to_toml())?;
-            println!("wrote {sites} sites and {carriers} carriers to {}", out.display());
+            println!(
+                "wrote {sites} sites and {carriers} carriers to {}",
+                out.display()
+            );
         }
         Command::EvaluateRecommendations {
             data,
