@@ -74,8 +74,17 @@ impl RedisFeatureStore {
     /// A store for `settings.url`. Connects lazily: the server starts (degraded)
     /// even when Redis is down, and picks Redis up when it appears.
     pub fn new(settings: RedisSettings) -> Result<Self, FeatureError> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| FeatureError::Unavailable(format!("bad Redis URL: {e}")))?;
+        use redis::IntoConnectionInfo;
+        let bad_url = |e: RedisError| FeatureError::Unavailable(format!("bad Redis URL: {e}"));
+        // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add milliseconds
+        // to some round trips.
+        let info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(bad_url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(bad_url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             // Each call's own deadline (see `run`) bounds the wait instead: an

@@ -72,7 +72,6 @@ struct SiteOption {
     /// Indexes of the lines it holds.
     holds: Vec<usize>,
     risk: f64,
-    features: FeatureVector,
     cost: f64,
     arrival: Timestamp,
     distance_km: f64,
@@ -211,7 +210,11 @@ fn predict_needed(
     full: impl Fn(&SiteOption) -> bool,
 ) {
     let predict = |options: &mut [SiteOption], indexes: &[usize]| {
-        let vectors: Vec<FeatureVector> = indexes.iter().map(|&i| options[i].features).collect();
+        let mut ignored = Vec::new();
+        let vectors: Vec<FeatureVector> = indexes
+            .iter()
+            .map(|&i| site_features(input, &options[i].site, &mut ignored))
+            .collect();
         for (&i, risk) in indexes.iter().zip(input.model.probabilities(&vectors)) {
             options[i].risk = risk;
             options[i].facts.push(Fact::Risk { risk });
@@ -247,8 +250,25 @@ fn predict_needed(
     }
 }
 
-/// Checks a site's hard constraints and computes its features (risk comes
-/// later, see [`predict_needed`]). The baseline is never rejected: its problems
+/// The order-fallout features of the order as if assigned to `site`.
+fn site_features(
+    input: &ReallocationInput<'_>,
+    site: &str,
+    notes: &mut Vec<String>,
+) -> FeatureVector {
+    let hypothetical = at_site(input.order, site);
+    let keys = vectors::order_keys(&hypothetical);
+    vectors::order_fallout_vector(
+        &hypothetical,
+        input.as_of,
+        keys.each_ref().map(|k| (input.lookup)(k)),
+        input.network,
+        notes,
+    )
+}
+
+/// Checks a site's hard constraints (its features and risk come later, see
+/// [`predict_needed`]). The baseline is never rejected: its problems
 /// become reasons instead.
 fn evaluate_site(
     input: &ReallocationInput<'_>,
@@ -323,18 +343,11 @@ fn evaluate_site(
             lines: input.lines.len(),
         });
     }
-    let hypothetical = at_site(order, site);
-    let keys = vectors::order_keys(&hypothetical);
-    let mut feature_notes = Vec::new();
-    let features = vectors::order_fallout_vector(
-        &hypothetical,
-        input.as_of,
-        keys.each_ref().map(|k| (input.lookup)(k)),
-        input.network,
-        &mut feature_notes,
-    );
     if baseline {
-        degraded.extend(feature_notes);
+        // Only the baseline's feature gaps describe the request's own data.
+        let mut notes = Vec::new();
+        site_features(input, site, &mut notes);
+        degraded.extend(notes);
     }
     let queue_hours = match (backlog, input.network.site(site)) {
         (Some(b), Some(s)) => b / s.capacity_per_hour,
@@ -352,9 +365,8 @@ fn evaluate_site(
         site: site.to_string(),
         baseline,
         holds,
-        // Predicted for all sites at once, below.
+        // Predicted later, for the sites that can matter.
         risk: f64::NAN,
-        features,
         cost: rate + handling,
         arrival,
         distance_km: input
