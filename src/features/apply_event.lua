@@ -2,9 +2,9 @@
 -- Mirrors AggregateRecord::apply in src/features/aggregates.rs: keep them in step
 -- (tests/redis_store.rs checks that both backends give the same records).
 --
--- A record is a string of comma-separated numbers in `field_names` order:
+-- A record is a string of 8-byte little-endian doubles in `field_names` order:
 -- t, every counter x window (counter-major), gt, every gauge; a clock that was
--- never set is '-'.
+-- never set is NaN.
 --
 -- KEYS[1]          the event's dedupe key; KEYS[2 .. R+1] the records it updates;
 --                  then the entity key (when ARGV[3] > 0) and the lane-carrier set
@@ -22,14 +22,10 @@
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
--- Clocks keep 15 significant digits (millisecond epoch times round-trip);
--- counters and gauges 12 (a relative error of 1e-12), which keeps records short.
-local function clock(x)
-  if x == nil then return '-' end
-  return string.format('%.15g', x)
-end
-local function num(x)
-  return string.format('%.12g', x)
+local NAN = 0 / 0
+local function pack(x)
+  if x == nil then return struct.pack('<d', NAN) end
+  return struct.pack('<d', x)
 end
 local records = tonumber(ARGV[2])
 local entity_ttl = tonumber(ARGV[3])
@@ -54,12 +50,12 @@ for k = 2, records + 1 do
   local ng = tonumber(ARGV[a])
   local has_gauges = ARGV[a + 1] == '1'
   a = a + 2
-  local v, n = {}, 0
+  local v = {}
   local raw = redis.call('GET', key)
   if raw then
-    for part in string.gmatch(raw, '[^,]+') do
-      n = n + 1
-      v[n] = tonumber(part)
+    for i = 1, #raw / 8 do
+      local x = struct.unpack('<d', raw, (i - 1) * 8 + 1)
+      if x == x then v[i] = x end -- NaN (a clock never set) stays nil
     end
   end
   local cw = nc * nwin
@@ -92,11 +88,11 @@ for k = 2, records + 1 do
     a = a + ng
   end
   local out = {}
-  out[1] = clock(v[1])
-  for i = 2, 1 + cw do out[i] = num(v[i] or 0) end
-  out[2 + cw] = clock(v[2 + cw])
-  for g = 1, ng do out[2 + cw + g] = num(v[2 + cw + g] or 0) end
-  redis.call('SET', key, table.concat(out, ','))
+  out[1] = pack(v[1])
+  for i = 2, 1 + cw do out[i] = pack(v[i] or 0) end
+  out[2 + cw] = pack(v[2 + cw])
+  for g = 1, ng do out[2 + cw + g] = pack(v[2 + cw + g] or 0) end
+  redis.call('SET', key, table.concat(out))
 end
 local extra = records + 2
 if entity_ttl > 0 then
