@@ -3,8 +3,16 @@
 set -euo pipefail
 
 PIDS=()
+descendants() {  # every descendant PID of $1
+  local kid
+  for kid in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$kid"; descendants "$kid"; done
+}
 cleanup() {
+  local all=()
   for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && all+=("$pid" $(descendants "$pid"))
+  done
+  for pid in "${all[@]:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
   for pid in "${PIDS[@]:-}"; do

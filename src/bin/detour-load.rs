@@ -32,6 +32,10 @@ enum Mode {
     Ingest,
     Reroute,
     Reallocate,
+    /// A V2 inference server (MLServer, Triton): `ModelInfer` of `--batch` rows
+    /// of `--v2-features` FP32 values, raw-encoded, as the peer's own load
+    /// generator sends them.
+    V2,
 }
 
 /// Drives a running Detour server and reports throughput and latency.
@@ -64,6 +68,14 @@ struct Args {
     /// Channels (HTTP/2 connections) the workers share.
     #[arg(long, default_value_t = 1)]
     connections: usize,
+    /// V2 mode: model name and version.
+    #[arg(long, default_value = "gbc")]
+    v2_model: String,
+    #[arg(long, default_value = "1")]
+    v2_version: String,
+    /// V2 mode: features per row.
+    #[arg(long, default_value_t = 20)]
+    v2_features: usize,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -98,7 +110,11 @@ async fn main() -> anyhow::Result<()> {
         args.duration > 0.0 && args.duration <= 900.0,
         "duration must be in (0, 900] s"
     );
-    let network = Network::load(&args.network).context("reading the network")?;
+    let network = if args.mode == Mode::V2 {
+        Network::default()
+    } else {
+        Network::load(&args.network).context("reading the network")?
+    };
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(
@@ -109,7 +125,16 @@ async fn main() -> anyhow::Result<()> {
                 .context("connecting")?,
         );
     }
-    let requests = Arc::new(Requests::new(&network, args.batch));
+    let mut requests = Requests::new(&network, args.batch);
+    if args.mode == Mode::V2 {
+        requests.v2 = v2::requests(
+            &args.v2_model,
+            &args.v2_version,
+            args.batch,
+            args.v2_features,
+        );
+    }
+    let requests = Arc::new(requests);
     if args.mode == Mode::Reallocate {
         seed_inventory(&channels[0], &network, &requests).await?;
     }
@@ -176,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
         latencies[((latencies.len() - 1) as f64 * q).round() as usize] as f64
     };
     let items = match args.mode {
-        Mode::Batch | Mode::Stream | Mode::Ingest => args.batch as f64,
+        Mode::Batch | Mode::Stream | Mode::Ingest | Mode::V2 => args.batch as f64,
         _ => 1.0,
     };
     let done = latencies.len() as u64;
@@ -258,6 +283,8 @@ struct Requests {
     batch: usize,
     /// Makes ingest event ids unique across runs.
     run: u128,
+    /// Pre-encoded V2 requests (V2 mode only).
+    v2: Vec<v2::ModelInferRequest>,
 }
 
 impl Requests {
@@ -276,7 +303,7 @@ impl Requests {
                 })
             })
             .collect();
-        let shipments = (0..1024)
+        let shipments = (0..if lanes.is_empty() { 0 } else { 1024 })
             .map(|i| {
                 let (carrier, origin, destination, transit) = &lanes[(i * 7919) % lanes.len()];
                 let departure = 1_790_000_000_000i64 + (i as i64 % 48) * 3_600_000;
@@ -292,7 +319,7 @@ impl Requests {
                 }
             })
             .collect();
-        let orders = (0..256)
+        let orders = (0..if network.sites.is_empty() { 0 } else { 256 })
             .map(|i| {
                 let site = &network.sites[i % network.sites.len()].code;
                 let region = &network.regions[(i * 31) % network.regions.len().max(1)].code;
@@ -318,6 +345,7 @@ impl Requests {
             orders,
             batch,
             run,
+            v2: Vec::new(),
         }
     }
 
@@ -345,6 +373,7 @@ struct Client {
     ingest: pb::event_ingest_client::EventIngestClient<Channel>,
     recommendations: pb::recommendations_client::RecommendationsClient<Channel>,
     health: tonic_health::pb::health_client::HealthClient<Channel>,
+    v2: tonic::client::Grpc<Channel>,
 }
 
 impl Client {
@@ -356,7 +385,8 @@ impl Client {
             recommendations: pb::recommendations_client::RecommendationsClient::new(
                 channel.clone(),
             ),
-            health: tonic_health::pb::health_client::HealthClient::new(channel),
+            health: tonic_health::pb::health_client::HealthClient::new(channel.clone()),
+            v2: tonic::client::Grpc::new(channel),
         }
     }
 
@@ -437,6 +467,17 @@ impl Client {
                     .await
                     .map_err(status)?;
             }
+            Mode::V2 => {
+                let request = requests.v2[i as usize % requests.v2.len()].clone();
+                let answer = v2::infer(&mut self.v2, request).await.map_err(status)?;
+                if answer
+                    .outputs
+                    .first()
+                    .is_none_or(|o| o.shape.first() != Some(&(requests.batch as i64)))
+                {
+                    return Err(format!("unexpected V2 answer shape: {:?}", answer.outputs));
+                }
+            }
             Mode::Reallocate => {
                 let order = requests.orders[i as usize % requests.orders.len()].clone();
                 let request = pb::RecommendReallocationRequest {
@@ -460,5 +501,95 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// The few messages of the open V2 inference protocol (KServe / Triton /
+/// MLServer, package `inference`) that this load generator sends and reads,
+/// declared with prost's derive; unknown fields of the answer are skipped.
+mod v2 {
+    use tonic::codegen::http::uri::PathAndQuery;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelInferRequest {
+        #[prost(string, tag = "1")]
+        pub model_name: String,
+        #[prost(string, tag = "2")]
+        pub model_version: String,
+        #[prost(message, repeated, tag = "5")]
+        pub inputs: Vec<InferInputTensor>,
+        #[prost(bytes = "vec", repeated, tag = "7")]
+        pub raw_input_contents: Vec<Vec<u8>>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InferInputTensor {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub datatype: String,
+        #[prost(int64, repeated, tag = "3")]
+        pub shape: Vec<i64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelInferResponse {
+        #[prost(message, repeated, tag = "5")]
+        pub outputs: Vec<InferOutputTensor>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InferOutputTensor {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(int64, repeated, tag = "3")]
+        pub shape: Vec<i64>,
+    }
+
+    /// 64 distinct requests of `rows` × `features` pseudo-random FP32 values.
+    pub fn requests(
+        model: &str,
+        version: &str,
+        rows: usize,
+        features: usize,
+    ) -> Vec<ModelInferRequest> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..64)
+            .map(|_| {
+                let mut raw = Vec::with_capacity(rows * features * 4);
+                for _ in 0..rows * features {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let value = (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0;
+                    raw.extend_from_slice(&value.to_le_bytes());
+                }
+                ModelInferRequest {
+                    model_name: model.to_string(),
+                    model_version: version.to_string(),
+                    inputs: vec![InferInputTensor {
+                        name: "input-0".into(),
+                        datatype: "FP32".into(),
+                        shape: vec![rows as i64, features as i64],
+                    }],
+                    raw_input_contents: vec![raw],
+                }
+            })
+            .collect()
+    }
+
+    pub async fn infer(
+        grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+        request: ModelInferRequest,
+    ) -> Result<ModelInferResponse, tonic::Status> {
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let codec = tonic_prost::ProstCodec::<ModelInferRequest, ModelInferResponse>::default();
+        let path = PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+        Ok(grpc
+            .unary(tonic::Request::new(request), path, codec)
+            .await?
+            .into_inner())
     }
 }

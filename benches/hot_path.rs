@@ -1,0 +1,271 @@
+//! Criterion benches of the hot path's pieces, with a shared fixture: feature
+//! vector assembly, inference for every family and learner, and the two
+//! rankings. `cargo bench --bench hot_path`; CI runs each once as a test
+//! (`cargo test --benches`) so they keep compiling and working.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use detour::domain::{
+    Event, EventPayload, InventoryPosition, Order, OrderPriority, RiskKind, Shipment,
+    ShipmentStatus, SiteSnapshot, Timestamp,
+};
+use detour::features::vectors::{self, FeatureVector, Lookup};
+use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore, updates_for};
+use detour::models::{Learner, LoadedModel, LogisticWeights, load_model};
+use detour::network::{Carrier, Lane, Network, Region, Site};
+use detour::recommend::Policy;
+use detour::recommend::reallocation::{self, OrderLine, ReallocationInput};
+use detour::recommend::reroute::{self, RerouteInput};
+use detour::registry::schema_of;
+
+const HOUR_MS: i64 = 3_600_000;
+const T0: i64 = 1_790_000_000_000;
+
+/// A 50-site network where 10 carriers serve every site → region lane.
+fn network() -> Network {
+    let sites: Vec<Site> = (0..50)
+        .map(|i| Site {
+            code: format!("B{i:02}"),
+            name: String::new(),
+            region: String::new(),
+            lat: 26.0 + (i * 7 % 22) as f64,
+            lon: -122.0 + (i * 13 % 50) as f64,
+            capacity_per_hour: 40.0,
+            backlog_limit: 120.0,
+            handling_cost: 5.0,
+        })
+        .collect();
+    let regions = vec![Region {
+        code: "JFK".into(),
+        area: "NE".into(),
+        lat: 40.6,
+        lon: -73.8,
+    }];
+    let carriers = (0..10)
+        .map(|c| Carrier {
+            code: format!("K{c}"),
+            name: String::new(),
+            lanes: sites
+                .iter()
+                .map(|s| Lane {
+                    origin: s.code.clone(),
+                    destination: "JFK".into(),
+                    rate: 80.0 + c as f64 * 3.0 + s.lon.abs() / 10.0,
+                    transit_hours: 20.0 + (c % 3) as f64,
+                })
+                .collect(),
+        })
+        .collect();
+    Network::new(sites, regions, carriers)
+}
+
+fn shipment(i: usize, carrier: &str, origin: &str, delivered_late: Option<bool>) -> Shipment {
+    let departure = Timestamp(T0 + (i as i64 % 200) * HOUR_MS);
+    let arrival = Timestamp(departure.0 + 20 * HOUR_MS);
+    Shipment {
+        shipment_id: format!("S{i}"),
+        carrier: carrier.into(),
+        origin: origin.into(),
+        destination: "JFK".into(),
+        scheduled_departure: departure,
+        scheduled_arrival: arrival,
+        actual_departure: delivered_late.map(|_| departure),
+        actual_arrival: delivered_late
+            .map(|late| Timestamp(arrival.0 + if late { 3 * HOUR_MS } else { 0 })),
+        status: if delivered_late.is_some() {
+            ShipmentStatus::Delivered
+        } else {
+            ShipmentStatus::InTransit
+        },
+    }
+}
+
+fn order(site: &str) -> Order {
+    Order {
+        order_id: "O-1".into(),
+        created_at: Timestamp(T0 + 210 * HOUR_MS),
+        channel: "web".into(),
+        site: site.into(),
+        destination_region: "JFK".into(),
+        promise_at: Timestamp(T0 + 260 * HOUR_MS),
+        line_count: 2,
+        units: 3.0,
+        priority: OrderPriority::Standard,
+        outcome: None,
+    }
+}
+
+/// An in-memory store with history for every carrier, site and lane.
+fn store(network: &Network) -> InMemoryFeatureStore {
+    let store = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let mut events = Vec::new();
+    for i in 0..20_000 {
+        let site = &network.sites[i % network.sites.len()].code;
+        let carrier = format!("K{}", i % 10);
+        let late = i % 7 == 0;
+        events.push(Event {
+            event_id: format!("s{i}"),
+            payload: EventPayload::Shipment(shipment(i, &carrier, site, Some(late))),
+        });
+    }
+    for (i, site) in network.sites.iter().enumerate() {
+        events.push(Event {
+            event_id: format!("snap{i}"),
+            payload: EventPayload::Site(SiteSnapshot {
+                site: site.code.clone(),
+                at: Timestamp(T0 + 205 * HOUR_MS),
+                backlog: (i * 3 % 100) as f64,
+                labour: 12.0,
+                units_picked: 300.0,
+                period_minutes: 60.0,
+                dock_utilisation: 0.6,
+            }),
+        });
+        for sku in ["SKU-1", "SKU-2"] {
+            events.push(Event {
+                event_id: format!("inv{i}{sku}"),
+                payload: EventPayload::Inventory(InventoryPosition {
+                    site: site.code.clone(),
+                    sku: sku.into(),
+                    on_hand: 50.0,
+                    at: Timestamp(T0),
+                }),
+            });
+        }
+    }
+    for event in &events {
+        store.apply_updates(&updates_for(event, &FeatureSettings::default()).updates);
+    }
+    store
+}
+
+fn shipped(kind: RiskKind) -> LoadedModel {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    load_model(&dir, kind, schema_of(kind)).expect("shipped models load")
+}
+
+/// A logistic model of the family's width, for the baseline learner's cost.
+fn logistic(kind: RiskKind) -> LoadedModel {
+    let mut model = shipped(kind);
+    let n = schema_of(kind).len();
+    model.learner = Learner::Logistic(LogisticWeights {
+        mean: vec![0.1; n],
+        std: vec![1.0; n],
+        coefficients: (0..n).map(|i| 0.01 * i as f64).collect(),
+        intercept: -1.0,
+    });
+    model
+}
+
+fn benches(c: &mut Criterion) {
+    let network = network();
+    let store = store(&network);
+    let probe = shipment(1, "K3", "B07", None);
+    let keys = vectors::shipment_keys(&probe);
+    let records = store.fetch_now(&keys);
+    let now = probe.scheduled_departure;
+
+    c.bench_function("features/carrier_failure_vector", |b| {
+        b.iter(|| {
+            let lookups: [Lookup<'_>; 6] = std::array::from_fn(|i| Some(records[i].as_ref()));
+            let mut notes = Vec::new();
+            black_box(vectors::carrier_failure_vector(
+                black_box(&probe),
+                now,
+                lookups,
+                &network,
+                &mut notes,
+            ))
+        })
+    });
+    let lookups: [Lookup<'_>; 6] = std::array::from_fn(|i| Some(records[i].as_ref()));
+    let features: FeatureVector =
+        vectors::carrier_failure_vector(&probe, now, lookups, &network, &mut Vec::new());
+    for kind in RiskKind::ALL {
+        let row = FeatureVector {
+            values: features.values,
+            len: schema_of(kind).len(),
+        };
+        for (learner, model) in [("boosted", shipped(kind)), ("logistic", logistic(kind))] {
+            c.bench_function(
+                &format!("inference/{}/{learner}/explained", kind.name()),
+                |b| b.iter(|| black_box(model.predict(black_box(&row)))),
+            );
+            c.bench_function(
+                &format!("inference/{}/{learner}/probability", kind.name()),
+                |b| b.iter(|| black_box(model.probability(black_box(&row)))),
+            );
+        }
+    }
+
+    let carrier_model = shipped(RiskKind::CarrierFailure);
+    let candidates = reroute::candidates(&probe, &network, &[]);
+    let reroute_keys = reroute::keys(&probe, &candidates);
+    let reroute_records = store.fetch_now(&reroute_keys);
+    let lookup = |key: &AggregateKey| -> Lookup<'_> {
+        reroute_keys
+            .binary_search(key)
+            .ok()
+            .map(|i| reroute_records[i].as_ref())
+    };
+    c.bench_function("ranking/reroute_10_carriers", |b| {
+        b.iter(|| {
+            black_box(reroute::reroute(&RerouteInput {
+                shipment: &probe,
+                as_of: Timestamp(now.0 - 24 * HOUR_MS),
+                candidates: &candidates,
+                excluded: &[],
+                network: &network,
+                model: &carrier_model,
+                lookup: &lookup,
+                policy: Policy::REROUTE,
+            }))
+        })
+    });
+
+    let fallout_model = shipped(RiskKind::OrderFallout);
+    let order = order("B07");
+    let lines = vec![
+        OrderLine {
+            sku: "SKU-1".into(),
+            quantity: 1.0,
+        },
+        OrderLine {
+            sku: "SKU-2".into(),
+            quantity: 2.0,
+        },
+    ];
+    let realloc_keys = reallocation::keys(&order, &lines, &network);
+    let realloc_records = store.fetch_now(&realloc_keys);
+    let lookup = |key: &AggregateKey| -> Lookup<'_> {
+        realloc_keys
+            .binary_search(key)
+            .ok()
+            .map(|i| realloc_records[i].as_ref())
+    };
+    c.bench_function("ranking/reallocation_50_sites", |b| {
+        b.iter(|| {
+            black_box(reallocation::reallocation(&ReallocationInput {
+                order: &order,
+                lines: &lines,
+                as_of: order.created_at,
+                excluded: &[],
+                stock: &[],
+                network: &network,
+                model: &fallout_model,
+                lookup: &lookup,
+                policy: Policy::REALLOCATION,
+            }))
+        })
+    });
+}
+
+criterion_group! {
+    name = hot_path;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(hot_path);
