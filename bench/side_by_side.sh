@@ -2,7 +2,7 @@
 # Detour and the MLServer peer, side by side, in one run on this machine: both
 # driven by the same load generator (detour-load; it speaks the peer's V2
 # inference protocol) with the same shape — 1 and 100 rows per request at
-# concurrency 1, 8 and 32 — plus the floors (a Redis PING round trip and an
+# concurrency 1, 8, 16 and 32 — plus the floors (a Redis PING round trip and an
 # almost empty tonic call) at the same concurrency. Prints every figure, the
 # ratios, Detour's start-up time and peak memory.
 #
@@ -14,7 +14,7 @@
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 DURATION=${DURATION:-10}
-CONC=${CONC:-"1 8 32"}
+CONC=${CONC:-"1 8 16 32"}
 PEER_DIR=${PEER_DIR:-../shared/peers/mlserver}
 PEER_WORKERS=${PEER_WORKERS:-1}
 VENV=${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/detour-peers/mlserver-venv}
@@ -66,12 +66,26 @@ for c in $CONC; do
     echo "{\"server\":\"mlserver\",\"rows\":$rows,$($PEER --batch "$rows" --concurrency "$c" | cut -c2-)" >>"$results"
   done
 done
+# Detour alone: streaming, and events applied to Redis per second.
+echo "{\"server\":\"detour-stream\",\"rows\":100,$($DETOUR --mode stream --batch 100 --concurrency 8 | cut -c2-)" >>"$results"
+echo "{\"server\":\"detour-ingest\",\"rows\":500,$($DETOUR --mode ingest --batch 500 --concurrency 4 | cut -c2-)" >>"$results"
+# Redis round trips per scoring request, counted by Redis itself.
+roundtrips() {  # MODE BATCH: Redis commands per request over 2,000 requests
+  redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+  $LOADGEN --target "127.0.0.1:$DETOUR_PORT" --mode "$1" --batch "$2" --concurrency 4 \
+    --requests 2000 --duration 60 --warmup 0 --json >/dev/null
+  redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' |
+    awk -F'[=,:]' '/^cmdstat_/ && $1 != "cmdstat_config" && $1 != "cmdstat_info" {n += $3} END {print n / 2000}'
+}
+echo "{\"server\":\"redis-roundtrips\",\"unary\":$(roundtrips unary 1),\"batch100\":$(roundtrips batch 100),\"stream100\":$(roundtrips stream 100)}" >>"$results"
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DETOUR_PID/status")
 
 python3 - "$results" "$startup_ms" "$peak_kb" "$PEER_WORKERS" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 startup, peak_kb, workers = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+extra = {r["server"]: r for r in rows if r["server"].startswith(("detour-", "redis-"))}
+rows = [r for r in rows if r["server"] not in extra]
 cell = {(r["server"], r["rows"], r["concurrency"]): r for r in rows}
 print(f"Detour: SERVING {startup} ms after launch (models loaded); peak RSS {peak_kb/1024:.0f} MB")
 print(f"Peer: MLServer, parallel_workers={workers}\n")
@@ -94,4 +108,12 @@ for (server, n, c), r in sorted(cell.items(), key=lambda kv: (kv[0][1], kv[0][2]
     ratio = r["items_per_second"] / peer["items_per_second"] if peer and peer["items_per_second"] else float("nan")
     mult = r["p50_us"] / floor["p50_us"] if floor else float("nan")
     print(f"| {n} | {c} | {ratio:.1f}× | {mult:.1f}× |")
+stream, ingest, trips = extra["detour-stream"], extra["detour-ingest"], extra["redis-roundtrips"]
+print(f"\nScoreStream, 100 items per request slot, concurrency 8: {stream['items_per_second']:.0f} scored/s "
+      f"(p99 {stream['p99_us']/1000:.1f} ms, {stream['errors']} errors)")
+print(f"IngestEvents, 500 events per call, concurrency 4: {ingest['items_per_second']:.0f} events/s applied "
+      f"(p99 {ingest['p99_us']/1000:.1f} ms, {ingest['errors']} errors)")
+print(f"Redis commands per request, counted by Redis (INFO commandstats over 2,000 requests): "
+      f"ScoreShipment {trips['unary']:.2f}, ScoreBatch of 100 {trips['batch100']:.2f}, "
+      f"ScoreStream of 100 {trips['stream100']:.2f} (per stream request slot)")
 EOF
