@@ -115,12 +115,12 @@ impl Config {
         for key in KEYS {
             let var = format!("{ENV_PREFIX}{}", key.to_uppercase());
             if let Some(raw) = env(&var) {
-                table.insert(key.to_string(), scalar(&raw));
+                table.insert(key.to_string(), scalar(key, &raw));
                 origin.push(var);
             }
         }
         for (key, raw) in flags {
-            table.insert(key.to_string(), scalar(raw));
+            table.insert(key.to_string(), scalar(key, raw));
             origin.push(format!("--{}", key.replace('_', "-")));
         }
         let config: Config =
@@ -229,9 +229,15 @@ const KEYS: [&str; 13] = [
     "safe_risk",
 ];
 
-/// A raw environment or flag value as TOML: a number or boolean when it reads as
-/// one, a string otherwise.
-fn scalar(raw: &str) -> toml::Value {
+/// Keys whose values are text even when they look like numbers.
+const TEXT_KEYS: [&str; 5] = ["listen", "redis", "models", "namespace", "log_format"];
+
+/// A raw environment or flag value as TOML: text for the text keys; otherwise a
+/// number or boolean when it reads as one, text when not.
+fn scalar(key: &str, raw: &str) -> toml::Value {
+    if TEXT_KEYS.contains(&key) {
+        return toml::Value::String(raw.to_string());
+    }
     raw.parse::<i64>()
         .map(toml::Value::Integer)
         .or_else(|_| raw.parse::<f64>().map(toml::Value::Float))
@@ -259,12 +265,15 @@ mod tests {
         let file = dir.join("detour.toml");
         std::fs::write(&file, "namespace = \"from-file\"\nredis_timeout_ms = 7\n").unwrap();
         let env = env_of(&[
-            ("DETOUR_NAMESPACE", "from-env"),
+            ("DETOUR_NAMESPACE", "2024"),
             ("DETOUR_LISTEN", "127.0.0.1:1"),
         ]);
         let flags = [("listen", "127.0.0.1:2".to_string())];
         let config = Config::load(Some(&file), &env, &flags).unwrap();
-        assert_eq!(config.namespace, "from-env");
+        assert_eq!(
+            config.namespace, "2024",
+            "a numeric-looking name stays text"
+        );
         assert_eq!(config.redis_timeout_ms, 7);
         assert_eq!(config.listen, "127.0.0.1:2".parse().unwrap());
         assert_eq!(config.sla_grace_minutes, 15.0);

@@ -26,12 +26,13 @@ impl Timestamp {
 
     /// Signed hours from `earlier` to `self`.
     pub fn hours_since(self, earlier: Timestamp) -> f64 {
-        (self.0 - earlier.0) as f64 / 3_600_000.0
+        (self.0 as f64 - earlier.0 as f64) / 3_600_000.0
     }
 
     /// This time shifted by a number of minutes (may be negative).
     pub fn plus_minutes(self, minutes: f64) -> Self {
-        Self(self.0 + (minutes * 60_000.0).round() as i64)
+        // `as` saturates a huge or NaN float; the sum saturates too.
+        Self(self.0.saturating_add((minutes * 60_000.0).round() as i64))
     }
 
     /// Hour of the day in UTC, with minutes as a fraction (0.0 ..< 24.0).

@@ -19,7 +19,7 @@ pub use aggregates::{AggregateKey, AggregateRecord};
 pub use entities::{Entity, EntityKey};
 pub use memory::InMemoryFeatureStore;
 pub use redis_store::{RedisFeatureStore, RedisSettings};
-pub use updates::{EventUpdates, FeatureSettings, updates_for};
+pub use updates::{EventUpdates, FeatureSettings, updates_for, updates_received};
 
 /// Why the feature store could not answer.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -38,7 +38,7 @@ impl Policy {
     /// Defaults for reallocations.
     pub const REALLOCATION: Policy = Policy {
         failure_cost: 150.0,
-        approval_cost_delta: 40.0,
+        approval_cost_delta: 50.0,
         safe_risk: 0.25,
         max_options: 10,
     };

@@ -7,7 +7,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{ApiError, convert};
-use crate::features::{ApplyOutcome, FeatureSettings, FeatureStore, updates_for};
+use crate::domain::Timestamp;
+use crate::features::{ApplyOutcome, FeatureSettings, FeatureStore, updates_received};
 use crate::pb;
 use crate::pb::event_ingest_server::EventIngest;
 
@@ -46,9 +47,10 @@ impl<S: FeatureStore> EventIngest for EventIngestService<S> {
         }
         let mut rejections = Vec::new();
         let mut valid = Vec::with_capacity(events.len());
+        let received_at = Timestamp::now();
         for (index, message) in events.iter().enumerate() {
             match convert::event(message, &format!("events[{index}]")) {
-                Ok(event) => valid.push(updates_for(&event, &self.settings)),
+                Ok(event) => valid.push(updates_received(&event, &self.settings, received_at)),
                 Err(error) => rejections.push(rejection(index, message, error)),
             }
         }

@@ -93,18 +93,17 @@ fn reallocation_request(
             ));
         }
     }
-    let lines = m
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            let at = format!("lines[{i}]");
-            Ok(OrderLine {
-                sku: convert::code(&line.sku, &at, "sku")?,
-                quantity: convert::quantity(line.quantity, &at, "quantity")?,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+    // Lines of the same SKU are one need: stock must cover their sum.
+    let mut lines: Vec<OrderLine> = Vec::with_capacity(m.lines.len());
+    for (i, line) in m.lines.iter().enumerate() {
+        let at = format!("lines[{i}]");
+        let sku = convert::code(&line.sku, &at, "sku")?;
+        let quantity = convert::quantity(line.quantity, &at, "quantity")?;
+        match lines.iter_mut().find(|l| l.sku == sku) {
+            Some(existing) => existing.quantity += quantity,
+            None => lines.push(OrderLine { sku, quantity }),
+        }
+    }
     let stock = m
         .inventory
         .iter()

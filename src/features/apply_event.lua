@@ -19,7 +19,10 @@
 -- then, with an entity: its version and JSON (kept only if the version is not
 --                       older than the stored one); with a lane set: the carrier
 -- Returns 1 when applied, 0 when the event id was already seen.
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+-- The event id is checked first and marked last: should the script fail part way
+-- (out of memory, say), the id stays unmarked and a retry applies the event
+-- rather than taking it for a duplicate.
+if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local NAN = 0 / 0
@@ -109,4 +112,5 @@ end
 if lane_set then
   redis.call('SADD', KEYS[extra], ARGV[a])
 end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return 1

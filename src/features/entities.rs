@@ -49,7 +49,9 @@ pub struct LaneCarrier {
 
 /// What an order or shipment event stores about its entity.
 pub fn entity_write(entity: &Entity) -> EntityWrite {
-    const FINISHED: f64 = 1e13;
+    // Above any millisecond time RFC 3339 can write (year 9999 is 2.5e14), and
+    // exact in a double with it added.
+    const FINISHED: f64 = 1e15;
     match entity {
         Entity::Shipment(s) => {
             let finished = s.status != ShipmentStatus::InTransit;

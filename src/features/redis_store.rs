@@ -135,6 +135,12 @@ impl RedisFeatureStore {
         self.run_within(self.settings.timeout, call).await
     }
 
+    /// The deadline of a read of `keys` records: the configured one, longer for
+    /// very large reads (a 10,000-item batch reads some 60,000 records).
+    fn read_deadline(&self, keys: usize) -> Duration {
+        self.settings.timeout * (1 + keys as u32 / 2_000)
+    }
+
     /// [`Self::run`] with its own deadline per attempt.
     async fn run_within<T, F, Fut>(&self, deadline: Duration, call: F) -> Result<T, FeatureError>
     where
@@ -242,7 +248,10 @@ impl FeatureStore for RedisFeatureStore {
         }
         let command = &command;
         let answer: redis::Value = self
-            .run(|mut connection| async move { command.query_async(&mut connection).await })
+            .run_within(
+                self.read_deadline(keys.len()),
+                |mut connection| async move { command.query_async(&mut connection).await },
+            )
             .await?;
         parse_records(keys, answer)
     }
@@ -269,8 +278,11 @@ impl FeatureStore for RedisFeatureStore {
             return Ok(Fetched::default());
         }
         let pipeline = &pipeline;
+        let deadline = self.read_deadline(request.records.len());
         let answers: Vec<redis::Value> = self
-            .run(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .run_within(deadline, |mut connection| async move {
+                pipeline.query_async(&mut connection).await
+            })
             .await?;
         if answers.len() != commands {
             return Err(FeatureError::Corrupt(format!(

@@ -1,7 +1,7 @@
 //! What each event changes: the one definition of how history becomes aggregates,
 //! used by both backends and by the trainer's replay.
 
-use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnapshot};
+use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnapshot, Timestamp};
 
 use super::aggregates::{
     AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
@@ -41,7 +41,27 @@ pub struct EventUpdates {
     pub lane_carrier: Option<LaneCarrier>,
 }
 
-/// The updates an event causes.
+/// The updates an event causes when it is received at `received_at`: nothing
+/// can have become known after it was received, so later times (an order's
+/// outcome counted at a promise still ahead, a cancellation announced before the
+/// departure it cancels) are brought back to `received_at`. Otherwise a record's
+/// clock would jump ahead and every event arriving in between would count as
+/// old. (The trainer's replay applies each event at the moment it becomes known,
+/// which is the same thing.)
+pub fn updates_received(
+    event: &Event,
+    settings: &FeatureSettings,
+    received_at: Timestamp,
+) -> EventUpdates {
+    let mut out = updates_for(event, settings);
+    let latest = received_at.as_secs_f64();
+    for update in &mut out.updates {
+        update.at = update.at.min(latest);
+    }
+    out
+}
+
+/// The updates an event causes, at the times its facts became known.
 pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
     let updates = match &event.payload {
         EventPayload::Shipment(shipment) => shipment_updates(shipment, settings),
@@ -186,4 +206,49 @@ fn gauges(values: &[(usize, f64)]) -> [f64; MAX_GAUGES] {
         out[index] = value;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderPriority;
+
+    fn order(outcome: Option<OrderOutcome>) -> Event {
+        Event {
+            event_id: "e".into(),
+            payload: EventPayload::Order(Order {
+                order_id: "O".into(),
+                created_at: Timestamp(1_000 * 3_600_000),
+                channel: "web".into(),
+                site: "ATL".into(),
+                destination_region: "JFK".into(),
+                promise_at: Timestamp(1_048 * 3_600_000),
+                line_count: 1,
+                units: 1.0,
+                priority: OrderPriority::Standard,
+                outcome,
+            }),
+        }
+    }
+
+    #[test]
+    fn nothing_is_dated_after_it_was_received() {
+        let settings = FeatureSettings::default();
+        let received = Timestamp(1_010 * 3_600_000);
+        // Shipped on time, reported ten hours in, before its promise (hour 1048).
+        let finished = updates_received(
+            &order(Some(OrderOutcome::ShippedOnTime)),
+            &settings,
+            received,
+        );
+        assert!(
+            finished
+                .updates
+                .iter()
+                .all(|u| u.at == received.as_secs_f64())
+        );
+        // Created at hour 1000, received at 1010: keeps its own time.
+        let created = updates_received(&order(None), &settings, received);
+        assert_eq!(created.updates[0].at, 1_000.0 * 3_600.0);
+    }
 }

@@ -2,8 +2,9 @@
 //! aggregates and the entity being scored. The trainer calls these same functions
 //! while replaying history, so serving and training cannot disagree.
 //!
-//! A value that cannot be known (store unreachable, no snapshot yet) is NaN; the
-//! model stands its training mean in for it. An entity with no history is not
+//! A value that cannot be known (store unreachable, no snapshot yet) is NaN:
+//! missing to the model (a logistic model stands its training mean in for it,
+//! boosted trees follow their learned missing-value branch). An entity with no history is not
 //! missing: its counts are zero and its rates fall back to a prior.
 
 use crate::domain::{Order, OrderPriority, Shipment, Timestamp};

@@ -167,7 +167,7 @@ pub fn reallocation(input: &ReallocationInput<'_>) -> Recommendation {
             reason: format!("holds {} of the {} lines", o.holds.len(), input.lines.len()),
         });
     }
-    if !options.iter().any(full) {
+    if !options.iter().any(|o| full(o) && !o.breaks_constraint) {
         let splits = splits(&options, input);
         if splits.is_empty() {
             notes.push(
@@ -220,7 +220,7 @@ fn predict_needed(
             options[i].facts.push(Fact::Risk { risk });
         }
     };
-    let any_full = options.iter().any(&full);
+    let any_full = options.iter().any(|o| full(o) && !o.breaks_constraint);
     let mut first: Vec<usize> = (0..options.len())
         .filter(|&i| options[i].baseline || (!any_full && !options[i].holds.is_empty()))
         .collect();

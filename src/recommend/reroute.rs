@@ -120,7 +120,12 @@ pub fn reroute(input: &RerouteInput<'_>) -> Recommendation {
             });
             continue;
         }
-        let hypothetical = with_carrier(shipment, candidate);
+        // The current plan is the shipment as it is, not as network.toml says.
+        let hypothetical = if baseline {
+            shipment.clone()
+        } else {
+            with_carrier(shipment, candidate)
+        };
         let mut feature_notes = Vec::new();
         let keys = vectors::shipment_keys(&hypothetical);
         let features = vectors::carrier_failure_vector(
