@@ -80,6 +80,19 @@ pub struct Network {
     lane_index: FastMap<FastMap<Vec<(usize, usize)>>>,
 }
 
+/// Great-circle distance between two (latitude, longitude) points, in km.
+pub fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1, lat2, lon2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
 /// Lookups by code sit on hot paths: a fast, non-cryptographic hasher.
 type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
@@ -184,16 +197,7 @@ impl Network {
                 .map(|s| (s.lat, s.lon))
                 .or_else(|| self.region(code).map(|r| (r.lat, r.lon)))
         };
-        let (a, b) = (point(from)?, point(to)?);
-        let (lat1, lon1, lat2, lon2) = (
-            a.0.to_radians(),
-            a.1.to_radians(),
-            b.0.to_radians(),
-            b.1.to_radians(),
-        );
-        let h = ((lat2 - lat1) / 2.0).sin().powi(2)
-            + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-        Some(2.0 * 6371.0 * h.sqrt().asin())
+        Some(great_circle_km(point(from)?, point(to)?))
     }
 
     fn lane_entries(&self, origin: &str, destination: &str) -> Option<&Vec<(usize, usize)>> {

@@ -64,17 +64,19 @@ pub struct SimNetwork {
     pub best_transit: Vec<Vec<f64>>,
 }
 
-/// Distance between two points on Earth, in km.
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (lat1, lon1, lat2, lon2) = (
-        a.0.to_radians(),
-        a.1.to_radians(),
-        b.0.to_radians(),
-        b.1.to_radians(),
-    );
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
-        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * 6371.0 * h.sqrt().asin()
+use detour::network::great_circle_km as distance_km;
+
+/// The sixteen destination regions.
+fn regions() -> Vec<Region> {
+    REGIONS
+        .iter()
+        .map(|&(code, lat, lon, area)| Region {
+            code: code.into(),
+            area: area.into(),
+            lat,
+            lon,
+        })
+        .collect()
 }
 
 /// Builds the network for `orders_per_day` across all sites.
@@ -112,15 +114,7 @@ pub fn generate(rng: &mut StdRng, orders_per_day: f64) -> SimNetwork {
             }
         })
         .collect();
-    let regions: Vec<Region> = REGIONS
-        .iter()
-        .map(|&(code, lat, lon, area)| Region {
-            code: code.into(),
-            area: area.into(),
-            lat,
-            lon,
-        })
-        .collect();
+    let regions = regions();
     let region_mix = SITES
         .iter()
         .map(|&(_, lat, lon, _)| {
@@ -212,15 +206,7 @@ pub fn benchmark_network(rng: &mut StdRng, sites: usize, carriers: usize) -> Net
             }
         })
         .collect();
-    let regions: Vec<Region> = REGIONS
-        .iter()
-        .map(|&(code, lat, lon, area)| Region {
-            code: code.into(),
-            area: area.into(),
-            lat,
-            lon,
-        })
-        .collect();
+    let regions = regions();
     let carrier_list = (0..carriers)
         .map(|c| Carrier {
             code: format!("K{c}"),
