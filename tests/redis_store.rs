@@ -118,6 +118,75 @@ async fn redis_and_memory_backends_hold_the_same_records() {
     }
 }
 
+/// Many events over a few records, in several script chunks, with ids repeated
+/// inside one call and across calls: both backends answer the same outcomes and
+/// end with the same records.
+#[tokio::test]
+async fn large_calls_with_repeated_ids_agree_across_backends() {
+    let (url, _redis) = shared_redis();
+    let redis = redis_store(&url, &unique_namespace("chunks"));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let t = |minutes: i64| Timestamp(1_773_000_000_000 + minutes * 60_000);
+    let carriers = ["XPO", "UPS", "FDX"];
+    let event = |n: i64| {
+        let departure = t((n * 7_919) % 20_000);
+        Event {
+            event_id: format!("e-{}", n % 700),
+            payload: EventPayload::Shipment(Shipment {
+                shipment_id: format!("S{n}"),
+                carrier: carriers[(n % 3) as usize].into(),
+                origin: "ATL".into(),
+                destination: "JFK".into(),
+                scheduled_departure: departure,
+                scheduled_arrival: departure.plus_minutes(600.0),
+                actual_departure: Some(departure),
+                actual_arrival: Some(departure.plus_minutes(550.0 + (n % 5) as f64 * 30.0)),
+                status: ShipmentStatus::Delivered,
+            }),
+        }
+    };
+    // 800 events, ids e-0 .. e-699: e-0 .. e-99 come twice in the first call.
+    let first: Vec<_> = (0..800)
+        .map(|n| updates_for(&event(n), &FeatureSettings::default()))
+        .collect();
+    let second: Vec<_> = (650..750)
+        .map(|n| updates_for(&event(n), &FeatureSettings::default()))
+        .collect();
+    for batch in [&first, &second] {
+        let (a, b) = (
+            redis.apply(batch).await.unwrap(),
+            memory.apply(batch).await.unwrap(),
+        );
+        assert_eq!(a, b, "outcomes agree");
+    }
+    let applied = |outcomes: Vec<_>| {
+        outcomes
+            .into_iter()
+            .filter(|o| *o == detour::features::ApplyOutcome::Applied)
+            .count()
+    };
+    assert_eq!(applied(redis.apply(&first).await.unwrap()), 0, "all seen");
+    let keys: Vec<_> = carriers
+        .iter()
+        .map(|c| AggregateKey::carrier_lane(c, "ATL", "JFK"))
+        .chain([AggregateKey::lane("ATL", "JFK")])
+        .collect();
+    let (from_redis, from_memory) = (
+        redis.fetch(&keys).await.unwrap(),
+        memory.fetch(&keys).await.unwrap(),
+    );
+    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)) {
+        let (a, b) = (a.expect("written"), b.expect("written"));
+        assert_eq!(a.counters_at, b.counters_at, "{key}");
+        for (x, y) in a.counters.iter().zip(&b.counters) {
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                "{key}: {x} vs {y}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn keys_are_namespaced_and_documented() {
     let (url, _redis) = shared_redis();

@@ -28,6 +28,7 @@
 //! Every call is bounded by a timeout; the connection reconnects on its own after
 //! Redis comes back, so callers only ever see [`FeatureError`]s, never a hang.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -41,6 +42,9 @@ use super::{
 };
 
 const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
+/// Events per script run: large enough to share record reads, small enough that
+/// one run holds Redis for a few milliseconds at most.
+const APPLY_CHUNK: usize = 250;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,64 +162,76 @@ impl RedisFeatureStore {
         }
     }
 
+    /// One `EVALSHA` per chunk of events: the script reads each record the chunk
+    /// touches once and writes it once, so a call of many events about the same
+    /// carriers costs far less than one script run per event.
     fn apply_pipeline(&self, events: &[EventUpdates]) -> Result<redis::Pipeline, FeatureError> {
         let mut pipeline = redis::pipe();
         let ttl = self.settings.dedupe_ttl.as_secs().max(1);
-        for event in events {
-            let extra_keys =
-                usize::from(event.entity.is_some()) + usize::from(event.lane_carrier.is_some());
-            let command = pipeline
+        for chunk in events.chunks(APPLY_CHUNK) {
+            let mut keys: Vec<String> = Vec::new();
+            let mut index: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
+            let mut key_index = |key: String| -> usize {
+                *index.entry(key).or_insert_with_key(|key| {
+                    keys.push(key.clone());
+                    keys.len()
+                })
+            };
+            let mut args: Vec<Vec<u8>> = Vec::new();
+            let mut arg = |value: &dyn ArgValue| value.push_to(&mut args);
+            arg(&ttl);
+            arg(&WINDOWS.len());
+            for window in WINDOWS {
+                arg(&window.tau_secs);
+            }
+            arg(&chunk.len());
+            for event in chunk {
+                arg(&key_index(self.seen_key(&event.event_id)));
+                arg(&event.updates.len());
+                arg(&event
+                    .entity
+                    .as_ref()
+                    .map_or(0, |e| key_index(self.entity_key(&e.key))));
+                arg(&event
+                    .lane_carrier
+                    .as_ref()
+                    .map_or(0, |l| key_index(self.lane_key(&l.origin, &l.destination))));
+                for update in &event.updates {
+                    let counters = update.key.kind.counters().len();
+                    arg(&key_index(self.record_key(&update.key)));
+                    arg(&update.at);
+                    arg(&counters);
+                    for increment in &update.increments[..counters] {
+                        arg(increment);
+                    }
+                    let gauges = update.key.kind.gauges().len();
+                    arg(&gauges);
+                    match update.gauges {
+                        Some(values) => {
+                            arg(&1);
+                            for value in &values[..gauges] {
+                                arg(value);
+                            }
+                        }
+                        None => arg(&0),
+                    }
+                }
+                if let Some(entity) = &event.entity {
+                    let json = serde_json::to_string(&entity.entity)
+                        .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
+                    arg(&entity.version);
+                    arg(&json);
+                }
+                if let Some(lane) = &event.lane_carrier {
+                    arg(&lane.carrier);
+                }
+            }
+            pipeline
                 .cmd("EVALSHA")
                 .arg(self.script.get_hash())
-                .arg(1 + event.updates.len() + extra_keys)
-                .arg(self.seen_key(&event.event_id));
-            for update in &event.updates {
-                command.arg(self.record_key(&update.key));
-            }
-            if let Some(entity) = &event.entity {
-                command.arg(self.entity_key(&entity.key));
-            }
-            if let Some(lane) = &event.lane_carrier {
-                command.arg(self.lane_key(&lane.origin, &lane.destination));
-            }
-            let entity_ttl = if event.entity.is_some() { ttl } else { 0 };
-            command
-                .arg(ttl)
-                .arg(event.updates.len())
-                .arg(entity_ttl)
-                .arg(u8::from(event.lane_carrier.is_some()))
-                .arg(WINDOWS.len());
-            for window in WINDOWS {
-                command.arg(window.tau_secs);
-            }
-            for update in &event.updates {
-                let counters = update.key.kind.counters().len();
-                command.arg(update.at).arg(counters);
-                for increment in &update.increments[..counters] {
-                    command.arg(*increment);
-                }
-                let gauges = update.key.kind.gauges().len();
-                command.arg(gauges);
-                match update.gauges {
-                    Some(values) => {
-                        command.arg(1);
-                        for value in &values[..gauges] {
-                            command.arg(*value);
-                        }
-                    }
-                    None => {
-                        command.arg(0);
-                    }
-                }
-            }
-            if let Some(entity) = &event.entity {
-                let json = serde_json::to_string(&entity.entity)
-                    .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
-                command.arg(entity.version).arg(json);
-            }
-            if let Some(lane) = &event.lane_carrier {
-                command.arg(&lane.carrier);
-            }
+                .arg(keys.len())
+                .arg(&keys)
+                .arg(args);
         }
         Ok(pipeline)
     }
@@ -322,7 +338,7 @@ impl FeatureStore for RedisFeatureStore {
         let script = &self.script;
         // Applying takes Redis tens of microseconds an event: scale the deadline.
         let deadline = self.settings.timeout * (1 + events.len() as u32 / 20);
-        let answers: Vec<i64> = self
+        let answers: Vec<Vec<i64>> = self
             .run_within(deadline, |mut connection| async move {
                 match pipeline.query_async(&mut connection).await {
                     Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -337,6 +353,7 @@ impl FeatureStore for RedisFeatureStore {
             .await?;
         Ok(answers
             .into_iter()
+            .flatten()
             .map(|applied| {
                 if applied == 1 {
                     ApplyOutcome::Applied
@@ -427,4 +444,16 @@ fn is_broken_connection(error: &RedisError) -> bool {
 
 fn to_feature_error(error: RedisError) -> FeatureError {
     FeatureError::Unavailable(error.to_string())
+}
+
+/// A script argument of any encodable type, behind a trait object so one closure
+/// can take them all ([`redis::ToRedisArgs`] itself is generic over its writer).
+trait ArgValue {
+    fn push_to(&self, out: &mut Vec<Vec<u8>>);
+}
+
+impl<T: redis::ToRedisArgs> ArgValue for T {
+    fn push_to(&self, out: &mut Vec<Vec<u8>>) {
+        self.write_redis_args(out);
+    }
 }
