@@ -7,6 +7,7 @@
 //! in one pipelined round trip.
 
 pub mod aggregates;
+pub mod batch;
 pub mod entities;
 pub mod memory;
 pub mod redis_store;

@@ -263,38 +263,67 @@ impl AggregateRecord {
         self.gauges_at.map(|at| (self.gauges[gauge], at))
     }
 
-    /// Applies one update. The Lua script in the Redis backend mirrors this exactly.
+    /// Applies one update: merges the record of that update alone.
     pub fn apply(&mut self, kind: AggregateKind, update: &AggregateUpdate) {
+        self.merge(kind, &AggregateRecord::of_update(kind, update));
+    }
+
+    /// The record that one update alone would leave behind.
+    pub fn of_update(kind: AggregateKind, update: &AggregateUpdate) -> AggregateRecord {
         let counters = kind.counters().len();
+        let mut record = AggregateRecord::default();
         if counters > 0 {
+            record.counters_at = Some(update.at);
+            for c in 0..counters {
+                record.counters[c * WINDOWS.len()..(c + 1) * WINDOWS.len()]
+                    .fill(update.increments[c]);
+            }
+        }
+        if let Some(gauges) = update.gauges {
+            record.gauges = gauges;
+            record.gauges_at = Some(update.at);
+        }
+        record
+    }
+
+    /// Folds `later` — the record of some further events — into this one, as if
+    /// those events had been applied here one by one: counters decayed to the
+    /// newer clock and added (an older `later` is discounted to this clock), the
+    /// newer gauges kept (ties go to `later`). Merging is associative, so a batch
+    /// of events can be folded into one record first and merged once. The Lua
+    /// script in the Redis backend mirrors this exactly.
+    pub fn merge(&mut self, kind: AggregateKind, later: &AggregateRecord) {
+        let counters = kind.counters().len();
+        if counters > 0
+            && let Some(at) = later.counters_at
+        {
             match self.counters_at {
-                Some(last) if update.at < last => {
-                    // An older event: discount its increment to the record's clock.
+                Some(last) if at < last => {
                     for (w, window) in WINDOWS.iter().enumerate() {
-                        let weight = (-(last - update.at) / window.tau_secs).exp();
+                        let weight = (-(last - at) / window.tau_secs).exp();
                         for c in 0..counters {
-                            self.counters[c * WINDOWS.len() + w] += update.increments[c] * weight;
+                            let i = c * WINDOWS.len() + w;
+                            self.counters[i] += later.counters[i] * weight;
                         }
                     }
                 }
                 last => {
                     for (w, window) in WINDOWS.iter().enumerate() {
-                        let decay =
-                            last.map_or(0.0, |last| (-(update.at - last) / window.tau_secs).exp());
+                        let decay = last.map_or(0.0, |last| (-(at - last) / window.tau_secs).exp());
                         for c in 0..counters {
-                            let field = &mut self.counters[c * WINDOWS.len() + w];
-                            *field = *field * decay + update.increments[c];
+                            let i = c * WINDOWS.len() + w;
+                            self.counters[i] = self.counters[i] * decay + later.counters[i];
                         }
                     }
-                    self.counters_at = Some(update.at);
+                    self.counters_at = Some(at);
                 }
             }
         }
-        if let Some(gauges) = update.gauges
-            && self.gauges_at.is_none_or(|last| update.at >= last)
+        if let Some(at) = later.gauges_at
+            && self.gauges_at.is_none_or(|last| at >= last)
         {
-            self.gauges = gauges;
-            self.gauges_at = Some(update.at);
+            self.gauges = later.gauges;
+            self.gauges_at = Some(at);
         }
     }
 }
@@ -372,5 +401,49 @@ mod tests {
         record.apply(AggregateKind::Site, &snapshot(200.0, 50.0));
         record.apply(AggregateKind::Site, &snapshot(100.0, 10.0));
         assert_eq!(record.gauge(site_fields::BACKLOG), Some((50.0, 200.0)));
+    }
+
+    proptest::proptest! {
+        /// Folding some events into one record and merging it gives what applying
+        /// them one by one gives: the batched Redis write rests on this.
+        #[test]
+        fn folding_then_merging_equals_applying_one_by_one(
+            events in proptest::collection::vec(
+                (0.0f64..2e6, 0.0f64..3.0, proptest::option::of(0.0f64..100.0)),
+                1..40,
+            ),
+            split in 0usize..40,
+        ) {
+            let kind = AggregateKind::Site;
+            let updates: Vec<AggregateUpdate> = events
+                .iter()
+                .map(|&(at, orders, backlog)| AggregateUpdate {
+                    key: AggregateKey::site("ATL"),
+                    at: at.round(),
+                    increments: [orders, 1.0, 0.0, orders * 0.5, 0.0, 0.0],
+                    gauges: backlog.map(|b| [b, 1.0, 2.0, 3.0]),
+                })
+                .collect();
+            let split = split.min(updates.len());
+            let mut one_by_one = AggregateRecord::default();
+            for update in &updates {
+                one_by_one.apply(kind, update);
+            }
+            let mut merged = AggregateRecord::default();
+            for update in &updates[..split] {
+                merged.apply(kind, update);
+            }
+            let mut folded = AggregateRecord::default();
+            for update in &updates[split..] {
+                folded.apply(kind, update);
+            }
+            merged.merge(kind, &folded);
+            proptest::prop_assert_eq!(merged.counters_at, one_by_one.counters_at);
+            proptest::prop_assert_eq!(merged.gauges_at, one_by_one.gauges_at);
+            proptest::prop_assert_eq!(merged.gauges, one_by_one.gauges);
+            for (a, b) in merged.counters.iter().zip(&one_by_one.counters) {
+                proptest::prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{} vs {}", a, b);
+            }
+        }
     }
 }

@@ -1,141 +1,112 @@
--- Applies a chunk of events' aggregate updates, each event at most once per id.
--- Mirrors AggregateRecord::apply in src/features/aggregates.rs: keep them in step
--- (tests/redis_store.rs checks that both backends give the same records).
+-- Applies a run of events, folded by the service into one change per record,
+-- entity and lane set (src/features/batch.rs), all or nothing: if any of the
+-- events' ids was seen before, nothing is written and the script answers which,
+-- so the service folds the others again and retries.
 --
--- A record is a string of 8-byte little-endian doubles in `field_names` order:
+-- Records are strings of 8-byte little-endian doubles in `field_names` order:
 -- t, every counter x window (counter-major), gt, every gauge; a clock that was
--- never set is NaN. Each record the chunk touches is read once and written once.
+-- never set is NaN. A change has the same layout (the record those events alone
+-- would leave) and is merged as AggregateRecord::merge in
+-- src/features/aggregates.rs does: keep the two in step (tests/redis_store.rs
+-- checks that both backends give the same records).
 --
--- KEYS             every key the chunk touches, each once; events refer to them
---                  by index
--- ARGV[1]          dedupe TTL in seconds (also the entities' TTL)
--- ARGV[2]          number of windows W, then the W time constants in seconds
--- then the number of events E, and per event:
---   its dedupe key index, R (records), entity key index (0: none), lane set key
---   index (0: none); per record: key index, event time, counter count C, C
---   increments, gauge count G, then 1 and G values when the event sets gauges
---   (else 0); with an entity: its version and JSON (kept only if the version is
---   not older than the stored one); with a lane set: the carrier
--- Returns one number per event: 1 applied, 0 already seen (earlier, or earlier
--- in this chunk). Event ids are marked only after everything is written, so a
--- script that fails part way leaves them unmarked and a retry applies them.
-local NAN = 0 / 0
+-- KEYS: R record keys, N entity keys, L lane set keys, then S dedupe keys
+-- ARGV: dedupe TTL in seconds (also the entities' TTL); W, the number of
+--       windows, and their W time constants in seconds; R, N, L, S; per record
+--       its counter field count (counters x W) and its change; per entity its
+--       version and JSON (kept only if the version is not older than the stored
+--       one); per lane set its carrier count and the carriers
+-- Returns the positions (1-based, among the dedupe keys) of ids already seen —
+-- empty when everything was applied. Ids are marked only after everything else
+-- is written, so a script that fails part way leaves them unmarked and a retry
+-- applies the events instead of taking them for duplicates.
 local ttl = ARGV[1]
 local nwin = tonumber(ARGV[2])
 local tau = {}
-local a = 3
-for w = 1, nwin do
-  tau[w] = tonumber(ARGV[a])
-  a = a + 1
+for w = 1, nwin do tau[w] = tonumber(ARGV[2 + w]) end
+local a = 3 + nwin
+local nrec, nent, nlane, nseen =
+  tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+a = a + 4
+local seen_from = nrec + nent + nlane
+
+local seen = {}
+for s = 1, nseen do
+  if redis.call('EXISTS', KEYS[seen_from + s]) == 1 then seen[#seen + 1] = s end
 end
-local records = {}  -- key index -> {values}, read on first use
-local dirty = {}    -- key index -> {cw, ng} of a record to write back
-local function load(k)
-  local v = records[k]
-  if v then return v end
-  v = {}
-  local raw = redis.call('GET', KEYS[k])
-  if raw then
-    for i = 1, #raw / 8 do
-      local x = struct.unpack('<d', raw, (i - 1) * 8 + 1)
-      if x == x then v[i] = x end -- NaN (a clock never set) stays nil
-    end
+if #seen > 0 then return seen end
+
+local formats = {}
+local function unpack_all(raw, n)
+  local format = formats[n]
+  if not format then
+    format = '<' .. string.rep('d', n)
+    formats[n] = format
   end
-  records[k] = v
+  local v = {struct.unpack(format, raw)}
+  v[n + 1] = nil -- struct.unpack also returns the next position
+  for i = 1, n do
+    if v[i] ~= v[i] then v[i] = nil end -- NaN: a clock never set
+  end
   return v
 end
-local seen = {}     -- dedupe key index -> true, for ids seen in this chunk
-local applied = {}
-local answers = {}
-local events = tonumber(ARGV[a])
-a = a + 1
-for e = 1, events do
-  local seen_key = tonumber(ARGV[a])
-  local nrec = tonumber(ARGV[a + 1])
-  local entity_key = tonumber(ARGV[a + 2])
-  local lane_key = tonumber(ARGV[a + 3])
-  a = a + 4
-  local fresh = not seen[seen_key] and redis.call('EXISTS', KEYS[seen_key]) == 0
-  seen[seen_key] = true
-  for r = 1, nrec do
-    local k = tonumber(ARGV[a])
-    local at = tonumber(ARGV[a + 1])
-    local nc = tonumber(ARGV[a + 2])
-    a = a + 3
-    local inc = {}
-    for c = 1, nc do
-      inc[c] = tonumber(ARGV[a])
-      a = a + 1
-    end
-    local ng = tonumber(ARGV[a])
-    local has_gauges = ARGV[a + 1] == '1'
-    a = a + 2
-    local cw = nc * nwin
-    if fresh then
-      local v = load(k)
-      if nc > 0 then
-        local last = v[1]
-        for c = 1, nc do
-          for w = 1, nwin do
-            local i = 1 + (c - 1) * nwin + w
-            local old = v[i] or 0
-            if last and at < last then
-              -- an older event: discount its increment to the record's clock
-              v[i] = old + inc[c] * math.exp(-(last - at) / tau[w])
-            else
-              local decay = 0
-              if last then decay = math.exp(-(at - last) / tau[w]) end
-              v[i] = old * decay + inc[c]
-            end
-          end
-        end
-        if not last or at >= last then v[1] = at end
+
+local NAN = 0 / 0
+for r = 1, nrec do
+  local cw = tonumber(ARGV[a])
+  local change = ARGV[a + 1]
+  a = a + 2
+  local n = #change / 8
+  local d = unpack_all(change, n)
+  local raw = redis.call('GET', KEYS[r])
+  local v
+  if raw and #raw == #change then v = unpack_all(raw, n) else v = {} end
+  local at, last = d[1], v[1]
+  if cw > 0 and at then
+    if last and at < last then
+      for w = 1, nwin do
+        local weight = math.exp(-(last - at) / tau[w])
+        for i = 1 + w, 1 + cw, nwin do v[i] = (v[i] or 0) + (d[i] or 0) * weight end
       end
-      if has_gauges then
-        local gt = v[2 + cw]
-        if not gt or at >= gt then
-          v[2 + cw] = at
-          for g = 1, ng do
-            v[2 + cw + g] = tonumber(ARGV[a + g - 1])
-          end
-        end
+    else
+      for w = 1, nwin do
+        local decay = 0
+        if last then decay = math.exp(-(at - last) / tau[w]) end
+        for i = 1 + w, 1 + cw, nwin do v[i] = (v[i] or 0) * decay + (d[i] or 0) end
       end
-      dirty[k] = {cw, ng}
+      v[1] = at
     end
-    if has_gauges then a = a + ng end
   end
-  if entity_key > 0 then
-    if fresh then
-      local key = KEYS[entity_key]
-      local version = tonumber(ARGV[a])
-      local stored = tonumber(redis.call('HGET', key, 'v'))
-      if not stored or version >= stored then
-        redis.call('HSET', key, 'v', ARGV[a], 'json', ARGV[a + 1])
-        redis.call('EXPIRE', key, ttl)
-      end
-    end
-    a = a + 2
+  local g = 2 + cw
+  if d[g] and (not v[g] or d[g] >= v[g]) then
+    for i = g, n do v[i] = d[i] end
   end
-  if lane_key > 0 then
-    if fresh then redis.call('SADD', KEYS[lane_key], ARGV[a]) end
-    a = a + 1
+  local out = {}
+  out[1] = v[1] or NAN
+  for i = 2, 1 + cw do out[i] = v[i] or 0 end
+  out[g] = v[g] or NAN
+  for i = g + 1, n do out[i] = v[i] or 0 end
+  redis.call('SET', KEYS[r], struct.pack(formats[n], unpack(out, 1, n)))
+end
+
+for e = 1, nent do
+  local key = KEYS[nrec + e]
+  local version = tonumber(ARGV[a])
+  local stored = tonumber(redis.call('HGET', key, 'v'))
+  if not stored or version >= stored then
+    redis.call('HSET', key, 'v', ARGV[a], 'json', ARGV[a + 1])
+    redis.call('EXPIRE', key, ttl)
   end
-  if fresh then applied[#applied + 1] = seen_key end
-  answers[e] = fresh and 1 or 0
+  a = a + 2
 end
-local function pack(x)
-  if x == nil then return struct.pack('<d', NAN) end
-  return struct.pack('<d', x)
+
+for l = 1, nlane do
+  local count = tonumber(ARGV[a])
+  redis.call('SADD', KEYS[nrec + nent + l], unpack(ARGV, a + 1, a + count))
+  a = a + 1 + count
 end
-for k, shape in pairs(dirty) do
-  local v, cw, ng = records[k], shape[1], shape[2]
-  local out = {pack(v[1])}
-  for i = 2, 1 + cw do out[i] = pack(v[i] or 0) end
-  out[2 + cw] = pack(v[2 + cw])
-  for g = 1, ng do out[2 + cw + g] = pack(v[2 + cw + g] or 0) end
-  redis.call('SET', KEYS[k], table.concat(out))
+
+for s = 1, nseen do
+  redis.call('SET', KEYS[seen_from + s], '1', 'EX', ttl)
 end
-for _, k in ipairs(applied) do
-  redis.call('SET', KEYS[k], '1', 'EX', ttl)
-end
-return answers
+return {}

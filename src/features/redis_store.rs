@@ -28,23 +28,26 @@
 //! Every call is bounded by a timeout; the connection reconnects on its own after
 //! Redis comes back, so callers only ever see [`FeatureError`]s, never a hang.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::aggregates::{
-    AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOWS,
+    AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOWS,
 };
+use super::batch::Folded;
+
+type FoldHasher = foldhash::fast::RandomState;
 use super::{
     ApplyOutcome, EntityKey, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched,
 };
 
 const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
-/// Events per script run: large enough to share record reads, small enough that
-/// one run holds Redis for a few milliseconds at most.
-const APPLY_CHUNK: usize = 250;
+/// Events per script run: large enough that many share each record write, small
+/// enough that one run holds Redis for a few milliseconds at most.
+const APPLY_CHUNK: usize = 500;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,78 +165,79 @@ impl RedisFeatureStore {
         }
     }
 
-    /// One `EVALSHA` per chunk of events: the script reads each record the chunk
-    /// touches once and writes it once, so a call of many events about the same
-    /// carriers costs far less than one script run per event.
-    fn apply_pipeline(&self, events: &[EventUpdates]) -> Result<redis::Pipeline, FeatureError> {
-        let mut pipeline = redis::pipe();
-        let ttl = self.settings.dedupe_ttl.as_secs().max(1);
-        for chunk in events.chunks(APPLY_CHUNK) {
-            let mut keys: Vec<String> = Vec::new();
-            let mut index: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
-            let mut key_index = |key: String| -> usize {
-                *index.entry(key).or_insert_with_key(|key| {
-                    keys.push(key.clone());
-                    keys.len()
-                })
-            };
-            let mut args: Vec<Vec<u8>> = Vec::new();
-            let mut arg = |value: &dyn ArgValue| value.push_to(&mut args);
-            arg(&ttl);
-            arg(&WINDOWS.len());
-            for window in WINDOWS {
-                arg(&window.tau_secs);
-            }
-            arg(&chunk.len());
-            for event in chunk {
-                arg(&key_index(self.seen_key(&event.event_id)));
-                arg(&event.updates.len());
-                arg(&event
-                    .entity
-                    .as_ref()
-                    .map_or(0, |e| key_index(self.entity_key(&e.key))));
-                arg(&event
-                    .lane_carrier
-                    .as_ref()
-                    .map_or(0, |l| key_index(self.lane_key(&l.origin, &l.destination))));
-                for update in &event.updates {
-                    let counters = update.key.kind.counters().len();
-                    arg(&key_index(self.record_key(&update.key)));
-                    arg(&update.at);
-                    arg(&counters);
-                    for increment in &update.increments[..counters] {
-                        arg(increment);
-                    }
-                    let gauges = update.key.kind.gauges().len();
-                    arg(&gauges);
-                    match update.gauges {
-                        Some(values) => {
-                            arg(&1);
-                            for value in &values[..gauges] {
-                                arg(value);
-                            }
-                        }
-                        None => arg(&0),
-                    }
-                }
-                if let Some(entity) = &event.entity {
-                    let json = serde_json::to_string(&entity.entity)
-                        .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
-                    arg(&entity.version);
-                    arg(&json);
-                }
-                if let Some(lane) = &event.lane_carrier {
-                    arg(&lane.carrier);
-                }
-            }
-            pipeline
-                .cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(keys.len())
-                .arg(&keys)
-                .arg(args);
+    /// The script run that applies `events` — all of them, or none if any id
+    /// was seen before — folded into one change per record, entity and lane set.
+    fn apply_command<'a>(
+        &self,
+        events: impl Iterator<Item = &'a EventUpdates> + Clone,
+    ) -> Result<redis::Cmd, FeatureError> {
+        let folded = Folded::of(events.clone());
+        let ids = events.clone().count();
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(self.script.get_hash())
+            .arg(folded.records.len() + folded.entities.len() + folded.lanes.len() + ids);
+        for (key, _) in &folded.records {
+            command.arg(self.record_key(key));
         }
-        Ok(pipeline)
+        for write in &folded.entities {
+            command.arg(self.entity_key(&write.key));
+        }
+        for ((origin, destination), _) in &folded.lanes {
+            command.arg(self.lane_key(origin, destination));
+        }
+        for event in events {
+            command.arg(self.seen_key(&event.event_id));
+        }
+        command
+            .arg(self.settings.dedupe_ttl.as_secs().max(1))
+            .arg(WINDOWS.len());
+        for window in WINDOWS {
+            command.arg(window.tau_secs);
+        }
+        command
+            .arg(folded.records.len())
+            .arg(folded.entities.len())
+            .arg(folded.lanes.len())
+            .arg(ids);
+        let mut bytes = Vec::with_capacity(8 * (2 + MAX_COUNTER_FIELDS + MAX_GAUGES));
+        for (key, record) in &folded.records {
+            encode_record(key.kind, record, &mut bytes);
+            command
+                .arg(key.kind.counters().len() * WINDOWS.len())
+                .arg(&bytes[..]);
+        }
+        for write in &folded.entities {
+            let json = serde_json::to_string(&write.entity)
+                .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
+            command.arg(write.version).arg(json);
+        }
+        for (_, carriers) in &folded.lanes {
+            command.arg(carriers.len()).arg(carriers);
+        }
+        Ok(command)
+    }
+
+    /// Runs script calls in one pipeline, loading the script first if Redis
+    /// forgot it; each call answers the positions of ids it found already seen.
+    async fn run_scripts(
+        &self,
+        pipeline: &redis::Pipeline,
+        deadline: Duration,
+    ) -> Result<Vec<Vec<usize>>, FeatureError> {
+        let script = &self.script;
+        self.run_within(deadline, |mut connection| async move {
+            match pipeline.query_async(&mut connection).await {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    // Redis restarted and forgot the script, so no EVALSHA ran:
+                    // load it and go again.
+                    script.prepare_invoke().load_async(&mut connection).await?;
+                    pipeline.query_async(&mut connection).await
+                }
+                other => other,
+            }
+        })
+        .await
     }
 
     /// The Redis key of an ingested entity.
@@ -331,37 +335,50 @@ impl FeatureStore for RedisFeatureStore {
     }
 
     async fn apply(&self, events: &[EventUpdates]) -> Result<Vec<ApplyOutcome>, FeatureError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
+        let mut outcomes = vec![ApplyOutcome::Applied; events.len()];
+        // An id repeated within the call counts once, as the first occurrence.
+        let mut ids = HashSet::with_capacity_and_hasher(events.len(), FoldHasher::default());
+        let mut first: Vec<usize> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            if ids.insert(event.event_id.as_str()) {
+                first.push(i);
+            } else {
+                outcomes[i] = ApplyOutcome::Duplicate;
+            }
         }
-        let pipeline = &self.apply_pipeline(events)?;
-        let script = &self.script;
-        // Applying takes Redis tens of microseconds an event: scale the deadline.
-        let deadline = self.settings.timeout * (1 + events.len() as u32 / 20);
-        let answers: Vec<Vec<i64>> = self
-            .run_within(deadline, |mut connection| async move {
-                match pipeline.query_async(&mut connection).await {
-                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        // Redis restarted and forgot the script, so no EVALSHA ran:
-                        // load it and go again.
-                        script.prepare_invoke().load_async(&mut connection).await?;
-                        pipeline.query_async(&mut connection).await
+        // Every chunk is folded as if none of its events were seen before; a
+        // chunk that holds one that was is refused whole and folded again without
+        // it — a second round trip only when duplicates arrive.
+        let mut pending: Vec<Vec<usize>> = first.chunks(APPLY_CHUNK).map(<[_]>::to_vec).collect();
+        while !pending.is_empty() {
+            let mut pipeline = redis::pipe();
+            for chunk in &pending {
+                pipeline.add_command(self.apply_command(chunk.iter().map(|&i| &events[i]))?);
+            }
+            let events_sent: usize = pending.iter().map(Vec::len).sum();
+            // Applying takes Redis microseconds an event: scale the deadline.
+            let deadline = self.settings.timeout * (1 + events_sent as u32 / 50);
+            let answers = self.run_scripts(&pipeline, deadline).await?;
+            let mut retry = Vec::new();
+            for (chunk, seen) in pending.into_iter().zip(answers) {
+                if seen.is_empty() {
+                    continue;
+                }
+                let mut rest = Vec::with_capacity(chunk.len());
+                for (position, i) in chunk.into_iter().enumerate() {
+                    if seen.contains(&(position + 1)) {
+                        outcomes[i] = ApplyOutcome::Duplicate;
+                    } else {
+                        rest.push(i);
                     }
-                    other => other,
                 }
-            })
-            .await?;
-        Ok(answers
-            .into_iter()
-            .flatten()
-            .map(|applied| {
-                if applied == 1 {
-                    ApplyOutcome::Applied
-                } else {
-                    ApplyOutcome::Duplicate
+                if !rest.is_empty() {
+                    retry.push(rest);
                 }
-            })
-            .collect())
+            }
+            pending = retry;
+        }
+        Ok(outcomes)
     }
 
     fn backend_name(&self) -> &'static str {
@@ -438,22 +455,25 @@ fn parse_record(kind: AggregateKind, bytes: &[u8]) -> Result<AggregateRecord, Fe
     Ok(record)
 }
 
+/// Writes a record as [`parse_record`] reads it.
+fn encode_record(kind: AggregateKind, record: &AggregateRecord, out: &mut Vec<u8>) {
+    let counters = kind.counters().len() * WINDOWS.len();
+    let clock = |at: Option<f64>| at.unwrap_or(f64::NAN).to_le_bytes();
+    out.clear();
+    out.extend_from_slice(&clock(record.counters_at));
+    for value in &record.counters[..counters] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.extend_from_slice(&clock(record.gauges_at));
+    for value in &record.gauges[..kind.gauges().len()] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
 fn is_broken_connection(error: &RedisError) -> bool {
     error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
 }
 
 fn to_feature_error(error: RedisError) -> FeatureError {
     FeatureError::Unavailable(error.to_string())
-}
-
-/// A script argument of any encodable type, behind a trait object so one closure
-/// can take them all ([`redis::ToRedisArgs`] itself is generic over its writer).
-trait ArgValue {
-    fn push_to(&self, out: &mut Vec<Vec<u8>>);
-}
-
-impl<T: redis::ToRedisArgs> ArgValue for T {
-    fn push_to(&self, out: &mut Vec<Vec<u8>>) {
-        self.write_redis_args(out);
-    }
 }
