@@ -14,8 +14,9 @@
 -- ARGV: dedupe TTL in seconds (also the entities' TTL); W, the number of
 --       windows, and their W time constants in seconds; R, N, L, S; per record
 --       its counter field count (counters x W) and its change; per entity its
---       version and JSON (kept only if the version is not older than the stored
---       one); per lane set its carrier count and the carriers
+--       value — the version as a double, then the JSON — kept only if the
+--       version is not older than the stored one; per lane set its carrier count
+--       and the carriers
 -- Returns the positions (1-based, among the dedupe keys) of ids already seen —
 -- empty when everything was applied. Ids are marked only after everything else
 -- is written, so a script that fails part way leaves them unmarked and a retry
@@ -30,11 +31,14 @@ local nrec, nent, nlane, nseen =
 a = a + 4
 local seen_from = nrec + nent + nlane
 
-local seen = {}
-for s = 1, nseen do
-  if redis.call('EXISTS', KEYS[seen_from + s]) == 1 then seen[#seen + 1] = s end
+-- Were any of the ids seen before? One call for all; which ones only if so.
+if nseen > 0 and redis.call('EXISTS', unpack(KEYS, seen_from + 1, seen_from + nseen)) > 0 then
+  local seen = {}
+  for s = 1, nseen do
+    if redis.call('EXISTS', KEYS[seen_from + s]) == 1 then seen[#seen + 1] = s end
+  end
+  return seen
 end
-if #seen > 0 then return seen end
 
 local formats = {}
 local function unpack_all(raw, n)
@@ -51,16 +55,29 @@ local function unpack_all(raw, n)
   return v
 end
 
+-- MGET of KEYS[from + 1 .. from + count], in slices Lua's stack can hold;
+-- false for a key not there.
+local function mget(from, count)
+  local out = {}
+  for first = 1, count, 1000 do
+    local last = math.min(first + 999, count)
+    local got = redis.call('MGET', unpack(KEYS, from + first, from + last))
+    for i = 1, #got do out[first + i - 1] = got[i] end
+  end
+  return out
+end
+
 local NAN = 0 / 0
+local stored = mget(0, nrec)
 for r = 1, nrec do
   local cw = tonumber(ARGV[a])
   local change = ARGV[a + 1]
   a = a + 2
   local n = #change / 8
   local d = unpack_all(change, n)
-  local raw = redis.call('GET', KEYS[r])
+  local raw = stored[r]
   local v
-  if raw and #raw == #change then v = unpack_all(raw, n) else v = {} end
+  if raw and #raw == #change then v = unpack_all(raw, n) else v = {} end -- false: none
   local at, last = d[1], v[1]
   if cw > 0 and at then
     if last and at < last then
@@ -89,15 +106,14 @@ for r = 1, nrec do
   redis.call('SET', KEYS[r], struct.pack(formats[n], unpack(out, 1, n)))
 end
 
+stored = mget(nrec, nent)
 for e = 1, nent do
-  local key = KEYS[nrec + e]
-  local version = tonumber(ARGV[a])
-  local stored = tonumber(redis.call('HGET', key, 'v'))
-  if not stored or version >= stored then
-    redis.call('HSET', key, 'v', ARGV[a], 'json', ARGV[a + 1])
-    redis.call('EXPIRE', key, ttl)
+  local value = ARGV[a]
+  local old = stored[e]
+  if not old or struct.unpack('<d', value) >= struct.unpack('<d', old) then
+    redis.call('SET', KEYS[nrec + e], value, 'EX', ttl)
   end
-  a = a + 2
+  a = a + 1
 end
 
 for l = 1, nlane do

@@ -14,7 +14,7 @@
 //! | `{ns}:destination:{location}` | record | the same, for everything arriving at a location |
 //! | `{ns}:site_region:{site}:{region}` | record | order outcome counters of one site serving one region |
 //! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
-//! | `{ns}:entity:shipment:{id}`, `{ns}:entity:order:{id}` | hash `v`, `json`, with TTL | the newest state of an ingested shipment or order |
+//! | `{ns}:entity:shipment:{id}`, `{ns}:entity:order:{id}` | string, with TTL | the newest state of an ingested shipment or order: its version (a little-endian double), then its JSON |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
 //!
 //! A record is a string of 8-byte little-endian IEEE-754 doubles, in the order
@@ -41,7 +41,8 @@ use super::batch::Folded;
 
 type FoldHasher = foldhash::fast::RandomState;
 use super::{
-    ApplyOutcome, EntityKey, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched,
+    ApplyOutcome, Entity, EntityKey, EventUpdates, FeatureError, FeatureStore, FetchRequest,
+    Fetched,
 };
 
 const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
@@ -208,9 +209,11 @@ impl RedisFeatureStore {
                 .arg(&bytes[..]);
         }
         for write in &folded.entities {
-            let json = serde_json::to_string(&write.entity)
+            bytes.clear();
+            bytes.extend_from_slice(&write.version.to_le_bytes());
+            serde_json::to_writer(&mut bytes, &write.entity)
                 .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
-            command.arg(write.version).arg(json);
+            command.arg(&bytes[..]);
         }
         for (_, carriers) in &folded.lanes {
             command.arg(carriers.len()).arg(carriers);
@@ -273,15 +276,19 @@ impl FeatureStore for RedisFeatureStore {
                 |mut connection| async move { command.query_async(&mut connection).await },
             )
             .await?;
-        parse_records(keys, answer)
+        parse_records(keys, &strings_of(answer, keys.len())?)
     }
 
     async fn fetch_all(&self, request: &FetchRequest) -> Result<Fetched, FeatureError> {
         let mut pipeline = redis::pipe();
-        if !request.records.is_empty() {
+        let strings = request.records.len() + request.entities.len();
+        if strings > 0 {
             let command = pipeline.cmd("MGET");
             for key in &request.records {
                 command.arg(self.record_key(key));
+            }
+            for key in &request.entities {
+                command.arg(self.entity_key(key));
             }
         }
         for (origin, destination) in &request.lanes {
@@ -289,16 +296,12 @@ impl FeatureStore for RedisFeatureStore {
                 .cmd("SMEMBERS")
                 .arg(self.lane_key(origin, destination));
         }
-        for key in &request.entities {
-            pipeline.cmd("HGET").arg(self.entity_key(key)).arg("json");
-        }
-        let commands =
-            usize::from(!request.records.is_empty()) + request.lanes.len() + request.entities.len();
+        let commands = usize::from(strings > 0) + request.lanes.len();
         if commands == 0 {
             return Ok(Fetched::default());
         }
         let pipeline = &pipeline;
-        let deadline = self.read_deadline(request.records.len());
+        let deadline = self.read_deadline(strings);
         let answers: Vec<redis::Value> = self
             .run_within(deadline, |mut connection| async move {
                 pipeline.query_async(&mut connection).await
@@ -313,23 +316,19 @@ impl FeatureStore for RedisFeatureStore {
         let corrupt = |e: redis::ParsingError| FeatureError::Corrupt(e.to_string());
         let mut answers = answers.into_iter();
         let mut fetched = Fetched::default();
-        if !request.records.is_empty() {
-            fetched.records = parse_records(&request.records, answers.next().expect("counted"))?;
+        if strings > 0 {
+            let values = strings_of(answers.next().expect("counted"), strings)?;
+            let (records, entities) = values.split_at(request.records.len());
+            fetched.records = parse_records(&request.records, records)?;
+            for value in entities {
+                fetched.entities.push(parse_entity(value)?);
+            }
         }
         for _ in &request.lanes {
             let mut carriers: Vec<String> =
                 redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
             carriers.sort();
             fetched.lane_carriers.push(carriers);
-        }
-        for _ in &request.entities {
-            let json: Option<String> =
-                redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
-            let entity = json
-                .map(|json| serde_json::from_str(&json))
-                .transpose()
-                .map_err(|e| FeatureError::Corrupt(format!("stored entity: {e}")))?;
-            fetched.entities.push(entity);
         }
         Ok(fetched)
     }
@@ -397,29 +396,42 @@ async fn within<T>(
         .map_err(|_| FeatureError::Timeout(deadline.as_millis() as u64))
 }
 
-/// Reads the records of an `MGET` answer, without copying the values.
+/// The values of an `MGET` answer for `count` keys.
+fn strings_of(answer: redis::Value, count: usize) -> Result<Vec<redis::Value>, FeatureError> {
+    match answer {
+        redis::Value::Array(values) if values.len() == count => Ok(values),
+        redis::Value::Array(values) => Err(FeatureError::Corrupt(format!(
+            "{} answers for {count} keys",
+            values.len()
+        ))),
+        other => Err(FeatureError::Corrupt(format!("MGET answered {other:?}"))),
+    }
+}
+
+/// Reads the records among an `MGET` answer's values, without copying them.
 fn parse_records(
     keys: &[AggregateKey],
-    answer: redis::Value,
+    values: &[redis::Value],
 ) -> Result<Vec<Option<AggregateRecord>>, FeatureError> {
-    let redis::Value::Array(values) = answer else {
-        return Err(FeatureError::Corrupt(format!("MGET answered {answer:?}")));
-    };
-    if values.len() != keys.len() {
-        return Err(FeatureError::Corrupt(format!(
-            "{} answers for {} keys",
-            values.len(),
-            keys.len()
-        )));
-    }
     keys.iter()
-        .zip(&values)
+        .zip(values)
         .map(|(key, value)| match value {
             redis::Value::Nil => Ok(None),
             redis::Value::BulkString(bytes) => parse_record(key.kind, bytes).map(Some),
             other => Err(FeatureError::Corrupt(format!("record {key}: {other:?}"))),
         })
         .collect()
+}
+
+/// Reads a stored entity: its version (8 bytes, skipped) then its JSON.
+fn parse_entity(value: &redis::Value) -> Result<Option<Entity>, FeatureError> {
+    match value {
+        redis::Value::Nil => Ok(None),
+        redis::Value::BulkString(bytes) if bytes.len() >= 8 => serde_json::from_slice(&bytes[8..])
+            .map(Some)
+            .map_err(|e| FeatureError::Corrupt(format!("stored entity: {e}"))),
+        other => Err(FeatureError::Corrupt(format!("stored entity: {other:?}"))),
+    }
 }
 
 /// Reads a stored record: little-endian doubles in
