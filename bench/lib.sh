@@ -49,3 +49,19 @@ start_detour() {
   done
   echo "detour did not start:" >&2; cat "$WORK/detour.log" >&2; exit 1
 }
+
+# cpu_mark: remembers the machine's CPU counters (/proc/stat) now.
+# cpu_report: prints the share of CPU time stolen by the hypervisor, and the
+# share busy, since cpu_mark: a run with steal is a run on a disturbed machine.
+cpu_mark() { read -r _ CPU_MARK < <(head -1 /proc/stat); }
+cpu_report() {
+  local now
+  read -r _ now < <(head -1 /proc/stat)
+  python3 - "$CPU_MARK" "$now" <<'PY'
+import sys
+a, b = ([int(x) for x in s.split()] for s in sys.argv[1:3])
+d = [y - x for x, y in zip(a, b)]
+total = sum(d[:8]) or 1  # user nice system idle iowait irq softirq steal
+print(f"  cpu: {100 * d[7] / total:.1f}% stolen, {100 * (total - d[3] - d[4]) / total:.0f}% busy")
+PY
+}

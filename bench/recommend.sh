@@ -2,6 +2,8 @@
 # Latency of RecommendReroute over 10 carriers and RecommendReallocation over 50
 # sites, over gRPC, with features in a private Redis, the load generator on the
 # same machine. Usage: bench/recommend.sh [seconds per run, default 10]
+# After each run: the share of CPU time the hypervisor stole meanwhile (a
+# disturbed run shows it) and the share busy.
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 SECONDS_PER_RUN=${1:-10}
@@ -17,6 +19,9 @@ LOAD="./target/release/detour-load --target 127.0.0.1:$DETOUR_PORT --network $WO
 # Some history first, so that the features are not all empty.
 $LOAD --mode ingest --batch 200 --concurrency 2 --requests 200 --duration 60 --warmup 0
 for c in 1 4; do
-  $LOAD --mode reroute --concurrency $c --duration "$SECONDS_PER_RUN"
-  $LOAD --mode reallocate --concurrency $c --duration "$SECONDS_PER_RUN"
+  for mode in reroute reallocate; do
+    cpu_mark
+    $LOAD --mode $mode --concurrency $c --duration "$SECONDS_PER_RUN"
+    cpu_report
+  done
 done
