@@ -7,6 +7,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use detour::config::Config;
 
+/// mimalloc instead of the system allocator: a scored item or an ingested event
+/// makes a few dozen small allocations, and glibc's malloc and free were a
+/// quarter of the server's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Risk scoring and recommendations for fulfillment networks, over gRPC.
 #[derive(Debug, Parser)]
 #[command(version, about)]
