@@ -4,6 +4,7 @@
 //!
 //! Boundary: knows domain types, features and models; nothing of gRPC.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -101,36 +102,43 @@ pub fn feature_vector<'r>(
     network: &Network,
     notes: &mut Vec<String>,
 ) -> FeatureVector {
+    let mut keys = Vec::with_capacity(MAX_TARGET_KEYS);
+    target.push_keys(&mut keys);
+    let mut lookups = [None; MAX_TARGET_KEYS];
+    for (slot, key) in lookups.iter_mut().zip(&keys) {
+        *slot = lookup(key);
+    }
+    vector_of(target, &lookups, network, notes)
+}
+
+/// The most records one target reads (a shipment's).
+const MAX_TARGET_KEYS: usize = 6;
+
+/// The feature vector of a target from its records, looked up in the order of
+/// [`ScoreTarget::push_keys`].
+fn vector_of(
+    target: &ScoreTarget,
+    lookups: &[Lookup<'_>; MAX_TARGET_KEYS],
+    network: &Network,
+    notes: &mut Vec<String>,
+) -> FeatureVector {
     match target {
-        ScoreTarget::Order { order, as_of } => {
-            let keys = vectors::order_keys(order);
-            vectors::order_fallout_vector(
-                order,
-                *as_of,
-                keys.each_ref().map(lookup),
-                network,
-                notes,
-            )
-        }
-        ScoreTarget::Shipment { shipment, as_of } => {
-            let keys = vectors::shipment_keys(shipment);
-            vectors::carrier_failure_vector(
-                shipment,
-                *as_of,
-                keys.each_ref().map(lookup),
-                network,
-                notes,
-            )
-        }
+        ScoreTarget::Order { order, as_of } => vectors::order_fallout_vector(
+            order,
+            *as_of,
+            [lookups[0], lookups[1], lookups[2]],
+            network,
+            notes,
+        ),
+        ScoreTarget::Shipment { shipment, as_of } => vectors::carrier_failure_vector(
+            shipment,
+            *as_of,
+            *lookups,
+            network,
+            notes,
+        ),
         ScoreTarget::Site { site, as_of } => {
-            let keys = vectors::site_keys(site);
-            vectors::site_congestion_vector(
-                site,
-                *as_of,
-                keys.each_ref().map(lookup),
-                network,
-                notes,
-            )
+            vectors::site_congestion_vector(site, *as_of, [lookups[0]], network, notes)
         }
     }
 }
@@ -159,12 +167,26 @@ impl<S: FeatureStore> Scorer<S> {
 
     /// Scores every target, in order, with one store read for all of them.
     pub async fn score(&self, targets: &[ScoreTarget]) -> Vec<Assessment> {
-        let mut keys = Vec::with_capacity(targets.len() * 4);
+        // Each distinct record once; each target remembers where its records are.
+        let mut keys: Vec<AggregateKey> = Vec::with_capacity(targets.len() * 4);
+        let mut index: HashMap<AggregateKey, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(targets.len() * 4, Default::default());
+        let mut slots: Vec<usize> = Vec::with_capacity(targets.len() * MAX_TARGET_KEYS);
+        let mut counts: Vec<usize> = Vec::with_capacity(targets.len());
+        let mut scratch = Vec::with_capacity(MAX_TARGET_KEYS);
         for target in targets {
-            target.push_keys(&mut keys);
+            target.push_keys(&mut scratch);
+            counts.push(scratch.len());
+            for key in scratch.drain(..) {
+                let next = index.len();
+                let slot = *index.entry(key).or_insert_with_key(|key| {
+                    keys.push(key.clone());
+                    next
+                });
+                slots.push(slot);
+            }
         }
-        keys.sort_unstable();
-        keys.dedup();
+        drop(index);
         let fetched = self
             .store
             .fetch(&keys)
@@ -177,27 +199,23 @@ impl<S: FeatureStore> Scorer<S> {
                 (Vec::new(), Some(error.to_string()))
             }
         };
-        let records = &records;
-        let keys = &keys;
         let available = store_note.is_none();
-        let lookup = move |key: &AggregateKey| -> Lookup<'_> {
-            if !available {
-                return None;
-            }
-            let index = keys
-                .binary_search(key)
-                .expect("every target key was fetched");
-            Some(records[index].as_ref())
-        };
         let _inference = tracing::debug_span!("inference", items = targets.len()).entered();
+        let mut slots = slots.into_iter();
         targets
             .iter()
-            .map(|target| {
+            .zip(counts)
+            .map(|(target, count)| {
+                let mut lookups = [None; MAX_TARGET_KEYS];
+                for lookup in lookups.iter_mut().take(count) {
+                    let slot = slots.next().expect("a slot per key");
+                    *lookup = available.then(|| records[slot].as_ref());
+                }
                 let mut notes = Vec::new();
                 if let Some(note) = &store_note {
                     notes.push(note.clone());
                 }
-                let features = feature_vector(target, &lookup, &self.network, &mut notes);
+                let features = vector_of(target, &lookups, &self.network, &mut notes);
                 self.assess(target, &features, notes)
             })
             .collect()
@@ -216,12 +234,17 @@ impl<S: FeatureStore> Scorer<S> {
         let mut order: Vec<usize> = (0..features.len)
             .filter(|&i| !features.values[i].is_nan() && prediction.contributions[i] != 0.0)
             .collect();
-        order.sort_by(|&a, &b| {
+        let larger_first = |&a: &usize, &b: &usize| {
             prediction.contributions[b]
                 .abs()
                 .total_cmp(&prediction.contributions[a].abs())
                 .then(a.cmp(&b))
-        });
+        };
+        if order.len() > TOP_FACTORS {
+            order.select_nth_unstable_by(TOP_FACTORS, larger_first);
+            order.truncate(TOP_FACTORS);
+        }
+        order.sort_unstable_by(larger_first);
         let factors = order
             .into_iter()
             .take(TOP_FACTORS)

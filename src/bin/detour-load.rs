@@ -22,6 +22,11 @@ use detour::network::Network;
 use detour::pb;
 use tonic::transport::Channel;
 
+/// The server's allocator, so that the client's own allocations weigh no more
+/// than they must on the machine the two share.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
