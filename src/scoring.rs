@@ -130,13 +130,9 @@ fn vector_of(
             network,
             notes,
         ),
-        ScoreTarget::Shipment { shipment, as_of } => vectors::carrier_failure_vector(
-            shipment,
-            *as_of,
-            *lookups,
-            network,
-            notes,
-        ),
+        ScoreTarget::Shipment { shipment, as_of } => {
+            vectors::carrier_failure_vector(shipment, *as_of, *lookups, network, notes)
+        }
         ScoreTarget::Site { site, as_of } => {
             vectors::site_congestion_vector(site, *as_of, [lookups[0]], network, notes)
         }

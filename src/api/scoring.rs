@@ -163,19 +163,22 @@ async fn score_chunks<S: FeatureStore>(
 ) {
     let mut chunk = Vec::with_capacity(STREAM_CHUNK);
     while items.recv_many(&mut chunk, STREAM_CHUNK).await > 0 {
-        let parsed: Vec<Result<ScoreTarget, ApiError>> = chunk
+        // The valid items' targets, in order; an invalid item keeps its error.
+        let mut targets: Vec<ScoreTarget> = Vec::with_capacity(chunk.len());
+        let errors: Vec<Option<ApiError>> = chunk
             .iter()
-            .map(|item| convert::item_target(item, ""))
-            .collect();
-        let targets: Vec<ScoreTarget> = parsed
-            .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .cloned()
+            .map(|item| match convert::item_target(item, "") {
+                Ok(target) => {
+                    targets.push(target);
+                    None
+                }
+                Err(error) => Some(error),
+            })
             .collect();
         let mut answers = scorer.score(&targets).await.into_iter();
-        for (item, parsed) in chunk.drain(..).zip(parsed) {
-            let outcome = match parsed {
-                Ok(_) => match answers.next() {
+        for (item, error) in chunk.drain(..).zip(errors) {
+            let outcome = match error.map_or(Ok(()), Err) {
+                Ok(()) => match answers.next() {
                     Some(answer) => pb::score_result::Outcome::Score(convert::risk_score(answer)),
                     None => pb::score_result::Outcome::Error(convert::item_error(
                         &ApiError::Internal("scorer returned too few answers".into()),
