@@ -41,18 +41,13 @@ if nseen > 0 and redis.call('EXISTS', unpack(KEYS, seen_from + 1, seen_from + ns
 end
 
 local formats = {}
-local function unpack_all(raw, n)
+local function format_of(n)
   local format = formats[n]
   if not format then
     format = '<' .. string.rep('d', n)
     formats[n] = format
   end
-  local v = {struct.unpack(format, raw)}
-  v[n + 1] = nil -- struct.unpack also returns the next position
-  for i = 1, n do
-    if v[i] ~= v[i] then v[i] = nil end -- NaN: a clock never set
-  end
-  return v
+  return format
 end
 
 -- MGET of KEYS[from + 1 .. from + count], in slices Lua's stack can hold;
@@ -67,45 +62,54 @@ local function mget(from, count)
   return out
 end
 
-local NAN = 0 / 0
+-- Records: merged in Lua, written with one MSET per thousand. A record not
+-- stored yet (or of another layout) is simply the change.
 local stored = mget(0, nrec)
+local writes = {}
 for r = 1, nrec do
   local cw = tonumber(ARGV[a])
   local change = ARGV[a + 1]
   a = a + 2
-  local n = #change / 8
-  local d = unpack_all(change, n)
   local raw = stored[r]
-  local v
-  if raw and #raw == #change then v = unpack_all(raw, n) else v = {} end -- false: none
-  local at, last = d[1], v[1]
-  if cw > 0 and at then
-    if last and at < last then
-      for w = 1, nwin do
-        local weight = math.exp(-(last - at) / tau[w])
-        for i = 1 + w, 1 + cw, nwin do v[i] = (v[i] or 0) + (d[i] or 0) * weight end
+  if raw and #raw == #change then
+    local n = #change / 8
+    local format = format_of(n)
+    local d = {struct.unpack(format, change)}
+    local v = {struct.unpack(format, raw)}
+    local g = 2 + cw
+    local at, last = d[1], v[1]
+    if last ~= last then last = nil end -- NaN: a clock never set
+    if cw > 0 and at == at then
+      if last and at < last then
+        for w = 1, nwin do
+          local weight = math.exp(-(last - at) / tau[w])
+          for i = 1 + w, 1 + cw, nwin do v[i] = v[i] + d[i] * weight end
+        end
+      else
+        for w = 1, nwin do
+          local decay = 0
+          if last then decay = math.exp(-(at - last) / tau[w]) end
+          for i = 1 + w, 1 + cw, nwin do v[i] = v[i] * decay + d[i] end
+        end
+        v[1] = at
       end
-    else
-      for w = 1, nwin do
-        local decay = 0
-        if last then decay = math.exp(-(at - last) / tau[w]) end
-        for i = 1 + w, 1 + cw, nwin do v[i] = (v[i] or 0) * decay + (d[i] or 0) end
-      end
-      v[1] = at
     end
+    local dg, vg = d[g], v[g]
+    if dg == dg and (vg ~= vg or dg >= vg) then
+      for i = g, n do v[i] = d[i] end
+    end
+    change = struct.pack(format, unpack(v, 1, n))
   end
-  local g = 2 + cw
-  if d[g] and (not v[g] or d[g] >= v[g]) then
-    for i = g, n do v[i] = d[i] end
+  writes[#writes + 1] = KEYS[r]
+  writes[#writes + 1] = change
+  if #writes >= 2000 then
+    redis.call('MSET', unpack(writes))
+    writes = {}
   end
-  local out = {}
-  out[1] = v[1] or NAN
-  for i = 2, 1 + cw do out[i] = v[i] or 0 end
-  out[g] = v[g] or NAN
-  for i = g + 1, n do out[i] = v[i] or 0 end
-  redis.call('SET', KEYS[r], struct.pack(formats[n], unpack(out, 1, n)))
 end
+if #writes > 0 then redis.call('MSET', unpack(writes)) end
 
+-- Entities: kept only if not older than the stored version.
 stored = mget(nrec, nent)
 for e = 1, nent do
   local value = ARGV[a]
