@@ -187,6 +187,61 @@ async fn large_calls_with_repeated_ids_agree_across_backends() {
     }
 }
 
+/// An entity keeps its newest state whatever order its events arrive in, within
+/// one call or across calls, on both backends.
+#[tokio::test]
+async fn an_older_state_never_overwrites_a_newer_one() {
+    let (url, _redis) = shared_redis();
+    let redis = redis_store(&url, &unique_namespace("versions"));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let departure = Timestamp(1_773_000_000_000);
+    let state = |id: &str, delivered: bool| {
+        let event = Event {
+            event_id: id.into(),
+            payload: EventPayload::Shipment(Shipment {
+                shipment_id: "S1".into(),
+                carrier: "XPO".into(),
+                origin: "ATL".into(),
+                destination: "JFK".into(),
+                scheduled_departure: departure,
+                scheduled_arrival: departure.plus_minutes(600.0),
+                actual_departure: Some(departure),
+                actual_arrival: delivered.then(|| departure.plus_minutes(620.0)),
+                status: if delivered {
+                    ShipmentStatus::Delivered
+                } else {
+                    ShipmentStatus::InTransit
+                },
+            }),
+        };
+        updates_for(&event, &FeatureSettings::default())
+    };
+    let request = FetchRequest {
+        entities: vec![EntityKey::Shipment("S1".into())],
+        ..FetchRequest::default()
+    };
+    let calls = [
+        vec![state("a", false)],
+        vec![state("b", true), state("c", false)],
+        vec![state("d", false)],
+    ];
+    for call in &calls {
+        redis.apply(call).await.unwrap();
+        memory.apply(call).await.unwrap();
+        let (a, b) = (
+            redis.fetch_all(&request).await.unwrap(),
+            memory.fetch_all(&request).await.unwrap(),
+        );
+        assert_eq!(a.entities, b.entities);
+    }
+    let fetched = redis.fetch_all(&request).await.unwrap();
+    assert!(
+        matches!(&fetched.entities[0], Some(Entity::Shipment(s)) if s.status == ShipmentStatus::Delivered),
+        "{:?}",
+        fetched.entities
+    );
+}
+
 #[tokio::test]
 async fn keys_are_namespaced_and_documented() {
     let (url, _redis) = shared_redis();
@@ -212,19 +267,41 @@ async fn keys_are_namespaced_and_documented() {
         "lane:ATL:JFK",
         "carrier_lane:XPO:ATL:BOS",
         "site:ATL",
-        "seen:s-0-0",
     ] {
         assert!(
             keys.iter().any(|k| k == expected),
             "{expected} missing from {keys:?}"
         );
     }
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(format!("{namespace}:seen:s-0-0"))
+    // Ids and entities: in the current time bucket, which expires whole.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (buckets, _) = store.buckets(now);
+    let seen_key = store.seen_key(buckets[0]);
+    let applied: bool = redis::cmd("SISMEMBER")
+        .arg(&seen_key)
+        .arg("s-0-0")
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert!(ttl > 0 && ttl <= 3600, "dedupe keys expire (ttl {ttl})");
+    assert!(applied, "s-0-0 marked in {seen_key}");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&seen_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    // A bucket spans a quarter of the TTL and lives a TTL after it ends.
+    assert!(
+        (3600..=3600 + 900).contains(&ttl),
+        "id buckets expire (ttl {ttl})"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k == &format!("entities:{}", buckets[0])),
+        "entity bucket missing from {keys:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,34 +10,67 @@
 -- src/features/aggregates.rs does: keep the two in step (tests/redis_store.rs
 -- checks that both backends give the same records).
 --
--- KEYS: R record keys, N entity keys, L lane set keys, then S dedupe keys
--- ARGV: dedupe TTL in seconds (also the entities' TTL); W, the number of
---       windows, and their W time constants in seconds; R, N, L, S; per record
---       its counter field count (counters x W) and its change; per entity its
---       value — the version as a double, then the JSON — kept only if the
---       version is not older than the stored one; per lane set its carrier count
---       and the carriers
--- Returns the positions (1-based, among the dedupe keys) of ids already seen —
--- empty when everything was applied. Ids are marked only after everything else
--- is written, so a script that fails part way leaves them unmarked and a retry
+-- Event ids and entities live in time buckets — a set of ids and a hash of
+-- entities per period — that expire whole: the current bucket comes first and
+-- the older ones that may still hold something follow it.
+--
+-- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets
+-- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
+--       windows, and their W time constants in seconds; R, N (entities), L,
+--       S (ids); the S ids; per record its counter field count (counters x W)
+--       and its change; per entity its field and value — the version as a
+--       double, then the JSON — kept only if the version is not older than any
+--       stored; per lane set its carrier count and the carriers
+-- Returns the positions (1-based, among the ids) of ids already seen — empty
+-- when everything was applied. Ids are marked only after everything else is
+-- written, so a script that fails part way leaves them unmarked and a retry
 -- applies the events instead of taking them for duplicates.
-local ttl = ARGV[1]
-local nwin = tonumber(ARGV[2])
+local expire_at = ARGV[1]
+local nbucket = tonumber(ARGV[2])
+local nwin = tonumber(ARGV[3])
 local tau = {}
-for w = 1, nwin do tau[w] = tonumber(ARGV[2 + w]) end
-local a = 3 + nwin
+for w = 1, nwin do tau[w] = tonumber(ARGV[3 + w]) end
+local a = 4 + nwin
 local nrec, nent, nlane, nseen =
   tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
 a = a + 4
-local seen_from = nrec + nent + nlane
+local ids_at = a
+a = a + nseen
+local entity_buckets = nrec
+local id_buckets = nrec + nbucket + nlane
 
--- Were any of the ids seen before? One call for all; which ones only if so.
-if nseen > 0 and redis.call('EXISTS', unpack(KEYS, seen_from + 1, seen_from + nseen)) > 0 then
-  local seen = {}
-  for s = 1, nseen do
-    if redis.call('EXISTS', KEYS[seen_from + s]) == 1 then seen[#seen + 1] = s end
+-- Calls `command key first..last` over ARGV in slices Lua's stack can hold,
+-- with `per` arguments an item; answers concatenated.
+local function sliced(command, key, first, count, per)
+  local out = {}
+  local step = 1000 * per
+  for from = first, first + count * per - 1, step do
+    local to = math.min(from + step - 1, first + count * per - 1)
+    local got = redis.call(command, key, unpack(ARGV, from, to))
+    if type(got) == 'table' then
+      for i = 1, #got do out[#out + 1] = got[i] end
+    end
   end
-  return seen
+  return out
+end
+
+-- Were any of the ids seen before?
+local seen = {}
+for b = 1, nbucket do
+  local key = KEYS[id_buckets + b]
+  if nseen > 0 and redis.call('EXISTS', key) == 1 then
+    local found = sliced('SMISMEMBER', key, ids_at, nseen, 1)
+    for s = 1, nseen do
+      if found[s] == 1 then seen[s] = true end
+    end
+  end
+end
+if next(seen) then
+  local positions = {}
+  for s = 1, nseen do
+    if seen[s] then positions[#positions + 1] = s end
+  end
+  return positions
 end
 
 local formats = {}
@@ -109,24 +142,52 @@ for r = 1, nrec do
 end
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
 
--- Entities: kept only if not older than the stored version.
-stored = mget(nrec, nent)
-for e = 1, nent do
-  local value = ARGV[a]
-  local old = stored[e]
-  if not old or struct.unpack('<d', value) >= struct.unpack('<d', old) then
-    redis.call('SET', KEYS[nrec + e], value, 'EX', ttl)
+-- Entities: kept only if not older than any stored version.
+local entities_at = a
+a = a + 2 * nent
+if nent > 0 then
+  local newest = {}
+  local fields = {}
+  for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
+  for b = 1, nbucket do
+    local key = KEYS[entity_buckets + b]
+    if redis.call('EXISTS', key) == 1 then
+      for first = 1, nent, 1000 do
+        local last = math.min(first + 999, nent)
+        local got = redis.call('HMGET', key, unpack(fields, first, last))
+        for i = 1, #got do
+          if got[i] then
+            local version = struct.unpack('<d', got[i])
+            local e = first + i - 1
+            if not newest[e] or version > newest[e] then newest[e] = version end
+          end
+        end
+      end
+    end
   end
-  a = a + 1
+  local writes = {}
+  for e = 1, nent do
+    local field, value = fields[e], ARGV[entities_at + 2 * e - 1]
+    if not newest[e] or struct.unpack('<d', value) >= newest[e] then
+      writes[#writes + 1] = field
+      writes[#writes + 1] = value
+    end
+    if #writes >= 2000 or (e == nent and #writes > 0) then
+      redis.call('HSET', KEYS[entity_buckets + 1], unpack(writes))
+      writes = {}
+    end
+  end
+  redis.call('EXPIREAT', KEYS[entity_buckets + 1], expire_at)
 end
 
 for l = 1, nlane do
   local count = tonumber(ARGV[a])
-  redis.call('SADD', KEYS[nrec + nent + l], unpack(ARGV, a + 1, a + count))
+  redis.call('SADD', KEYS[nrec + nbucket + l], unpack(ARGV, a + 1, a + count))
   a = a + 1 + count
 end
 
-for s = 1, nseen do
-  redis.call('SET', KEYS[seen_from + s], '1', 'EX', ttl)
+if nseen > 0 then
+  sliced('SADD', KEYS[id_buckets + 1], ids_at, nseen, 1)
+  redis.call('EXPIREAT', KEYS[id_buckets + 1], expire_at)
 end
 return {}

@@ -13,8 +13,8 @@
 //! | `{ns}:origin:{location}` | record | shipment outcome counters of everything leaving a location |
 //! | `{ns}:destination:{location}` | record | the same, for everything arriving at a location |
 //! | `{ns}:site_region:{site}:{region}` | record | order outcome counters of one site serving one region |
-//! | `{ns}:seen:{event_id}` | string, with TTL | marks an applied event (dedupe) |
-//! | `{ns}:entity:shipment:{id}`, `{ns}:entity:order:{id}` | string, with TTL | the newest state of an ingested shipment or order: its version (a little-endian double), then its JSON |
+//! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events applied in one time bucket (dedupe) |
+//! | `{ns}:entities:{bucket}` | hash, expires whole | field `shipment:{id}` or `order:{id}`: the state of an ingested shipment or order written in one time bucket — its version (a little-endian double), then its JSON; the newest version over the live buckets is the entity |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
 //!
 //! A record is a string of 8-byte little-endian IEEE-754 doubles, in the order
@@ -24,6 +24,10 @@
 //! its records with a single `MGET` and decode them without parsing text, and lets
 //! the Lua script read and write each record in one call. (To look at one:
 //! `redis-cli --raw GET key | python3 -c 'import sys,struct; b=sys.stdin.buffer.read().rstrip(b"\n"); print(struct.unpack(f"<{len(b)//8}d", b))'`.)
+//!
+//! Ids and entities are kept in time buckets (a quarter of the dedupe TTL each,
+//! see [`RedisFeatureStore::buckets`]) instead of a key with its own TTL each:
+//! an ingest call then writes them with one command per chunk, not one per event.
 //!
 //! Every call is bounded by a timeout; the connection reconnects on its own after
 //! Redis comes back, so callers only ever see [`FeatureError`]s, never a hang.
@@ -41,14 +45,16 @@ use super::batch::Folded;
 
 type FoldHasher = foldhash::fast::RandomState;
 use super::{
-    ApplyOutcome, Entity, EntityKey, EventUpdates, FeatureError, FeatureStore, FetchRequest,
-    Fetched,
+    ApplyOutcome, Entity, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched,
 };
 
 const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
 /// Events per script run: large enough that many share each record write, small
 /// enough that one run holds Redis for a few milliseconds at most.
 const APPLY_CHUNK: usize = 500;
+/// Time buckets of event ids and entities that can hold live data (see
+/// [`RedisFeatureStore::buckets`]).
+pub const BUCKETS: usize = 5;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,9 +121,24 @@ impl RedisFeatureStore {
         format!("{}:{}:{}", self.settings.namespace, key.kind.name(), key.id)
     }
 
-    /// The Redis key that marks an event as applied.
-    pub fn seen_key(&self, event_id: &str) -> String {
-        format!("{}:seen:{event_id}", self.settings.namespace)
+    /// The time buckets that may hold event ids and entities at `now` (Unix
+    /// seconds), the current one first, and when the current one expires.
+    ///
+    /// A bucket spans a quarter of the dedupe TTL and expires a TTL after it
+    /// ends, so whatever is written to it is kept for at least the TTL and at
+    /// most a quarter longer; the current bucket and the four before it cover
+    /// everything still kept.
+    pub fn buckets(&self, now: u64) -> ([u64; BUCKETS], u64) {
+        let ttl = self.settings.dedupe_ttl.as_secs().max(1);
+        let width = ttl.div_ceil(BUCKETS as u64 - 1);
+        let current = now / width;
+        let buckets = std::array::from_fn(|back| current.saturating_sub(back as u64));
+        (buckets, (current + 1) * width + ttl)
+    }
+
+    /// The Redis key of the set of event ids applied in a bucket.
+    pub fn seen_key(&self, bucket: u64) -> String {
+        format!("{}:seen:{bucket}", self.settings.namespace)
     }
 
     /// Checks Redis answers (PING), within the timeout.
@@ -174,25 +195,24 @@ impl RedisFeatureStore {
     ) -> Result<redis::Cmd, FeatureError> {
         let folded = Folded::of(events.clone());
         let ids = events.clone().count();
+        let (buckets, expire_at) = self.buckets(unix_now());
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(self.script.get_hash())
-            .arg(folded.records.len() + folded.entities.len() + folded.lanes.len() + ids);
+            .arg(folded.records.len() + 2 * BUCKETS + folded.lanes.len());
         for (key, _) in &folded.records {
             command.arg(self.record_key(key));
         }
-        for write in &folded.entities {
-            command.arg(self.entity_key(&write.key));
+        for bucket in buckets {
+            command.arg(self.entity_key(bucket));
         }
         for ((origin, destination), _) in &folded.lanes {
             command.arg(self.lane_key(origin, destination));
         }
-        for event in events {
-            command.arg(self.seen_key(&event.event_id));
+        for bucket in buckets {
+            command.arg(self.seen_key(bucket));
         }
-        command
-            .arg(self.settings.dedupe_ttl.as_secs().max(1))
-            .arg(WINDOWS.len());
+        command.arg(expire_at).arg(BUCKETS).arg(WINDOWS.len());
         for window in WINDOWS {
             command.arg(window.tau_secs);
         }
@@ -201,6 +221,9 @@ impl RedisFeatureStore {
             .arg(folded.entities.len())
             .arg(folded.lanes.len())
             .arg(ids);
+        for event in events {
+            command.arg(&event.event_id);
+        }
         let mut bytes = Vec::with_capacity(8 * (2 + MAX_COUNTER_FIELDS + MAX_GAUGES));
         for (key, record) in &folded.records {
             encode_record(key.kind, record, &mut bytes);
@@ -213,7 +236,7 @@ impl RedisFeatureStore {
             bytes.extend_from_slice(&write.version.to_le_bytes());
             serde_json::to_writer(&mut bytes, &write.entity)
                 .map_err(|e| FeatureError::Corrupt(e.to_string()))?;
-            command.arg(&bytes[..]);
+            command.arg(write.key.suffix()).arg(&bytes[..]);
         }
         for (_, carriers) in &folded.lanes {
             command.arg(carriers.len()).arg(carriers);
@@ -243,9 +266,10 @@ impl RedisFeatureStore {
         .await
     }
 
-    /// The Redis key of an ingested entity.
-    pub fn entity_key(&self, key: &EntityKey) -> String {
-        format!("{}:entity:{}", self.settings.namespace, key.suffix())
+    /// The Redis key of the hash of entities written in a bucket; an entity's
+    /// field there is [`super::EntityKey::suffix`].
+    pub fn entity_key(&self, bucket: u64) -> String {
+        format!("{}:entities:{bucket}", self.settings.namespace)
     }
 
     /// The Redis key of the set of carriers seen on a lane.
@@ -281,14 +305,11 @@ impl FeatureStore for RedisFeatureStore {
 
     async fn fetch_all(&self, request: &FetchRequest) -> Result<Fetched, FeatureError> {
         let mut pipeline = redis::pipe();
-        let strings = request.records.len() + request.entities.len();
-        if strings > 0 {
+        let records = !request.records.is_empty();
+        if records {
             let command = pipeline.cmd("MGET");
             for key in &request.records {
                 command.arg(self.record_key(key));
-            }
-            for key in &request.entities {
-                command.arg(self.entity_key(key));
             }
         }
         for (origin, destination) in &request.lanes {
@@ -296,12 +317,23 @@ impl FeatureStore for RedisFeatureStore {
                 .cmd("SMEMBERS")
                 .arg(self.lane_key(origin, destination));
         }
-        let commands = usize::from(strings > 0) + request.lanes.len();
+        let entities = !request.entities.is_empty();
+        if entities {
+            // An entity may sit in any live bucket; the newest version wins.
+            for bucket in self.buckets(unix_now()).0 {
+                let command = pipeline.cmd("HMGET").arg(self.entity_key(bucket));
+                for key in &request.entities {
+                    command.arg(key.suffix());
+                }
+            }
+        }
+        let commands =
+            usize::from(records) + request.lanes.len() + if entities { BUCKETS } else { 0 };
         if commands == 0 {
             return Ok(Fetched::default());
         }
         let pipeline = &pipeline;
-        let deadline = self.read_deadline(strings);
+        let deadline = self.read_deadline(request.records.len() + request.entities.len());
         let answers: Vec<redis::Value> = self
             .run_within(deadline, |mut connection| async move {
                 pipeline.query_async(&mut connection).await
@@ -316,19 +348,43 @@ impl FeatureStore for RedisFeatureStore {
         let corrupt = |e: redis::ParsingError| FeatureError::Corrupt(e.to_string());
         let mut answers = answers.into_iter();
         let mut fetched = Fetched::default();
-        if strings > 0 {
-            let values = strings_of(answers.next().expect("counted"), strings)?;
-            let (records, entities) = values.split_at(request.records.len());
-            fetched.records = parse_records(&request.records, records)?;
-            for value in entities {
-                fetched.entities.push(parse_entity(value)?);
-            }
+        if records {
+            let values = strings_of(answers.next().expect("counted"), request.records.len())?;
+            fetched.records = parse_records(&request.records, &values)?;
         }
         for _ in &request.lanes {
             let mut carriers: Vec<String> =
                 redis::from_redis_value(answers.next().expect("counted")).map_err(corrupt)?;
             carriers.sort();
             fetched.lane_carriers.push(carriers);
+        }
+        if entities {
+            let mut newest: Vec<Option<(f64, redis::Value)>> = vec![None; request.entities.len()];
+            for answer in answers.by_ref().take(BUCKETS) {
+                for (best, value) in newest
+                    .iter_mut()
+                    .zip(strings_of(answer, request.entities.len())?)
+                {
+                    let version = match &value {
+                        redis::Value::BulkString(bytes) if bytes.len() >= 8 => {
+                            f64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+                        }
+                        redis::Value::Nil => continue,
+                        other => {
+                            return Err(FeatureError::Corrupt(format!("stored entity: {other:?}")));
+                        }
+                    };
+                    if best.as_ref().is_none_or(|(v, _)| version > *v) {
+                        *best = Some((version, value));
+                    }
+                }
+            }
+            for best in newest {
+                fetched.entities.push(match best {
+                    Some((_, value)) => parse_entity(&value)?,
+                    None => None,
+                });
+            }
         }
         Ok(fetched)
     }
@@ -396,7 +452,7 @@ async fn within<T>(
         .map_err(|_| FeatureError::Timeout(deadline.as_millis() as u64))
 }
 
-/// The values of an `MGET` answer for `count` keys.
+/// The values of an `MGET` or `HMGET` answer for `count` keys or fields.
 fn strings_of(answer: redis::Value, count: usize) -> Result<Vec<redis::Value>, FeatureError> {
     match answer {
         redis::Value::Array(values) if values.len() == count => Ok(values),
@@ -465,6 +521,13 @@ fn parse_record(kind: AggregateKind, bytes: &[u8]) -> Result<AggregateRecord, Fe
         record.gauges[g] = number(2 + counters + g);
     }
     Ok(record)
+}
+
+/// Seconds since the Unix epoch, by this machine's clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Writes a record as [`parse_record`] reads it.
