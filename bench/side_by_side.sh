@@ -57,6 +57,7 @@ for _ in $(seq 600); do
 done
 
 results="$WORK/results.jsonl"
+cpu_mark
 for c in $CONC; do
   echo "{\"server\":\"floor-redis\",\"rows\":1,\"concurrency\":$c,\"p50_ms\":$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n 20000 -q PING 2>/dev/null | sed -n 's/.*p50=\([0-9.]*\) msec.*/\1/p')}" >>"$results"
   echo "{\"server\":\"floor-grpc\",\"rows\":1,$($LOADGEN --target "127.0.0.1:$DETOUR_PORT" --json --duration "$DURATION" --warmup 1 --mode health --concurrency "$c" | cut -c2-)" >>"$results"
@@ -68,6 +69,8 @@ for c in $CONC; do
 done
 # Detour alone: streaming, and events applied to Redis per second.
 echo "{\"server\":\"detour-stream\",\"rows\":100,$($DETOUR --mode stream --batch 100 --concurrency 8 | cut -c2-)" >>"$results"
+echo "{\"server\":\"detour-stream500\",\"rows\":500,$($DETOUR --mode stream --batch 500 --concurrency 8 | cut -c2-)" >>"$results"
+echo "{\"server\":\"detour-batch500\",\"rows\":500,$($DETOUR --mode batch --batch 500 --concurrency 8 | cut -c2-)" >>"$results"
 echo "{\"server\":\"detour-ingest\",\"rows\":500,$($DETOUR --mode ingest --batch 500 --concurrency 4 | cut -c2-)" >>"$results"
 # Redis round trips per scoring request, counted by Redis itself.
 roundtrips() {  # MODE BATCH: Redis commands per request over 2,000 requests
@@ -79,16 +82,18 @@ roundtrips() {  # MODE BATCH: Redis commands per request over 2,000 requests
 }
 echo "{\"server\":\"redis-roundtrips\",\"unary\":$(roundtrips unary 1),\"batch100\":$(roundtrips batch 100),\"stream100\":$(roundtrips stream 100)}" >>"$results"
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DETOUR_PID/status")
+steal=$(cpu_report)
 
-python3 - "$results" "$startup_ms" "$peak_kb" "$PEER_WORKERS" <<'EOF'
+python3 - "$results" "$startup_ms" "$peak_kb" "$PEER_WORKERS" "$steal" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-startup, peak_kb, workers = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+startup, peak_kb, workers, steal = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5].strip()
 extra = {r["server"]: r for r in rows if r["server"].startswith(("detour-", "redis-"))}
 rows = [r for r in rows if r["server"] not in extra]
 cell = {(r["server"], r["rows"], r["concurrency"]): r for r in rows}
 print(f"Detour: SERVING {startup} ms after launch (models loaded); peak RSS {peak_kb/1024:.0f} MB")
-print(f"Peer: MLServer, parallel_workers={workers}\n")
+print(f"Peer: MLServer, parallel_workers={workers}")
+print(f"Machine over the measured runs: {steal.removeprefix('cpu: ')}\n")
 print("| rows/req | conc | server | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors |")
 print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
 for (server, n, c), r in sorted(cell.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
@@ -109,8 +114,13 @@ for (server, n, c), r in sorted(cell.items(), key=lambda kv: (kv[0][1], kv[0][2]
     mult = r["p50_us"] / floor["p50_us"] if floor else float("nan")
     print(f"| {n} | {c} | {ratio:.1f}× | {mult:.1f}× |")
 stream, ingest, trips = extra["detour-stream"], extra["detour-ingest"], extra["redis-roundtrips"]
-print(f"\nScoreStream, 100 items per request slot, concurrency 8: {stream['items_per_second']:.0f} scored/s "
-      f"(p99 {stream['p99_us']/1000:.1f} ms, {stream['errors']} errors)")
+print()
+for name, label in [("detour-stream", "ScoreStream, 100 items per request slot"),
+                    ("detour-stream500", "ScoreStream, 500 items per request slot"),
+                    ("detour-batch500", "ScoreBatch, 500 items per request")]:
+    r = extra[name]
+    print(f"{label}, concurrency 8: {r['items_per_second']:.0f} scored/s "
+          f"(p99 {r['p99_us']/1000:.1f} ms, {r['errors']} errors)")
 print(f"IngestEvents, 500 events per call, concurrency 4: {ingest['items_per_second']:.0f} events/s applied "
       f"(p99 {ingest['p99_us']/1000:.1f} ms, {ingest['errors']} errors)")
 print(f"Redis commands per request, counted by Redis (INFO commandstats over 2,000 requests): "
