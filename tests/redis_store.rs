@@ -242,6 +242,58 @@ async fn an_older_state_never_overwrites_a_newer_one() {
     );
 }
 
+/// A call of several chunks whose first chunk holds an id seen before: the
+/// retry must not let an earlier state of an entity land after a later one.
+#[tokio::test]
+async fn a_refused_chunk_does_not_reorder_a_call() {
+    let (url, _redis) = shared_redis();
+    let redis = redis_store(&url, &unique_namespace("reorder"));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let departure = Timestamp(1_773_000_000_000);
+    // In transit, so every state of S1 has the same version: the later wins.
+    let leg = |id: &str, shipment: &str, carrier: &str| {
+        let event = Event {
+            event_id: id.into(),
+            payload: EventPayload::Shipment(Shipment {
+                shipment_id: shipment.into(),
+                carrier: carrier.into(),
+                origin: "ATL".into(),
+                destination: "JFK".into(),
+                scheduled_departure: departure,
+                scheduled_arrival: departure.plus_minutes(600.0),
+                actual_departure: None,
+                actual_arrival: None,
+                status: ShipmentStatus::InTransit,
+            }),
+        };
+        updates_for(&event, &FeatureSettings::default())
+    };
+    let first = vec![leg("seen-before", "S0", "XPO")];
+    let mut call = vec![leg("seen-before", "S0", "XPO"), leg("a", "S1", "XPO")];
+    call.extend((0..600).map(|n| leg(&format!("filler-{n}"), &format!("F{n}"), "FDX")));
+    call.push(leg("b", "S1", "UPS"));
+    for batch in [&first, &call] {
+        assert_eq!(
+            redis.apply(batch).await.unwrap(),
+            memory.apply(batch).await.unwrap()
+        );
+    }
+    let request = FetchRequest {
+        entities: vec![EntityKey::Shipment("S1".into())],
+        ..FetchRequest::default()
+    };
+    let (a, b) = (
+        redis.fetch_all(&request).await.unwrap(),
+        memory.fetch_all(&request).await.unwrap(),
+    );
+    assert_eq!(a.entities, b.entities);
+    assert!(
+        matches!(&a.entities[0], Some(Entity::Shipment(s)) if s.carrier == "UPS"),
+        "{:?}",
+        a.entities
+    );
+}
+
 #[tokio::test]
 async fn keys_are_namespaced_and_documented() {
     let (url, _redis) = shared_redis();

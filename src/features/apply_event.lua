@@ -14,7 +14,8 @@
 -- entities per period — that expire whole: the current bucket comes first and
 -- the older ones that may still hold something follow it.
 --
--- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets
+-- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets, and the
+--       marker of this round of the call (set when a chunk is refused)
 -- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
 --       windows, and their W time constants in seconds; R, N (entities), L,
 --       S (ids); the S ids; per record its counter field count (counters x W)
@@ -22,9 +23,12 @@
 --       double, then the JSON — kept only if the version is not older than any
 --       stored; per lane set its carrier count and the carriers
 -- Returns the positions (1-based, among the ids) of ids already seen — empty
--- when everything was applied. Ids are marked only after everything else is
--- written, so a script that fails part way leaves them unmarked and a retry
--- applies the events instead of taking them for duplicates.
+-- when everything was applied — or {0} when an earlier chunk of the same round
+-- was refused: then this one is not applied either, so that the service's
+-- retry applies the call's events in their order. All reads come before the
+-- first write and ids are marked last, so a script that fails part way leaves
+-- them unmarked and a retry applies the events instead of taking them for
+-- duplicates.
 local expire_at = ARGV[1]
 local nbucket = tonumber(ARGV[2])
 local nwin = tonumber(ARGV[3])
@@ -54,6 +58,9 @@ local function sliced(command, key, first, count, per)
   return out
 end
 
+local marker = KEYS[id_buckets + nbucket + 1]
+if redis.call('EXISTS', marker) == 1 then return {0} end
+
 -- Were any of the ids seen before?
 local seen = {}
 for b = 1, nbucket do
@@ -70,6 +77,7 @@ if next(seen) then
   for s = 1, nseen do
     if seen[s] then positions[#positions + 1] = s end
   end
+  redis.call('SET', marker, '1', 'EX', 60)
   return positions
 end
 
@@ -93,6 +101,29 @@ local function mget(from, count)
     for i = 1, #got do out[first + i - 1] = got[i] end
   end
   return out
+end
+
+-- Where the entities start in ARGV: after the R record pairs.
+local entities_at = a + 2 * nrec
+local fields = {}
+for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
+-- The newest stored version of each entity, over the live buckets.
+local newest = {}
+for b = 1, nbucket do
+  local key = KEYS[entity_buckets + b]
+  if nent > 0 and redis.call('EXISTS', key) == 1 then
+    for first = 1, nent, 1000 do
+      local last = math.min(first + 999, nent)
+      local got = redis.call('HMGET', key, unpack(fields, first, last))
+      for i = 1, #got do
+        if got[i] and #got[i] >= 8 then
+          local version = struct.unpack('<d', got[i])
+          local e = first + i - 1
+          if not newest[e] or version > newest[e] then newest[e] = version end
+        end
+      end
+    end
+  end
 end
 
 -- Records: merged in Lua, written with one MSET per thousand. A record not
@@ -143,28 +174,8 @@ end
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
 
 -- Entities: kept only if not older than any stored version.
-local entities_at = a
 a = a + 2 * nent
 if nent > 0 then
-  local newest = {}
-  local fields = {}
-  for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
-  for b = 1, nbucket do
-    local key = KEYS[entity_buckets + b]
-    if redis.call('EXISTS', key) == 1 then
-      for first = 1, nent, 1000 do
-        local last = math.min(first + 999, nent)
-        local got = redis.call('HMGET', key, unpack(fields, first, last))
-        for i = 1, #got do
-          if got[i] then
-            local version = struct.unpack('<d', got[i])
-            local e = first + i - 1
-            if not newest[e] or version > newest[e] then newest[e] = version end
-          end
-        end
-      end
-    end
-  end
   local writes = {}
   for e = 1, nent do
     local field, value = fields[e], ARGV[entities_at + 2 * e - 1]

@@ -16,6 +16,7 @@
 //! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events applied in one time bucket (dedupe) |
 //! | `{ns}:entities:{bucket}` | hash, expires whole | field `shipment:{id}` or `order:{id}`: the state of an ingested shipment or order written in one time bucket — its version (a little-endian double), then its JSON; the newest version over the live buckets is the entity |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
+//! | `{ns}:refused:{…}` | string, 60 s TTL | an ingest round in which a chunk held an id seen before: the chunks after it wait for the retry |
 //!
 //! A record is a string of 8-byte little-endian IEEE-754 doubles, in the order
 //! of [`super::aggregates::field_names`]: `t` (counter clock, epoch seconds), every
@@ -136,6 +137,21 @@ impl RedisFeatureStore {
         (buckets, (current + 1) * width + ttl)
     }
 
+    /// A key no other round of any call uses: set (briefly) by the first chunk
+    /// of a round that is refused, so the chunks after it hold back.
+    fn round_marker(&self) -> String {
+        static ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!(
+            "{}:refused:{}:{nanos}:{}",
+            self.settings.namespace,
+            std::process::id(),
+            ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
+    }
+
     /// The Redis key of the set of event ids applied in a bucket.
     pub fn seen_key(&self, bucket: u64) -> String {
         format!("{}:seen:{bucket}", self.settings.namespace)
@@ -192,6 +208,7 @@ impl RedisFeatureStore {
     fn apply_command<'a>(
         &self,
         events: impl Iterator<Item = &'a EventUpdates> + Clone,
+        round_marker: &str,
     ) -> Result<redis::Cmd, FeatureError> {
         let folded = Folded::of(events.clone());
         let ids = events.clone().count();
@@ -199,7 +216,7 @@ impl RedisFeatureStore {
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(self.script.get_hash())
-            .arg(folded.records.len() + 2 * BUCKETS + folded.lanes.len());
+            .arg(folded.records.len() + 2 * BUCKETS + folded.lanes.len() + 1);
         for (key, _) in &folded.records {
             command.arg(self.record_key(key));
         }
@@ -212,6 +229,7 @@ impl RedisFeatureStore {
         for bucket in buckets {
             command.arg(self.seen_key(bucket));
         }
+        command.arg(round_marker);
         command.arg(expire_at).arg(BUCKETS).arg(WINDOWS.len());
         for window in WINDOWS {
             command.arg(window.tau_secs);
@@ -403,12 +421,16 @@ impl FeatureStore for RedisFeatureStore {
         }
         // Every chunk is folded as if none of its events were seen before; a
         // chunk that holds one that was is refused whole and folded again without
-        // it — a second round trip only when duplicates arrive.
+        // it — a second round trip only when duplicates arrive. The chunks after
+        // a refused one wait for that retry too (the round's marker tells them),
+        // so the call's events are applied in their order.
         let mut pending: Vec<Vec<usize>> = first.chunks(APPLY_CHUNK).map(<[_]>::to_vec).collect();
         while !pending.is_empty() {
+            let marker = self.round_marker();
             let mut pipeline = redis::pipe();
             for chunk in &pending {
-                pipeline.add_command(self.apply_command(chunk.iter().map(|&i| &events[i]))?);
+                pipeline
+                    .add_command(self.apply_command(chunk.iter().map(|&i| &events[i]), &marker)?);
             }
             let events_sent: usize = pending.iter().map(Vec::len).sum();
             // Applying takes Redis microseconds an event: scale the deadline.
@@ -417,6 +439,10 @@ impl FeatureStore for RedisFeatureStore {
             let mut retry = Vec::new();
             for (chunk, seen) in pending.into_iter().zip(answers) {
                 if seen.is_empty() {
+                    continue;
+                }
+                if seen == [0] {
+                    retry.push(chunk); // deferred behind a refused chunk
                     continue;
                 }
                 let mut rest = Vec::with_capacity(chunk.len());
