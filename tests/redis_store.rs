@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use detour::domain::{Event, EventPayload, Shipment, ShipmentStatus, SiteSnapshot, Timestamp};
 use detour::features::{
-    AggregateKey, Entity, EntityKey, FeatureSettings, FeatureStore, FetchRequest,
+    AggregateKey, Entity, EntityKey, EventUpdates, FeatureSettings, FeatureStore, FetchRequest,
     InMemoryFeatureStore, RedisFeatureStore, RedisSettings, updates_for,
 };
 use detour::pb;
@@ -187,6 +187,32 @@ async fn large_calls_with_repeated_ids_agree_across_backends() {
     }
 }
 
+/// The updates of one state of a shipment leg ATL→JFK departing at a fixed time:
+/// delivered (20 min late) or in transit — every in-transit state of a shipment
+/// has the same version, so the later one wins.
+fn leg_state(event_id: &str, shipment_id: &str, carrier: &str, delivered: bool) -> EventUpdates {
+    let departure = Timestamp(1_773_000_000_000);
+    let event = Event {
+        event_id: event_id.into(),
+        payload: EventPayload::Shipment(Shipment {
+            shipment_id: shipment_id.into(),
+            carrier: carrier.into(),
+            origin: "ATL".into(),
+            destination: "JFK".into(),
+            scheduled_departure: departure,
+            scheduled_arrival: departure.plus_minutes(600.0),
+            actual_departure: Some(departure),
+            actual_arrival: delivered.then(|| departure.plus_minutes(620.0)),
+            status: if delivered {
+                ShipmentStatus::Delivered
+            } else {
+                ShipmentStatus::InTransit
+            },
+        }),
+    };
+    updates_for(&event, &FeatureSettings::default())
+}
+
 /// An entity keeps its newest state whatever order its events arrive in, within
 /// one call or across calls, on both backends.
 #[tokio::test]
@@ -194,28 +220,7 @@ async fn an_older_state_never_overwrites_a_newer_one() {
     let (url, _redis) = shared_redis();
     let redis = redis_store(&url, &unique_namespace("versions"));
     let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
-    let departure = Timestamp(1_773_000_000_000);
-    let state = |id: &str, delivered: bool| {
-        let event = Event {
-            event_id: id.into(),
-            payload: EventPayload::Shipment(Shipment {
-                shipment_id: "S1".into(),
-                carrier: "XPO".into(),
-                origin: "ATL".into(),
-                destination: "JFK".into(),
-                scheduled_departure: departure,
-                scheduled_arrival: departure.plus_minutes(600.0),
-                actual_departure: Some(departure),
-                actual_arrival: delivered.then(|| departure.plus_minutes(620.0)),
-                status: if delivered {
-                    ShipmentStatus::Delivered
-                } else {
-                    ShipmentStatus::InTransit
-                },
-            }),
-        };
-        updates_for(&event, &FeatureSettings::default())
-    };
+    let state = |id: &str, delivered: bool| leg_state(id, "S1", "XPO", delivered);
     let request = FetchRequest {
         entities: vec![EntityKey::Shipment("S1".into())],
         ..FetchRequest::default()
@@ -249,25 +254,8 @@ async fn a_refused_chunk_does_not_reorder_a_call() {
     let (url, _redis) = shared_redis();
     let redis = redis_store(&url, &unique_namespace("reorder"));
     let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
-    let departure = Timestamp(1_773_000_000_000);
     // In transit, so every state of S1 has the same version: the later wins.
-    let leg = |id: &str, shipment: &str, carrier: &str| {
-        let event = Event {
-            event_id: id.into(),
-            payload: EventPayload::Shipment(Shipment {
-                shipment_id: shipment.into(),
-                carrier: carrier.into(),
-                origin: "ATL".into(),
-                destination: "JFK".into(),
-                scheduled_departure: departure,
-                scheduled_arrival: departure.plus_minutes(600.0),
-                actual_departure: None,
-                actual_arrival: None,
-                status: ShipmentStatus::InTransit,
-            }),
-        };
-        updates_for(&event, &FeatureSettings::default())
-    };
+    let leg = |id: &str, shipment: &str, carrier: &str| leg_state(id, shipment, carrier, false);
     let first = vec![leg("seen-before", "S0", "XPO")];
     let mut call = vec![leg("seen-before", "S0", "XPO"), leg("a", "S1", "XPO")];
     call.extend((0..600).map(|n| leg(&format!("filler-{n}"), &format!("F{n}"), "FDX")));
