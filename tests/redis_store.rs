@@ -436,3 +436,26 @@ async fn a_server_started_without_redis_serves_degraded() {
     assert!(score.degraded);
     assert!((0.0..=1.0).contains(&score.probability));
 }
+
+/// Whatever a replica writes is found by every read within the TTL after it,
+/// and by a replica whose clock is behind by less than a bucket.
+#[tokio::test]
+async fn buckets_cover_the_ttl_and_a_clock_ahead() {
+    let store = redis_store("redis://127.0.0.1:1", "buckets"); // never connects
+    let ttl = 3600;
+    let width = ttl / 4;
+    for written in (1_773_000_000..1_773_000_000 + 3 * ttl).step_by(97) {
+        let (at_write, expire_at) = store.buckets(written);
+        assert!(expire_at >= written + ttl, "kept for the TTL");
+        assert!(expire_at <= written + ttl + width + 1, "not much longer");
+        for later in (written..written + ttl).step_by(61) {
+            assert!(
+                store.buckets(later).0.contains(&at_write[0]),
+                "{written} read at {later}"
+            );
+        }
+        for behind in [1, width / 2, width - 1] {
+            assert!(store.buckets(written - behind).0.contains(&at_write[0]));
+        }
+    }
+}

@@ -11,8 +11,8 @@
 -- checks that both backends give the same records).
 --
 -- Event ids and entities live in time buckets — a set of ids and a hash of
--- entities per period — that expire whole: the current bucket comes first and
--- the older ones that may still hold something follow it.
+-- entities per period — that expire whole: the current bucket (written to)
+-- comes first, then the ones that may still hold something.
 --
 -- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets, and the
 --       marker of this round of the call (set when a chunk is refused)

@@ -53,9 +53,9 @@ const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
 /// Events per script run: large enough that many share each record write, small
 /// enough that one run holds Redis for a few milliseconds at most.
 const APPLY_CHUNK: usize = 500;
-/// Time buckets of event ids and entities that can hold live data (see
-/// [`RedisFeatureStore::buckets`]).
-pub const BUCKETS: usize = 5;
+/// Time buckets of event ids and entities read by every ingest and every
+/// entity lookup (see [`RedisFeatureStore::buckets`]).
+pub const BUCKETS: usize = 6;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,17 +123,23 @@ impl RedisFeatureStore {
     }
 
     /// The time buckets that may hold event ids and entities at `now` (Unix
-    /// seconds), the current one first, and when the current one expires.
+    /// seconds) — the current one first (the one written to), then the next
+    /// one, then the four before — and when the current one expires.
     ///
     /// A bucket spans a quarter of the dedupe TTL and expires a TTL after it
     /// ends, so whatever is written to it is kept for at least the TTL and at
     /// most a quarter longer; the current bucket and the four before it cover
-    /// everything still kept.
+    /// everything still kept. The next bucket is read too, for what a replica
+    /// whose clock runs ahead (by less than a bucket) has already written there.
     pub fn buckets(&self, now: u64) -> ([u64; BUCKETS], u64) {
         let ttl = self.settings.dedupe_ttl.as_secs().max(1);
-        let width = ttl.div_ceil(BUCKETS as u64 - 1);
+        let width = ttl.div_ceil(4);
         let current = now / width;
-        let buckets = std::array::from_fn(|back| current.saturating_sub(back as u64));
+        let buckets = std::array::from_fn(|i| match i {
+            0 => current,
+            1 => current + 1,
+            back => current.saturating_sub(back as u64 - 1),
+        });
         (buckets, (current + 1) * width + ttl)
     }
 
