@@ -54,6 +54,22 @@ struct PackedNode {
     missing: u32,
 }
 
+impl PackedNode {
+    /// The child `row` goes to from this split: missing values take their
+    /// learned branch, the others go left below the threshold.
+    #[inline]
+    fn child(&self, row: &[f64]) -> u32 {
+        let value = row[self.feature as usize];
+        if value.is_nan() {
+            self.missing
+        } else if value < self.threshold {
+            self.left
+        } else {
+            self.right
+        }
+    }
+}
+
 impl TreeEnsemble {
     /// An ensemble from its trees, packed for inference.
     pub fn new(base_score: f64, trees: Vec<Tree>) -> Self {
@@ -89,23 +105,21 @@ impl TreeEnsemble {
         }
     }
 
+    /// The leaf `row` reaches in the tree starting at `root`.
+    #[inline]
+    fn leaf(&self, root: u32, row: &[f64]) -> &PackedNode {
+        let mut node = &self.packed[root as usize];
+        while node.left != 0 {
+            node = &self.packed[node.child(row) as usize];
+        }
+        node
+    }
+
     /// Log-odds only, for callers that need no explanation (ranking).
     pub fn logit(&self, row: &[f64]) -> f64 {
         let mut logit = self.base_score;
         for &root in &self.roots {
-            let mut node = &self.packed[root as usize];
-            while node.left != 0 {
-                let value = row[node.feature as usize];
-                let next = if value.is_nan() {
-                    node.missing
-                } else if value < node.threshold {
-                    node.left
-                } else {
-                    node.right
-                };
-                node = &self.packed[next as usize];
-            }
-            logit += node.value;
+            logit += self.leaf(root, row).value;
         }
         logit
     }
@@ -162,19 +176,7 @@ impl TreeEnsemble {
         out.resize(rows.len(), self.base_score);
         for &root in &self.roots {
             for (logit, row) in out.iter_mut().zip(rows) {
-                let mut node = &self.packed[root as usize];
-                while node.left != 0 {
-                    let value = row[node.feature as usize];
-                    let next = if value.is_nan() {
-                        node.missing
-                    } else if value < node.threshold {
-                        node.left
-                    } else {
-                        node.right
-                    };
-                    node = &self.packed[next as usize];
-                }
-                *logit += node.value;
+                *logit += self.leaf(root, row).value;
             }
         }
     }
@@ -186,17 +188,8 @@ impl TreeEnsemble {
         for &root in &self.roots {
             let mut node = &self.packed[root as usize];
             while node.left != 0 {
-                let feature = node.feature as usize;
-                let value = row[feature];
-                let next = if value.is_nan() {
-                    node.missing
-                } else if value < node.threshold {
-                    node.left
-                } else {
-                    node.right
-                };
-                let child = &self.packed[next as usize];
-                contributions[feature] += child.value - node.value;
+                let child = &self.packed[node.child(row) as usize];
+                contributions[node.feature as usize] += child.value - node.value;
                 node = child;
             }
             logit += node.value;
