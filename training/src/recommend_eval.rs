@@ -13,12 +13,25 @@
 //! (those passing the hard constraints — a site over its backlog limit is not
 //! one — plus the current plan), so the comparison is between rankings.
 //!
-//! Outcomes: the plan that happened keeps its real outcome; any other option's
-//! outcome is drawn from the simulator's true probability for it at that moment
-//! (`truth_reroutes.csv`, `truth_reallocations.csv`), with a seed per entity and
-//! option so every policy sees the same draws. Cost = transport (+ handling) +
-//! failure cost × failed, with the service's default failure costs unless told
-//! otherwise.
+//! Outcomes come one of two ways:
+//!
+//! - **Simulated history** (`truth_reroutes.csv`, `truth_reallocations.csv`
+//!   present): the plan that happened keeps its real outcome; any other option's
+//!   outcome is drawn from the simulator's true probability for it at that moment,
+//!   with a seed per entity and option so every policy sees the same draws.
+//! - **A real, logged history** (no truth files): only the plan that happened has
+//!   an outcome, so a policy is scored on the decisions where it picked what was
+//!   actually done, each weighted by the inverse of how often the history used that
+//!   option on the lane (region, for orders) in the evaluated period — the
+//!   self-normalised inverse-propensity estimate of off-policy evaluation. The
+//!   table says how many decisions each policy was scored on; hindsight is
+//!   unknowable and left out.
+//!
+//! Cost = transport (+ handling) + failure cost × failed, with the service's
+//! default failure costs unless told otherwise. Reroute candidates are the lane's
+//! carriers in `network.toml` plus those with an outcome on the lane already in
+//! the replayed store, as the service adds carriers seen in ingested history; so a
+//! history with only `shipments.csv` and a carrier model is enough for reroutes.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -75,7 +88,69 @@ impl PolicyResult {
 /// The four policies for one kind of decision.
 pub type PolicyTable = [(&'static str, PolicyResult); 4];
 
-/// One option of a decision: code, cost, true failure probability.
+/// Off-policy results of one policy on a logged history: scored on the decisions
+/// where it chose what was done, each weighted by the inverse propensity of that
+/// choice.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoggedResult {
+    /// Decisions the policy was asked about.
+    pub decisions: usize,
+    /// Decisions where it chose what the history did (the ones it is scored on).
+    pub followed: usize,
+    sum_w: f64,
+    sum_w_failed: f64,
+    sum_w_cost: f64,
+    sum_w2: f64,
+    sum_w2_failed: f64,
+}
+
+impl LoggedResult {
+    fn add(&mut self, weight: f64, failed: bool, cost: f64) {
+        let y = f64::from(u8::from(failed));
+        self.followed += 1;
+        self.sum_w += weight;
+        self.sum_w_failed += weight * y;
+        self.sum_w_cost += weight * cost;
+        self.sum_w2 += weight * weight;
+        self.sum_w2_failed += weight * weight * y;
+    }
+
+    /// Self-normalised estimate of the failure rate had the policy been followed.
+    pub fn failure_rate(&self) -> f64 {
+        self.sum_w_failed / self.sum_w
+    }
+
+    /// Its standard error (delta method): √(Σ w²(y − r)²) / Σ w.
+    pub fn standard_error(&self) -> f64 {
+        let r = self.failure_rate();
+        // y² = y for a 0/1 outcome.
+        let spread = self.sum_w2_failed * (1.0 - 2.0 * r) + r * r * self.sum_w2;
+        spread.max(0.0).sqrt() / self.sum_w
+    }
+
+    /// Self-normalised estimate of the mean cost.
+    pub fn mean_cost(&self) -> f64 {
+        self.sum_w_cost / self.sum_w
+    }
+}
+
+/// The current plan, the top recommendation and the naive policy, on a logged
+/// history (hindsight needs outcomes that never happened).
+pub type LoggedTable = [(&'static str, LoggedResult); 3];
+
+/// How one kind of decision was evaluated.
+#[derive(Debug, Clone)]
+pub enum Evaluation {
+    /// Against the simulator's counterfactual truth.
+    Simulated(PolicyTable),
+    /// Off-policy, from the outcomes the history logged.
+    Logged(LoggedTable),
+    /// Not evaluated, and why.
+    Skipped(String),
+}
+
+/// One option of a decision: code, cost, true failure probability (NaN where
+/// only a simulator would know it).
 #[derive(Debug, Clone)]
 struct Choice {
     option: String,
@@ -86,6 +161,9 @@ struct Choice {
 /// A decision taken, and what each policy chose.
 struct Taken {
     entity: String,
+    /// The lane (reroutes) or destination region (reallocations): where the
+    /// propensity of the actual choice is estimated.
+    group: String,
     actual: String,
     /// The real outcome of the actual option.
     actual_failed: bool,
@@ -96,26 +174,47 @@ struct Taken {
     naive: String,
 }
 
+/// Counterfactual truth per entity, where the history comes from the simulator.
+type Truth = HashMap<String, Vec<Choice>>;
+
+/// Carriers each (origin, destination) lane had in the history.
+type LaneCarriers = HashMap<(String, String), Vec<String>>;
+
+/// What one kind of decision is evaluated with.
+struct Setup {
+    model: LoadedModel,
+    truth: Option<Truth>,
+}
+
 /// Runs the evaluation; prints and optionally writes the tables.
-pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(PolicyTable, PolicyTable)> {
+pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Evaluation)> {
     let (history, _) = read_history(&settings.data)?;
-    let reroute_truth = read_truth(&settings.data.join("truth_reroutes.csv"), 1, 2, 4)?;
-    let realloc_truth = read_truth(&settings.data.join("truth_reallocations.csv"), 1, 2, 3)?;
-    let carrier_model = load_model(
-        &settings.models,
+    let reroute = setup(
+        settings,
         RiskKind::CarrierFailure,
-        schema_of(RiskKind::CarrierFailure),
+        !history.shipments.is_empty(),
+        "shipments.csv",
+        "truth_reroutes.csv",
+        (1, 2, 4),
     )?;
-    let fallout_model = load_model(
-        &settings.models,
+    let realloc = setup(
+        settings,
         RiskKind::OrderFallout,
-        schema_of(RiskKind::OrderFallout),
+        !history.orders.is_empty(),
+        "orders.csv",
+        "truth_reallocations.csv",
+        (1, 2, 3),
     )?;
+    let (reroute, realloc) = match (reroute, realloc) {
+        (Err(a), Err(b)) => anyhow::bail!("nothing to evaluate: {a}; {b}"),
+        pair => pair,
+    };
     let (_, last) = span(&history).context("the history is empty")?;
     // By default, the period neither model was fitted or calibrated on.
-    let held_out = [&carrier_model, &fallout_model]
+    let held_out = [&reroute, &realloc]
         .iter()
-        .filter_map(|m| m.manifest.training["test"]["from"].as_str())
+        .filter_map(|s| s.as_ref().ok())
+        .filter_map(|s| s.model.manifest.training["test"]["from"].as_str())
         .filter_map(|t| Timestamp::parse_rfc3339(t).ok())
         .max();
     let from = settings
@@ -132,6 +231,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(PolicyTable, Pol
         unlabelled: true,
         shipment_lead_hours: Some(settings.lead_hours),
     };
+    let lanes = lane_carriers(&history);
     let mut reroutes = Vec::new();
     let mut reallocations = Vec::new();
     walk(
@@ -139,67 +239,133 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(PolicyTable, Pol
         &replay_settings,
         &mut |decision, store| match decision {
             Decision::Shipment(i, at) => {
-                if let Some(taken) = reroute_decision(
-                    &history,
-                    (i, at),
-                    store,
-                    &carrier_model,
-                    &reroute_truth,
-                    settings.reroute_policy,
-                ) {
+                if let Ok(setup) = &reroute
+                    && let Some(taken) = reroute_decision(
+                        &history,
+                        &lanes,
+                        (i, at),
+                        store,
+                        setup,
+                        settings.reroute_policy,
+                    )
+                {
                     reroutes.push(taken);
                 }
             }
             Decision::Order(i, at) => {
-                if let Some(taken) = reallocation_decision(
-                    &history,
-                    (i, at),
-                    store,
-                    &fallout_model,
-                    &realloc_truth,
-                    settings.reallocation_policy,
-                ) {
+                if let Ok(setup) = &realloc
+                    && let Some(taken) = reallocation_decision(
+                        &history,
+                        (i, at),
+                        store,
+                        setup,
+                        settings.reallocation_policy,
+                    )
+                {
                     reallocations.push(taken);
                 }
             }
             Decision::Site(..) => {}
         },
     );
+    let evaluate = |setup: &anyhow::Result<Setup>, taken: &[Taken], failure_cost: f64| match setup {
+        Err(why) => Evaluation::Skipped(format!("{why:#}")),
+        Ok(Setup { truth: Some(_), .. }) => Evaluation::Simulated(score(taken, failure_cost)),
+        Ok(Setup { truth: None, .. }) => Evaluation::Logged(score_logged(taken, failure_cost)),
+    };
     let (reroute_cost, realloc_cost) = (
         settings.reroute_policy.failure_cost,
         settings.reallocation_policy.failure_cost,
     );
-    let reroute_table = score(&reroutes, reroute_cost);
-    let realloc_table = score(&reallocations, realloc_cost);
+    let reroute_eval = evaluate(&reroute, &reroutes, reroute_cost);
+    let realloc_eval = evaluate(&realloc, &reallocations, realloc_cost);
     let text = format!(
         "{}\n{}",
-        table(
-            "Reroutes",
-            &reroute_table,
-            reroute_cost,
-            settings.lead_hours
-        ),
-        table("Reallocations", &realloc_table, realloc_cost, 0.0)
+        section("Reroutes", &reroute_eval, reroute_cost, settings.lead_hours),
+        section("Reallocations", &realloc_eval, realloc_cost, 0.0)
     );
     println!("{text}");
     if let Some(path) = &settings.report {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok((reroute_table, realloc_table))
+    Ok((reroute_eval, realloc_eval))
+}
+
+/// Loads what one kind of decision needs; an error says why it is skipped.
+fn setup(
+    settings: &RecommendEvalSettings,
+    kind: RiskKind,
+    has_history: bool,
+    history_file: &str,
+    truth_file: &str,
+    columns: (usize, usize, usize),
+) -> anyhow::Result<anyhow::Result<Setup>> {
+    if !has_history {
+        return Ok(Err(anyhow::anyhow!(
+            "no {history_file} in {}",
+            settings.data.display()
+        )));
+    }
+    let model = match load_model(&settings.models, kind, schema_of(kind)) {
+        Ok(model) => model,
+        Err(e) => {
+            return Ok(Err(
+                anyhow::Error::new(e).context(format!("no {} model", kind.name()))
+            ));
+        }
+    };
+    let path = settings.data.join(truth_file);
+    let truth = if path.exists() {
+        let (code, cost, probability) = columns;
+        Some(read_truth(&path, code, cost, probability)?)
+    } else {
+        None
+    };
+    Ok(Ok(Setup { model, truth }))
+}
+
+fn lane_carriers(history: &History) -> LaneCarriers {
+    let mut lanes: LaneCarriers = HashMap::new();
+    for s in &history.shipments {
+        let carriers = lanes
+            .entry((s.origin.clone(), s.destination.clone()))
+            .or_default();
+        if !carriers.contains(&s.carrier) {
+            carriers.push(s.carrier.clone());
+        }
+    }
+    for carriers in lanes.values_mut() {
+        carriers.sort_unstable();
+    }
+    lanes
 }
 
 fn reroute_decision(
     history: &History,
+    lanes: &LaneCarriers,
     (i, at): (usize, Timestamp),
     store: &InMemoryFeatureStore,
-    model: &LoadedModel,
-    truth: &HashMap<String, Vec<Choice>>,
+    setup: &Setup,
     policy: Policy,
 ) -> Option<Taken> {
     let shipment = &history.shipments[i];
-    let options = truth.get(&shipment.shipment_id)?;
     let actual_failed = shipment.outcome(15.0)?.failed;
-    let candidates = reroute::candidates(shipment, &history.network, &[]);
+    // Carriers the service would know on this lane: those with an outcome on it
+    // already in the store (nothing later leaks in).
+    let lane_carriers = lanes
+        .get(&(shipment.origin.clone(), shipment.destination.clone()))
+        .map_or(&[][..], Vec::as_slice);
+    let lane_keys: Vec<AggregateKey> = lane_carriers
+        .iter()
+        .map(|c| AggregateKey::carrier_lane(c, &shipment.origin, &shipment.destination))
+        .collect();
+    let observed: Vec<String> = lane_carriers
+        .iter()
+        .zip(store.fetch_now(&lane_keys))
+        .filter(|(_, record)| record.is_some())
+        .map(|(c, _)| c.clone())
+        .collect();
+    let candidates = reroute::candidates(shipment, &history.network, &observed);
     let keys = reroute::keys(shipment, &candidates);
     let records = store.fetch_now(&keys);
     let lookup = |key: &AggregateKey| keys.binary_search(key).ok().map(|i| records[i].as_ref());
@@ -209,10 +375,25 @@ fn reroute_decision(
         candidates: &candidates,
         excluded: &[],
         network: &history.network,
-        model,
+        model: &setup.model,
         lookup: &lookup,
         policy,
     });
+    let options = match &setup.truth {
+        Some(truth) => truth.get(&shipment.shipment_id)?.clone(),
+        None => candidates
+            .iter()
+            .map(|c| Choice {
+                option: c.carrier.clone(),
+                cost: answer
+                    .options
+                    .iter()
+                    .find(|o| o.option == c.carrier)
+                    .map_or(f64::NAN, |o| o.criteria.cost),
+                p_fail: f64::NAN,
+            })
+            .collect(),
+    };
     // Naive: the lowest smoothed failure rate on the lane over four weeks.
     let t = at.as_secs_f64();
     let naive = options
@@ -226,13 +407,18 @@ fn reroute_decision(
             });
             (rate, o.cost, o.option.clone())
         })
-        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))?
+        .min_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+        })?
         .2;
     Some(Taken {
         entity: shipment.shipment_id.clone(),
+        group: format!("{}→{}", shipment.origin, shipment.destination),
         actual: shipment.carrier.clone(),
         actual_failed,
-        options: options.clone(),
+        options,
         recommended: answer.options.first()?.option.clone(),
         naive,
     })
@@ -242,12 +428,10 @@ fn reallocation_decision(
     history: &History,
     (i, at): (usize, Timestamp),
     store: &InMemoryFeatureStore,
-    model: &LoadedModel,
-    truth: &HashMap<String, Vec<Choice>>,
+    setup: &Setup,
     policy: Policy,
 ) -> Option<Taken> {
     let order = &history.orders[i];
-    let options = truth.get(&order.order_id)?;
     let actual_failed = order.outcome?.is_fallout();
     let keys = reallocation::keys(order, &[], &history.network);
     let records = store.fetch_now(&keys);
@@ -259,14 +443,28 @@ fn reallocation_decision(
         excluded: &[],
         stock: &[],
         network: &history.network,
-        model,
+        model: &setup.model,
         lookup: &lookup,
         policy,
     });
+    let options: Vec<Choice> = match &setup.truth {
+        Some(truth) => truth.get(&order.order_id)?.clone(),
+        None => reallocation::candidate_sites(order, &history.network)
+            .into_iter()
+            .map(|site| Choice {
+                cost: answer
+                    .options
+                    .iter()
+                    .find(|o| o.option == site)
+                    .map_or(f64::NAN, |o| o.criteria.cost),
+                option: site,
+                p_fail: f64::NAN,
+            })
+            .collect(),
+    };
     let options: Vec<Choice> = options
-        .iter()
+        .into_iter()
         .filter(|o| !answer.rejected.iter().any(|r| r.option == o.option))
-        .cloned()
         .collect();
     let naive = options
         .iter()
@@ -280,6 +478,7 @@ fn reallocation_decision(
         .1;
     Some(Taken {
         entity: order.order_id.clone(),
+        group: order.destination_region.clone(),
         actual: order.site.clone(),
         actual_failed,
         options,
@@ -347,17 +546,99 @@ fn score(decisions: &[Taken], failure_cost: f64) -> PolicyTable {
     table
 }
 
+/// Off-policy scores on a logged history. A policy is scored on the decisions
+/// where it chose what was done, each weighted by 1 / the share of its group's
+/// decisions that made that choice (the history's own policy, estimated); the
+/// current plan is the history itself, unweighted.
+fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
+    let mut used: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut total: HashMap<&str, usize> = HashMap::new();
+    for t in decisions {
+        *used.entry((&t.group, &t.actual)).or_default() += 1;
+        *total.entry(&t.group).or_default() += 1;
+    }
+    let mut table: LoggedTable = [
+        ("current plan", LoggedResult::default()),
+        ("top recommendation", LoggedResult::default()),
+        ("naive", LoggedResult::default()),
+    ];
+    for t in decisions {
+        let weight =
+            total[t.group.as_str()] as f64 / used[&(t.group.as_str(), t.actual.as_str())] as f64;
+        let transport = t
+            .options
+            .iter()
+            .find(|c| c.option == t.actual)
+            .map_or(0.0, |c| if c.cost.is_finite() { c.cost } else { 0.0 });
+        let cost = transport + failure_cost * f64::from(u8::from(t.actual_failed));
+        let picks = [None, Some(&t.recommended), Some(&t.naive)];
+        for (slot, pick) in table.iter_mut().zip(picks) {
+            slot.1.decisions += 1;
+            match pick {
+                None => slot.1.add(1.0, t.actual_failed, cost),
+                Some(code) if *code == t.actual => slot.1.add(weight, t.actual_failed, cost),
+                Some(_) => {}
+            }
+        }
+    }
+    table
+}
+
+fn section(title: &str, evaluation: &Evaluation, failure_cost: f64, lead: f64) -> String {
+    match evaluation {
+        Evaluation::Simulated(rows) => table(title, rows, failure_cost, lead),
+        Evaluation::Logged(rows) => logged_table(title, rows, failure_cost, lead),
+        Evaluation::Skipped(why) => format!("### {title}: not evaluated ({why})\n"),
+    }
+}
+
+fn horizon(lead: f64) -> String {
+    if lead > 0.0 {
+        format!(", decided {lead:.0} h before departure")
+    } else {
+        String::new()
+    }
+}
+
+fn logged_table(title: &str, rows: &LoggedTable, failure_cost: f64, lead: f64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### {title} ({} decisions of a logged history{}; failure cost {failure_cost:.0})\n\n\
+         No counterfactual outcomes: each policy is scored on the decisions where it chose \
+         what was actually done, weighted by 1 / the share of its lane's (region's) \
+         decisions that chose it (self-normalised inverse propensity).\n",
+        rows[0].1.decisions,
+        horizon(lead)
+    );
+    let _ = writeln!(
+        out,
+        "| policy | decisions scored | realised failure rate | ± s.e. | mean cost |\n|---|---:|---:|---:|---:|"
+    );
+    for (name, r) in rows {
+        if r.followed == 0 {
+            let _ = writeln!(out, "| {name} | 0 | – | – | – |");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {:.4} | {:.4} | {:.2} |",
+            r.followed,
+            r.failure_rate(),
+            r.standard_error(),
+            r.mean_cost()
+        );
+    }
+    out
+}
+
 fn table(title: &str, rows: &PolicyTable, failure_cost: f64, lead: f64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "### {title} ({} decisions{}; failure cost {failure_cost:.0})\n",
         rows[0].1.decisions,
-        if lead > 0.0 {
-            format!(", decided {lead:.0} h before departure")
-        } else {
-            String::new()
-        }
+        horizon(lead)
     );
     let _ = writeln!(
         out,
@@ -410,4 +691,52 @@ fn span(history: &History) -> Option<(Timestamp, Timestamp)> {
         .chain(history.orders.iter().map(|o| o.created_at));
     let first = times.clone().min()?;
     Some((first, times.max()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken(group: &str, actual: &str, failed: bool, recommended: &str) -> Taken {
+        Taken {
+            entity: format!("{group}-{actual}-{failed}"),
+            group: group.into(),
+            actual: actual.into(),
+            actual_failed: failed,
+            options: vec![Choice {
+                option: actual.into(),
+                cost: 10.0,
+                p_fail: f64::NAN,
+            }],
+            recommended: recommended.into(),
+            naive: actual.into(),
+        }
+    }
+
+    #[test]
+    fn a_logged_policy_is_scored_where_it_did_what_was_done_weighted_by_propensity() {
+        // Lane L1: A used 3 times (1 failure), B once (failed). Lane L2: C twice,
+        // no failures. The policy picks B on L1 and C on L2.
+        let decisions = [
+            taken("L1", "A", true, "B"),
+            taken("L1", "A", false, "B"),
+            taken("L1", "A", false, "B"),
+            taken("L1", "B", true, "B"),
+            taken("L2", "C", false, "C"),
+            taken("L2", "C", false, "C"),
+        ];
+        let [current, recommended, naive] = score_logged(&decisions, 100.0);
+        assert_eq!(current.1.followed, 6);
+        assert!((current.1.failure_rate() - 2.0 / 6.0).abs() < 1e-12);
+        assert!((current.1.mean_cost() - (10.0 + 100.0 * 2.0 / 6.0)).abs() < 1e-9);
+        // Scored on B (weight 4/1) and the two C rows (weight 2/2 each): had it
+        // been followed, half the decisions (L1's) would have failed.
+        assert_eq!(recommended.1.decisions, 6);
+        assert_eq!(recommended.1.followed, 3);
+        assert!((recommended.1.failure_rate() - 4.0 / 6.0).abs() < 1e-12);
+        let se = recommended.1.standard_error();
+        assert!(se > 0.0 && se < 1.0, "{se}");
+        // A policy that agrees with every decision is scored on all of them.
+        assert_eq!(naive.1.followed, 6);
+    }
 }

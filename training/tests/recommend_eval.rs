@@ -1,0 +1,123 @@
+//! `evaluate-recommendations` on the two kinds of history a data scientist has:
+//! a simulated one (counterfactual truth for every option) and a real, logged one
+//! (only `shipments.csv`, outcomes only for what was done).
+
+use std::path::{Path, PathBuf};
+
+use detour::domain::Timestamp;
+use detour::recommend::Policy;
+use detour_training::boost::BoostSettings;
+use detour_training::recommend_eval::{self, Evaluation, RecommendEvalSettings};
+use detour_training::simulate::{self, SimSettings};
+use detour_training::train::{self, TrainSettings};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("detour-receval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn train_on(data: &Path, out: &Path) {
+    train::run(&TrainSettings {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        until: None,
+        sla_grace_minutes: 15.0,
+        horizon_hours: 8.0,
+        l2: 1.0,
+        boost: BoostSettings {
+            max_trees: 40,
+            ..BoostSettings::default()
+        },
+        version: Some("receval-test".into()),
+    })
+    .unwrap();
+}
+
+fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
+    recommend_eval::run(&RecommendEvalSettings {
+        data: data.to_path_buf(),
+        models: models.to_path_buf(),
+        from: None,
+        to: None,
+        lead_hours: 24.0,
+        reroute_policy: Policy::REROUTE,
+        reallocation_policy: Policy::REALLOCATION,
+        report: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
+    let dir = scratch("logged");
+    let simulated = dir.join("simulated");
+    simulate::run(
+        &SimSettings {
+            seed: 5,
+            start: Timestamp::parse_rfc3339("2026-03-02T00:00:00Z").unwrap(),
+            days: 30,
+            orders_per_day: 1500.0,
+        },
+        &simulated,
+    )
+    .unwrap();
+    // What a carrier's export looks like: shipments and nothing else — no
+    // network.toml (carriers come from the history), no truth, no orders.
+    let logged = dir.join("logged");
+    std::fs::create_dir_all(&logged).unwrap();
+    std::fs::copy(
+        simulated.join("shipments.csv"),
+        logged.join("shipments.csv"),
+    )
+    .unwrap();
+    let models = dir.join("models");
+    train_on(&logged, &models);
+
+    let (reroutes, reallocations) = evaluate(&logged, &models);
+    let Evaluation::Logged(rows) = reroutes else {
+        panic!("a history without truth is evaluated off-policy, got {reroutes:?}");
+    };
+    let [current, recommended, naive] = &rows;
+    assert!(current.1.decisions > 1000, "{current:?}");
+    assert_eq!(current.1.followed, current.1.decisions);
+    for (name, r) in [recommended, naive] {
+        assert_eq!(r.decisions, current.1.decisions, "{name}");
+        assert!(
+            r.followed > 100 && r.followed < r.decisions,
+            "{name} is scored where it agreed with the history: {r:?}"
+        );
+        let rate = r.failure_rate();
+        assert!((0.0..=1.0).contains(&rate), "{name}: {rate}");
+        assert!(r.standard_error() > 0.0 && r.standard_error() < 0.05);
+    }
+    // The history picks the cheapest carrier half the time; ranking by risk (no
+    // rates without network.toml) must fail clearly less often.
+    assert!(
+        recommended.1.failure_rate() + 3.0 * recommended.1.standard_error()
+            < current.1.failure_rate(),
+        "recommended {:.4} ± {:.4} vs current plan {:.4}",
+        recommended.1.failure_rate(),
+        recommended.1.standard_error(),
+        current.1.failure_rate()
+    );
+    assert!(
+        matches!(&reallocations, Evaluation::Skipped(why) if why.contains("orders.csv")),
+        "{reallocations:?}"
+    );
+
+    // The same shipments with the simulator's truth beside them are evaluated
+    // against the counterfactuals instead.
+    std::fs::copy(
+        simulated.join("truth_reroutes.csv"),
+        logged.join("truth_reroutes.csv"),
+    )
+    .unwrap();
+    let (reroutes, _) = evaluate(&logged, &models);
+    assert!(
+        matches!(&reroutes, Evaluation::Simulated(rows) if rows[0].1.decisions > 100),
+        "{reroutes:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
