@@ -79,11 +79,13 @@ enum Command {
         #[arg(long)]
         version: Option<String>,
     },
-    /// Replays a held-out period of a simulated history and compares the realised
-    /// failure rate and cost of the current plan, the top recommendation, a naive
-    /// policy and the best choice in hindsight, for reroutes and reallocations.
+    /// Replays a held-out period of a history and compares the realised failure
+    /// rate and cost of the current plan, the top recommendation, a naive policy
+    /// and (simulated histories) the best choice in hindsight, for reroutes and
+    /// reallocations.
     EvaluateRecommendations {
-        /// A folder written by `simulate` (it needs the truth_*.csv files).
+        /// A folder of exports. With the truth_*.csv files `simulate` writes,
+        /// options not taken are scored against them; without, off policy.
         #[arg(long)]
         data: PathBuf,
         #[arg(long, default_value = "models")]
