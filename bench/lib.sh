@@ -35,11 +35,15 @@ start_redis() {
   echo "redis-server did not start" >&2; exit 1
 }
 
-# start_detour MODELS_DIR: sets DETOUR_PORT and DETOUR_PID
+# start_detour MODELS_DIR: sets DETOUR_PORT and DETOUR_PID. WORKERS (default 1)
+# is the server's thread count: Redis and the load generator share the two
+# cores here, and a second server thread costs more in wake-ups than it adds
+# (BENCHMARKS.md, "Threads"); WORKERS=0 is the default of one per core.
 start_detour() {
   DETOUR_PORT=$(free_port)
   ./target/release/detour serve --listen "127.0.0.1:$DETOUR_PORT" \
     --redis "redis://127.0.0.1:$REDIS_PORT" --models "$1" --namespace bench \
+    --workers "${WORKERS:-1}" \
     >"$WORK/detour.log" 2>&1 &
   DETOUR_PID=$!
   PIDS+=($DETOUR_PID)

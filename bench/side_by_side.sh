@@ -4,7 +4,9 @@
 # inference protocol) with the same shape — 1 and 100 rows per request at
 # concurrency 1, 8, 16 and 32 — plus the floors (a Redis PING round trip and an
 # almost empty tonic call) at the same concurrency. Prints every figure, the
-# ratios, Detour's start-up time and peak memory.
+# ratios, Detour's start-up time and peak memory. Detour serves on WORKERS
+# threads (default 1; see bench/lib.sh); the load generator runs on one thread
+# (its default) for both servers.
 #
 #   bench/side_by_side.sh                 # 10 s per cell
 #   DURATION=5 CONC="1 8" bench/side_by_side.sh

@@ -47,6 +47,10 @@ pub struct Config {
     /// Risk at or below which a carrier counts as safe (else a promise adjustment
     /// is offered).
     pub safe_risk: f64,
+    /// Threads serving requests; 0 (the default) is one per core. Fewer pays off
+    /// where the server shares its cores with Redis or other busy processes:
+    /// threads that outnumber the free cores spend their time waking each other.
+    pub workers: usize,
 }
 
 /// How log lines are written.
@@ -73,6 +77,7 @@ impl Default for Config {
             reallocation_failure_cost: Policy::REALLOCATION.failure_cost,
             approval_cost_delta: Policy::REROUTE.approval_cost_delta,
             safe_risk: Policy::REROUTE.safe_risk,
+            workers: 0,
         }
     }
 }
@@ -197,6 +202,9 @@ impl Config {
                 return Err(format!("{name} must be a number ≥ 0"));
             }
         }
+        if self.workers > 1024 {
+            return Err("workers must be at most 1024 (0: one per core)".into());
+        }
         if !(0.0..=1.0).contains(&self.safe_risk) {
             return Err("safe_risk must be within [0, 1]".into());
         }
@@ -213,7 +221,7 @@ impl Config {
 }
 
 /// Every key a layer may set.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "listen",
     "redis",
     "models",
@@ -227,6 +235,7 @@ const KEYS: [&str; 13] = [
     "reallocation_failure_cost",
     "approval_cost_delta",
     "safe_risk",
+    "workers",
 ];
 
 /// Keys whose values are text even when they look like numbers.
@@ -267,6 +276,7 @@ mod tests {
         let env = env_of(&[
             ("DETOUR_NAMESPACE", "2024"),
             ("DETOUR_LISTEN", "127.0.0.1:1"),
+            ("DETOUR_WORKERS", "1"),
         ]);
         let flags = [("listen", "127.0.0.1:2".to_string())];
         let config = Config::load(Some(&file), &env, &flags).unwrap();
@@ -277,6 +287,7 @@ mod tests {
         assert_eq!(config.redis_timeout_ms, 7);
         assert_eq!(config.listen, "127.0.0.1:2".parse().unwrap());
         assert_eq!(config.sla_grace_minutes, 15.0);
+        assert_eq!(config.workers, 1);
     }
 
     #[test]
@@ -287,5 +298,8 @@ mod tests {
         let env = env_of(&[("DETOUR_REDIS", "localhost:6379")]);
         let error = Config::load(None, &env, &[]).unwrap_err().to_string();
         assert!(error.contains("redis://"), "{error}");
+        let env = env_of(&[("DETOUR_WORKERS", "many")]);
+        let error = Config::load(None, &env, &[]).unwrap_err().to_string();
+        assert!(error.contains("DETOUR_WORKERS"), "{error}");
     }
 }

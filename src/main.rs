@@ -47,6 +47,9 @@ struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long)]
     log_format: Option<String>,
+    /// Threads serving requests [default: 0, one per core].
+    #[arg(long)]
+    workers: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ("models", args.models),
         ("namespace", args.namespace),
         ("log_format", args.log_format),
+        ("workers", args.workers),
     ]
     .into_iter()
     .filter_map(|(key, value)| value.map(|v| (key, v)))
@@ -73,7 +77,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &flags,
     )?;
     detour::telemetry::init(config.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.workers > 0 {
+        runtime.worker_threads(config.workers);
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -73,6 +73,10 @@ struct Args {
     /// Channels (HTTP/2 connections) the workers share.
     #[arg(long, default_value_t = 1)]
     connections: usize,
+    /// Client threads. One (a current-thread runtime) costs the machine least,
+    /// leaving the other cores to the server under test and its Redis.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// V2 mode: model name and version.
     #[arg(long, default_value = "gbc")]
     v2_model: String,
@@ -100,9 +104,22 @@ struct Report {
     first_error: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.threads);
+        builder
+    }
+    .enable_all()
+    .build()
+    .context("starting the async runtime")?;
+    runtime.block_on(drive(args))
+}
+
+async fn drive(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.target.ip().is_loopback(),
         "only loopback targets are allowed"
