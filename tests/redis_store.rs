@@ -213,6 +213,56 @@ fn leg_state(event_id: &str, shipment_id: &str, carrier: &str, delivered: bool) 
     updates_for(&event, &FeatureSettings::default())
 }
 
+/// Reads issued together leave in one pipeline (src/features/coalesce.rs); each
+/// must still get its own records back, in its own key order.
+#[tokio::test]
+async fn concurrent_reads_each_get_their_own_records() {
+    let (url, _redis) = shared_redis();
+    let redis = redis_store(&url, &unique_namespace("coalesce"));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    // Carrier C{i} has i + 1 delivered legs, so every carrier's record differs.
+    let updates: Vec<EventUpdates> = (0..40)
+        .flat_map(|i| {
+            (0..=i).map(move |j| {
+                leg_state(
+                    &format!("c{i}-{j}"),
+                    &format!("S{i}-{j}"),
+                    &format!("C{i}"),
+                    true,
+                )
+            })
+        })
+        .collect();
+    redis.apply(&updates).await.unwrap();
+    memory.apply(&updates).await.unwrap();
+    let key_sets: Vec<Vec<AggregateKey>> = (0..40)
+        .map(|i| {
+            vec![
+                AggregateKey::carrier_lane(&format!("C{i}"), "ATL", "JFK"),
+                AggregateKey::carrier("nobody"),
+                AggregateKey::carrier(&format!("C{}", 39 - i)),
+            ]
+        })
+        .collect();
+    let mut reads = tokio::task::JoinSet::new();
+    for (i, keys) in key_sets.iter().enumerate() {
+        let (redis, keys) = (redis.clone(), keys.clone());
+        reads.spawn(async move { (i, redis.fetch(&keys).await) });
+    }
+    let mut answers: Vec<_> = reads.join_all().await;
+    answers.sort_by_key(|(i, _)| *i);
+    for (keys, (_, answer)) in key_sets.iter().zip(answers) {
+        let got = answer.unwrap();
+        let want = memory.fetch(keys).await.unwrap();
+        assert_eq!(got.len(), keys.len());
+        assert!(got[1].is_none(), "{keys:?}");
+        for (key, (a, b)) in keys.iter().zip(got.iter().zip(&want)) {
+            let (a, b) = (a.as_ref(), b.as_ref());
+            assert_eq!(a.map(|r| r.counters), b.map(|r| r.counters), "{key}");
+        }
+    }
+}
+
 /// An entity keeps its newest state whatever order its events arrive in, within
 /// one call or across calls, on both backends.
 #[tokio::test]

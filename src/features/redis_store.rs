@@ -43,6 +43,7 @@ use super::aggregates::{
     AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOWS,
 };
 use super::batch::Folded;
+use super::coalesce::Coalescer;
 
 type FoldHasher = foldhash::fast::RandomState;
 use super::{
@@ -74,6 +75,8 @@ pub struct RedisSettings {
 #[derive(Clone)]
 pub struct RedisFeatureStore {
     connection: ConnectionManager,
+    /// Scoring reads, coalesced with those of concurrent requests.
+    reads: std::sync::Arc<Coalescer>,
     settings: RedisSettings,
     script: redis::Script,
 }
@@ -111,6 +114,7 @@ impl RedisFeatureStore {
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| FeatureError::Unavailable(e.to_string()))?;
         Ok(RedisFeatureStore {
+            reads: std::sync::Arc::new(Coalescer::new(connection.clone())),
             connection,
             script: redis::Script::new(APPLY_EVENT_LUA),
             settings,
@@ -317,12 +321,11 @@ impl FeatureStore for RedisFeatureStore {
         for key in keys {
             command.arg(self.record_key(key));
         }
-        let command = &command;
+        let (command, reads) = (&command, &self.reads);
         let answer: redis::Value = self
-            .run_within(
-                self.read_deadline(keys.len()),
-                |mut connection| async move { command.query_async(&mut connection).await },
-            )
+            .run_within(self.read_deadline(keys.len()), |_| async move {
+                reads.query(command.clone()).await
+            })
             .await?;
         parse_records(keys, &strings_of(answer, keys.len())?)
     }
