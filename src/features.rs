@@ -8,7 +8,7 @@
 
 pub mod aggregates;
 pub mod batch;
-pub mod coalesce;
+pub(crate) mod coalesce;
 pub mod entities;
 pub mod memory;
 pub mod redis_store;

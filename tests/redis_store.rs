@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use common::*;
@@ -261,6 +262,21 @@ async fn concurrent_reads_each_get_their_own_records() {
             assert_eq!(a.map(|r| r.counters), b.map(|r| r.counters), "{key}");
         }
     }
+    // A read dropped while it waits for others to join it (its caller gave up)
+    // leaves nothing stuck behind for the reads after it.
+    for _ in 0..3 {
+        let mut read = std::pin::pin!(redis.fetch(&key_sets[0]));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(read.as_mut().poll(&mut cx).is_pending());
+    }
+    let again = tokio::time::timeout(Duration::from_secs(2), redis.fetch(&key_sets[0]))
+        .await
+        .expect("a read after dropped ones is answered")
+        .unwrap();
+    assert_eq!(
+        again[0].map(|r| r.counters),
+        memory.fetch(&key_sets[0]).await.unwrap()[0].map(|r| r.counters)
+    );
 }
 
 /// An entity keeps its newest state whatever order its events arrive in, within

@@ -1,99 +1,112 @@
-//! Coalesces the reads of requests served at the same moment into one write to
-//! Redis. Each request still sends exactly one command and waits one round
-//! trip; what changes is that the commands of every request ready in the same
-//! scheduler pass leave in one pipeline — one `writev` and one wake-up of Redis
-//! instead of one each.
+//! Coalesces the small reads of requests served at the same moment into one
+//! write to Redis. Each request still sends exactly one command and waits one
+//! round trip; what changes is that the commands of every request ready in the
+//! same scheduler pass leave in one pipeline — one `writev` and one wake-up of
+//! Redis instead of one each.
 //!
 //! Why not leave it to the connection: its driver task flushes whatever is
 //! queued when it runs, but tokio runs a task woken by the running one next, so
 //! the driver runs after every single request and flushes one command at a time.
-//! The coalescer yields once before it drains its queue, so the requests already
-//! runnable queue theirs first.
+//!
+//! How: the first request to find the queue empty leads. It yields once, so the
+//! requests already runnable queue their commands behind it, then sends the lot
+//! as one pipeline from a task of its own and, like the others, waits for its
+//! answer. There is no long-lived task: the lot is sent on whichever runtime the
+//! leader runs on. A leader dropped while it yields still sends the lot; a
+//! command whose caller has gone (its deadline passed) is not sent.
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-/// Commands sent in one pipeline at most.
-const MAX_PIPELINE: usize = 256;
+/// Reads of more keys than this go on their own: a large read would hold the
+/// small ones of its pipeline back until its whole answer is in.
+pub const MAX_COALESCED_KEYS: usize = 64;
 
 type Reply = oneshot::Sender<Result<Value, RedisError>>;
 
 /// Sends commands through a shared connection, coalesced (see the module doc).
 pub struct Coalescer {
     connection: ConnectionManager,
-    queue: OnceLock<mpsc::UnboundedSender<(redis::Cmd, Reply)>>,
+    queue: Mutex<Vec<(redis::Cmd, Reply)>>,
+}
+
+/// The leader's duty to send the lot, even if it is dropped before it does.
+struct Lead<'a>(&'a Coalescer);
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        self.0.send_queued();
+    }
 }
 
 impl Coalescer {
-    /// A coalescer over `connection`; its task starts with the first command.
+    /// A coalescer over `connection`.
     pub fn new(connection: ConnectionManager) -> Self {
         Coalescer {
             connection,
-            queue: OnceLock::new(),
+            queue: Mutex::new(Vec::new()),
         }
     }
 
-    /// Sends `command` and waits for its answer. Must be called within a tokio
-    /// runtime.
+    /// Sends `command` (one of at most [`MAX_COALESCED_KEYS`] keys) together
+    /// with those of the requests runnable now, and waits for its answer. Must be
+    /// called within a tokio runtime.
     pub async fn query(&self, command: redis::Cmd) -> Result<Value, RedisError> {
-        let queue = self.queue.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(drain(self.connection.clone(), receiver));
-            sender
-        });
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::error::SendError((command, _))) = queue.send((command, reply)) {
-            // The task ended (its runtime shut down): go direct.
-            return command.query_async(&mut self.connection.clone()).await;
+        let leads = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.push((command, reply));
+            queue.len() == 1
+        };
+        if leads {
+            let lead = Lead(self);
+            tokio::task::yield_now().await;
+            drop(lead);
         }
         answer.await.unwrap_or_else(|_| {
             Err(RedisError::from((
                 redis::ErrorKind::Io,
-                "the read coalescer stopped",
+                "the coalesced read was dropped before it was sent",
             )))
         })
     }
-}
 
-/// Takes what is queued after one yield and sends it as one pipeline, without
-/// waiting for the answers before taking the next lot.
-async fn drain(
-    connection: ConnectionManager,
-    mut receiver: mpsc::UnboundedReceiver<(redis::Cmd, Reply)>,
-) {
-    let mut batch = Vec::new();
-    while let Some(first) = receiver.recv().await {
-        tokio::task::yield_now().await;
-        batch.push(first);
-        while batch.len() < MAX_PIPELINE {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+    /// Takes the queue and sends it, from a task of its own so that the lot
+    /// does not depend on any one caller staying around.
+    fn send_queued(&self) {
+        let lot = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if lot.is_empty() {
+            return;
         }
-        let lot = std::mem::replace(&mut batch, Vec::with_capacity(8));
-        tokio::spawn(send(connection.clone(), lot));
+        // Outside a runtime (a runtime shutting down), the lot is dropped and its
+        // callers get an I/O error, which they retry.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(send(self.connection.clone(), lot));
+        }
     }
 }
 
-async fn send(mut connection: ConnectionManager, lot: Vec<(redis::Cmd, Reply)>) {
-    if let [(command, _)] = lot.as_slice() {
-        let answer = command.query_async(&mut connection).await;
-        let (_, reply) = lot.into_iter().next().expect("one");
-        let _ = reply.send(answer);
+async fn send(mut connection: ConnectionManager, mut lot: Vec<(redis::Cmd, Reply)>) {
+    lot.retain(|(_, reply)| !reply.is_closed());
+    if lot.len() <= 1 {
+        if let Some((command, reply)) = lot.pop() {
+            let _ = reply.send(command.query_async(&mut connection).await);
+        }
         return;
     }
     let mut pipeline = redis::pipe();
     pipeline.ignore_errors();
-    for (command, _) in &lot {
-        pipeline.add_command(command.clone());
+    let mut replies = Vec::with_capacity(lot.len());
+    for (command, reply) in lot {
+        pipeline.add_command(command);
+        replies.push(reply);
     }
     match pipeline.query_async::<Vec<Value>>(&mut connection).await {
-        Ok(answers) if answers.len() == lot.len() => {
-            for ((_, reply), answer) in lot.into_iter().zip(answers) {
+        Ok(answers) if answers.len() == replies.len() => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
                 let _ = reply.send(match answer {
                     Value::ServerError(error) => Err(error.into()),
                     value => Ok(value),
@@ -101,8 +114,8 @@ async fn send(mut connection: ConnectionManager, lot: Vec<(redis::Cmd, Reply)>) 
             }
         }
         Ok(answers) => {
-            let detail = format!("{} answers for {} commands", answers.len(), lot.len());
-            for (_, reply) in lot {
+            let detail = format!("{} answers for {} commands", answers.len(), replies.len());
+            for reply in replies {
                 let _ = reply.send(Err(RedisError::from((
                     redis::ErrorKind::Parse,
                     "pipeline",
@@ -116,7 +129,9 @@ async fn send(mut connection: ConnectionManager, lot: Vec<(redis::Cmd, Reply)>) 
             let broken = error.is_io_error()
                 || error.is_connection_dropped()
                 || error.is_connection_refusal();
-            for (_, reply) in lot {
+            for reply in replies {
+                // RedisError is not Clone: each caller gets its own, of the same
+                // kind, so a broken connection is still retried.
                 let _ = reply.send(Err(if broken {
                     RedisError::from(std::io::Error::new(
                         std::io::ErrorKind::ConnectionReset,

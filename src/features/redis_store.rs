@@ -43,7 +43,7 @@ use super::aggregates::{
     AggregateKey, AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOWS,
 };
 use super::batch::Folded;
-use super::coalesce::Coalescer;
+use super::coalesce::{Coalescer, MAX_COALESCED_KEYS};
 
 type FoldHasher = foldhash::fast::RandomState;
 use super::{
@@ -75,7 +75,7 @@ pub struct RedisSettings {
 #[derive(Clone)]
 pub struct RedisFeatureStore {
     connection: ConnectionManager,
-    /// Scoring reads, coalesced with those of concurrent requests.
+    /// Small scoring reads, coalesced with those of concurrent requests.
     reads: std::sync::Arc<Coalescer>,
     settings: RedisSettings,
     script: redis::Script,
@@ -322,10 +322,18 @@ impl FeatureStore for RedisFeatureStore {
             command.arg(self.record_key(key));
         }
         let (command, reads) = (&command, &self.reads);
+        let coalesce = keys.len() <= MAX_COALESCED_KEYS;
         let answer: redis::Value = self
-            .run_within(self.read_deadline(keys.len()), |_| async move {
-                reads.query(command.clone()).await
-            })
+            .run_within(
+                self.read_deadline(keys.len()),
+                |mut connection| async move {
+                    if coalesce {
+                        reads.query(command.clone()).await
+                    } else {
+                        command.query_async(&mut connection).await
+                    }
+                },
+            )
             .await?;
         parse_records(keys, &strings_of(answer, keys.len())?)
     }

@@ -19,13 +19,23 @@
 //!   present): the plan that happened keeps its real outcome; any other option's
 //!   outcome is drawn from the simulator's true probability for it at that moment,
 //!   with a seed per entity and option so every policy sees the same draws.
-//! - **A real, logged history** (no truth files): only the plan that happened has
-//!   an outcome, so a policy is scored on the decisions where it picked what was
-//!   actually done, each weighted by the inverse of how often the history used that
-//!   option on the lane (region, for orders) in the evaluated period — the
-//!   self-normalised inverse-propensity estimate of off-policy evaluation. The
-//!   table says how many decisions each policy was scored on; hindsight is
-//!   unknowable and left out.
+//! - **A real, logged history** (no truth files; reroutes only): only the plan
+//!   that happened has an outcome, so a policy is scored on the decisions where
+//!   it picked what was actually done, each weighted by the inverse of how often
+//!   the history used that carrier on the lane in the evaluated period — the
+//!   self-normalised inverse-propensity estimate of off-policy evaluation. That
+//!   share stands in for the probability that the history picked the carrier, so
+//!   the estimate assumes the history chose among a lane's carriers for reasons
+//!   unrelated to the outcome (true of the simulator's cheapest-half-the-time
+//!   rule; a planner's choices in a real log may not be). The options are built
+//!   without looking at what was done: a decision whose carrier the ranking could
+//!   not have known (not in `network.toml`, no outcome on the lane yet) is left
+//!   out, and the actual carrier's schedule is rebuilt by the rule every
+//!   alternative's is. The table says how many decisions each policy was scored
+//!   on and their effective number; hindsight is unknowable and left out.
+//!   Reallocations need the truth: the ranking exempts the current site from the
+//!   hard constraints (it is the baseline), so what it could pick would depend on
+//!   what was done.
 //!
 //! Cost = transport (+ handling) + failure cost × failed, with the service's
 //! default failure costs unless told otherwise. Reroute candidates are the lane's
@@ -91,7 +101,7 @@ pub type PolicyTable = [(&'static str, PolicyResult); 4];
 /// Off-policy results of one policy on a logged history: scored on the decisions
 /// where it chose what was done, each weighted by the inverse propensity of that
 /// choice.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct LoggedResult {
     /// Decisions the policy was asked about.
     pub decisions: usize,
@@ -115,12 +125,15 @@ impl LoggedResult {
         self.sum_w2_failed += weight * weight * y;
     }
 
-    /// Self-normalised estimate of the failure rate had the policy been followed.
+    /// Self-normalised estimate of the failure rate had the policy been followed
+    /// (NaN when it agreed with no decision).
     pub fn failure_rate(&self) -> f64 {
         self.sum_w_failed / self.sum_w
     }
 
-    /// Its standard error (delta method): √(Σ w²(y − r)²) / Σ w.
+    /// Its standard error (delta method): √(Σ w²(y − r)²) / Σ w, taking the
+    /// outcomes as independent — failures that cluster by lane and day make the
+    /// true error larger.
     pub fn standard_error(&self) -> f64 {
         let r = self.failure_rate();
         // y² = y for a 0/1 outcome.
@@ -128,9 +141,14 @@ impl LoggedResult {
         spread.max(0.0).sqrt() / self.sum_w
     }
 
-    /// Self-normalised estimate of the mean cost.
+    /// Self-normalised estimate of the mean cost (NaN where rates are unknown).
     pub fn mean_cost(&self) -> f64 {
         self.sum_w_cost / self.sum_w
+    }
+
+    /// Effective number of decisions behind the estimate: (Σ w)² / Σ w².
+    pub fn effective_decisions(&self) -> f64 {
+        self.sum_w * self.sum_w / self.sum_w2
     }
 }
 
@@ -273,6 +291,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         Ok(Setup { truth: Some(_), .. }) => Evaluation::Simulated(score(taken, failure_cost)),
         Ok(Setup { truth: None, .. }) => Evaluation::Logged(score_logged(taken, failure_cost)),
     };
+
     let (reroute_cost, realloc_cost) = (
         settings.reroute_policy.failure_cost,
         settings.reallocation_policy.failure_cost,
@@ -318,12 +337,20 @@ fn setup(
     let truth = if path.exists() {
         let (code, cost, probability) = columns;
         Some(read_truth(&path, code, cost, probability)?)
+    } else if kind == RiskKind::OrderFallout {
+        return Ok(Err(anyhow::anyhow!(
+            "no {truth_file}: a logged history has no outcomes for the sites not used, \
+             and the current site is the ranking's baseline (exempt from its constraints), \
+             so reallocations are only evaluated against a simulator's truth"
+        )));
     } else {
         None
     };
     Ok(Ok(Setup { model, truth }))
 }
 
+/// Every carrier each lane had anywhere in the history (sorted); a decision
+/// only uses those with an outcome on the lane already in the replayed store.
 fn lane_carriers(history: &History) -> LaneCarriers {
     let mut lanes: LaneCarriers = HashMap::new();
     for s in &history.shipments {
@@ -366,6 +393,22 @@ fn reroute_decision(
         .map(|(c, _)| c.clone())
         .collect();
     let candidates = reroute::candidates(shipment, &history.network, &observed);
+    // Off policy, the options must not depend on what was done: a carrier the
+    // ranking only knows because the history used it is left out, and the
+    // actual carrier's schedule follows the rule every alternative's does.
+    let rebuilt;
+    let shipment = if setup.truth.is_none() {
+        let actual = candidates
+            .first()
+            .filter(|c| c.carrier == shipment.carrier)?;
+        if actual.offer.is_none() && !observed.contains(&shipment.carrier) {
+            return None;
+        }
+        rebuilt = reroute::with_carrier(shipment, actual);
+        &rebuilt
+    } else {
+        shipment
+    };
     let keys = reroute::keys(shipment, &candidates);
     let records = store.fetch_now(&keys);
     let lookup = |key: &AggregateKey| keys.binary_search(key).ok().map(|i| records[i].as_ref());
@@ -381,15 +424,13 @@ fn reroute_decision(
     });
     let options = match &setup.truth {
         Some(truth) => truth.get(&shipment.shipment_id)?.clone(),
+        // Rates only where network.toml has them: the ranking's stand-in for a
+        // missing rate (the lane's median) is no cost that was paid.
         None => candidates
             .iter()
             .map(|c| Choice {
                 option: c.carrier.clone(),
-                cost: answer
-                    .options
-                    .iter()
-                    .find(|o| o.option == c.carrier)
-                    .map_or(f64::NAN, |o| o.criteria.cost),
+                cost: c.offer.map_or(f64::NAN, |(rate, _)| rate),
                 p_fail: f64::NAN,
             })
             .collect(),
@@ -432,6 +473,7 @@ fn reallocation_decision(
     policy: Policy,
 ) -> Option<Taken> {
     let order = &history.orders[i];
+    let truth = setup.truth.as_ref()?.get(&order.order_id)?;
     let actual_failed = order.outcome?.is_fallout();
     let keys = reallocation::keys(order, &[], &history.network);
     let records = store.fetch_now(&keys);
@@ -447,24 +489,10 @@ fn reallocation_decision(
         lookup: &lookup,
         policy,
     });
-    let options: Vec<Choice> = match &setup.truth {
-        Some(truth) => truth.get(&order.order_id)?.clone(),
-        None => reallocation::candidate_sites(order, &history.network)
-            .into_iter()
-            .map(|site| Choice {
-                cost: answer
-                    .options
-                    .iter()
-                    .find(|o| o.option == site)
-                    .map_or(f64::NAN, |o| o.criteria.cost),
-                option: site,
-                p_fail: f64::NAN,
-            })
-            .collect(),
-    };
-    let options: Vec<Choice> = options
-        .into_iter()
+    let options: Vec<Choice> = truth
+        .iter()
         .filter(|o| !answer.rejected.iter().any(|r| r.option == o.option))
+        .cloned()
         .collect();
     let naive = options
         .iter()
@@ -569,7 +597,7 @@ fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
             .options
             .iter()
             .find(|c| c.option == t.actual)
-            .map_or(0.0, |c| if c.cost.is_finite() { c.cost } else { 0.0 });
+            .map_or(f64::NAN, |c| c.cost);
         let cost = transport + failure_cost * f64::from(u8::from(t.actual_failed));
         let picks = [None, Some(&t.recommended), Some(&t.naive)];
         for (slot, pick) in table.iter_mut().zip(picks) {
@@ -592,6 +620,7 @@ fn section(title: &str, evaluation: &Evaluation, failure_cost: f64, lead: f64) -
     }
 }
 
+/// ", decided N h before departure" for reroutes; nothing for reallocations.
 fn horizon(lead: f64) -> String {
     if lead > 0.0 {
         format!(", decided {lead:.0} h before departure")
@@ -606,27 +635,34 @@ fn logged_table(title: &str, rows: &LoggedTable, failure_cost: f64, lead: f64) -
         out,
         "### {title} ({} decisions of a logged history{}; failure cost {failure_cost:.0})\n\n\
          No counterfactual outcomes: each policy is scored on the decisions where it chose \
-         what was actually done, weighted by 1 / the share of its lane's (region's) \
-         decisions that chose it (self-normalised inverse propensity).\n",
+         what was actually done, weighted by 1 / the share of the lane's decisions that \
+         chose that carrier (self-normalised inverse propensity; the standard error takes \
+         outcomes as independent). Mean cost needs rates from network.toml.\n",
         rows[0].1.decisions,
         horizon(lead)
     );
     let _ = writeln!(
         out,
-        "| policy | decisions scored | realised failure rate | ± s.e. | mean cost |\n|---|---:|---:|---:|---:|"
+        "| policy | decisions scored | effective | realised failure rate | ± s.e. | mean cost |\n|---|---:|---:|---:|---:|---:|"
     );
     for (name, r) in rows {
         if r.followed == 0 {
-            let _ = writeln!(out, "| {name} | 0 | – | – | – |");
+            let _ = writeln!(out, "| {name} | 0 | – | – | – | – |");
             continue;
         }
+        let cost = r.mean_cost();
         let _ = writeln!(
             out,
-            "| {name} | {} | {:.4} | {:.4} | {:.2} |",
+            "| {name} | {} | {:.0} | {:.4} | {:.4} | {} |",
             r.followed,
+            r.effective_decisions(),
             r.failure_rate(),
             r.standard_error(),
-            r.mean_cost()
+            if cost.is_finite() {
+                format!("{cost:.2}")
+            } else {
+                "–".into()
+            }
         );
     }
     out

@@ -114,10 +114,22 @@ fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
         logged.join("truth_reroutes.csv"),
     )
     .unwrap();
-    let (reroutes, _) = evaluate(&logged, &models);
-    assert!(
-        matches!(&reroutes, Evaluation::Simulated(rows) if rows[0].1.decisions > 100),
-        "{reroutes:?}"
-    );
+    let (simulated, _) = evaluate(&logged, &models);
+    let Evaluation::Simulated(truth_rows) = &simulated else {
+        panic!("with truth, the counterfactuals are used, got {simulated:?}");
+    };
+    assert!(truth_rows[0].1.decisions > 100, "{truth_rows:?}");
+    // The off-policy estimate agrees with what the simulator knows: the mean true
+    // failure probability of the carriers the ranking picked (on the sampled
+    // decisions that have truth).
+    for (logged, truth) in [(recommended, &truth_rows[1]), (naive, &truth_rows[2])] {
+        let expected = truth.1.expected_failure / truth.1.decisions as f64;
+        let (estimate, se) = (logged.1.failure_rate(), logged.1.standard_error());
+        assert!(
+            (estimate - expected).abs() < 4.0 * se + 0.01,
+            "{}: off policy {estimate:.4} ± {se:.4}, truth {expected:.4}",
+            logged.0
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
