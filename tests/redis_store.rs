@@ -264,11 +264,15 @@ async fn concurrent_reads_each_get_their_own_records() {
     }
     // A read dropped while it waits for others to join it (its caller gave up)
     // leaves nothing stuck behind for the reads after it.
+    // One read stays in flight, so the dropped ones wait for company first.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut held = std::pin::pin!(redis.fetch(&key_sets[1]));
+    assert!(held.as_mut().poll(&mut cx).is_pending());
     for _ in 0..3 {
         let mut read = std::pin::pin!(redis.fetch(&key_sets[0]));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(read.as_mut().poll(&mut cx).is_pending());
     }
+    assert_eq!(held.await.unwrap().len(), key_sets[1].len());
     let again = tokio::time::timeout(Duration::from_secs(2), redis.fetch(&key_sets[0]))
         .await
         .expect("a read after dropped ones is answered")

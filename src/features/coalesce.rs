@@ -8,14 +8,16 @@
 //! queued when it runs, but tokio runs a task woken by the running one next, so
 //! the driver runs after every single request and flushes one command at a time.
 //!
-//! How: the first request to find the queue empty leads. It yields once, so the
-//! requests already runnable queue their commands behind it, then sends the lot
-//! as one pipeline from a task of its own and, like the others, waits for its
-//! answer. There is no long-lived task: the lot is sent on whichever runtime the
+//! How: the first request to find the queue empty leads. If other reads are in
+//! flight (so others may be about to queue), it yields once, so the requests
+//! already runnable queue their commands behind it; alone, it does not wait.
+//! Then it sends the lot as one pipeline from a task of its own and, like the
+//! others, waits for its answer. There is no long-lived task: the lot is sent on whichever runtime the
 //! leader runs on. A leader dropped while it yields still sends the lot; a
 //! command whose caller has gone (its deadline passed) is not sent.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
@@ -31,6 +33,17 @@ type Reply = oneshot::Sender<Result<Value, RedisError>>;
 pub struct Coalescer {
     connection: ConnectionManager,
     queue: Mutex<Vec<(redis::Cmd, Reply)>>,
+    /// Reads queued or waiting for their answer.
+    in_flight: AtomicUsize,
+}
+
+/// Counts a read in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The leader's duty to send the lot, even if it is dropped before it does.
@@ -48,6 +61,7 @@ impl Coalescer {
         Coalescer {
             connection,
             queue: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -55,6 +69,8 @@ impl Coalescer {
     /// with those of the requests runnable now, and waits for its answer. Must be
     /// called within a tokio runtime.
     pub async fn query(&self, command: redis::Cmd) -> Result<Value, RedisError> {
+        let others = self.in_flight.fetch_add(1, Ordering::Relaxed) > 0;
+        let _in_flight = InFlight(&self.in_flight);
         let (reply, answer) = oneshot::channel();
         let leads = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -63,7 +79,9 @@ impl Coalescer {
         };
         if leads {
             let lead = Lead(self);
-            tokio::task::yield_now().await;
+            if others {
+                tokio::task::yield_now().await;
+            }
             drop(lead);
         }
         answer.await.unwrap_or_else(|_| {
