@@ -106,7 +106,8 @@ struct Report {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = if args.threads <= 1 {
+    anyhow::ensure!(args.threads >= 1, "threads must be at least 1");
+    let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
