@@ -69,3 +69,21 @@ total = sum(d[:8]) or 1  # user nice system idle iowait irq softirq steal
 print(f"  cpu: {100 * d[7] / total:.1f}% stolen, {100 * (total - d[3] - d[4]) / total:.0f}% busy")
 PY
 }
+
+# settle: waits (at most 5 s) until the machine is idle — under 15% busy over a
+# quarter second — so that one cell does not run while the previous cell's
+# server is still finishing its work.
+settle() {
+  python3 - <<'PY'
+import time
+def sample():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v), v[3] + v[4]
+deadline = time.time() + 5
+while time.time() < deadline:
+    t0, i0 = sample(); time.sleep(0.25); t1, i1 = sample()
+    if t1 > t0 and 1 - (i1 - i0) / (t1 - t0) < 0.15:
+        break
+PY
+}

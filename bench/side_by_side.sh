@@ -6,7 +6,9 @@
 # almost empty tonic call) at the same concurrency. Prints every figure, the
 # ratios, Detour's start-up time and peak memory. Detour serves on WORKERS
 # threads (default 1; see bench/lib.sh); the load generator runs on one thread
-# (its default) for both servers.
+# (its default) for both servers. Before each cell the script waits for the
+# machine to go idle (`settle`), so a cell never starts while the previous
+# cell's server is still finishing its work.
 #
 #   bench/side_by_side.sh                 # 10 s per cell
 #   DURATION=5 CONC="1 8" bench/side_by_side.sh
@@ -62,17 +64,24 @@ results="$WORK/results.jsonl"
 cpu_mark
 for c in $CONC; do
   echo "{\"server\":\"floor-redis\",\"rows\":1,\"concurrency\":$c,\"p50_ms\":$(redis-benchmark -p "$REDIS_PORT" -c "$c" -n 20000 -q PING 2>/dev/null | sed -n 's/.*p50=\([0-9.]*\) msec.*/\1/p')}" >>"$results"
+  settle
   echo "{\"server\":\"floor-grpc\",\"rows\":1,$($LOADGEN --target "127.0.0.1:$DETOUR_PORT" --json --duration "$DURATION" --warmup 1 --mode health --concurrency "$c" | cut -c2-)" >>"$results"
   for rows in 1 100; do
     if [ "$rows" = 1 ]; then mode="--mode unary"; else mode="--mode batch --batch $rows"; fi
+    settle
     echo "{\"server\":\"detour\",\"rows\":$rows,$($DETOUR $mode --concurrency "$c" | cut -c2-)" >>"$results"
+    settle
     echo "{\"server\":\"mlserver\",\"rows\":$rows,$($PEER --batch "$rows" --concurrency "$c" | cut -c2-)" >>"$results"
   done
 done
 # Detour alone: streaming, and events applied to Redis per second.
+settle
 echo "{\"server\":\"detour-stream\",\"rows\":100,$($DETOUR --mode stream --batch 100 --concurrency 8 | cut -c2-)" >>"$results"
+settle
 echo "{\"server\":\"detour-stream500\",\"rows\":500,$($DETOUR --mode stream --batch 500 --concurrency 8 | cut -c2-)" >>"$results"
+settle
 echo "{\"server\":\"detour-batch500\",\"rows\":500,$($DETOUR --mode batch --batch 500 --concurrency 8 | cut -c2-)" >>"$results"
+settle
 echo "{\"server\":\"detour-ingest\",\"rows\":500,$($DETOUR --mode ingest --batch 500 --concurrency 4 | cut -c2-)" >>"$results"
 # Redis round trips per scoring request, counted by Redis itself.
 roundtrips() {  # MODE BATCH: Redis commands per request over 2,000 requests
