@@ -12,9 +12,10 @@
 //! flight (so others may be about to queue), it yields once, so the requests
 //! already runnable queue their commands behind it; alone, it does not wait.
 //! Then it sends the lot as one pipeline from a task of its own and, like the
-//! others, waits for its answer. There is no long-lived task: the lot is sent on whichever runtime the
-//! leader runs on. A leader dropped while it yields still sends the lot; a
-//! command whose caller has gone (its deadline passed) is not sent.
+//! others, waits for its answer. There is no long-lived task: the lot is sent
+//! on whichever runtime the leader runs on. A leader dropped while it yields
+//! still sends the lot; a command whose caller has gone (its deadline passed)
+//! is not sent.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
