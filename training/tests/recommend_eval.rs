@@ -2,38 +2,14 @@
 //! a simulated one (counterfactual truth for every option) and a real, logged one
 //! (only `shipments.csv`, outcomes only for what was done).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use detour::domain::Timestamp;
 use detour::recommend::Policy;
-use detour_training::boost::BoostSettings;
 use detour_training::recommend_eval::{self, Evaluation, RecommendEvalSettings};
 use detour_training::simulate::{self, SimSettings};
-use detour_training::train::{self, TrainSettings};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("detour-receval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn train_on(data: &Path, out: &Path) {
-    train::run(&TrainSettings {
-        data: data.to_path_buf(),
-        out: out.to_path_buf(),
-        until: None,
-        sla_grace_minutes: 15.0,
-        horizon_hours: 8.0,
-        l2: 1.0,
-        boost: BoostSettings {
-            max_trees: 40,
-            ..BoostSettings::default()
-        },
-        version: Some("receval-test".into()),
-    })
-    .unwrap();
-}
 
 fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
     recommend_eval::run(&RecommendEvalSettings {
@@ -51,7 +27,7 @@ fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
 
 #[test]
 fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
-    let dir = scratch("logged");
+    let dir = common::scratch("receval", "logged");
     let simulated = dir.join("simulated");
     simulate::run(
         &SimSettings {
@@ -73,7 +49,7 @@ fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
     )
     .unwrap();
     let models = dir.join("models");
-    train_on(&logged, &models);
+    common::train_quick(&logged, &models, "receval-test");
 
     let (reroutes, reallocations) = evaluate(&logged, &models);
     let Evaluation::Logged(rows) = reroutes else {

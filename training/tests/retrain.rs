@@ -2,20 +2,17 @@
 //! the real server on the new artifacts and see its answers change; and a
 //! tampered artifact is refused before the server listens.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use detour::config::Config;
 use detour::domain::Timestamp;
 use detour::pb;
-use detour_training::boost::BoostSettings;
 use detour_training::simulate::{self, SimSettings};
-use detour_training::train::{self, TrainSettings};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("detour-retrain-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("retrain", name)
 }
 
 fn train_small(dir: &Path) -> PathBuf {
@@ -31,20 +28,7 @@ fn train_small(dir: &Path) -> PathBuf {
         &data,
     )
     .unwrap();
-    let trained = train::run(&TrainSettings {
-        data,
-        out: models.clone(),
-        until: None,
-        sla_grace_minutes: 15.0,
-        horizon_hours: 8.0,
-        l2: 1.0,
-        boost: BoostSettings {
-            max_trees: 40,
-            ..BoostSettings::default()
-        },
-        version: Some("retrained-test".into()),
-    })
-    .unwrap();
+    let trained = common::train_quick(&data, &models, "retrained-test");
     assert_eq!(
         trained.len(),
         3,

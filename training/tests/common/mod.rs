@@ -1,0 +1,35 @@
+//! What the trainer's integration tests share: scratch folders and a quick
+//! training run.
+
+use std::path::{Path, PathBuf};
+
+use detour_training::boost::BoostSettings;
+use detour_training::report::FamilyResult;
+use detour_training::train::{self, TrainSettings};
+
+/// An empty folder under the system's temp dir, unique to this process.
+pub fn scratch(test: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("detour-{test}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Trains every family `data` supports into `out`, with few trees (fast), as
+/// version `version`.
+pub fn train_quick(data: &Path, out: &Path, version: &str) -> Vec<FamilyResult> {
+    train::run(&TrainSettings {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        until: None,
+        sla_grace_minutes: 15.0,
+        horizon_hours: 8.0,
+        l2: 1.0,
+        boost: BoostSettings {
+            max_trees: 40,
+            ..BoostSettings::default()
+        },
+        version: Some(version.into()),
+    })
+    .unwrap()
+}
