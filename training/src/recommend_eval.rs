@@ -179,8 +179,8 @@ struct Choice {
 /// A decision taken, and what each policy chose.
 struct Taken {
     entity: String,
-    /// The lane (reroutes) or destination region (reallocations): where the
-    /// propensity of the actual choice is estimated.
+    /// The lane (for reallocations, the destination region): where, off
+    /// policy, the propensity of the actual choice is estimated.
     group: String,
     actual: String,
     /// The real outcome of the actual option.
