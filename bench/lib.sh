@@ -37,8 +37,9 @@ start_redis() {
 
 # start_detour MODELS_DIR: sets DETOUR_PORT and DETOUR_PID. WORKERS (default 1)
 # is the server's thread count: Redis and the load generator share the two
-# cores here, and a second server thread costs more in wake-ups than it adds
-# (BENCHMARKS.md, "Threads"); WORKERS=0 is the default of one per core.
+# cores here, and for single calls a second server thread costs more in
+# wake-ups than it adds, while batches lose 13-18% (BENCHMARKS.md, "Threads");
+# WORKERS=0 is the default of one per core.
 start_detour() {
   DETOUR_PORT=$(free_port)
   ./target/release/detour serve --listen "127.0.0.1:$DETOUR_PORT" \

@@ -47,9 +47,10 @@ pub struct Config {
     /// Risk at or below which a carrier counts as safe (else a promise adjustment
     /// is offered).
     pub safe_risk: f64,
-    /// Threads serving requests; 0 (the default) is one per core. Fewer pays off
-    /// where the server shares its cores with Redis or other busy processes:
-    /// threads that outnumber the free cores spend their time waking each other.
+    /// Threads serving requests; 0 (the default) is one per core. Where the
+    /// server shares its cores with Redis or other busy processes, fewer answer
+    /// single calls faster (threads that outnumber the free cores spend their
+    /// time waking each other) and batches somewhat slower.
     pub workers: usize,
 }
 

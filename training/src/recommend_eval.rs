@@ -214,6 +214,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         "shipments.csv",
         "truth_reroutes.csv",
         (1, 2, 4),
+        true,
     )?;
     let realloc = setup(
         settings,
@@ -222,6 +223,9 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         "orders.csv",
         "truth_reallocations.csv",
         (1, 2, 3),
+        // In a log the current site is the ranking's baseline, exempt from its
+        // constraints, so what the ranking could pick would depend on what was done.
+        false,
     )?;
     let (reroute, realloc) = match (reroute, realloc) {
         (Err(a), Err(b)) => anyhow::bail!("nothing to evaluate: {a}; {b}"),
@@ -311,6 +315,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
 }
 
 /// Loads what one kind of decision needs; an error says why it is skipped.
+/// `off_policy`: whether a logged history without truth can be evaluated.
 fn setup(
     settings: &RecommendEvalSettings,
     kind: RiskKind,
@@ -318,6 +323,7 @@ fn setup(
     history_file: &str,
     truth_file: &str,
     columns: (usize, usize, usize),
+    off_policy: bool,
 ) -> anyhow::Result<anyhow::Result<Setup>> {
     if !has_history {
         return Ok(Err(anyhow::anyhow!(
@@ -337,11 +343,11 @@ fn setup(
     let truth = if path.exists() {
         let (code, cost, probability) = columns;
         Some(read_truth(&path, code, cost, probability)?)
-    } else if kind == RiskKind::OrderFallout {
+    } else if !off_policy {
         return Ok(Err(anyhow::anyhow!(
-            "no {truth_file}: a logged history has no outcomes for the sites not used, \
-             and the current site is the ranking's baseline (exempt from its constraints), \
-             so reallocations are only evaluated against a simulator's truth"
+            "no {truth_file}: a logged history has no outcomes for the options not used, \
+             and the current one is the ranking's baseline (exempt from its constraints), \
+             so this kind is only evaluated against a simulator's truth"
         )));
     } else {
         None
