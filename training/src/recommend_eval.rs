@@ -156,13 +156,65 @@ impl LoggedResult {
 /// history (hindsight needs outcomes that never happened).
 pub type LoggedTable = [(&'static str, LoggedResult); 3];
 
+/// Paired results of one policy on a logged history: its pick on each decision
+/// is scored by the failure share of that carrier's legs on the lane that left
+/// within [`MATCH_WINDOW_HOURS`], on the decisions with a choice (two options or
+/// more) where every option had such legs.
+#[derive(Debug, Clone, Default)]
+pub struct MatchedResult {
+    pub decisions: usize,
+    sum: f64,
+    /// Decision by decision, this policy's share minus the naive policy's.
+    sum_diff: f64,
+    sum_diff2: f64,
+}
+
+impl MatchedResult {
+    fn add(&mut self, share: f64, naive: f64) {
+        let d = share - naive;
+        self.decisions += 1;
+        self.sum += share;
+        self.sum_diff += d;
+        self.sum_diff2 += d * d;
+    }
+
+    /// Mean failure share of the picks.
+    pub fn failure_rate(&self) -> f64 {
+        self.sum / self.decisions as f64
+    }
+
+    /// Mean difference from the naive policy's pick (negative: fewer failures).
+    pub fn versus_naive(&self) -> f64 {
+        self.sum_diff / self.decisions as f64
+    }
+
+    /// Standard error of [`Self::versus_naive`], taking decisions as independent.
+    pub fn versus_naive_se(&self) -> f64 {
+        let n = self.decisions as f64;
+        let mean = self.sum_diff / n;
+        ((self.sum_diff2 / n - mean * mean).max(0.0) / (n - 1.0)).sqrt()
+    }
+}
+
+/// Current plan, top recommendation, naive, best in hindsight: paired on nearby legs.
+pub type MatchedTable = [(&'static str, MatchedResult); 4];
+
+/// The two off-policy estimates of a logged history.
+#[derive(Debug, Clone)]
+pub struct LoggedEvaluation {
+    /// Inverse propensity: unbiased if choices were unrelated to outcomes, noisy.
+    pub inverse_propensity: LoggedTable,
+    /// Paired on nearby legs: every policy on the same decisions, much tighter.
+    pub matched: MatchedTable,
+}
+
 /// How one kind of decision was evaluated.
 #[derive(Debug, Clone)]
 pub enum Evaluation {
     /// Against the simulator's counterfactual truth.
     Simulated(PolicyTable),
     /// Off-policy, from the outcomes the history logged.
-    Logged(LoggedTable),
+    Logged(Box<LoggedEvaluation>),
     /// Not evaluated, and why.
     Skipped(String),
 }
@@ -190,6 +242,9 @@ struct Taken {
     options: Vec<Choice>,
     recommended: String,
     naive: String,
+    /// Off policy: each option's failure share among its legs on the lane that
+    /// departed within [`MATCH_WINDOW_HOURS`] of this one (None: it had none).
+    nearby: Vec<(String, Option<f64>)>,
 }
 
 /// Counterfactual truth per entity, where the history comes from the simulator.
@@ -197,6 +252,14 @@ type Truth = HashMap<String, Vec<Choice>>;
 
 /// Carriers each (origin, destination) lane had in the history.
 type LaneCarriers = HashMap<(String, String), Vec<String>>;
+
+/// Finished legs of each (carrier, origin, destination): (scheduled departure,
+/// failed), in time order.
+type Legs = HashMap<(String, String, String), Vec<(i64, bool)>>;
+
+/// Off policy, a carrier's legs on the lane that left this close to a decision's
+/// departure stand for how it would have done in its place.
+pub const MATCH_WINDOW_HOURS: f64 = 12.0;
 
 /// What one kind of decision is evaluated with.
 struct Setup {
@@ -254,6 +317,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
     };
     let lanes = lane_carriers(&history);
+    let legs = legs(&history);
     let mut reroutes = Vec::new();
     let mut reallocations = Vec::new();
     walk(
@@ -264,7 +328,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
                 if let Ok(setup) = &reroute
                     && let Some(taken) = reroute_decision(
                         &history,
-                        &lanes,
+                        (&lanes, &legs),
                         (i, at),
                         store,
                         setup,
@@ -293,7 +357,10 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
     let evaluate = |setup: &anyhow::Result<Setup>, taken: &[Taken], failure_cost: f64| match setup {
         Err(why) => Evaluation::Skipped(format!("{why:#}")),
         Ok(Setup { truth: Some(_), .. }) => Evaluation::Simulated(score(taken, failure_cost)),
-        Ok(Setup { truth: None, .. }) => Evaluation::Logged(score_logged(taken, failure_cost)),
+        Ok(Setup { truth: None, .. }) => Evaluation::Logged(Box::new(LoggedEvaluation {
+            inverse_propensity: score_logged(taken, failure_cost),
+            matched: score_matched(taken),
+        })),
     };
 
     let (reroute_cost, realloc_cost) = (
@@ -373,9 +440,42 @@ fn lane_carriers(history: &History) -> LaneCarriers {
     lanes
 }
 
+/// The finished legs of every carrier on every lane.
+fn legs(history: &History) -> Legs {
+    let mut legs: Legs = HashMap::new();
+    for s in &history.shipments {
+        if let Some(outcome) = s.outcome(15.0) {
+            legs.entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
+                .or_default()
+                .push((s.scheduled_departure.0, outcome.failed));
+        }
+    }
+    for v in legs.values_mut() {
+        v.sort_unstable();
+    }
+    legs
+}
+
+/// Failure share of `carrier`'s legs on the lane that departed within
+/// [`MATCH_WINDOW_HOURS`] of `departure`; None if it had none.
+fn nearby_failure_share(
+    legs: &Legs,
+    carrier: &str,
+    (origin, destination): (&str, &str),
+    departure: Timestamp,
+) -> Option<f64> {
+    let window = (MATCH_WINDOW_HOURS * 3_600_000.0) as i64;
+    let all = legs.get(&(carrier.into(), origin.into(), destination.into()))?;
+    let from = all.partition_point(|&(t, _)| t < departure.0 - window);
+    let to = all.partition_point(|&(t, _)| t <= departure.0 + window);
+    let near = &all[from..to];
+    (!near.is_empty())
+        .then(|| near.iter().filter(|&&(_, failed)| failed).count() as f64 / near.len() as f64)
+}
+
 fn reroute_decision(
     history: &History,
-    lanes: &LaneCarriers,
+    (lanes, legs): (&LaneCarriers, &Legs),
     (i, at): (usize, Timestamp),
     store: &InMemoryFeatureStore,
     setup: &Setup,
@@ -460,6 +560,19 @@ fn reroute_decision(
                 .then(a.2.cmp(&b.2))
         })?
         .2;
+    let lane = (shipment.origin.as_str(), shipment.destination.as_str());
+    let nearby = if setup.truth.is_none() {
+        options
+            .iter()
+            .map(|o| {
+                let share =
+                    nearby_failure_share(legs, &o.option, lane, shipment.scheduled_departure);
+                (o.option.clone(), share)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(Taken {
         entity: shipment.shipment_id.clone(),
         group: format!("{}→{}", shipment.origin, shipment.destination),
@@ -467,6 +580,7 @@ fn reroute_decision(
         actual_failed,
         options,
         recommended: answer.options.first()?.option.clone(),
+        nearby,
         naive,
     })
 }
@@ -518,6 +632,7 @@ fn reallocation_decision(
         options,
         recommended: answer.options.first()?.option.clone(),
         naive,
+        nearby: Vec::new(),
     })
 }
 
@@ -618,10 +733,50 @@ fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
     table
 }
 
+/// Paired scores on a logged history: every policy on the same decisions, each
+/// pick scored by its carrier's nearby legs on the lane (see [`MatchedResult`]).
+fn score_matched(decisions: &[Taken]) -> MatchedTable {
+    let mut table: MatchedTable = [
+        ("current plan", MatchedResult::default()),
+        ("top recommendation", MatchedResult::default()),
+        ("naive", MatchedResult::default()),
+        ("best in hindsight", MatchedResult::default()),
+    ];
+    for t in decisions {
+        if t.nearby.len() < 2 || t.nearby.iter().any(|(_, share)| share.is_none()) {
+            continue;
+        }
+        let share = |code: &str| {
+            t.nearby
+                .iter()
+                .find(|(option, _)| option == code)
+                .and_then(|(_, share)| *share)
+        };
+        let best = t
+            .nearby
+            .iter()
+            .filter_map(|(_, share)| *share)
+            .fold(f64::INFINITY, f64::min);
+        let (Some(current), Some(recommended), Some(naive)) =
+            (share(&t.actual), share(&t.recommended), share(&t.naive))
+        else {
+            continue;
+        };
+        for (slot, value) in table.iter_mut().zip([current, recommended, naive, best]) {
+            slot.1.add(value, naive);
+        }
+    }
+    table
+}
+
 fn section(title: &str, evaluation: &Evaluation, failure_cost: f64, lead: f64) -> String {
     match evaluation {
         Evaluation::Simulated(rows) => table(title, rows, failure_cost, lead),
-        Evaluation::Logged(rows) => logged_table(title, rows, failure_cost, lead),
+        Evaluation::Logged(logged) => format!(
+            "{}\n{}",
+            logged_table(title, &logged.inverse_propensity, failure_cost, lead),
+            matched_table(&logged.matched)
+        ),
         Evaluation::Skipped(why) => format!("### {title}: not evaluated ({why})\n"),
     }
 }
@@ -669,6 +824,36 @@ fn logged_table(title: &str, rows: &LoggedTable, failure_cost: f64, lead: f64) -
             } else {
                 "–".into()
             }
+        );
+    }
+    out
+}
+
+fn matched_table(rows: &MatchedTable) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Paired, on the {} decisions with a choice where every option's carrier had legs \
+         on the lane within {MATCH_WINDOW_HOURS:.0} h of the decision's departure: each pick \
+         is scored by the failure share of those legs (they stand for how that carrier \
+         would have done), and compared with the naive pick decision by decision.\n",
+        rows[0].1.decisions
+    );
+    let _ = writeln!(
+        out,
+        "| policy | failure share of its carrier's nearby legs | vs naive | ± s.e. |\n|---|---:|---:|---:|"
+    );
+    for (name, r) in rows {
+        if r.decisions == 0 {
+            let _ = writeln!(out, "| {name} | – | – | – |");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {name} | {:.4} | {:+.4} | {:.4} |",
+            r.failure_rate(),
+            r.versus_naive(),
+            r.versus_naive_se()
         );
     }
     out
@@ -752,6 +937,7 @@ mod tests {
             }],
             recommended: recommended.into(),
             naive: actual.into(),
+            nearby: Vec::new(),
         }
     }
 
@@ -780,5 +966,65 @@ mod tests {
         assert!(se > 0.0 && se < 1.0, "{se}");
         // A policy that agrees with every decision is scored on all of them.
         assert_eq!(naive.1.followed, 6);
+    }
+
+    #[test]
+    fn matched_scores_pair_every_policy_on_decisions_where_all_options_had_nearby_legs() {
+        let mut legs: Legs = HashMap::new();
+        let lane = ("O".to_string(), "D".to_string());
+        let hour = 3_600_000;
+        // A: 1 of 4 legs failed near t = 0, one far-off failure; B: 2 of 2 near.
+        legs.insert(
+            ("A".into(), lane.0.clone(), lane.1.clone()),
+            vec![
+                (-11 * hour, true),
+                (0, false),
+                (hour, false),
+                (12 * hour, false),
+                (13 * hour, true),
+            ],
+        );
+        legs.insert(
+            ("B".into(), lane.0.clone(), lane.1.clone()),
+            vec![(-hour, true), (hour, true)],
+        );
+        let at = Timestamp(0);
+        assert_eq!(nearby_failure_share(&legs, "A", ("O", "D"), at), Some(0.25));
+        assert_eq!(nearby_failure_share(&legs, "B", ("O", "D"), at), Some(1.0));
+        assert_eq!(nearby_failure_share(&legs, "C", ("O", "D"), at), None);
+        assert_eq!(
+            nearby_failure_share(&legs, "A", ("O", "D"), Timestamp(40 * hour)),
+            None
+        );
+
+        let decision =
+            |actual: &str, recommended: &str, naive: &str, nearby: Vec<(&str, Option<f64>)>| {
+                let mut t = taken("L", actual, false, recommended);
+                t.naive = naive.into();
+                t.nearby = nearby
+                    .into_iter()
+                    .map(|(c, s)| (c.to_string(), s))
+                    .collect();
+                t
+            };
+        let decisions = [
+            decision("A", "B", "A", vec![("A", Some(0.25)), ("B", Some(1.0))]),
+            decision("B", "A", "A", vec![("A", Some(0.5)), ("B", Some(0.0))]),
+            // Left out: an option without nearby legs, and a decision without a choice.
+            decision("A", "B", "A", vec![("A", Some(0.25)), ("B", None)]),
+            decision("A", "A", "A", vec![("A", Some(0.25))]),
+        ];
+        let [current, recommended, naive, best] = score_matched(&decisions);
+        for (name, r) in [&current, &recommended, &naive, &best] {
+            assert_eq!(r.decisions, 2, "{name}");
+        }
+        assert!((current.1.failure_rate() - 0.125).abs() < 1e-12);
+        assert!((recommended.1.failure_rate() - 0.75).abs() < 1e-12);
+        assert!((naive.1.failure_rate() - 0.375).abs() < 1e-12);
+        assert!((best.1.failure_rate() - 0.125).abs() < 1e-12);
+        // Paired: +0.75 and +0.0 against naive.
+        assert!((recommended.1.versus_naive() - 0.375).abs() < 1e-12);
+        assert!((recommended.1.versus_naive_se() - 0.375).abs() < 1e-12);
+        assert_eq!(naive.1.versus_naive(), 0.0);
     }
 }
