@@ -13,6 +13,7 @@ pub use trees::TreeEnsemble;
 
 use crate::domain::{RiskBand, RiskKind};
 use crate::features::vectors::{FeatureVector, MAX_FEATURES};
+use serde::{Deserialize, Serialize};
 
 /// Why an artifact was refused.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,38 @@ pub enum Learner {
     Logistic(LogisticWeights),
     /// Gradient-boosted trees; path contributions.
     Boosted(TreeEnsemble),
+    /// A logistic regression plus boosted trees fitted on what it leaves over.
+    LinearTrees(LinearTrees),
+}
+
+/// A logistic regression over every feature, plus boosted trees fitted on its
+/// residual log-odds that split only on the situation (features that are not
+/// [`of_option`](crate::features::vectors::FeatureDef::of_option)). Options are
+/// then compared by smooth linear terms, while the situation keeps the trees'
+/// interactions: ranking carriers by tree splits on their records proved
+/// noisier than the lane's plain four-week record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearTrees {
+    pub linear: LogisticWeights,
+    pub trees: TreeEnsemble,
+}
+
+impl LinearTrees {
+    /// Log-odds only.
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        self.linear.predict(row).logit + self.trees.logit(row)
+    }
+
+    /// Log-odds and contributions: each part's, summed.
+    pub fn predict(&self, row: &[f64]) -> logistic::RawScore {
+        let mut score = self.linear.predict(row);
+        let trees = self.trees.predict(row);
+        score.logit += trees.logit;
+        for (c, t) in score.contributions.iter_mut().zip(trees.contributions) {
+            *c += t;
+        }
+        score
+    }
 }
 
 impl Learner {
@@ -59,6 +92,7 @@ impl Learner {
         match self {
             Learner::Logistic(weights) => weights.predict(row),
             Learner::Boosted(ensemble) => ensemble.predict(row),
+            Learner::LinearTrees(model) => model.predict(row),
         }
     }
 }
@@ -95,6 +129,7 @@ impl LoadedModel {
         let logit = match &self.learner {
             Learner::Logistic(weights) => weights.predict(row).logit,
             Learner::Boosted(ensemble) => ensemble.logit(row),
+            Learner::LinearTrees(model) => model.logit(row),
         };
         let calibration = self.manifest.calibration;
         sigmoid(calibration.slope * logit + calibration.intercept)
@@ -112,6 +147,13 @@ impl LoadedModel {
             Learner::Boosted(ensemble) => {
                 let rows: Vec<&[f64]> = features.iter().map(FeatureVector::as_slice).collect();
                 ensemble.logits(&rows, &mut logits);
+            }
+            Learner::LinearTrees(model) => {
+                let rows: Vec<&[f64]> = features.iter().map(FeatureVector::as_slice).collect();
+                model.trees.logits(&rows, &mut logits);
+                for (logit, row) in logits.iter_mut().zip(&rows) {
+                    *logit += model.linear.predict(row).logit;
+                }
             }
         }
         logits

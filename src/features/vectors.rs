@@ -22,6 +22,8 @@ pub const STALE_SNAPSHOT_HOURS: f64 = 6.0;
 /// Pseudo-observations that pull a rate towards its prior when history is thin.
 const PRIOR_WEIGHT: f64 = 2.0;
 const PRIOR_FAILURE_RATE: f64 = 0.1;
+/// About an eighth of failures are cancellations.
+const PRIOR_CANCEL_RATE: f64 = 0.0125;
 const PRIOR_FALLOUT_RATE: f64 = 0.15;
 
 /// One model input: its name and unit, as shown in explanations.
@@ -29,29 +31,45 @@ const PRIOR_FALLOUT_RATE: f64 = 0.15;
 pub struct FeatureDef {
     pub name: &'static str,
     pub unit: &'static str,
+    /// Whether it describes the option a recommendation would change (the
+    /// carrier of a reroute), rather than the situation every option shares.
+    pub of_option: bool,
 }
 
 const fn def(name: &'static str, unit: &'static str) -> FeatureDef {
-    FeatureDef { name, unit }
+    FeatureDef {
+        name,
+        unit,
+        of_option: false,
+    }
+}
+
+/// A feature of the option a recommendation chooses (see [`FeatureDef::of_option`]).
+const fn option_def(name: &'static str, unit: &'static str) -> FeatureDef {
+    FeatureDef {
+        name,
+        unit,
+        of_option: true,
+    }
 }
 
 /// Inputs of the carrier-failure family, in order.
 pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
-    def("carrier_failure_rate_1d", "share"),
-    def("carrier_failure_rate_7d", "share"),
-    def("carrier_cancel_rate_7d", "share"),
+    option_def("carrier_failure_rate_7d", "share"),
+    option_def("carrier_failure_rate_28d", "share"),
+    option_def("carrier_cancel_rate_28d", "share"),
     def("lane_failure_rate_7d", "share"),
     def("origin_failure_rate_1d", "share"),
     def("destination_failure_rate_1d", "share"),
-    def("carrier_lane_failure_rate_7d", "share"),
-    def("carrier_lane_failure_rate_28d", "share"),
-    def("carrier_lane_vs_lane_28d", "share"),
-    def("carrier_lane_mean_delay_7d", "minutes"),
-    def("carrier_volume_1d_log", "ln(1+shipments)"),
-    def("carrier_lane_volume_28d_log", "ln(1+shipments)"),
+    option_def("carrier_lane_failure_rate_7d", "share"),
+    option_def("carrier_lane_failure_rate_28d", "share"),
+    option_def("carrier_lane_vs_lane_28d", "share"),
+    option_def("carrier_lane_mean_delay_28d", "minutes"),
+    option_def("carrier_volume_1d_log", "ln(1+shipments)"),
+    option_def("carrier_lane_volume_28d_log", "ln(1+shipments)"),
     def("origin_dock_utilisation", "share"),
     def("origin_backlog_to_limit", "ratio"),
-    def("scheduled_transit_hours", "hours"),
+    option_def("scheduled_transit_hours", "hours"),
     def("departure_hour_sin", "sin(hour)"),
     def("departure_hour_cos", "cos(hour)"),
     def("departure_weekend", "0/1"),
@@ -169,9 +187,9 @@ pub fn carrier_failure_vector(
     };
     let mean_delay = carrier_lane.map_or(f64::NAN, |r| {
         r.map_or(0.0, |r| {
-            let done = r.counter(sc::DONE, WindowId::Week, t);
+            let done = r.counter(sc::DONE, WindowId::Month, t);
             if done > 0.0 {
-                r.counter(sc::DELAY_MINUTES, WindowId::Week, t) / done
+                r.counter(sc::DELAY_MINUTES, WindowId::Month, t) / done
             } else {
                 0.0
             }
@@ -180,9 +198,16 @@ pub fn carrier_failure_vector(
     let site = SiteView::new(&shipment.origin, origin, now, network);
     let (hour_sin, hour_cos, weekend) = clock_features(shipment.scheduled_departure);
     FeatureVector::from_slice(&[
-        rate(carrier, sc::FAILED, WindowId::Day),
         rate(carrier, sc::FAILED, WindowId::Week),
-        rate(carrier, sc::CANCELLED, WindowId::Week),
+        rate(carrier, sc::FAILED, WindowId::Month),
+        smoothed_rate(
+            carrier,
+            sc::CANCELLED,
+            sc::DONE,
+            WindowId::Month,
+            t,
+            PRIOR_CANCEL_RATE,
+        ),
         rate(lane, sc::FAILED, WindowId::Week),
         rate(outbound, sc::FAILED, WindowId::Day),
         rate(inbound, sc::FAILED, WindowId::Day),

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::logistic::LogisticWeights;
 use super::trees::TreeEnsemble;
-use super::{Learner, LoadedModel, ModelError};
+use super::{Learner, LinearTrees, LoadedModel, ModelError};
 use crate::domain::RiskKind;
 use crate::features::vectors::FeatureDef;
 
@@ -17,6 +17,8 @@ use crate::features::vectors::FeatureDef;
 pub const LOGISTIC_REGRESSION: &str = "logistic_regression";
 /// Learner name of a boosted-trees artifact (weights: [`TreeEnsemble`]).
 pub const GRADIENT_BOOSTED_TREES: &str = "gradient_boosted_trees";
+/// Manifest name of [`Learner::LinearTrees`].
+pub const LOGISTIC_PLUS_TREES: &str = "logistic_plus_trees";
 
 /// An artifact's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +154,20 @@ pub fn load_model(
             ensemble.pack();
             Learner::Boosted(ensemble)
         }
+        LOGISTIC_PLUS_TREES => {
+            let mut model: LinearTrees = serde_json::from_slice(&bytes).map_err(parse_error)?;
+            model.linear.check().map_err(bad_weights)?;
+            if model.linear.len() != schema.len() {
+                return Err(bad_weights(format!(
+                    "linear weights have {} features, the schema {}",
+                    model.linear.len(),
+                    schema.len()
+                )));
+            }
+            model.trees.check(schema.len()).map_err(bad_weights)?;
+            model.trees.pack();
+            Learner::LinearTrees(model)
+        }
         other => {
             return Err(mismatch(format!(
                 "learner {other:?} is not supported by this build"
@@ -183,6 +199,7 @@ pub fn weights_json(learner: &Learner) -> Vec<u8> {
     let json = match learner {
         Learner::Logistic(weights) => serde_json::to_vec_pretty(weights),
         Learner::Boosted(ensemble) => serde_json::to_vec(ensemble),
+        Learner::LinearTrees(model) => serde_json::to_vec(model),
     };
     json.expect("weights always serialise")
 }
@@ -192,6 +209,7 @@ pub fn learner_name(learner: &Learner) -> &'static str {
     match learner {
         Learner::Logistic(_) => LOGISTIC_REGRESSION,
         Learner::Boosted(_) => GRADIENT_BOOSTED_TREES,
+        Learner::LinearTrees(_) => LOGISTIC_PLUS_TREES,
     }
 }
 

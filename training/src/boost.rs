@@ -15,8 +15,8 @@
 //! go to. Boosting stops when the validation log loss has not improved for
 //! `patience` rounds (the validation slice is never the test slice).
 
-use detour::models::sigmoid;
 use detour::models::trees::{Tree, TreeEnsemble};
+use detour::models::{LogisticWeights, sigmoid};
 
 use crate::replay::Row;
 
@@ -52,22 +52,51 @@ const MAX_BINS: usize = 64;
 /// Rows sampled to place the bin edges.
 const EDGE_SAMPLE: usize = 200_000;
 
+/// Where boosting starts and what the trees may split on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start<'a> {
+    /// Boost on top of this model's log-odds (the ensemble's base score is then
+    /// 0: the two are summed); from the base rate when unset.
+    pub linear: Option<&'a LogisticWeights>,
+    /// Features the trees may not split on (by index).
+    pub frozen: &'a [usize],
+}
+
 /// Fits boosted trees on `train`, stopping early on `validation`.
 pub fn fit_boosted(
     train: &[Row],
     validation: &[Row],
     width: usize,
     settings: &BoostSettings,
+    start: Start<'_>,
 ) -> anyhow::Result<TreeEnsemble> {
     anyhow::ensure!(!train.is_empty() && width > 0, "nothing to fit");
-    let edges: Vec<Vec<f64>> = (0..width).map(|j| bin_edges(train, j)).collect();
+    // A feature without bin edges never splits.
+    let edges: Vec<Vec<f64>> = (0..width)
+        .map(|j| {
+            if start.frozen.contains(&j) {
+                Vec::new()
+            } else {
+                bin_edges(train, j)
+            }
+        })
+        .collect();
     let bins = BinnedColumns::new(train, &edges);
     let labels: Vec<f64> = train.iter().map(|r| f64::from(u8::from(r.label))).collect();
     let base_rate = (labels.iter().sum::<f64>() / labels.len() as f64).clamp(1e-6, 1.0 - 1e-6);
-    let base_score = (base_rate / (1.0 - base_rate)).ln();
+    let (base_score, initial): (f64, Box<dyn Fn(&Row) -> f64>) = match start.linear {
+        Some(linear) => (
+            0.0,
+            Box::new(|r: &Row| linear.predict(r.features.as_slice()).logit),
+        ),
+        None => {
+            let base_score = (base_rate / (1.0 - base_rate)).ln();
+            (base_score, Box::new(move |_: &Row| base_score))
+        }
+    };
     let mut trees = Vec::new();
-    let mut scores = vec![base_score; train.len()];
-    let mut validation_scores = vec![base_score; validation.len()];
+    let mut scores: Vec<f64> = train.iter().map(&initial).collect();
+    let mut validation_scores: Vec<f64> = validation.iter().map(&initial).collect();
     let (mut best_loss, mut best_trees) = (f64::INFINITY, 0);
     let mut gradients = vec![0.0; train.len()];
     let mut hessians = vec![0.0; train.len()];
@@ -389,7 +418,14 @@ mod tests {
         let train = rows(20_000, 1);
         let validation = rows(5_000, 2);
         let test = rows(5_000, 3);
-        let model = fit_boosted(&train, &validation, 3, &BoostSettings::default()).unwrap();
+        let model = fit_boosted(
+            &train,
+            &validation,
+            3,
+            &BoostSettings::default(),
+            Start::default(),
+        )
+        .unwrap();
         let p: Vec<f64> = test
             .iter()
             .map(|r| sigmoid(model.predict(r.features.as_slice()).logit))

@@ -78,7 +78,7 @@ pub fn split(rows: &[Row]) -> anyhow::Result<Split<'_>> {
 /// A fitted, calibrated and measured learner.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    /// "logistic_regression" or "gradient_boosted_trees".
+    /// The learner's manifest name, e.g. "logistic_regression".
     pub name: &'static str,
     pub learner: Learner,
     pub calibration: Calibration,

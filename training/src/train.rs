@@ -10,14 +10,15 @@ use anyhow::Context;
 use detour::domain::{RiskKind, Timestamp};
 use detour::features::FeatureSettings;
 use detour::models::artifact::{
-    GRADIENT_BOOSTED_TREES, LOGISTIC_REGRESSION, learner_name, save_model, sha256_hex, weights_json,
+    GRADIENT_BOOSTED_TREES, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, learner_name, save_model,
+    sha256_hex, weights_json,
 };
-use detour::models::{BandThresholds, FeatureSpec, Learner, Manifest};
+use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, Manifest};
 use detour::network::Network;
 use detour::registry::schema_of;
 use serde_json::json;
 
-use crate::boost::{BoostSettings, fit_boosted};
+use crate::boost::{BoostSettings, Start, fit_boosted};
 use crate::csvio::{self, FileReport};
 use crate::fit::{fit_logistic, judge, split};
 use crate::metrics::Metrics;
@@ -130,7 +131,9 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
     Ok(trained)
 }
 
-/// Fits both learners on one family, ships the better one on validation.
+/// Fits the learners on one family and ships the one with the lowest validation
+/// log loss; where the family's features describe options (carriers), only
+/// learners that compare options by smooth terms are shipped.
 fn train_family(
     settings: &TrainSettings,
     kind: RiskKind,
@@ -160,6 +163,7 @@ fn train_family(
         split.validation,
         schema.len(),
         &settings.boost,
+        Start::default(),
     )?);
     let seconds = boost_began.elapsed().as_secs_f64();
     candidates.push(judge(
@@ -169,7 +173,46 @@ fn train_family(
         schema,
         seconds,
     )?);
+    // Where the family's features describe options a recommendation compares,
+    // also fit trees over the situation alone on top of the logistic regression.
+    let frozen: Vec<usize> = (0..schema.len()).filter(|&j| schema[j].of_option).collect();
+    if let (false, Learner::Logistic(linear)) = (frozen.is_empty(), &candidates[0].learner) {
+        eprintln!(
+            "{}: fitting boosted trees on the logistic regression",
+            kind.name()
+        );
+        let began = Instant::now();
+        let start = Start {
+            linear: Some(linear),
+            frozen: &frozen,
+        };
+        let trees = fit_boosted(
+            split.train,
+            split.validation,
+            schema.len(),
+            &settings.boost,
+            start,
+        )?;
+        let learner = Learner::LinearTrees(LinearTrees {
+            linear: linear.clone(),
+            trees,
+        });
+        let seconds = began.elapsed().as_secs_f64();
+        candidates.push(judge(
+            LOGISTIC_PLUS_TREES,
+            learner,
+            &split,
+            schema,
+            seconds,
+        )?);
+    }
+    // A family whose model also ranks options ships a learner that compares them
+    // by smooth terms: boosted trees splitting on the carriers' own records
+    // ranked them worse than the lane's four-week record (ARCHITECTURE.md).
+    let shippable =
+        |learner: &Learner| frozen.is_empty() || !matches!(learner, Learner::Boosted(_));
     let chosen = (0..candidates.len())
+        .filter(|&i| shippable(&candidates[i].learner))
         .min_by(|&a, &b| {
             candidates[a]
                 .validation
@@ -195,6 +238,12 @@ fn train_family(
         candidates,
         chosen,
         ceiling_roc_auc,
+        chosen_by: if frozen.is_empty() {
+            "lowest log loss on the validation slice"
+        } else {
+            "lowest log loss on the validation slice among the learners that compare carriers \
+             by smooth terms; boosted trees alone ranked them worse"
+        },
         seconds: 0.0,
     };
     result.seconds = began.elapsed().as_secs_f64();
@@ -277,6 +326,7 @@ fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow
     let short = match shipped.learner {
         Learner::Logistic(_) => "lr",
         Learner::Boosted(_) => "gbt",
+        Learner::LinearTrees(_) => "lrgbt",
     };
     result.version = settings
         .version
