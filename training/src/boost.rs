@@ -439,4 +439,44 @@ mod tests {
             "early stopping"
         );
     }
+
+    #[test]
+    fn boosts_on_a_linear_base_without_splitting_on_frozen_features() {
+        let train = rows(20_000, 1);
+        let validation = rows(5_000, 2);
+        // A linear base that leans on x0 alone.
+        let linear = LogisticWeights {
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+            coefficients: vec![0.5, 0.0, 0.0],
+            intercept: 0.0,
+        };
+        let split_features = |start: Start<'_>| {
+            let model =
+                fit_boosted(&train, &validation, 3, &BoostSettings::default(), start).unwrap();
+            let features: Vec<u32> = model
+                .trees
+                .iter()
+                .flat_map(|t| {
+                    (0..t.feature.len())
+                        .filter(|&i| t.left[i] != 0)
+                        .map(|i| t.feature[i])
+                })
+                .collect();
+            (model.base_score, features)
+        };
+        // Free to, the trees split on the noise feature x2 somewhere.
+        let (_, free) = split_features(Start {
+            linear: Some(&linear),
+            frozen: &[],
+        });
+        assert!(free.contains(&2), "{free:?}");
+        let (base_score, frozen) = split_features(Start {
+            linear: Some(&linear),
+            frozen: &[2],
+        });
+        assert_eq!(base_score, 0.0, "the base is the linear model's logit");
+        assert!(!frozen.contains(&2), "x2 is frozen: {frozen:?}");
+        assert!(frozen.contains(&0) && frozen.contains(&1), "{frozen:?}");
+    }
 }
