@@ -179,3 +179,65 @@ impl LoadedModel {
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::trees::Tree;
+    use super::*;
+
+    fn linear_trees() -> LinearTrees {
+        LinearTrees {
+            linear: LogisticWeights {
+                mean: vec![0.0, 0.0],
+                std: vec![1.0, 2.0],
+                coefficients: vec![0.5, -1.0],
+                intercept: -1.0,
+            },
+            // x1 < 3 → -0.4 ; else 0.6; missing goes left.
+            trees: TreeEnsemble::new(
+                0.0,
+                vec![Tree {
+                    feature: vec![1, 0, 0],
+                    threshold: vec![3.0, 0.0, 0.0],
+                    left: vec![1, 0, 0],
+                    right: vec![2, 0, 0],
+                    missing: vec![1, 0, 0],
+                    value: vec![0.0, -0.4, 0.6],
+                }],
+            ),
+        }
+    }
+
+    #[test]
+    fn linear_trees_add_the_two_parts() {
+        let model = linear_trees();
+        let row = [2.0, 4.0];
+        // Linear: -1 + 0.5·2 - 1·(4/2) = -2; trees: +0.6.
+        let score = model.predict(&row);
+        assert!((score.logit - (-2.0 + 0.6)).abs() < 1e-12);
+        assert!((model.logit(&row) - score.logit).abs() < 1e-12);
+        assert!((score.contributions[0] - 1.0).abs() < 1e-12);
+        assert!((score.contributions[1] - (-2.0 + 0.6)).abs() < 1e-12);
+
+        let loaded = LoadedModel {
+            manifest: serde_json::from_str(include_str!("../models/carrier_failure/manifest.json"))
+                .unwrap(),
+            kind: RiskKind::CarrierFailure,
+            learner: Learner::LinearTrees(model),
+        };
+        let rows = [[2.0, 4.0], [f64::NAN, 1.0], [-1.0, f64::NAN]];
+        let vectors: Vec<FeatureVector> = rows
+            .iter()
+            .map(|r| {
+                let mut values = [f64::NAN; MAX_FEATURES];
+                values[..2].copy_from_slice(r);
+                FeatureVector { values, len: 2 }
+            })
+            .collect();
+        let batched = loaded.probabilities(&vectors);
+        for (v, p) in vectors.iter().zip(batched) {
+            assert!((loaded.probability(v) - p).abs() < 1e-12);
+            assert!((loaded.predict(v).probability - p).abs() < 1e-12);
+        }
+    }
+}
