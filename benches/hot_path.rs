@@ -189,7 +189,12 @@ fn benches(c: &mut Criterion) {
             values: features.values,
             len: schema_of(kind).len(),
         };
-        for (learner, model) in [("boosted", shipped(kind)), ("logistic", logistic(kind))] {
+        let shipped = shipped(kind);
+        let name = match shipped.learner {
+            Learner::LinearTrees(_) => "logistic_plus_trees",
+            _ => "boosted",
+        };
+        for (learner, model) in [(name, shipped), ("logistic", logistic(kind))] {
             c.bench_function(
                 &format!("inference/{}/{learner}/explained", kind.name()),
                 |b| b.iter(|| black_box(model.predict(black_box(&row)))),
