@@ -84,15 +84,14 @@ pub fn fit_boosted(
     let bins = BinnedColumns::new(train, &edges);
     let labels: Vec<f64> = train.iter().map(|r| f64::from(u8::from(r.label))).collect();
     let base_rate = (labels.iter().sum::<f64>() / labels.len() as f64).clamp(1e-6, 1.0 - 1e-6);
-    let (base_score, initial): (f64, Box<dyn Fn(&Row) -> f64>) = match start.linear {
-        Some(linear) => (
-            0.0,
-            Box::new(|r: &Row| linear.predict(r.features.as_slice()).logit),
-        ),
-        None => {
-            let base_score = (base_rate / (1.0 - base_rate)).ln();
-            (base_score, Box::new(move |_: &Row| base_score))
-        }
+    let base_score = match start.linear {
+        Some(_) => 0.0,
+        None => (base_rate / (1.0 - base_rate)).ln(),
+    };
+    // Each row's log-odds before the first tree.
+    let initial = |r: &Row| match start.linear {
+        Some(linear) => linear.predict(r.features.as_slice()).logit,
+        None => base_score,
     };
     let mut trees = Vec::new();
     let mut scores: Vec<f64> = train.iter().map(&initial).collect();
