@@ -32,7 +32,13 @@
 //!   not have known (not in `network.toml`, no outcome on the lane yet) is left
 //!   out, and the actual carrier's schedule is rebuilt by the rule every
 //!   alternative's is. The table says how many decisions each policy was scored
-//!   on and their effective number; hindsight is unknowable and left out.
+//!   on and their effective number; hindsight is unknowable there and left out.
+//!   A second, paired estimate puts every policy on the same decisions: a pick
+//!   is scored by the failure share of its carrier's legs on the lane scheduled
+//!   within [`MATCH_WINDOW_HOURS`] of the decision's departure and unfinished
+//!   when it was taken (they stand for how that carrier would have done; the
+//!   best of those shares is hindsight's), with a standard error clustered by
+//!   lane and day, since decisions there share legs.
 //!   Reallocations need the truth: the ranking exempts the current site from the
 //!   hard constraints (it is the baseline), so what it could pick would depend on
 //!   what was done.
@@ -157,25 +163,26 @@ impl LoggedResult {
 pub type LoggedTable = [(&'static str, LoggedResult); 3];
 
 /// Paired results of one policy on a logged history: its pick on each decision
-/// is scored by the failure share of that carrier's legs on the lane that left
-/// within [`MATCH_WINDOW_HOURS`], on the decisions with a choice (two options or
-/// more) where every option had such legs.
+/// is scored by the failure share of that carrier's legs on the lane scheduled
+/// to depart within [`MATCH_WINDOW_HOURS`] of the decision's departure whose
+/// outcome was not yet known at the decision, on the decisions with a choice
+/// (two options or more) where every option had such legs.
 #[derive(Debug, Clone, Default)]
 pub struct MatchedResult {
     pub decisions: usize,
     sum: f64,
-    /// Decision by decision, this policy's share minus the naive policy's.
-    sum_diff: f64,
-    sum_diff2: f64,
+    /// Per cluster (lane and day of departure: decisions there share legs), the
+    /// sum of this policy's share minus the naive policy's, and the decisions.
+    clusters: HashMap<(String, i64), (f64, usize)>,
 }
 
 impl MatchedResult {
-    fn add(&mut self, share: f64, naive: f64) {
-        let d = share - naive;
+    fn add(&mut self, share: f64, naive: f64, cluster: (String, i64)) {
         self.decisions += 1;
         self.sum += share;
-        self.sum_diff += d;
-        self.sum_diff2 += d * d;
+        let c = self.clusters.entry(cluster).or_default();
+        c.0 += share - naive;
+        c.1 += 1;
     }
 
     /// Mean failure share of the picks.
@@ -185,14 +192,25 @@ impl MatchedResult {
 
     /// Mean difference from the naive policy's pick (negative: fewer failures).
     pub fn versus_naive(&self) -> f64 {
-        self.sum_diff / self.decisions as f64
+        self.clusters.values().map(|c| c.0).sum::<f64>() / self.decisions as f64
     }
 
-    /// Standard error of [`Self::versus_naive`], taking decisions as independent.
+    /// Standard error of [`Self::versus_naive`], robust to decisions within a
+    /// cluster (same lane, same day) sharing legs: √(C/(C−1) · Σ_c (S_c − n_c·m)²) / n
+    /// over C clusters with difference sums S_c; NaN with fewer than two clusters.
     pub fn versus_naive_se(&self) -> f64 {
+        let clusters = self.clusters.len() as f64;
+        if clusters < 2.0 {
+            return f64::NAN;
+        }
         let n = self.decisions as f64;
-        let mean = self.sum_diff / n;
-        ((self.sum_diff2 / n - mean * mean).max(0.0) / (n - 1.0)).sqrt()
+        let mean = self.versus_naive();
+        let spread: f64 = self
+            .clusters
+            .values()
+            .map(|&(sum, count)| (sum - count as f64 * mean).powi(2))
+            .sum();
+        (clusters / (clusters - 1.0) * spread).sqrt() / n
     }
 }
 
@@ -234,6 +252,9 @@ struct Taken {
     /// The lane (for reallocations, the destination region): where, off
     /// policy, the propensity of the actual choice is estimated.
     group: String,
+    /// Day of the decision's departure (or order's creation), in days since
+    /// the epoch: with `group`, the cluster of the paired standard error.
+    day: i64,
     actual: String,
     /// The real outcome of the actual option.
     actual_failed: bool,
@@ -254,8 +275,8 @@ type Truth = HashMap<String, Vec<Choice>>;
 type LaneCarriers = HashMap<(String, String), Vec<String>>;
 
 /// Finished legs of each (carrier, origin, destination): (scheduled departure,
-/// failed), in time order.
-type Legs = HashMap<(String, String, String), Vec<(i64, bool)>>;
+/// when the outcome was known, failed), in departure order.
+type Legs = HashMap<(String, String, String), Vec<(i64, i64, bool)>>;
 
 /// Off policy, a carrier's legs on the lane that left this close to a decision's
 /// departure stand for how it would have done in its place.
@@ -265,6 +286,9 @@ pub const MATCH_WINDOW_HOURS: f64 = 12.0;
 struct Setup {
     model: LoadedModel,
     truth: Option<Truth>,
+    /// Minutes past schedule that make a leg failed: what the model was trained
+    /// with (its manifest), 15 if it does not say.
+    grace_minutes: f64,
 }
 
 /// Runs the evaluation; prints and optionally writes the tables.
@@ -317,7 +341,8 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
     };
     let lanes = lane_carriers(&history);
-    let legs = legs(&history);
+    let grace = reroute.as_ref().map_or(15.0, |s| s.grace_minutes);
+    let legs = legs(&history, grace);
     let mut reroutes = Vec::new();
     let mut reallocations = Vec::new();
     walk(
@@ -419,7 +444,14 @@ fn setup(
     } else {
         None
     };
-    Ok(Ok(Setup { model, truth }))
+    let grace_minutes = model.manifest.training["sla_grace_minutes"]
+        .as_f64()
+        .unwrap_or(15.0);
+    Ok(Ok(Setup {
+        model,
+        truth,
+        grace_minutes,
+    }))
 }
 
 /// Every carrier each lane had anywhere in the history (sorted); a decision
@@ -440,14 +472,15 @@ fn lane_carriers(history: &History) -> LaneCarriers {
     lanes
 }
 
-/// The finished legs of every carrier on every lane.
-fn legs(history: &History) -> Legs {
+/// The finished legs of every carrier on every lane; a leg fails when it is
+/// cancelled or arrives more than `grace_minutes` late.
+fn legs(history: &History, grace_minutes: f64) -> Legs {
     let mut legs: Legs = HashMap::new();
     for s in &history.shipments {
-        if let Some(outcome) = s.outcome(15.0) {
+        if let Some(outcome) = s.outcome(grace_minutes) {
             legs.entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
                 .or_default()
-                .push((s.scheduled_departure.0, outcome.failed));
+                .push((s.scheduled_departure.0, outcome.known_at.0, outcome.failed));
         }
     }
     for v in legs.values_mut() {
@@ -456,21 +489,28 @@ fn legs(history: &History) -> Legs {
     legs
 }
 
-/// Failure share of `carrier`'s legs on the lane that departed within
-/// [`MATCH_WINDOW_HOURS`] of `departure`; None if it had none.
+/// Failure share of `carrier`'s legs on the lane scheduled to depart within
+/// [`MATCH_WINDOW_HOURS`] of `departure` whose outcome was still unknown at
+/// `decided` (nothing the ranking could have seen scores it); None if none.
 fn nearby_failure_share(
     legs: &Legs,
     carrier: &str,
     (origin, destination): (&str, &str),
     departure: Timestamp,
+    decided: Timestamp,
 ) -> Option<f64> {
     let window = (MATCH_WINDOW_HOURS * 3_600_000.0) as i64;
     let all = legs.get(&(carrier.into(), origin.into(), destination.into()))?;
-    let from = all.partition_point(|&(t, _)| t < departure.0 - window);
-    let to = all.partition_point(|&(t, _)| t <= departure.0 + window);
-    let near = &all[from..to];
-    (!near.is_empty())
-        .then(|| near.iter().filter(|&&(_, failed)| failed).count() as f64 / near.len() as f64)
+    let from = all.partition_point(|&(t, _, _)| t < departure.0 - window);
+    let to = all.partition_point(|&(t, _, _)| t <= departure.0 + window);
+    let (mut legs, mut failed) = (0usize, 0usize);
+    for &(_, known_at, failure) in &all[from..to] {
+        if known_at > decided.0 {
+            legs += 1;
+            failed += usize::from(failure);
+        }
+    }
+    (legs > 0).then(|| failed as f64 / legs as f64)
 }
 
 fn reroute_decision(
@@ -482,7 +522,7 @@ fn reroute_decision(
     policy: Policy,
 ) -> Option<Taken> {
     let shipment = &history.shipments[i];
-    let actual_failed = shipment.outcome(15.0)?.failed;
+    let actual_failed = shipment.outcome(setup.grace_minutes)?.failed;
     // Carriers the service would know on this lane: those with an outcome on it
     // already in the store (nothing later leaks in).
     let lane_carriers = lanes
@@ -565,8 +605,8 @@ fn reroute_decision(
         options
             .iter()
             .map(|o| {
-                let share =
-                    nearby_failure_share(legs, &o.option, lane, shipment.scheduled_departure);
+                let departure = shipment.scheduled_departure;
+                let share = nearby_failure_share(legs, &o.option, lane, departure, at);
                 (o.option.clone(), share)
             })
             .collect()
@@ -576,6 +616,7 @@ fn reroute_decision(
     Some(Taken {
         entity: shipment.shipment_id.clone(),
         group: format!("{}→{}", shipment.origin, shipment.destination),
+        day: shipment.scheduled_departure.0.div_euclid(86_400_000),
         actual: shipment.carrier.clone(),
         actual_failed,
         options,
@@ -627,6 +668,7 @@ fn reallocation_decision(
     Some(Taken {
         entity: order.order_id.clone(),
         group: order.destination_region.clone(),
+        day: order.created_at.0.div_euclid(86_400_000),
         actual: order.site.clone(),
         actual_failed,
         options,
@@ -762,8 +804,9 @@ fn score_matched(decisions: &[Taken]) -> MatchedTable {
         else {
             continue;
         };
+        let cluster = (t.group.clone(), t.day);
         for (slot, value) in table.iter_mut().zip([current, recommended, naive, best]) {
-            slot.1.add(value, naive);
+            slot.1.add(value, naive, cluster.clone());
         }
     }
     table
@@ -834,9 +877,10 @@ fn matched_table(rows: &MatchedTable) -> String {
     let _ = writeln!(
         out,
         "Paired, on the {} decisions with a choice where every option's carrier had legs \
-         on the lane within {MATCH_WINDOW_HOURS:.0} h of the decision's departure: each pick \
-         is scored by the failure share of those legs (they stand for how that carrier \
-         would have done), and compared with the naive pick decision by decision.\n",
+         on the lane scheduled within {MATCH_WINDOW_HOURS:.0} h of the decision's departure \
+         and still unfinished at the decision: each pick is scored by the failure share of \
+         those legs (they stand for how that carrier would have done), and compared with \
+         the naive pick decision by decision (standard error clustered by lane and day).\n",
         rows[0].1.decisions
     );
     let _ = writeln!(
@@ -846,15 +890,17 @@ fn matched_table(rows: &MatchedTable) -> String {
     for (name, r) in rows {
         if r.decisions == 0 {
             let _ = writeln!(out, "| {name} | – | – | – |");
-            continue;
+        } else if *name == "naive" {
+            let _ = writeln!(out, "| {name} | {:.4} | 0 | – |", r.failure_rate());
+        } else {
+            let _ = writeln!(
+                out,
+                "| {name} | {:.4} | {:+.4} | {:.4} |",
+                r.failure_rate(),
+                r.versus_naive(),
+                r.versus_naive_se()
+            );
         }
-        let _ = writeln!(
-            out,
-            "| {name} | {:.4} | {:+.4} | {:.4} |",
-            r.failure_rate(),
-            r.versus_naive(),
-            r.versus_naive_se()
-        );
     }
     out
 }
@@ -938,6 +984,23 @@ mod tests {
             recommended: recommended.into(),
             naive: actual.into(),
             nearby: Vec::new(),
+            day: 0,
+        }
+    }
+
+    impl Taken {
+        fn clone_with_day(&self, day: i64) -> Taken {
+            Taken {
+                entity: self.entity.clone(),
+                group: self.group.clone(),
+                day,
+                actual: self.actual.clone(),
+                actual_failed: self.actual_failed,
+                options: self.options.clone(),
+                recommended: self.recommended.clone(),
+                naive: self.naive.clone(),
+                nearby: self.nearby.clone(),
+            }
         }
     }
 
@@ -973,46 +1036,76 @@ mod tests {
         let mut legs: Legs = HashMap::new();
         let lane = ("O".to_string(), "D".to_string());
         let hour = 3_600_000;
-        // A: 1 of 4 legs failed near t = 0, one far-off failure; B: 2 of 2 near.
+        // (departure, outcome known at, failed). A: 1 of 4 legs failed near
+        // t = 0, one far-off failure; B: 2 of 2 near, one known early.
         legs.insert(
             ("A".into(), lane.0.clone(), lane.1.clone()),
             vec![
-                (-11 * hour, true),
-                (0, false),
-                (hour, false),
-                (12 * hour, false),
-                (13 * hour, true),
+                (-11 * hour, -hour, true),
+                (0, 5 * hour, false),
+                (hour, 6 * hour, false),
+                (12 * hour, 17 * hour, false),
+                (13 * hour, 18 * hour, true),
             ],
         );
         legs.insert(
             ("B".into(), lane.0.clone(), lane.1.clone()),
-            vec![(-hour, true), (hour, true)],
+            vec![
+                (-hour, -2 * hour, false),
+                (-hour, 4 * hour, true),
+                (hour, 6 * hour, true),
+            ],
         );
-        let at = Timestamp(0);
-        assert_eq!(nearby_failure_share(&legs, "A", ("O", "D"), at), Some(0.25));
-        assert_eq!(nearby_failure_share(&legs, "B", ("O", "D"), at), Some(1.0));
-        assert_eq!(nearby_failure_share(&legs, "C", ("O", "D"), at), None);
+        let (at, early) = (Timestamp(0), Timestamp(-3 * hour));
         assert_eq!(
-            nearby_failure_share(&legs, "A", ("O", "D"), Timestamp(40 * hour)),
+            nearby_failure_share(&legs, "A", ("O", "D"), at, early),
+            Some(0.25)
+        );
+        assert_eq!(
+            nearby_failure_share(&legs, "B", ("O", "D"), at, early),
+            Some(2.0 / 3.0)
+        );
+        // Decided later, the legs whose outcome was already known are left out.
+        assert_eq!(
+            nearby_failure_share(&legs, "A", ("O", "D"), at, at),
+            Some(0.0)
+        );
+        assert_eq!(
+            nearby_failure_share(&legs, "B", ("O", "D"), at, at),
+            Some(1.0)
+        );
+        assert_eq!(
+            nearby_failure_share(&legs, "C", ("O", "D"), at, early),
+            None
+        );
+        let later = Timestamp(40 * hour);
+        assert_eq!(
+            nearby_failure_share(&legs, "A", ("O", "D"), later, early),
             None
         );
 
-        let decision =
-            |actual: &str, recommended: &str, naive: &str, nearby: Vec<(&str, Option<f64>)>| {
-                let mut t = taken("L", actual, false, recommended);
-                t.naive = naive.into();
-                t.nearby = nearby
-                    .into_iter()
-                    .map(|(c, s)| (c.to_string(), s))
-                    .collect();
-                t
-            };
+        let decision = |day: i64,
+                        (actual, recommended, naive): (&str, &str, &str),
+                        nearby: Vec<(&str, Option<f64>)>| {
+            let mut t = taken("L", actual, false, recommended);
+            t.day = day;
+            t.naive = naive.into();
+            t.nearby = nearby
+                .into_iter()
+                .map(|(c, s)| (c.to_string(), s))
+                .collect();
+            t
+        };
         let decisions = [
-            decision("A", "B", "A", vec![("A", Some(0.25)), ("B", Some(1.0))]),
-            decision("B", "A", "A", vec![("A", Some(0.5)), ("B", Some(0.0))]),
+            decision(
+                1,
+                ("A", "B", "A"),
+                vec![("A", Some(0.25)), ("B", Some(1.0))],
+            ),
+            decision(2, ("B", "A", "A"), vec![("A", Some(0.5)), ("B", Some(0.0))]),
             // Left out: an option without nearby legs, and a decision without a choice.
-            decision("A", "B", "A", vec![("A", Some(0.25)), ("B", None)]),
-            decision("A", "A", "A", vec![("A", Some(0.25))]),
+            decision(3, ("A", "B", "A"), vec![("A", Some(0.25)), ("B", None)]),
+            decision(4, ("A", "A", "A"), vec![("A", Some(0.25))]),
         ];
         let [current, recommended, naive, best] = score_matched(&decisions);
         for (name, r) in [&current, &recommended, &naive, &best] {
@@ -1022,9 +1115,16 @@ mod tests {
         assert!((recommended.1.failure_rate() - 0.75).abs() < 1e-12);
         assert!((naive.1.failure_rate() - 0.375).abs() < 1e-12);
         assert!((best.1.failure_rate() - 0.125).abs() < 1e-12);
-        // Paired: +0.75 and +0.0 against naive.
+        // Paired: +0.75 and +0.0 against naive, in two clusters (two days).
         assert!((recommended.1.versus_naive() - 0.375).abs() < 1e-12);
         assert!((recommended.1.versus_naive_se() - 0.375).abs() < 1e-12);
         assert_eq!(naive.1.versus_naive(), 0.0);
+        // The same two decisions on one day share a cluster: no error estimate.
+        let same_day = [
+            decisions[0].clone_with_day(1),
+            decisions[1].clone_with_day(1),
+        ];
+        let [_, recommended, ..] = score_matched(&same_day);
+        assert!(recommended.1.versus_naive_se().is_nan());
     }
 }
