@@ -191,8 +191,9 @@ fn benches(c: &mut Criterion) {
         };
         let shipped = shipped(kind);
         let name = match shipped.learner {
+            Learner::Logistic(_) => "logistic",
+            Learner::Boosted(_) => "boosted",
             Learner::LinearTrees(_) => "logistic_plus_trees",
-            _ => "boosted",
         };
         for (learner, model) in [(name, shipped), ("logistic", logistic(kind))] {
             c.bench_function(

@@ -240,4 +240,47 @@ mod tests {
             assert!((loaded.predict(v).probability - p).abs() < 1e-12);
         }
     }
+
+    #[test]
+    fn a_linear_trees_artifact_whose_trees_split_on_an_option_feature_is_refused() {
+        use crate::registry::schema_of;
+        let schema = schema_of(RiskKind::CarrierFailure);
+        let width = schema.len();
+        let situation = schema.iter().position(|f| !f.of_option).unwrap();
+        let option = schema.iter().position(|f| f.of_option).unwrap();
+        let dir = std::env::temp_dir().join(format!("detour-lt-{}", std::process::id()));
+        let manifest: Manifest =
+            serde_json::from_str(include_str!("../models/carrier_failure/manifest.json")).unwrap();
+        let stump = |feature: usize| LinearTrees {
+            linear: LogisticWeights {
+                mean: vec![0.0; width],
+                std: vec![1.0; width],
+                coefficients: vec![0.1; width],
+                intercept: -1.0,
+            },
+            trees: TreeEnsemble::new(
+                0.0,
+                vec![Tree {
+                    feature: vec![feature as u32, 0, 0],
+                    threshold: vec![0.5, 0.0, 0.0],
+                    left: vec![1, 0, 0],
+                    right: vec![2, 0, 0],
+                    missing: vec![1, 0, 0],
+                    value: vec![0.0, -0.1, 0.1],
+                }],
+            ),
+        };
+        for (feature, accepted) in [(situation, true), (option, false)] {
+            let mut manifest = manifest.clone();
+            let weights = artifact::weights_json(&Learner::LinearTrees(stump(feature)));
+            artifact::save_model(&dir, &mut manifest, &weights).unwrap();
+            let loaded = load_model(&dir, RiskKind::CarrierFailure, schema);
+            match (loaded, accepted) {
+                (Ok(_), true) => {}
+                (Err(e), false) => assert!(e.to_string().contains(schema[option].name), "{e}"),
+                (other, _) => panic!("split on {}: {other:?}", schema[feature].name),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -31,8 +31,11 @@ const PRIOR_FALLOUT_RATE: f64 = 0.15;
 pub struct FeatureDef {
     pub name: &'static str,
     pub unit: &'static str,
-    /// Whether it describes the option a recommendation would change (the
-    /// carrier of a reroute), rather than the situation every option shares.
+    /// Whether it describes the carrier a reroute would change, rather than the
+    /// situation every carrier shares; the carrier model compares carriers by
+    /// these through linear terms only (`models::LinearTrees`). Only the
+    /// carrier family marks any: the order model's boosted trees rank sites
+    /// better than the nearest-site policy as they are.
     pub of_option: bool,
 }
 

@@ -165,6 +165,14 @@ pub fn load_model(
                 )));
             }
             model.trees.check(schema.len()).map_err(bad_weights)?;
+            // The trees describe the situation only: options are compared by the
+            // linear terms alone.
+            if let Some(f) = model.trees.split_features().find(|&f| schema[f].of_option) {
+                return Err(bad_weights(format!(
+                    "a tree splits on {}, a feature of the option",
+                    schema[f].name
+                )));
+            }
             model.trees.pack();
             Learner::LinearTrees(model)
         }

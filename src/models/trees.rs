@@ -124,6 +124,15 @@ impl TreeEnsemble {
         logit
     }
 
+    /// Indexes of the features any split uses (with repeats).
+    pub fn split_features(&self) -> impl Iterator<Item = usize> + '_ {
+        self.trees.iter().flat_map(|t| {
+            (0..t.feature.len())
+                .filter(|&i| t.left[i] != 0)
+                .map(|i| t.feature[i] as usize)
+        })
+    }
+
     /// Checks every tree is well formed for `features` inputs: equal array lengths,
     /// children in range and after their parent (so every walk ends), finite numbers.
     pub fn check(&self, features: usize) -> Result<(), String> {

@@ -22,6 +22,13 @@ import zipfile
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
+# Destinations the data's airports.csv has no time zone for.
+MISSING_ZONES = {
+    "BQN": "America/Puerto_Rico",
+    "PSE": "America/Puerto_Rico",
+    "SJU": "America/Puerto_Rico",
+    "STT": "America/St_Thomas",
+}
 
 
 def read_member(archive, suffix):
@@ -43,7 +50,12 @@ def main(source, out_dir):
     with tarfile.open(source) as archive:
         airports = read_member(archive, "data/airports.csv").decode()
         flights_zip = read_member(archive, "data/flights.csv.zip")
-    zones = {r["faa"]: r["tzone"] for r in csv.DictReader(io.StringIO(airports))}
+    zones = dict(MISSING_ZONES)
+    zones.update(
+        (r["faa"], r["tzone"])
+        for r in csv.DictReader(io.StringIO(airports))
+        if r["tzone"] not in ("", "NA")
+    )
     with zipfile.ZipFile(io.BytesIO(flights_zip)) as z:
         flights = z.read("flights.csv").decode()
     out_path = f"{out_dir}/shipments.csv"
@@ -57,7 +69,7 @@ def main(source, out_dir):
             hours, minutes, days = clock(r["sched_dep_time"])
             day = dt.datetime(int(r["year"]), int(r["month"]), int(r["day"]), tzinfo=NEW_YORK)
             departure = day.replace(hour=hours, minute=minutes) + dt.timedelta(days=days)
-            zone = ZoneInfo(zones.get(r["dest"]) or "America/New_York")
+            zone = ZoneInfo(zones.get(r["dest"], "America/New_York"))
             hours, minutes, days = clock(r["sched_arr_time"])
             arrival = dt.datetime(departure.year, departure.month, departure.day, hours, minutes,
                                   tzinfo=zone) + dt.timedelta(days=days)

@@ -96,7 +96,11 @@ pub fn fit_boosted(
     let mut trees = Vec::new();
     let mut scores: Vec<f64> = train.iter().map(&initial).collect();
     let mut validation_scores: Vec<f64> = validation.iter().map(&initial).collect();
-    let (mut best_loss, mut best_trees) = (f64::INFINITY, 0);
+    // On a linear base, no tree at all is an answer too (the linear model alone).
+    let (mut best_loss, mut best_trees) = match start.linear {
+        Some(_) => (log_loss(&validation_scores, validation), 0),
+        None => (f64::INFINITY, 0),
+    };
     let mut gradients = vec![0.0; train.len()];
     let mut hessians = vec![0.0; train.len()];
     for round in 0..settings.max_trees {
@@ -128,7 +132,11 @@ pub fn fit_boosted(
             break;
         }
     }
-    trees.truncate(best_trees.max(1));
+    trees.truncate(if start.linear.is_some() {
+        best_trees
+    } else {
+        best_trees.max(1)
+    });
     let ensemble = TreeEnsemble::new(base_score, trees);
     ensemble
         .check(width)
@@ -453,15 +461,7 @@ mod tests {
         let split_features = |start: Start<'_>| {
             let model =
                 fit_boosted(&train, &validation, 3, &BoostSettings::default(), start).unwrap();
-            let features: Vec<u32> = model
-                .trees
-                .iter()
-                .flat_map(|t| {
-                    (0..t.feature.len())
-                        .filter(|&i| t.left[i] != 0)
-                        .map(|i| t.feature[i])
-                })
-                .collect();
+            let features: Vec<usize> = model.split_features().collect();
             (model.base_score, features)
         };
         // Free to, the trees split on the noise feature x2 somewhere.

@@ -208,7 +208,8 @@ fn train_family(
     }
     // A family whose model also ranks options ships a learner that compares them
     // by smooth terms: boosted trees splitting on the carriers' own records
-    // ranked them worse than the lane's four-week record (ARCHITECTURE.md).
+    // ranked them worse than the lane's four-week record on a real flight
+    // history (ARCHITECTURE.md, README).
     let shippable =
         |learner: &Learner| frozen.is_empty() || !matches!(learner, Learner::Boosted(_));
     let chosen = (0..candidates.len())
@@ -242,7 +243,7 @@ fn train_family(
             "lowest log loss on the validation slice"
         } else {
             "lowest log loss on the validation slice among the learners that compare carriers \
-             by smooth terms; boosted trees alone ranked them worse"
+             by smooth terms (boosted trees alone are not shipped for this family: see README)"
         },
         seconds: 0.0,
     };
@@ -368,7 +369,7 @@ fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow
             "until": settings.until.map(|t| t.to_rfc3339()),
             "split": "by decision time: first 70% train, next 15% validation (calibration and choice), last 15% test",
             "train": train, "validation": validation, "test": test,
-            "chosen_by": "lowest log loss on the validation slice",
+            "chosen_by": result.chosen_by,
             "l2": settings.l2,
             "boosting": {
                 "max_trees": settings.boost.max_trees,
