@@ -243,7 +243,7 @@ fn train_family(
             "lowest log loss on the validation slice"
         } else {
             "lowest log loss on the validation slice among the learners that compare carriers \
-             by smooth terms (boosted trees alone are not shipped for this family: see README)"
+             by smooth terms; boosted trees alone are not shipped for this family (README)"
         },
         seconds: 0.0,
     };
