@@ -37,6 +37,10 @@ pub struct FeatureDef {
     /// carrier family marks any: the order model's boosted trees rank sites
     /// better than the nearest-site policy as they are.
     pub of_option: bool,
+    /// Whether a higher value may never lower the predicted risk (a failure
+    /// record of the option): its linear coefficient is kept at or above 0, so
+    /// a carrier never looks safer for failing more.
+    pub never_lowers_risk: bool,
 }
 
 const fn def(name: &'static str, unit: &'static str) -> FeatureDef {
@@ -44,6 +48,7 @@ const fn def(name: &'static str, unit: &'static str) -> FeatureDef {
         name,
         unit,
         of_option: false,
+        never_lowers_risk: false,
     }
 }
 
@@ -53,21 +58,32 @@ const fn option_def(name: &'static str, unit: &'static str) -> FeatureDef {
         name,
         unit,
         of_option: true,
+        never_lowers_risk: false,
+    }
+}
+
+/// A failure record of the option (see [`FeatureDef::never_lowers_risk`]).
+const fn record_def(name: &'static str, unit: &'static str) -> FeatureDef {
+    FeatureDef {
+        name,
+        unit,
+        of_option: true,
+        never_lowers_risk: true,
     }
 }
 
 /// Inputs of the carrier-failure family, in order.
 pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
-    option_def("carrier_failure_rate_7d", "share"),
-    option_def("carrier_failure_rate_28d", "share"),
-    option_def("carrier_cancel_rate_28d", "share"),
+    record_def("carrier_failure_rate_7d", "share"),
+    record_def("carrier_failure_rate_28d", "share"),
+    record_def("carrier_cancel_rate_28d", "share"),
     def("lane_failure_rate_7d", "share"),
     def("origin_failure_rate_1d", "share"),
     def("destination_failure_rate_1d", "share"),
-    option_def("carrier_lane_failure_rate_7d", "share"),
-    option_def("carrier_lane_failure_rate_28d", "share"),
-    option_def("carrier_lane_vs_lane_28d", "share"),
-    option_def("carrier_lane_mean_delay_28d", "minutes"),
+    record_def("carrier_lane_failure_rate_7d", "share"),
+    record_def("carrier_lane_failure_rate_28d", "share"),
+    record_def("carrier_lane_vs_lane_28d", "share"),
+    record_def("carrier_lane_mean_delay_28d", "minutes"),
     option_def("carrier_volume_1d_log", "ln(1+shipments)"),
     option_def("carrier_lane_volume_28d_log", "ln(1+shipments)"),
     def("origin_dock_utilisation", "share"),

@@ -10,7 +10,7 @@ use detour::features::vectors::{FeatureDef, MAX_FEATURES};
 use detour::models::{Calibration, Learner, LogisticWeights, sigmoid};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
 use crate::metrics::{Metrics, evaluate};
@@ -138,25 +138,50 @@ pub fn judge(
 }
 
 /// Fits the baseline: a logistic regression on standardised features, missing
-/// values at the training mean (as the server computes them).
-pub fn fit_logistic(rows: &[Row], width: usize, l2: f64) -> anyhow::Result<(Learner, f64)> {
+/// values at the training mean (as the server computes them). The features in
+/// `never_negative` keep a coefficient at or above 0: while any is negative, the
+/// most negative is left out (its coefficient 0) and the rest refitted.
+pub fn fit_logistic(
+    rows: &[Row],
+    width: usize,
+    l2: f64,
+    never_negative: &[usize],
+) -> anyhow::Result<(Learner, f64)> {
     let began = Instant::now();
     let (mean, std) = standardisation(rows, width);
     let x = design_matrix(rows, &mean, &std);
     let y: Array1<bool> = rows.iter().map(|r| r.label).collect();
-    let fitted = LogisticRegression::default()
-        .alpha(l2)
-        .max_iterations(MAX_ITERATIONS)
-        .fit(&Dataset::new(x, y))?;
-    // linfa treats the larger class as positive; we want "the adverse outcome".
-    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-    let weights = LogisticWeights {
-        mean,
-        std,
-        coefficients: fitted.params().iter().map(|w| w * sign).collect(),
-        intercept: fitted.intercept() * sign,
-    };
-    Ok((Learner::Logistic(weights), began.elapsed().as_secs_f64()))
+    let mut left_out: Vec<usize> = Vec::new();
+    loop {
+        let kept: Vec<usize> = (0..width).filter(|j| !left_out.contains(j)).collect();
+        let fitted = LogisticRegression::default()
+            .alpha(l2)
+            .max_iterations(MAX_ITERATIONS)
+            .fit(&Dataset::new(x.select(Axis(1), &kept), y.clone()))?;
+        // linfa treats the larger class as positive; we want "the adverse outcome".
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        let mut coefficients = vec![0.0; width];
+        for (&j, w) in kept.iter().zip(fitted.params()) {
+            coefficients[j] = w * sign;
+        }
+        let most_negative = never_negative
+            .iter()
+            .copied()
+            .filter(|&j| coefficients[j] < 0.0)
+            .min_by(|&a, &b| coefficients[a].total_cmp(&coefficients[b]));
+        match most_negative {
+            Some(j) => left_out.push(j),
+            None => {
+                let weights = LogisticWeights {
+                    mean,
+                    std,
+                    coefficients,
+                    intercept: fitted.intercept() * sign,
+                };
+                return Ok((Learner::Logistic(weights), began.elapsed().as_secs_f64()));
+            }
+        }
+    }
 }
 
 fn labels(rows: &[Row]) -> Vec<bool> {
@@ -226,4 +251,49 @@ fn platt(logits: &[f64], outcomes: &[bool]) -> anyhow::Result<Calibration> {
         slope: fitted.params()[0] * sign,
         intercept: fitted.intercept() * sign,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detour::features::vectors::FeatureVector;
+    use rand::{Rng, SeedableRng};
+
+    /// Risk rises with x0 and falls with x1; x2 is noise.
+    fn rows(n: usize) -> Vec<Row> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        (0..n)
+            .map(|i| {
+                let mut values = [f64::NAN; MAX_FEATURES];
+                for v in values.iter_mut().take(3) {
+                    *v = rng.gen_range(-1.0..1.0);
+                }
+                let logit = 1.5 * values[0] - 1.0 * values[1];
+                Row {
+                    at: Timestamp(i as i64),
+                    entity_id: format!("r{i}"),
+                    features: FeatureVector { values, len: 3 },
+                    label: rng.gen_bool(sigmoid(logit)),
+                    labelled: true,
+                }
+            })
+            .collect()
+    }
+
+    fn coefficients(learner: Learner) -> Vec<f64> {
+        match learner {
+            Learner::Logistic(w) => w.coefficients,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_feature_that_may_never_lower_the_risk_keeps_a_coefficient_at_or_above_zero() {
+        let rows = rows(5_000);
+        let free = coefficients(fit_logistic(&rows, 3, 1.0, &[]).unwrap().0);
+        assert!(free[0] > 0.5 && free[1] < -0.3, "{free:?}");
+        let held = coefficients(fit_logistic(&rows, 3, 1.0, &[0, 1]).unwrap().0);
+        assert_eq!(held[1], 0.0, "{held:?}");
+        assert!(held[0] > 0.5, "the others are refitted: {held:?}");
+    }
 }

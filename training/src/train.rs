@@ -148,7 +148,11 @@ fn train_family(
         kind.name(),
         split.train.len()
     );
-    let (logistic, seconds) = fit_logistic(split.train, schema.len(), settings.l2)?;
+    let never_negative: Vec<usize> = (0..schema.len())
+        .filter(|&j| schema[j].never_lowers_risk)
+        .collect();
+    let (logistic, seconds) =
+        fit_logistic(split.train, schema.len(), settings.l2, &never_negative)?;
     let mut candidates = vec![judge(
         LOGISTIC_REGRESSION,
         logistic,
