@@ -154,6 +154,7 @@ pub fn fit_logistic(
     let mut left_out: Vec<usize> = Vec::new();
     loop {
         let kept: Vec<usize> = (0..width).filter(|j| !left_out.contains(j)).collect();
+        anyhow::ensure!(!kept.is_empty(), "every feature would lower the risk");
         let fitted = LogisticRegression::default()
             .alpha(l2)
             .max_iterations(MAX_ITERATIONS)
@@ -295,5 +296,33 @@ mod tests {
         let held = coefficients(fit_logistic(&rows, 3, 1.0, &[0, 1]).unwrap().0);
         assert_eq!(held[1], 0.0, "{held:?}");
         assert!(held[0] > 0.5, "the others are refitted: {held:?}");
+    }
+
+    /// Like a carrier's one-week and four-week rates: two close views of one
+    /// thing, fitted unconstrained with weights of opposite sign.
+    #[test]
+    fn of_two_correlated_records_the_one_that_would_lower_the_risk_is_left_out() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let rows: Vec<Row> = (0..20_000)
+            .map(|i| {
+                let mut values = [f64::NAN; MAX_FEATURES];
+                let z: f64 = rng.gen_range(-1.0..1.0);
+                values[0] = z + rng.gen_range(-0.2..0.2);
+                values[1] = z + rng.gen_range(-0.2..0.2);
+                let logit = 2.5 * values[0] - 1.0 * values[1];
+                Row {
+                    at: Timestamp(i as i64),
+                    entity_id: format!("r{i}"),
+                    features: FeatureVector { values, len: 2 },
+                    label: rng.gen_bool(sigmoid(logit)),
+                    labelled: true,
+                }
+            })
+            .collect();
+        let free = coefficients(fit_logistic(&rows, 2, 1.0, &[]).unwrap().0);
+        assert!(free[0] > 0.0 && free[1] < 0.0, "{free:?}");
+        let held = coefficients(fit_logistic(&rows, 2, 1.0, &[0, 1]).unwrap().0);
+        assert!(held.iter().all(|&w| w >= 0.0), "{held:?}");
+        assert!(held[0] > 0.0 && held[1] == 0.0, "{held:?}");
     }
 }

@@ -35,10 +35,10 @@
 //!   on and their effective number; hindsight is unknowable there and left out.
 //!   A second, paired estimate puts every policy on the same decisions: a pick
 //!   is scored by the failure share of its carrier's legs on the lane scheduled
-//!   within [`MATCH_WINDOW_HOURS`] of the decision's departure and unfinished
-//!   when it was taken (they stand for how that carrier would have done; the
+//!   within [`MATCH_WINDOW_HOURS`] of the decision's departure and after the
+//!   decision itself (they stand for how that carrier would have done; the
 //!   best of those shares is hindsight's), with a standard error clustered by
-//!   lane and day, since decisions there share legs.
+//!   lane and week, since decisions there share legs.
 //!   Reallocations need the truth: the ranking exempts the current site from the
 //!   hard constraints (it is the baseline), so what it could pick would depend on
 //!   what was done.
@@ -171,8 +171,9 @@ pub type LoggedTable = [(&'static str, LoggedResult); 3];
 pub struct MatchedResult {
     pub decisions: usize,
     sum: f64,
-    /// Per cluster (lane and day of departure: decisions there share legs), the
-    /// sum of this policy's share minus the naive policy's, and the decisions.
+    /// Per cluster (lane and week of departure: decisions there share legs),
+    /// the sum of this policy's share minus the naive policy's, and the
+    /// decisions.
     clusters: HashMap<(String, i64), (f64, usize)>,
 }
 
@@ -196,7 +197,7 @@ impl MatchedResult {
     }
 
     /// Standard error of [`Self::versus_naive`], robust to decisions within a
-    /// cluster (same lane, same day) sharing legs: √(C/(C−1) · Σ_c (S_c − n_c·m)²) / n
+    /// cluster (same lane, same week) sharing legs: √(C/(C−1) · Σ_c (S_c − n_c·m)²) / n
     /// over C clusters with difference sums S_c; NaN with fewer than two clusters.
     pub fn versus_naive_se(&self) -> f64 {
         let clusters = self.clusters.len() as f64;
@@ -222,7 +223,7 @@ pub type MatchedTable = [(&'static str, MatchedResult); 4];
 pub struct LoggedEvaluation {
     /// Inverse propensity: unbiased if choices were unrelated to outcomes, noisy.
     pub inverse_propensity: LoggedTable,
-    /// Paired on nearby legs: every policy on the same decisions, much tighter.
+    /// Paired on nearby legs: every policy on the same decisions, tighter.
     pub matched: MatchedTable,
 }
 
@@ -252,9 +253,9 @@ struct Taken {
     /// The lane (for reallocations, the destination region): where, off
     /// policy, the propensity of the actual choice is estimated.
     group: String,
-    /// Day of the decision's departure (or order's creation), in days since
+    /// Week of the decision's departure (or order's creation), in weeks since
     /// the epoch: with `group`, the cluster of the paired standard error.
-    day: i64,
+    week: i64,
     actual: String,
     /// The real outcome of the actual option.
     actual_failed: bool,
@@ -275,12 +276,16 @@ type Truth = HashMap<String, Vec<Choice>>;
 type LaneCarriers = HashMap<(String, String), Vec<String>>;
 
 /// Finished legs of each (carrier, origin, destination): (scheduled departure,
-/// when the outcome was known, failed), in departure order.
-type Legs = HashMap<(String, String, String), Vec<(i64, i64, bool)>>;
+/// failed), in departure order.
+type Legs = HashMap<(String, String, String), Vec<(i64, bool)>>;
 
 /// Off policy, a carrier's legs on the lane that left this close to a decision's
 /// departure stand for how it would have done in its place.
 pub const MATCH_WINDOW_HOURS: f64 = 12.0;
+
+/// A week in milliseconds: decisions on one lane in one week share legs (their
+/// windows overlap), so they form one cluster of the paired standard error.
+const WEEK_MS: i64 = 7 * 86_400_000;
 
 /// What one kind of decision is evaluated with.
 struct Setup {
@@ -332,8 +337,13 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         .context("no --from, and the manifests do not record a test slice")?;
     let to = settings.to.unwrap_or(last);
     eprintln!("evaluating recommendations from {from} to {to}");
+    // The failure threshold the carrier model was trained with, for the replayed
+    // features and the outcomes alike.
+    let grace = reroute.as_ref().map_or(15.0, |s| s.grace_minutes);
     let replay_settings = ReplaySettings {
-        features: FeatureSettings::default(),
+        features: FeatureSettings {
+            sla_grace_minutes: grace,
+        },
         congestion_horizon_hours: 8.0,
         until: Some(to),
         record_from: Some(from),
@@ -341,7 +351,6 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
     };
     let lanes = lane_carriers(&history);
-    let grace = reroute.as_ref().map_or(15.0, |s| s.grace_minutes);
     let legs = legs(&history, grace);
     let mut reroutes = Vec::new();
     let mut reallocations = Vec::new();
@@ -480,7 +489,7 @@ fn legs(history: &History, grace_minutes: f64) -> Legs {
         if let Some(outcome) = s.outcome(grace_minutes) {
             legs.entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
                 .or_default()
-                .push((s.scheduled_departure.0, outcome.known_at.0, outcome.failed));
+                .push((s.scheduled_departure.0, outcome.failed));
         }
     }
     for v in legs.values_mut() {
@@ -490,8 +499,9 @@ fn legs(history: &History, grace_minutes: f64) -> Legs {
 }
 
 /// Failure share of `carrier`'s legs on the lane scheduled to depart within
-/// [`MATCH_WINDOW_HOURS`] of `departure` whose outcome was still unknown at
-/// `decided` (nothing the ranking could have seen scores it); None if none.
+/// [`MATCH_WINDOW_HOURS`] of `departure` and after `decided` (so none had an
+/// outcome the ranking could have seen, and none is chosen by its outcome);
+/// None if none.
 fn nearby_failure_share(
     legs: &Legs,
     carrier: &str,
@@ -501,16 +511,11 @@ fn nearby_failure_share(
 ) -> Option<f64> {
     let window = (MATCH_WINDOW_HOURS * 3_600_000.0) as i64;
     let all = legs.get(&(carrier.into(), origin.into(), destination.into()))?;
-    let from = all.partition_point(|&(t, _, _)| t < departure.0 - window);
-    let to = all.partition_point(|&(t, _, _)| t <= departure.0 + window);
-    let (mut legs, mut failed) = (0usize, 0usize);
-    for &(_, known_at, failure) in &all[from..to] {
-        if known_at > decided.0 {
-            legs += 1;
-            failed += usize::from(failure);
-        }
-    }
-    (legs > 0).then(|| failed as f64 / legs as f64)
+    let from = all.partition_point(|&(t, _)| t < departure.0 - window || t <= decided.0);
+    let to = all.partition_point(|&(t, _)| t <= departure.0 + window);
+    let near = all.get(from..to).unwrap_or_default();
+    let failed = near.iter().filter(|&&(_, failed)| failed).count();
+    (!near.is_empty()).then(|| failed as f64 / near.len() as f64)
 }
 
 fn reroute_decision(
@@ -616,7 +621,7 @@ fn reroute_decision(
     Some(Taken {
         entity: shipment.shipment_id.clone(),
         group: format!("{}→{}", shipment.origin, shipment.destination),
-        day: shipment.scheduled_departure.0.div_euclid(86_400_000),
+        week: shipment.scheduled_departure.0.div_euclid(WEEK_MS),
         actual: shipment.carrier.clone(),
         actual_failed,
         options,
@@ -668,7 +673,7 @@ fn reallocation_decision(
     Some(Taken {
         entity: order.order_id.clone(),
         group: order.destination_region.clone(),
-        day: order.created_at.0.div_euclid(86_400_000),
+        week: order.created_at.0.div_euclid(WEEK_MS),
         actual: order.site.clone(),
         actual_failed,
         options,
@@ -804,7 +809,7 @@ fn score_matched(decisions: &[Taken]) -> MatchedTable {
         else {
             continue;
         };
-        let cluster = (t.group.clone(), t.day);
+        let cluster = (t.group.clone(), t.week);
         for (slot, value) in table.iter_mut().zip([current, recommended, naive, best]) {
             slot.1.add(value, naive, cluster.clone());
         }
@@ -878,9 +883,9 @@ fn matched_table(rows: &MatchedTable) -> String {
         out,
         "Paired, on the {} decisions with a choice where every option's carrier had legs \
          on the lane scheduled within {MATCH_WINDOW_HOURS:.0} h of the decision's departure \
-         and still unfinished at the decision: each pick is scored by the failure share of \
+         and after the decision itself: each pick is scored by the failure share of \
          those legs (they stand for how that carrier would have done), and compared with \
-         the naive pick decision by decision (standard error clustered by lane and day).\n",
+         the naive pick decision by decision (standard error clustered by lane and week).\n",
         rows[0].1.decisions
     );
     let _ = writeln!(
@@ -984,16 +989,16 @@ mod tests {
             recommended: recommended.into(),
             naive: actual.into(),
             nearby: Vec::new(),
-            day: 0,
+            week: 0,
         }
     }
 
     impl Taken {
-        fn clone_with_day(&self, day: i64) -> Taken {
+        fn clone_with_week(&self, week: i64) -> Taken {
             Taken {
                 entity: self.entity.clone(),
                 group: self.group.clone(),
-                day,
+                week,
                 actual: self.actual.clone(),
                 actual_failed: self.actual_failed,
                 options: self.options.clone(),
@@ -1036,59 +1041,47 @@ mod tests {
         let mut legs: Legs = HashMap::new();
         let lane = ("O".to_string(), "D".to_string());
         let hour = 3_600_000;
-        // (departure, outcome known at, failed). A: 1 of 4 legs failed near
-        // t = 0, one far-off failure; B: 2 of 2 near, one known early.
+        // (scheduled departure, failed). A: 1 of 4 legs failed within 12 h of
+        // t = 0, one far-off failure; B: 2 of 3 near, one an hour before t = 0.
         legs.insert(
             ("A".into(), lane.0.clone(), lane.1.clone()),
             vec![
-                (-11 * hour, -hour, true),
-                (0, 5 * hour, false),
-                (hour, 6 * hour, false),
-                (12 * hour, 17 * hour, false),
-                (13 * hour, 18 * hour, true),
+                (-11 * hour, true),
+                (0, false),
+                (hour, false),
+                (12 * hour, false),
+                (13 * hour, true),
             ],
         );
         legs.insert(
             ("B".into(), lane.0.clone(), lane.1.clone()),
-            vec![
-                (-hour, -2 * hour, false),
-                (-hour, 4 * hour, true),
-                (hour, 6 * hour, true),
-            ],
+            vec![(-hour, false), (hour, true), (2 * hour, true)],
         );
-        let (at, early) = (Timestamp(0), Timestamp(-3 * hour));
-        assert_eq!(
-            nearby_failure_share(&legs, "A", ("O", "D"), at, early),
-            Some(0.25)
-        );
-        assert_eq!(
-            nearby_failure_share(&legs, "B", ("O", "D"), at, early),
-            Some(2.0 / 3.0)
-        );
-        // Decided later, the legs whose outcome was already known are left out.
-        assert_eq!(
-            nearby_failure_share(&legs, "A", ("O", "D"), at, at),
-            Some(0.0)
-        );
-        assert_eq!(
-            nearby_failure_share(&legs, "B", ("O", "D"), at, at),
-            Some(1.0)
-        );
-        assert_eq!(
-            nearby_failure_share(&legs, "C", ("O", "D"), at, early),
-            None
-        );
-        let later = Timestamp(40 * hour);
-        assert_eq!(
-            nearby_failure_share(&legs, "A", ("O", "D"), later, early),
-            None
-        );
+        let share = |carrier: &str, departure: i64, decided: i64| {
+            nearby_failure_share(
+                &legs,
+                carrier,
+                ("O", "D"),
+                Timestamp(departure),
+                Timestamp(decided),
+            )
+        };
+        let early = -24 * hour;
+        assert_eq!(share("A", 0, early), Some(0.25));
+        assert_eq!(share("B", 0, early), Some(2.0 / 3.0));
+        // Decided at t = 0, only legs scheduled after it count, whatever their
+        // outcome.
+        assert_eq!(share("A", 0, 0), Some(0.0));
+        assert_eq!(share("B", 0, 0), Some(1.0));
+        assert_eq!(share("C", 0, early), None);
+        assert_eq!(share("A", 40 * hour, early), None);
+        assert_eq!(share("A", 0, 20 * hour), None);
 
-        let decision = |day: i64,
+        let decision = |week: i64,
                         (actual, recommended, naive): (&str, &str, &str),
                         nearby: Vec<(&str, Option<f64>)>| {
             let mut t = taken("L", actual, false, recommended);
-            t.day = day;
+            t.week = week;
             t.naive = naive.into();
             t.nearby = nearby
                 .into_iter()
@@ -1115,16 +1108,42 @@ mod tests {
         assert!((recommended.1.failure_rate() - 0.75).abs() < 1e-12);
         assert!((naive.1.failure_rate() - 0.375).abs() < 1e-12);
         assert!((best.1.failure_rate() - 0.125).abs() < 1e-12);
-        // Paired: +0.75 and +0.0 against naive, in two clusters (two days).
+        // Paired: +0.75 and +0.0 against naive, in two clusters (two weeks).
         assert!((recommended.1.versus_naive() - 0.375).abs() < 1e-12);
         assert!((recommended.1.versus_naive_se() - 0.375).abs() < 1e-12);
         assert_eq!(naive.1.versus_naive(), 0.0);
-        // The same two decisions on one day share a cluster: no error estimate.
-        let same_day = [
-            decisions[0].clone_with_day(1),
-            decisions[1].clone_with_day(1),
+
+        // Clusters of several decisions: week 1 holds differences +0.75 and
+        // +0.25 (sum 1.0), week 2 holds -0.5. Mean 0.5 / 3; the error is
+        // √(2/1 · ((1.0 − 2m)² + (−0.5 − m)²)) / 3.
+        let clustered = [
+            decision(
+                1,
+                ("A", "B", "A"),
+                vec![("A", Some(0.25)), ("B", Some(1.0))],
+            ),
+            decision(
+                1,
+                ("A", "B", "A"),
+                vec![("A", Some(0.25)), ("B", Some(0.5))],
+            ),
+            decision(2, ("A", "B", "A"), vec![("A", Some(0.5)), ("B", Some(0.0))]),
         ];
-        let [_, recommended, ..] = score_matched(&same_day);
+        let [_, recommended, ..] = score_matched(&clustered);
+        let m = 0.5 / 3.0;
+        assert!((recommended.1.versus_naive() - m).abs() < 1e-12);
+        let expected = (2.0 * ((1.0 - 2.0 * m).powi(2) + (-0.5 - m).powi(2))).sqrt() / 3.0;
+        assert!((recommended.1.versus_naive_se() - expected).abs() < 1e-12);
+        // Taken as independent, the same three differences would give less.
+        let d = [0.75f64, 0.25, -0.5];
+        let naive_se = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 2.0 / 3.0).sqrt();
+        assert!(expected > naive_se, "{expected} vs {naive_se}");
+        // One cluster in all: no error estimate.
+        let one_week = [
+            clustered[0].clone_with_week(1),
+            clustered[2].clone_with_week(1),
+        ];
+        let [_, recommended, ..] = score_matched(&one_week);
         assert!(recommended.1.versus_naive_se().is_nan());
     }
 }
