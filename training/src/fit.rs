@@ -260,20 +260,25 @@ mod tests {
     use detour::features::vectors::FeatureVector;
     use rand::{Rng, SeedableRng};
 
-    /// Risk rises with x0 and falls with x1; x2 is noise.
-    fn rows(n: usize) -> Vec<Row> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    /// `n` rows of `width` features drawn by `draw`, labelled with log-odds
+    /// Σ weights × features.
+    fn rows(
+        n: usize,
+        seed: u64,
+        width: usize,
+        mut draw: impl FnMut(&mut rand::rngs::StdRng, &mut [f64]),
+        weights: &[f64],
+    ) -> Vec<Row> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         (0..n)
             .map(|i| {
                 let mut values = [f64::NAN; MAX_FEATURES];
-                for v in values.iter_mut().take(3) {
-                    *v = rng.gen_range(-1.0..1.0);
-                }
-                let logit = 1.5 * values[0] - 1.0 * values[1];
+                draw(&mut rng, &mut values[..width]);
+                let logit: f64 = weights.iter().zip(&values).map(|(w, x)| w * x).sum();
                 Row {
                     at: Timestamp(i as i64),
                     entity_id: format!("r{i}"),
-                    features: FeatureVector { values, len: 3 },
+                    features: FeatureVector { values, len: width },
                     label: rng.gen_bool(sigmoid(logit)),
                     labelled: true,
                 }
@@ -290,7 +295,13 @@ mod tests {
 
     #[test]
     fn a_feature_that_may_never_lower_the_risk_keeps_a_coefficient_at_or_above_zero() {
-        let rows = rows(5_000);
+        // Risk rises with x0 and falls with x1; x2 is noise.
+        let uniform = |rng: &mut rand::rngs::StdRng, x: &mut [f64]| {
+            for v in x.iter_mut() {
+                *v = rng.gen_range(-1.0..1.0);
+            }
+        };
+        let rows = rows(5_000, 7, 3, uniform, &[1.5, -1.0]);
         let free = coefficients(fit_logistic(&rows, 3, 1.0, &[]).unwrap().0);
         assert!(free[0] > 0.5 && free[1] < -0.3, "{free:?}");
         let held = coefficients(fit_logistic(&rows, 3, 1.0, &[0, 1]).unwrap().0);
@@ -302,23 +313,12 @@ mod tests {
     /// thing, fitted unconstrained with weights of opposite sign.
     #[test]
     fn of_two_correlated_records_the_one_that_would_lower_the_risk_is_left_out() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let rows: Vec<Row> = (0..20_000)
-            .map(|i| {
-                let mut values = [f64::NAN; MAX_FEATURES];
-                let z: f64 = rng.gen_range(-1.0..1.0);
-                values[0] = z + rng.gen_range(-0.2..0.2);
-                values[1] = z + rng.gen_range(-0.2..0.2);
-                let logit = 2.5 * values[0] - 1.0 * values[1];
-                Row {
-                    at: Timestamp(i as i64),
-                    entity_id: format!("r{i}"),
-                    features: FeatureVector { values, len: 2 },
-                    label: rng.gen_bool(sigmoid(logit)),
-                    labelled: true,
-                }
-            })
-            .collect();
+        let views = |rng: &mut rand::rngs::StdRng, x: &mut [f64]| {
+            let z: f64 = rng.gen_range(-1.0..1.0);
+            x[0] = z + rng.gen_range(-0.2..0.2);
+            x[1] = z + rng.gen_range(-0.2..0.2);
+        };
+        let rows = rows(20_000, 11, 2, views, &[2.5, -1.0]);
         let free = coefficients(fit_logistic(&rows, 2, 1.0, &[]).unwrap().0);
         assert!(free[0] > 0.0 && free[1] < 0.0, "{free:?}");
         let held = coefficients(fit_logistic(&rows, 2, 1.0, &[0, 1]).unwrap().0);
