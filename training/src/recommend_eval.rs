@@ -164,9 +164,9 @@ pub type LoggedTable = [(&'static str, LoggedResult); 3];
 
 /// Paired results of one policy on a logged history: its pick on each decision
 /// is scored by the failure share of that carrier's legs on the lane scheduled
-/// to depart within [`MATCH_WINDOW_HOURS`] of the decision's departure whose
-/// outcome was not yet known at the decision, on the decisions with a choice
-/// (two options or more) where every option had such legs.
+/// to depart within [`MATCH_WINDOW_HOURS`] of the decision's departure and after
+/// the decision itself, on the decisions with a choice (two options or more)
+/// where every option had such legs.
 #[derive(Debug, Clone, Default)]
 pub struct MatchedResult {
     pub decisions: usize,
@@ -264,8 +264,9 @@ struct Taken {
     options: Vec<Choice>,
     recommended: String,
     naive: String,
-    /// Off policy: each option's failure share among its legs on the lane that
-    /// departed within [`MATCH_WINDOW_HOURS`] of this one (None: it had none).
+    /// Off policy: each option's failure share among its legs on the lane
+    /// scheduled within [`MATCH_WINDOW_HOURS`] of this one and after the
+    /// decision (None: it had none).
     nearby: Vec<(String, Option<f64>)>,
 }
 
@@ -279,8 +280,9 @@ type LaneCarriers = HashMap<(String, String), Vec<String>>;
 /// failed), in departure order.
 type Legs = HashMap<(String, String, String), Vec<(i64, bool)>>;
 
-/// Off policy, a carrier's legs on the lane that left this close to a decision's
-/// departure stand for how it would have done in its place.
+/// Off policy, a carrier's legs on the lane scheduled this close to a decision's
+/// departure (and after the decision) stand for how it would have done in its
+/// place.
 pub const MATCH_WINDOW_HOURS: f64 = 12.0;
 
 /// A week in milliseconds: decisions on one lane in one week share legs (their
@@ -292,7 +294,7 @@ struct Setup {
     model: LoadedModel,
     truth: Option<Truth>,
     /// Minutes past schedule that make a leg failed: what the model was trained
-    /// with (its manifest), 15 if it does not say.
+    /// with (its manifest), the service's default if it does not say.
     grace_minutes: f64,
 }
 
@@ -339,7 +341,11 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
     eprintln!("evaluating recommendations from {from} to {to}");
     // The failure threshold the carrier model was trained with, for the replayed
     // features and the outcomes alike.
-    let grace = reroute.as_ref().map_or(15.0, |s| s.grace_minutes);
+    let grace = reroute
+        .as_ref()
+        .map_or(FeatureSettings::default().sla_grace_minutes, |s| {
+            s.grace_minutes
+        });
     let replay_settings = ReplaySettings {
         features: FeatureSettings {
             sla_grace_minutes: grace,
@@ -351,7 +357,13 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
     };
     let lanes = lane_carriers(&history);
-    let legs = legs(&history, grace);
+    // Only the paired estimate of a logged history needs every carrier's legs.
+    let off_policy = matches!(&reroute, Ok(Setup { truth: None, .. }));
+    let legs = if off_policy {
+        legs(&history, grace)
+    } else {
+        Legs::new()
+    };
     let mut reroutes = Vec::new();
     let mut reallocations = Vec::new();
     walk(
@@ -455,7 +467,7 @@ fn setup(
     };
     let grace_minutes = model.manifest.training["sla_grace_minutes"]
         .as_f64()
-        .unwrap_or(15.0);
+        .unwrap_or(FeatureSettings::default().sla_grace_minutes);
     Ok(Ok(Setup {
         model,
         truth,
@@ -610,8 +622,8 @@ fn reroute_decision(
         options
             .iter()
             .map(|o| {
-                let departure = shipment.scheduled_departure;
-                let share = nearby_failure_share(legs, &o.option, lane, departure, at);
+                let share =
+                    nearby_failure_share(legs, &o.option, lane, shipment.scheduled_departure, at);
                 (o.option.clone(), share)
             })
             .collect()
