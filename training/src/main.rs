@@ -107,6 +107,11 @@ enum Command {
         /// Cost of a fallen-out order [default: the service's].
         #[arg(long)]
         reallocation_failure_cost: Option<f64>,
+        /// A shipments.csv whose legs score the paired estimate of a logged
+        /// history instead of the history's own: a fuller record of the same
+        /// carriers when the log replayed is thin.
+        #[arg(long)]
+        outcomes: Option<PathBuf>,
     },
     /// Scores every decision in [--from, --to) with the artifacts in --models,
     /// replaying the history before it, and writes one CSV row per decision
@@ -219,6 +224,7 @@ fn main() -> anyhow::Result<()> {
             report,
             reroute_failure_cost,
             reallocation_failure_cost,
+            outcomes,
         } => {
             let time = |t: Option<String>, flag: &str| {
                 t.map(|t| Timestamp::parse_rfc3339(&t).with_context(|| flag.to_string()))
@@ -231,6 +237,7 @@ fn main() -> anyhow::Result<()> {
                 to: time(to, "--to")?,
                 lead_hours,
                 report,
+                outcomes,
                 reroute_policy: Policy {
                     failure_cost: reroute_failure_cost.unwrap_or(Policy::REROUTE.failure_cost),
                     ..Policy::REROUTE

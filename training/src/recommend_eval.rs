@@ -54,7 +54,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use detour::domain::{RiskKind, Timestamp};
+use detour::domain::{RiskKind, Shipment, Timestamp};
 use detour::features::aggregates::{WindowId, shipment_counters as sc};
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
 use detour::models::{LoadedModel, load_model};
@@ -80,6 +80,10 @@ pub struct RecommendEvalSettings {
     pub reroute_policy: Policy,
     pub reallocation_policy: Policy,
     pub report: Option<PathBuf>,
+    /// A shipments.csv whose legs score the paired estimate instead of the
+    /// history's own: a fuller record of the same carriers (public on-time
+    /// data, say) when the log being replayed is thin.
+    pub outcomes: Option<PathBuf>,
 }
 
 /// Realised results of one policy.
@@ -101,8 +105,10 @@ impl PolicyResult {
     }
 }
 
-/// The four policies for one kind of decision.
-pub type PolicyTable = [(&'static str, PolicyResult); 4];
+/// The policies for one kind of decision: current plan, top recommendation,
+/// naive, naive over the whole history (reroutes; empty for reallocations),
+/// best in hindsight.
+pub type PolicyTable = [(&'static str, PolicyResult); 5];
 
 /// Off-policy results of one policy on a logged history: scored on the decisions
 /// where it chose what was done, each weighted by the inverse propensity of that
@@ -158,9 +164,9 @@ impl LoggedResult {
     }
 }
 
-/// The current plan, the top recommendation and the naive policy, on a logged
-/// history (hindsight needs outcomes that never happened).
-pub type LoggedTable = [(&'static str, LoggedResult); 3];
+/// The current plan, the top recommendation and the two naive policies, on a
+/// logged history (hindsight needs outcomes that never happened).
+pub type LoggedTable = [(&'static str, LoggedResult); 4];
 
 /// Paired results of one policy on a logged history: its pick on each decision
 /// is scored by the failure share of that carrier's legs on the lane scheduled
@@ -172,17 +178,27 @@ pub struct MatchedResult {
     pub decisions: usize,
     sum: f64,
     /// Per cluster (lane and week of departure: decisions there share legs),
-    /// the sum of this policy's share minus the naive policy's, and the
-    /// decisions.
-    clusters: HashMap<(String, i64), (f64, usize)>,
+    /// the sums of this policy's share minus each naive policy's (four-week
+    /// record, whole history), and the decisions.
+    clusters: HashMap<(String, i64), ([f64; 2], usize)>,
+}
+
+/// Which naive policy a paired difference is taken against.
+#[derive(Debug, Clone, Copy)]
+pub enum Naive {
+    /// The best four-week record on the lane.
+    FourWeeks = 0,
+    /// The best record on the lane over the whole history before the decision.
+    WholeHistory = 1,
 }
 
 impl MatchedResult {
-    fn add(&mut self, share: f64, naive: f64, cluster: (String, i64)) {
+    fn add(&mut self, share: f64, naive: [f64; 2], cluster: (String, i64)) {
         self.decisions += 1;
         self.sum += share;
         let c = self.clusters.entry(cluster).or_default();
-        c.0 += share - naive;
+        c.0[0] += share - naive[0];
+        c.0[1] += share - naive[1];
         c.1 += 1;
     }
 
@@ -191,32 +207,37 @@ impl MatchedResult {
         self.sum / self.decisions as f64
     }
 
-    /// Mean difference from the naive policy's pick (negative: fewer failures).
-    pub fn versus_naive(&self) -> f64 {
-        self.clusters.values().map(|c| c.0).sum::<f64>() / self.decisions as f64
+    /// Mean difference from a naive policy's pick (negative: fewer failures).
+    pub fn versus(&self, naive: Naive) -> f64 {
+        self.clusters
+            .values()
+            .map(|c| c.0[naive as usize])
+            .sum::<f64>()
+            / self.decisions as f64
     }
 
-    /// Standard error of [`Self::versus_naive`], robust to decisions within a
+    /// Standard error of [`Self::versus`], robust to decisions within a
     /// cluster (same lane, same week) sharing legs: √(C/(C−1) · Σ_c (S_c − n_c·m)²) / n
     /// over C clusters with difference sums S_c; NaN with fewer than two clusters.
-    pub fn versus_naive_se(&self) -> f64 {
+    pub fn versus_se(&self, naive: Naive) -> f64 {
         let clusters = self.clusters.len() as f64;
         if clusters < 2.0 {
             return f64::NAN;
         }
         let n = self.decisions as f64;
-        let mean = self.versus_naive();
+        let mean = self.versus(naive);
         let spread: f64 = self
             .clusters
             .values()
-            .map(|&(sum, count)| (sum - count as f64 * mean).powi(2))
+            .map(|&(sums, count)| (sums[naive as usize] - count as f64 * mean).powi(2))
             .sum();
         (clusters / (clusters - 1.0) * spread).sqrt() / n
     }
 }
 
-/// Current plan, top recommendation, naive, best in hindsight: paired on nearby legs.
-pub type MatchedTable = [(&'static str, MatchedResult); 4];
+/// Current plan, top recommendation, the two naive policies, best in hindsight:
+/// paired on nearby legs.
+pub type MatchedTable = [(&'static str, MatchedResult); 5];
 
 /// The two off-policy estimates of a logged history.
 #[derive(Debug, Clone)]
@@ -264,6 +285,9 @@ struct Taken {
     options: Vec<Choice>,
     recommended: String,
     naive: String,
+    /// Reroutes: the carrier with the lowest failure rate on the lane over the
+    /// whole history before the decision.
+    naive_history: Option<String>,
     /// Off policy: each option's failure share among its legs on the lane
     /// scheduled within [`MATCH_WINDOW_HOURS`] of this one and after the
     /// decision (None: it had none).
@@ -280,10 +304,19 @@ type LaneCarriers = HashMap<(String, String), Vec<String>>;
 /// failed), in departure order.
 type Legs = HashMap<(String, String, String), Vec<(i64, bool)>>;
 
+/// Every leg of each (carrier, origin, destination) with an outcome, in the
+/// order the outcomes became known: those times, and the failures among the
+/// first k legs at index k.
+type LaneRecords = HashMap<(String, String, String), (Vec<i64>, Vec<u32>)>;
+
 /// Off policy, a carrier's legs on the lane scheduled this close to a decision's
 /// departure (and after the decision) stand for how it would have done in its
 /// place.
 pub const MATCH_WINDOW_HOURS: f64 = 12.0;
+
+/// The naive policy that reads the lane's whole history (the other reads four
+/// weeks of it).
+const NAIVE_HISTORY: &str = "naive, whole history";
 
 /// A week in milliseconds: decisions on one lane in one week share legs (their
 /// windows overlap), so they form one cluster of the paired standard error.
@@ -357,10 +390,18 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
     };
     let lanes = lane_carriers(&history);
+    let records = lane_records(&history.shipments, grace);
     // Only the paired estimate of a logged history needs every carrier's legs.
     let off_policy = matches!(&reroute, Ok(Setup { truth: None, .. }));
     let legs = if off_policy {
-        legs(&history, grace)
+        match &settings.outcomes {
+            Some(path) => {
+                let (shipments, _) = crate::csvio::read_shipments(path)
+                    .with_context(|| format!("--outcomes {}", path.display()))?;
+                legs(&shipments, grace)
+            }
+            None => legs(&history.shipments, grace),
+        }
     } else {
         Legs::new()
     };
@@ -374,7 +415,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
                 if let Ok(setup) = &reroute
                     && let Some(taken) = reroute_decision(
                         &history,
-                        (&lanes, &legs),
+                        (&lanes, &legs, &records),
                         (i, at),
                         store,
                         setup,
@@ -495,9 +536,9 @@ fn lane_carriers(history: &History) -> LaneCarriers {
 
 /// The finished legs of every carrier on every lane; a leg fails when it is
 /// cancelled or arrives more than `grace_minutes` late.
-fn legs(history: &History, grace_minutes: f64) -> Legs {
+fn legs(shipments: &[Shipment], grace_minutes: f64) -> Legs {
     let mut legs: Legs = HashMap::new();
-    for s in &history.shipments {
+    for s in shipments {
         if let Some(outcome) = s.outcome(grace_minutes) {
             legs.entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
                 .or_default()
@@ -508,6 +549,50 @@ fn legs(history: &History, grace_minutes: f64) -> Legs {
         v.sort_unstable();
     }
     legs
+}
+
+/// Every carrier's record on every lane, leg by leg, in the order outcomes
+/// became known; a leg fails as in [`legs`].
+fn lane_records(shipments: &[Shipment], grace_minutes: f64) -> LaneRecords {
+    let mut known: HashMap<(String, String, String), Vec<(i64, bool)>> = HashMap::new();
+    for s in shipments {
+        if let Some(outcome) = s.outcome(grace_minutes) {
+            known
+                .entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
+                .or_default()
+                .push((outcome.known_at.0, outcome.failed));
+        }
+    }
+    known
+        .into_iter()
+        .map(|(key, mut v)| {
+            v.sort_unstable();
+            let times = v.iter().map(|&(t, _)| t).collect();
+            let failed = std::iter::once(0)
+                .chain(v.iter().scan(0, |n, &(_, failed)| {
+                    *n += u32::from(failed);
+                    Some(*n)
+                }))
+                .collect();
+            (key, (times, failed))
+        })
+        .collect()
+}
+
+/// (failed, finished) legs of `carrier` on the lane whose outcome was known
+/// by `at`.
+fn record_before(
+    records: &LaneRecords,
+    carrier: &str,
+    (origin, destination): (&str, &str),
+    at: Timestamp,
+) -> (u32, usize) {
+    records
+        .get(&(carrier.into(), origin.into(), destination.into()))
+        .map_or((0, 0), |(times, failed)| {
+            let done = times.partition_point(|&t| t <= at.0);
+            (failed[done], done)
+        })
 }
 
 /// Failure share of `carrier`'s legs on the lane scheduled to depart within
@@ -532,7 +617,7 @@ fn nearby_failure_share(
 
 fn reroute_decision(
     history: &History,
-    (lanes, legs): (&LaneCarriers, &Legs),
+    (lanes, legs, past): (&LaneCarriers, &Legs, &LaneRecords),
     (i, at): (usize, Timestamp),
     store: &InMemoryFeatureStore,
     setup: &Setup,
@@ -618,6 +703,20 @@ fn reroute_decision(
         })?
         .2;
     let lane = (shipment.origin.as_str(), shipment.destination.as_str());
+    // Naive, literally: the best record on the lane over the whole history.
+    let naive_history = options
+        .iter()
+        .map(|o| {
+            let (failed, done) = record_before(past, &o.option, lane, at);
+            let rate = (f64::from(failed) + 0.2) / (done as f64 + 2.0);
+            (rate, o.cost, &o.option)
+        })
+        .min_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(b.2))
+        })
+        .map(|best| best.2.clone());
     let nearby = if setup.truth.is_none() {
         options
             .iter()
@@ -640,6 +739,7 @@ fn reroute_decision(
         recommended: answer.options.first()?.option.clone(),
         nearby,
         naive,
+        naive_history,
     })
 }
 
@@ -691,6 +791,7 @@ fn reallocation_decision(
         options,
         recommended: answer.options.first()?.option.clone(),
         naive,
+        naive_history: None,
         nearby: Vec::new(),
     })
 }
@@ -719,6 +820,7 @@ fn score(decisions: &[Taken], failure_cost: f64) -> PolicyTable {
         ("current plan", PolicyResult::default()),
         ("top recommendation", PolicyResult::default()),
         ("naive", PolicyResult::default()),
+        (NAIVE_HISTORY, PolicyResult::default()),
         ("best in hindsight", PolicyResult::default()),
     ];
     for taken in decisions {
@@ -745,10 +847,15 @@ fn score(decisions: &[Taken], failure_cost: f64) -> PolicyTable {
         if chosen.iter().any(Option::is_none) {
             continue;
         }
+        // Reallocations have no whole-history naive: that row stays empty.
+        let history = taken.naive_history.as_deref().and_then(pick);
+        let [current, recommended, naive, hindsight] = chosen;
+        let chosen = [current, recommended, naive, history, hindsight];
         for (slot, choice) in table.iter_mut().zip(chosen) {
-            let choice = choice.expect("checked");
-            let (failed, cost) = outcome(choice);
-            slot.1.add(failed, choice.p_fail, cost);
+            if let Some(choice) = choice {
+                let (failed, cost) = outcome(choice);
+                slot.1.add(failed, choice.p_fail, cost);
+            }
         }
     }
     table
@@ -769,6 +876,7 @@ fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
         ("current plan", LoggedResult::default()),
         ("top recommendation", LoggedResult::default()),
         ("naive", LoggedResult::default()),
+        (NAIVE_HISTORY, LoggedResult::default()),
     ];
     for t in decisions {
         let weight =
@@ -779,8 +887,18 @@ fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
             .find(|c| c.option == t.actual)
             .map_or(f64::NAN, |c| c.cost);
         let cost = transport + failure_cost * f64::from(u8::from(t.actual_failed));
-        let picks = [None, Some(&t.recommended), Some(&t.naive)];
-        for (slot, pick) in table.iter_mut().zip(picks) {
+        let picks = [
+            Some(Some(&t.recommended)),
+            Some(Some(&t.naive)),
+            t.naive_history.as_ref().map(Some),
+        ];
+        for (slot, pick) in table
+            .iter_mut()
+            .zip(std::iter::once(Some(None)).chain(picks))
+        {
+            // Outer None: the policy does not apply to this kind of decision;
+            // inner None: the current plan itself.
+            let Some(pick) = pick else { continue };
             slot.1.decisions += 1;
             match pick {
                 None => slot.1.add(1.0, t.actual_failed, cost),
@@ -799,6 +917,7 @@ fn score_matched(decisions: &[Taken]) -> MatchedTable {
         ("current plan", MatchedResult::default()),
         ("top recommendation", MatchedResult::default()),
         ("naive", MatchedResult::default()),
+        (NAIVE_HISTORY, MatchedResult::default()),
         ("best in hindsight", MatchedResult::default()),
     ];
     for t in decisions {
@@ -816,14 +935,18 @@ fn score_matched(decisions: &[Taken]) -> MatchedTable {
             .iter()
             .filter_map(|(_, share)| *share)
             .fold(f64::INFINITY, f64::min);
-        let (Some(current), Some(recommended), Some(naive)) =
-            (share(&t.actual), share(&t.recommended), share(&t.naive))
-        else {
+        let (Some(current), Some(recommended), Some(naive), Some(history)) = (
+            share(&t.actual),
+            share(&t.recommended),
+            share(&t.naive),
+            t.naive_history.as_deref().and_then(share),
+        ) else {
             continue;
         };
         let cluster = (t.group.clone(), t.week);
-        for (slot, value) in table.iter_mut().zip([current, recommended, naive, best]) {
-            slot.1.add(value, naive, cluster.clone());
+        let picks = [current, recommended, naive, history, best];
+        for (slot, value) in table.iter_mut().zip(picks) {
+            slot.1.add(value, [naive, history], cluster.clone());
         }
     }
     table
@@ -866,7 +989,7 @@ fn logged_table(title: &str, rows: &LoggedTable, failure_cost: f64, lead: f64) -
         out,
         "| policy | decisions scored | effective | realised failure rate | ± s.e. | mean cost |\n|---|---:|---:|---:|---:|---:|"
     );
-    for (name, r) in rows {
+    for (name, r) in rows.iter().filter(|(_, r)| r.decisions > 0) {
         if r.followed == 0 {
             let _ = writeln!(out, "| {name} | 0 | – | – | – | – |");
             continue;
@@ -897,25 +1020,30 @@ fn matched_table(rows: &MatchedTable) -> String {
          on the lane scheduled within {MATCH_WINDOW_HOURS:.0} h of the decision's departure \
          and after the decision itself: each pick is scored by the failure share of \
          those legs (they stand for how that carrier would have done), and compared with \
-         the naive pick decision by decision (standard error clustered by lane and week).\n",
+         each naive pick decision by decision (standard error clustered by lane and week).\n",
         rows[0].1.decisions
     );
     let _ = writeln!(
         out,
-        "| policy | failure share of its carrier's nearby legs | vs naive | ± s.e. |\n|---|---:|---:|---:|"
+        "| policy | failure share of its carrier's nearby legs | vs naive | ± s.e. | vs {NAIVE_HISTORY} | ± s.e. |\n|---|---:|---:|---:|---:|---:|"
     );
+    let versus = |r: &MatchedResult, naive: Naive, itself: bool| {
+        if itself {
+            "0 | –".to_string()
+        } else {
+            format!("{:+.4} | {:.4}", r.versus(naive), r.versus_se(naive))
+        }
+    };
     for (name, r) in rows {
         if r.decisions == 0 {
-            let _ = writeln!(out, "| {name} | – | – | – |");
-        } else if *name == "naive" {
-            let _ = writeln!(out, "| {name} | {:.4} | 0 | – |", r.failure_rate());
+            let _ = writeln!(out, "| {name} | – | – | – | – | – |");
         } else {
             let _ = writeln!(
                 out,
-                "| {name} | {:.4} | {:+.4} | {:.4} |",
+                "| {name} | {:.4} | {} | {} |",
                 r.failure_rate(),
-                r.versus_naive(),
-                r.versus_naive_se()
+                versus(r, Naive::FourWeeks, *name == "naive"),
+                versus(r, Naive::WholeHistory, *name == NAIVE_HISTORY),
             );
         }
     }
@@ -934,8 +1062,10 @@ fn table(title: &str, rows: &PolicyTable, failure_cost: f64, lead: f64) -> Strin
         out,
         "| policy | realised failure rate | expected failure rate | mean cost |\n|---|---:|---:|---:|"
     );
-    for (name, r) in rows {
-        let n = r.decisions.max(1) as f64;
+    // A policy that does not apply (no whole-history naive for reallocations)
+    // has no row.
+    for (name, r) in rows.iter().filter(|(_, r)| r.decisions > 0) {
+        let n = r.decisions as f64;
         let _ = writeln!(
             out,
             "| {name} | {:.4} | {:.4} | {:.2} |",
@@ -1000,6 +1130,7 @@ mod tests {
             }],
             recommended: recommended.into(),
             naive: actual.into(),
+            naive_history: None,
             nearby: Vec::new(),
             week: 0,
         }
@@ -1016,6 +1147,7 @@ mod tests {
                 options: self.options.clone(),
                 recommended: self.recommended.clone(),
                 naive: self.naive.clone(),
+                naive_history: self.naive_history.clone(),
                 nearby: self.nearby.clone(),
             }
         }
@@ -1033,7 +1165,7 @@ mod tests {
             taken("L2", "C", false, "C"),
             taken("L2", "C", false, "C"),
         ];
-        let [current, recommended, naive] = score_logged(&decisions, 100.0);
+        let [current, recommended, naive, history] = score_logged(&decisions, 100.0);
         assert_eq!(current.1.followed, 6);
         assert!((current.1.failure_rate() - 2.0 / 6.0).abs() < 1e-12);
         assert!((current.1.mean_cost() - (10.0 + 100.0 * 2.0 / 6.0)).abs() < 1e-9);
@@ -1046,6 +1178,8 @@ mod tests {
         assert!(se > 0.0 && se < 1.0, "{se}");
         // A policy that agrees with every decision is scored on all of them.
         assert_eq!(naive.1.followed, 6);
+        // One that does not apply (no whole-history pick) is asked nothing.
+        assert_eq!(history.1.decisions, 0);
     }
 
     #[test]
@@ -1095,6 +1229,8 @@ mod tests {
             let mut t = taken("L", actual, false, recommended);
             t.week = week;
             t.naive = naive.into();
+            // The whole-history naive kept the plan, in these decisions.
+            t.naive_history = Some(actual.into());
             t.nearby = nearby
                 .into_iter()
                 .map(|(c, s)| (c.to_string(), s))
@@ -1112,8 +1248,8 @@ mod tests {
             decision(3, ("A", "B", "A"), vec![("A", Some(0.25)), ("B", None)]),
             decision(4, ("A", "A", "A"), vec![("A", Some(0.25))]),
         ];
-        let [current, recommended, naive, best] = score_matched(&decisions);
-        for (name, r) in [&current, &recommended, &naive, &best] {
+        let [current, recommended, naive, history, best] = score_matched(&decisions);
+        for (name, r) in [&current, &recommended, &naive, &history, &best] {
             assert_eq!(r.decisions, 2, "{name}");
         }
         assert!((current.1.failure_rate() - 0.125).abs() < 1e-12);
@@ -1121,9 +1257,18 @@ mod tests {
         assert!((naive.1.failure_rate() - 0.375).abs() < 1e-12);
         assert!((best.1.failure_rate() - 0.125).abs() < 1e-12);
         // Paired: +0.75 and +0.0 against naive, in two clusters (two weeks).
-        assert!((recommended.1.versus_naive() - 0.375).abs() < 1e-12);
-        assert!((recommended.1.versus_naive_se() - 0.375).abs() < 1e-12);
-        assert_eq!(naive.1.versus_naive(), 0.0);
+        assert!((recommended.1.versus(Naive::FourWeeks) - 0.375).abs() < 1e-12);
+        assert!((recommended.1.versus_se(Naive::FourWeeks) - 0.375).abs() < 1e-12);
+        assert_eq!(naive.1.versus(Naive::FourWeeks), 0.0);
+        // Against the whole-history naive (the plan here): +0.75 and +0.5.
+        assert!((recommended.1.versus(Naive::WholeHistory) - 0.625).abs() < 1e-12);
+        assert!((recommended.1.versus_se(Naive::WholeHistory) - 0.125).abs() < 1e-12);
+        assert_eq!(history.1.versus(Naive::WholeHistory), 0.0);
+        assert!((history.1.failure_rate() - current.1.failure_rate()).abs() < 1e-12);
+        // A decision without a whole-history pick (a reallocation) is not paired.
+        let mut reallocation = decisions[0].clone_with_week(1);
+        reallocation.naive_history = None;
+        assert_eq!(score_matched(&[reallocation])[0].1.decisions, 0);
 
         // Clusters of several decisions: week 1 holds differences +0.75 and
         // +0.25 (sum 1.0), week 2 holds -0.5. Mean 0.5 / 3; the error is
@@ -1143,9 +1288,9 @@ mod tests {
         ];
         let [_, recommended, ..] = score_matched(&clustered);
         let m = 0.5 / 3.0;
-        assert!((recommended.1.versus_naive() - m).abs() < 1e-12);
+        assert!((recommended.1.versus(Naive::FourWeeks) - m).abs() < 1e-12);
         let expected = (2.0 * ((1.0 - 2.0 * m).powi(2) + (-0.5 - m).powi(2))).sqrt() / 3.0;
-        assert!((recommended.1.versus_naive_se() - expected).abs() < 1e-12);
+        assert!((recommended.1.versus_se(Naive::FourWeeks) - expected).abs() < 1e-12);
         // Taken as independent, the same three differences would give less.
         let d = [0.75f64, 0.25, -0.5];
         let naive_se = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 2.0 / 3.0).sqrt();
@@ -1156,6 +1301,6 @@ mod tests {
             clustered[2].clone_with_week(1),
         ];
         let [_, recommended, ..] = score_matched(&one_week);
-        assert!(recommended.1.versus_naive_se().is_nan());
+        assert!(recommended.1.versus_se(Naive::FourWeeks).is_nan());
     }
 }

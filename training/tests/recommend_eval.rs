@@ -8,7 +8,7 @@ use std::path::Path;
 
 use detour::domain::Timestamp;
 use detour::recommend::Policy;
-use detour_training::recommend_eval::{self, Evaluation, RecommendEvalSettings};
+use detour_training::recommend_eval::{self, Evaluation, Naive, RecommendEvalSettings};
 use detour_training::simulate::{self, SimSettings};
 
 fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
@@ -21,6 +21,7 @@ fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
         reroute_policy: Policy::REROUTE,
         reallocation_policy: Policy::REALLOCATION,
         report: None,
+        outcomes: None,
     })
     .unwrap()
 }
@@ -55,10 +56,10 @@ fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
     let Evaluation::Logged(estimates) = reroutes else {
         panic!("a history without truth is evaluated off-policy, got {reroutes:?}");
     };
-    let [current, recommended, naive] = &estimates.inverse_propensity;
+    let [current, recommended, naive, history] = &estimates.inverse_propensity;
     assert!(current.1.decisions > 1000, "{current:?}");
     assert_eq!(current.1.followed, current.1.decisions);
-    for (name, r) in [recommended, naive] {
+    for (name, r) in [recommended, naive, history] {
         assert_eq!(r.decisions, current.1.decisions, "{name}");
         assert!(
             r.followed > 100 && r.followed < r.decisions,
@@ -81,15 +82,18 @@ fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
     // Paired on nearby legs: every policy on the same decisions. The history's
     // cheapest-half-the-time picks fail more than the ranking's, by far more
     // than the paired error; hindsight is below everything else.
-    let [m_current, m_recommended, m_naive, m_best] = &estimates.matched;
+    let [m_current, m_recommended, m_naive, m_history, m_best] = &estimates.matched;
     assert!(m_current.1.decisions > 500, "{m_current:?}");
     assert!(m_best.1.failure_rate() < m_naive.1.failure_rate());
+    assert!(m_best.1.failure_rate() < m_history.1.failure_rate());
     assert!(m_best.1.failure_rate() < m_recommended.1.failure_rate());
-    assert!(
-        m_current.1.versus_naive() - m_recommended.1.versus_naive()
-            > 3.0 * (m_current.1.versus_naive_se() + m_recommended.1.versus_naive_se()),
-        "{m_current:?} {m_recommended:?}"
-    );
+    for naive in [Naive::FourWeeks, Naive::WholeHistory] {
+        assert!(
+            m_current.1.versus(naive) - m_recommended.1.versus(naive)
+                > 3.0 * (m_current.1.versus_se(naive) + m_recommended.1.versus_se(naive)),
+            "{naive:?}: {m_current:?} {m_recommended:?}"
+        );
+    }
     assert!(
         matches!(&reallocations, Evaluation::Skipped(why) if why.contains("orders.csv")),
         "{reallocations:?}"
@@ -110,7 +114,12 @@ fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
     // The off-policy estimate agrees with what the simulator knows: the mean true
     // failure probability of the carriers the ranking picked (on the sampled
     // decisions that have truth).
-    for (logged, truth) in [(recommended, &truth_rows[1]), (naive, &truth_rows[2])] {
+    let pairs = [
+        (recommended, &truth_rows[1]),
+        (naive, &truth_rows[2]),
+        (history, &truth_rows[3]),
+    ];
+    for (logged, truth) in pairs {
         let expected = truth.1.expected_failure / truth.1.decisions as f64;
         let (estimate, se) = (logged.1.failure_rate(), logged.1.standard_error());
         assert!(
