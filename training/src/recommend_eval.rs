@@ -252,7 +252,7 @@ pub struct LoggedEvaluation {
 #[derive(Debug, Clone)]
 pub enum Evaluation {
     /// Against the simulator's counterfactual truth.
-    Simulated(PolicyTable),
+    Simulated(Box<PolicyTable>),
     /// Off-policy, from the outcomes the history logged.
     Logged(Box<LoggedEvaluation>),
     /// Not evaluated, and why.
@@ -443,7 +443,9 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
     );
     let evaluate = |setup: &anyhow::Result<Setup>, taken: &[Taken], failure_cost: f64| match setup {
         Err(why) => Evaluation::Skipped(format!("{why:#}")),
-        Ok(Setup { truth: Some(_), .. }) => Evaluation::Simulated(score(taken, failure_cost)),
+        Ok(Setup { truth: Some(_), .. }) => {
+            Evaluation::Simulated(Box::new(score(taken, failure_cost)))
+        }
         Ok(Setup { truth: None, .. }) => Evaluation::Logged(Box::new(LoggedEvaluation {
             inverse_propensity: score_logged(taken, failure_cost),
             matched: score_matched(taken),
