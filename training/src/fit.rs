@@ -10,7 +10,7 @@ use detour::features::vectors::{FeatureDef, MAX_FEATURES};
 use detour::models::{Calibration, Learner, LogisticWeights, sigmoid};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
 use crate::metrics::{Metrics, evaluate};
@@ -155,10 +155,18 @@ pub fn fit_logistic(
     loop {
         let kept: Vec<usize> = (0..width).filter(|j| !left_out.contains(j)).collect();
         anyhow::ensure!(!kept.is_empty(), "every feature would lower the risk");
-        let fitted = LogisticRegression::default()
-            .alpha(l2)
-            .max_iterations(MAX_ITERATIONS)
-            .fit(&Dataset::new(x.select(Axis(1), &kept), y.clone()))?;
+        let fit = |features: ArrayView2<'_, f64>| {
+            LogisticRegression::default()
+                .alpha(l2)
+                .max_iterations(MAX_ITERATIONS)
+                .fit(&DatasetBase::new(features, y.view()))
+        };
+        // Only a refit without some features needs a (narrower) copy of the matrix.
+        let fitted = if left_out.is_empty() {
+            fit(x.view())?
+        } else {
+            fit(x.select(Axis(1), &kept).view())?
+        };
         // linfa treats the larger class as positive; we want "the adverse outcome".
         let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
         let mut coefficients = vec![0.0; width];
