@@ -6,10 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use detour::domain::Timestamp;
 use detour::recommend::Policy;
 use detour_training::recommend_eval::{self, Evaluation, Naive, RecommendEvalSettings};
-use detour_training::simulate::{self, SimSettings};
 
 fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
     recommend_eval::run(&RecommendEvalSettings {
@@ -30,16 +28,7 @@ fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
 fn a_logged_history_of_shipments_alone_is_evaluated_off_policy() {
     let dir = common::scratch("receval", "logged");
     let simulated = dir.join("simulated");
-    simulate::run(
-        &SimSettings {
-            seed: 5,
-            start: Timestamp::parse_rfc3339("2026-03-02T00:00:00Z").unwrap(),
-            days: 30,
-            orders_per_day: 1500.0,
-        },
-        &simulated,
-    )
-    .unwrap();
+    common::simulate(5, "2026-03-02T00:00:00Z", 30, 1500.0, &simulated);
     // What a carrier's export looks like: shipments and nothing else — no
     // network.toml (carriers come from the history), no truth, no orders.
     let logged = dir.join("logged");

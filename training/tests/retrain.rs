@@ -7,9 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use detour::config::Config;
-use detour::domain::Timestamp;
 use detour::pb;
-use detour_training::simulate::{self, SimSettings};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("retrain", name)
@@ -18,16 +16,7 @@ fn scratch(name: &str) -> PathBuf {
 fn train_small(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     let models = dir.join("models");
-    simulate::run(
-        &SimSettings {
-            seed: 11,
-            start: Timestamp::parse_rfc3339("2026-06-01T00:00:00Z").unwrap(),
-            days: 12,
-            orders_per_day: 2000.0,
-        },
-        &data,
-    )
-    .unwrap();
+    common::simulate(11, "2026-06-01T00:00:00Z", 12, 2000.0, &data);
     let trained = common::train_quick(&data, &models, "retrained-test");
     assert_eq!(
         trained.len(),

@@ -1,10 +1,13 @@
-//! What the trainer's integration tests share: scratch folders and a quick
+//! What the trainer's integration tests share: scratch folders, a simulated
+//! history and a quick
 //! training run.
 
 use std::path::{Path, PathBuf};
 
+use detour::domain::Timestamp;
 use detour_training::boost::BoostSettings;
 use detour_training::report::FamilyResult;
+use detour_training::simulate::{self, SimSettings};
 use detour_training::train::{self, TrainSettings};
 
 /// An empty folder under the system's temp dir, unique to this process.
@@ -13,6 +16,20 @@ pub fn scratch(test: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Simulates `days` of history from `start` (RFC 3339) into `out`.
+pub fn simulate(seed: u64, start: &str, days: u32, orders_per_day: f64, out: &Path) {
+    simulate::run(
+        &SimSettings {
+            seed,
+            start: Timestamp::parse_rfc3339(start).unwrap(),
+            days,
+            orders_per_day,
+        },
+        out,
+    )
+    .unwrap();
 }
 
 /// Trains every family `data` supports into `out`, with few trees (fast), as
