@@ -1,6 +1,5 @@
 //! What the trainer's integration tests share: scratch folders, a simulated
-//! history and a quick
-//! training run.
+//! history and a quick training run.
 
 use std::path::{Path, PathBuf};
 
