@@ -80,9 +80,9 @@ enum Command {
         version: Option<String>,
     },
     /// Replays a held-out period of a history and compares the realised failure
-    /// rate and cost of the current plan, the top recommendation, a naive policy
-    /// and (simulated histories) the best choice in hindsight, for reroutes and
-    /// reallocations.
+    /// rate and cost of the current plan, the top recommendation, the naive
+    /// policies and (simulated histories) the best choice in hindsight, for
+    /// reroutes and reallocations.
     EvaluateRecommendations {
         /// A folder of exports. With the truth_*.csv files `simulate` writes,
         /// options not taken are scored against them; without, off policy.

@@ -1,15 +1,18 @@
 //! `evaluate-recommendations`: does following the recommendations help? Replays a
 //! simulated history and, in a held-out period, takes each sampled reroute and
-//! reallocation decision with four policies:
+//! reallocation decision with these policies:
 //!
 //! - **current**: keep the plan (the carrier or site the history used);
 //! - **recommended**: the top-ranked option, from the same ranking code the
 //!   server runs, with the shipped models, at the decision's horizon;
-//! - **naive**: the carrier with the lowest recent failure rate on the lane / the
-//!   site nearest the destination;
+//! - **naive**: the carrier with the lowest four-week failure rate on the lane /
+//!   the site nearest the destination;
+//! - **naive, whole history** (reroutes): the carrier with the lowest failure
+//!   rate on the lane over the whole history before the decision — the
+//!   "historically best carrier" taken literally;
 //! - **hindsight**: the option that turned out cheapest.
 //!
-//! The naive policy and hindsight choose among the same options the ranking may
+//! The naive policies and hindsight choose among the same options the ranking may
 //! (those passing the hard constraints — a site over its backlog limit is not
 //! one — plus the current plan), so the comparison is between rankings.
 //!
@@ -184,7 +187,7 @@ pub struct MatchedResult {
 }
 
 /// Which naive policy a paired difference is taken against.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Naive {
     /// The best four-week record on the lane.
     FourWeeks = 0,
@@ -246,6 +249,8 @@ pub struct LoggedEvaluation {
     pub inverse_propensity: LoggedTable,
     /// Paired on nearby legs: every policy on the same decisions, tighter.
     pub matched: MatchedTable,
+    /// Where the paired estimate's legs came from, if not the replayed history.
+    pub legs_from: Option<PathBuf>,
 }
 
 /// How one kind of decision was evaluated.
@@ -390,9 +395,20 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
     };
     let lanes = lane_carriers(&history);
-    let records = lane_records(&history.shipments, grace);
+    let records = if reroute.is_ok() {
+        lane_records(&history.shipments, grace)
+    } else {
+        LaneRecords::new()
+    };
     // Only the paired estimate of a logged history needs every carrier's legs.
     let off_policy = matches!(&reroute, Ok(Setup { truth: None, .. }));
+    if let (Some(path), false) = (&settings.outcomes, off_policy) {
+        anyhow::bail!(
+            "--outcomes {} scores the paired estimate of a logged history of reroutes, \
+             and there is none here (truth files present, or no shipments or carrier model)",
+            path.display()
+        );
+    }
     let legs = if off_policy {
         match &settings.outcomes {
             Some(path) => {
@@ -449,6 +465,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         Ok(Setup { truth: None, .. }) => Evaluation::Logged(Box::new(LoggedEvaluation {
             inverse_propensity: score_logged(taken, failure_cost),
             matched: score_matched(taken),
+            legs_from: settings.outcomes.clone(),
         })),
     };
 
@@ -582,7 +599,8 @@ fn lane_records(shipments: &[Shipment], grace_minutes: f64) -> LaneRecords {
 }
 
 /// (failed, finished) legs of `carrier` on the lane whose outcome was known
-/// by `at`.
+/// before `at` — as in the replayed store, where a decision comes before an
+/// outcome known at the same moment.
 fn record_before(
     records: &LaneRecords,
     carrier: &str,
@@ -592,9 +610,34 @@ fn record_before(
     records
         .get(&(carrier.into(), origin.into(), destination.into()))
         .map_or((0, 0), |(times, failed)| {
-            let done = times.partition_point(|&t| t <= at.0);
+            let done = times.partition_point(|&t| t < at.0);
             (failed[done], done)
         })
+}
+
+/// The naive policy taken literally: the option with the lowest failure rate on
+/// the lane over the whole history before `at`, smoothed as the four-week naive
+/// is (0.2 failures in 2 pseudo-legs); ties go to the cheaper, then to the
+/// first code.
+fn best_whole_record(
+    options: &[Choice],
+    records: &LaneRecords,
+    lane: (&str, &str),
+    at: Timestamp,
+) -> Option<String> {
+    options
+        .iter()
+        .map(|o| {
+            let (failed, done) = record_before(records, &o.option, lane, at);
+            let rate = (f64::from(failed) + 0.2) / (done as f64 + 2.0);
+            (rate, o.cost, &o.option)
+        })
+        .min_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(b.2))
+        })
+        .map(|best| best.2.clone())
 }
 
 /// Failure share of `carrier`'s legs on the lane scheduled to depart within
@@ -705,20 +748,7 @@ fn reroute_decision(
         })?
         .2;
     let lane = (shipment.origin.as_str(), shipment.destination.as_str());
-    // Naive, literally: the best record on the lane over the whole history.
-    let naive_history = options
-        .iter()
-        .map(|o| {
-            let (failed, done) = record_before(past, &o.option, lane, at);
-            let rate = (f64::from(failed) + 0.2) / (done as f64 + 2.0);
-            (rate, o.cost, &o.option)
-        })
-        .min_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then(a.1.total_cmp(&b.1))
-                .then(a.2.cmp(b.2))
-        })
-        .map(|best| best.2.clone());
+    let naive_history = best_whole_record(&options, past, lane, at);
     let nearby = if setup.truth.is_none() {
         options
             .iter()
@@ -960,7 +990,7 @@ fn section(title: &str, evaluation: &Evaluation, failure_cost: f64, lead: f64) -
         Evaluation::Logged(logged) => format!(
             "{}\n{}",
             logged_table(title, &logged.inverse_propensity, failure_cost, lead),
-            matched_table(&logged.matched)
+            matched_table(&logged.matched, logged.legs_from.as_deref())
         ),
         Evaluation::Skipped(why) => format!("### {title}: not evaluated ({why})\n"),
     }
@@ -1014,7 +1044,7 @@ fn logged_table(title: &str, rows: &LoggedTable, failure_cost: f64, lead: f64) -
     out
 }
 
-fn matched_table(rows: &MatchedTable) -> String {
+fn matched_table(rows: &MatchedTable, legs_from: Option<&Path>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1022,8 +1052,12 @@ fn matched_table(rows: &MatchedTable) -> String {
          on the lane scheduled within {MATCH_WINDOW_HOURS:.0} h of the decision's departure \
          and after the decision itself: each pick is scored by the failure share of \
          those legs (they stand for how that carrier would have done), and compared with \
-         each naive pick decision by decision (standard error clustered by lane and week).\n",
-        rows[0].1.decisions
+         each naive pick decision by decision (standard error clustered by lane and week).{}\n",
+        rows[0].1.decisions,
+        legs_from.map_or(String::new(), |path| format!(
+            " The legs come from {}, not from the replayed history.",
+            path.display()
+        ))
     );
     let _ = writeln!(
         out,
@@ -1118,6 +1152,7 @@ fn span(history: &History) -> Option<(Timestamp, Timestamp)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use detour::domain::ShipmentStatus;
 
     fn taken(group: &str, actual: &str, failed: bool, recommended: &str) -> Taken {
         Taken {
@@ -1156,6 +1191,72 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_history_naive_counts_outcomes_known_before_the_decision() {
+        let hour = 3_600_000;
+        // A leg of `carrier` on O→D arriving `late` minutes late at `arrived`
+        // hours (scheduled 1 h earlier), or cancelled (known at departure).
+        let leg = |carrier: &str, arrived: i64, late: Option<i64>| Shipment {
+            shipment_id: format!("{carrier}{arrived}"),
+            carrier: carrier.into(),
+            origin: "O".into(),
+            destination: "D".into(),
+            scheduled_departure: Timestamp(arrived * hour - 2 * hour),
+            scheduled_arrival: Timestamp(arrived * hour),
+            actual_departure: None,
+            actual_arrival: late.map(|m| Timestamp(arrived * hour + m * 60_000)),
+            status: match late {
+                Some(_) => ShipmentStatus::Delivered,
+                None => ShipmentStatus::Cancelled,
+            },
+        };
+        // A: on time at 1 h, 40 min late at 5 h, on time at 9 h (out of order).
+        // B: cancelled (known at its departure, 8 h), still in transit at 3 h.
+        let mut in_transit = leg("B", 3, Some(0));
+        in_transit.status = ShipmentStatus::InTransit;
+        let shipments = [
+            leg("A", 9, Some(0)),
+            leg("A", 1, Some(0)),
+            leg("A", 5, Some(40)),
+            leg("B", 10, None),
+            in_transit,
+        ];
+        let records = lane_records(&shipments, 15.0);
+        let at = |h: i64| Timestamp(h * hour);
+        let lane = ("O", "D");
+        assert_eq!(record_before(&records, "A", lane, at(0)), (0, 0));
+        assert_eq!(record_before(&records, "A", lane, at(6)), (1, 2));
+        // An outcome known at the decision's own moment is not yet in the store.
+        assert_eq!(record_before(&records, "A", lane, at(9)), (1, 2));
+        assert_eq!(
+            record_before(&records, "A", lane, Timestamp(9 * hour + 1)),
+            (1, 3)
+        );
+        assert_eq!(record_before(&records, "B", lane, at(8)), (0, 0));
+        assert_eq!(record_before(&records, "B", lane, at(9)), (1, 1));
+        assert_eq!(record_before(&records, "C", lane, at(9)), (0, 0));
+        assert_eq!(record_before(&records, "A", ("O", "E"), at(9)), (0, 0));
+
+        let option = |code: &str, cost: f64| Choice {
+            option: code.into(),
+            cost,
+            p_fail: f64::NAN,
+        };
+        let best = |options: &[Choice], h: i64| best_whole_record(options, &records, lane, at(h));
+        let options = [option("A", 10.0), option("B", 10.0), option("C", 10.0)];
+        // At 6 h: A 1.2/4 = 0.3, B and C unseen at 0.1 — a tie, to the first code.
+        assert_eq!(best(&options, 6).as_deref(), Some("B"));
+        // Ties go to the cheaper first.
+        let cheaper_c = [option("A", 10.0), option("B", 10.0), option("C", 5.0)];
+        assert_eq!(best(&cheaper_c, 6).as_deref(), Some("C"));
+        // After B's cancellation (1.2/3 = 0.4) only C is still unseen.
+        assert_eq!(best(&options, 10).as_deref(), Some("C"));
+        // With A's clean record longer, it beats B's failure.
+        let a_or_b = [option("A", 10.0), option("B", 10.0)];
+        assert_eq!(best(&a_or_b, 10).as_deref(), Some("A"));
+        assert_eq!(best(&[], 10), None);
+    }
+
+    #[test]
     fn a_logged_policy_is_scored_where_it_did_what_was_done_weighted_by_propensity() {
         // Lane L1: A used 3 times (1 failure), B once (failed). Lane L2: C twice,
         // no failures. The policy picks B on L1 and C on L2.
@@ -1182,6 +1283,19 @@ mod tests {
         assert_eq!(naive.1.followed, 6);
         // One that does not apply (no whole-history pick) is asked nothing.
         assert_eq!(history.1.decisions, 0);
+
+        // Where it applies, it is scored like the others: here it picks C on L2
+        // (followed twice, no failure) and A on L1 (followed three times).
+        let mut with_history = decisions.map(|t| t.clone_with_week(0));
+        for t in &mut with_history {
+            t.naive_history = Some(if t.group == "L1" { "A" } else { "C" }.into());
+        }
+        let [.., history] = score_logged(&with_history, 100.0);
+        assert_eq!(history.1.decisions, 6);
+        assert_eq!(history.1.followed, 5);
+        // L1's A rows weigh 4/3 each (1 failure in 3), L2's C rows 2/2 each.
+        let expected = (4.0 / 3.0) / (3.0 * 4.0 / 3.0 + 2.0);
+        assert!((history.1.failure_rate() - expected).abs() < 1e-12);
     }
 
     #[test]
@@ -1226,13 +1340,12 @@ mod tests {
         assert_eq!(share("A", 0, 20 * hour), None);
 
         let decision = |week: i64,
-                        (actual, recommended, naive): (&str, &str, &str),
+                        (actual, recommended, naive, history): (&str, &str, &str, &str),
                         nearby: Vec<(&str, Option<f64>)>| {
             let mut t = taken("L", actual, false, recommended);
             t.week = week;
             t.naive = naive.into();
-            // The whole-history naive kept the plan, in these decisions.
-            t.naive_history = Some(actual.into());
+            t.naive_history = Some(history.into());
             t.nearby = nearby
                 .into_iter()
                 .map(|(c, s)| (c.to_string(), s))
@@ -1242,13 +1355,21 @@ mod tests {
         let decisions = [
             decision(
                 1,
-                ("A", "B", "A"),
+                ("A", "B", "A", "B"),
                 vec![("A", Some(0.25)), ("B", Some(1.0))],
             ),
-            decision(2, ("B", "A", "A"), vec![("A", Some(0.5)), ("B", Some(0.0))]),
+            decision(
+                2,
+                ("B", "A", "A", "B"),
+                vec![("A", Some(0.5)), ("B", Some(0.0))],
+            ),
             // Left out: an option without nearby legs, and a decision without a choice.
-            decision(3, ("A", "B", "A"), vec![("A", Some(0.25)), ("B", None)]),
-            decision(4, ("A", "A", "A"), vec![("A", Some(0.25))]),
+            decision(
+                3,
+                ("A", "B", "A", "A"),
+                vec![("A", Some(0.25)), ("B", None)],
+            ),
+            decision(4, ("A", "A", "A", "A"), vec![("A", Some(0.25))]),
         ];
         let [current, recommended, naive, history, best] = score_matched(&decisions);
         for (name, r) in [&current, &recommended, &naive, &history, &best] {
@@ -1257,16 +1378,20 @@ mod tests {
         assert!((current.1.failure_rate() - 0.125).abs() < 1e-12);
         assert!((recommended.1.failure_rate() - 0.75).abs() < 1e-12);
         assert!((naive.1.failure_rate() - 0.375).abs() < 1e-12);
+        assert!((history.1.failure_rate() - 0.5).abs() < 1e-12);
         assert!((best.1.failure_rate() - 0.125).abs() < 1e-12);
         // Paired: +0.75 and +0.0 against naive, in two clusters (two weeks).
         assert!((recommended.1.versus(Naive::FourWeeks) - 0.375).abs() < 1e-12);
         assert!((recommended.1.versus_se(Naive::FourWeeks) - 0.375).abs() < 1e-12);
         assert_eq!(naive.1.versus(Naive::FourWeeks), 0.0);
-        // Against the whole-history naive (the plan here): +0.75 and +0.5.
-        assert!((recommended.1.versus(Naive::WholeHistory) - 0.625).abs() < 1e-12);
-        assert!((recommended.1.versus_se(Naive::WholeHistory) - 0.125).abs() < 1e-12);
+        // Against the whole-history naive (B both times): 0 and +0.5, a mean of
+        // 0.25 with error √(2 · (0.25² + 0.25²)) / 2.
+        assert!((recommended.1.versus(Naive::WholeHistory) - 0.25).abs() < 1e-12);
+        assert!((recommended.1.versus_se(Naive::WholeHistory) - 0.25).abs() < 1e-12);
         assert_eq!(history.1.versus(Naive::WholeHistory), 0.0);
-        assert!((history.1.failure_rate() - current.1.failure_rate()).abs() < 1e-12);
+        // And the two naive policies against each other: +0.75 and −0.5.
+        assert!((history.1.versus(Naive::FourWeeks) - 0.125).abs() < 1e-12);
+        assert!((naive.1.versus(Naive::WholeHistory) + 0.125).abs() < 1e-12);
         // A decision without a whole-history pick (a reallocation) is not paired.
         let mut reallocation = decisions[0].clone_with_week(1);
         reallocation.naive_history = None;
@@ -1278,15 +1403,19 @@ mod tests {
         let clustered = [
             decision(
                 1,
-                ("A", "B", "A"),
+                ("A", "B", "A", "A"),
                 vec![("A", Some(0.25)), ("B", Some(1.0))],
             ),
             decision(
                 1,
-                ("A", "B", "A"),
+                ("A", "B", "A", "A"),
                 vec![("A", Some(0.25)), ("B", Some(0.5))],
             ),
-            decision(2, ("A", "B", "A"), vec![("A", Some(0.5)), ("B", Some(0.0))]),
+            decision(
+                2,
+                ("A", "B", "A", "A"),
+                vec![("A", Some(0.5)), ("B", Some(0.0))],
+            ),
         ];
         let [_, recommended, ..] = score_matched(&clustered);
         let m = 0.5 / 3.0;
