@@ -893,6 +893,16 @@ fn score(decisions: &[Taken], failure_cost: f64) -> PolicyTable {
     table
 }
 
+/// What a policy did on one logged decision.
+enum Pick<'a> {
+    /// Kept the plan: the history itself.
+    Plan,
+    /// Chose this option.
+    Option(&'a str),
+    /// Does not apply to this kind of decision.
+    NotApplicable,
+}
+
 /// Off-policy scores on a logged history. A policy is scored on the decisions
 /// where it chose what was done, each weighted by 1 / the share of its group's
 /// decisions that made that choice (the history's own policy, estimated); the
@@ -920,23 +930,21 @@ fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
             .map_or(f64::NAN, |c| c.cost);
         let cost = transport + failure_cost * f64::from(u8::from(t.actual_failed));
         let picks = [
-            Some(Some(&t.recommended)),
-            Some(Some(&t.naive)),
-            t.naive_history.as_ref().map(Some),
+            Pick::Plan,
+            Pick::Option(&t.recommended),
+            Pick::Option(&t.naive),
+            t.naive_history
+                .as_deref()
+                .map_or(Pick::NotApplicable, Pick::Option),
         ];
-        for (slot, pick) in table
-            .iter_mut()
-            .zip(std::iter::once(Some(None)).chain(picks))
-        {
-            // Outer None: the policy does not apply to this kind of decision;
-            // inner None: the current plan itself.
-            let Some(pick) = pick else { continue };
-            slot.1.decisions += 1;
+        for (slot, pick) in table.iter_mut().zip(picks) {
             match pick {
-                None => slot.1.add(1.0, t.actual_failed, cost),
-                Some(code) if *code == t.actual => slot.1.add(weight, t.actual_failed, cost),
-                Some(_) => {}
+                Pick::NotApplicable => continue,
+                Pick::Plan => slot.1.add(1.0, t.actual_failed, cost),
+                Pick::Option(code) if code == t.actual => slot.1.add(weight, t.actual_failed, cost),
+                Pick::Option(_) => {}
             }
+            slot.1.decisions += 1;
         }
     }
     table
