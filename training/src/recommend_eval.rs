@@ -286,7 +286,7 @@ struct Taken {
     /// The real outcome of the actual option.
     actual_failed: bool,
     /// The options that pass the hard constraints (and the current plan): what
-    /// the naive policy and hindsight may choose from, as the ranking may.
+    /// the naive policies and hindsight may choose from, as the ranking may.
     options: Vec<Choice>,
     recommended: String,
     naive: String,
@@ -1201,8 +1201,9 @@ mod tests {
     #[test]
     fn the_whole_history_naive_counts_outcomes_known_before_the_decision() {
         let hour = 3_600_000;
-        // A leg of `carrier` on O→D arriving `late` minutes late at `arrived`
-        // hours (scheduled 1 h earlier), or cancelled (known at departure).
+        // A leg of `carrier` on O→D due at `arrived` hours (departing 2 h
+        // earlier), arriving `late` minutes late, or cancelled (known at its
+        // departure).
         let leg = |carrier: &str, arrived: i64, late: Option<i64>| Shipment {
             shipment_id: format!("{carrier}{arrived}"),
             carrier: carrier.into(),
