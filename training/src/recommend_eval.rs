@@ -898,7 +898,7 @@ enum Pick<'a> {
     /// Kept the plan: the history itself.
     Plan,
     /// Chose this option.
-    Option(&'a str),
+    Chose(&'a str),
     /// Does not apply to this kind of decision.
     NotApplicable,
 }
@@ -931,18 +931,18 @@ fn score_logged(decisions: &[Taken], failure_cost: f64) -> LoggedTable {
         let cost = transport + failure_cost * f64::from(u8::from(t.actual_failed));
         let picks = [
             Pick::Plan,
-            Pick::Option(&t.recommended),
-            Pick::Option(&t.naive),
+            Pick::Chose(&t.recommended),
+            Pick::Chose(&t.naive),
             t.naive_history
                 .as_deref()
-                .map_or(Pick::NotApplicable, Pick::Option),
+                .map_or(Pick::NotApplicable, Pick::Chose),
         ];
         for (slot, pick) in table.iter_mut().zip(picks) {
             match pick {
                 Pick::NotApplicable => continue,
                 Pick::Plan => slot.1.add(1.0, t.actual_failed, cost),
-                Pick::Option(code) if code == t.actual => slot.1.add(weight, t.actual_failed, cost),
-                Pick::Option(_) => {}
+                Pick::Chose(code) if code == t.actual => slot.1.add(weight, t.actual_failed, cost),
+                Pick::Chose(_) => {}
             }
             slot.1.decisions += 1;
         }
