@@ -57,7 +57,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use detour::domain::{RiskKind, Shipment, Timestamp};
+use detour::domain::{RiskKind, Shipment, ShipmentOutcome, Timestamp};
 use detour::features::aggregates::{WindowId, shipment_counters as sc};
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
 use detour::models::{LoadedModel, load_model};
@@ -305,8 +305,8 @@ type Truth = HashMap<String, Vec<Choice>>;
 /// Carriers each (origin, destination) lane had in the history.
 type LaneCarriers = HashMap<(String, String), Vec<String>>;
 
-/// Finished legs of each (carrier, origin, destination): (scheduled departure,
-/// failed), in departure order.
+/// Finished legs of each (carrier, origin, destination): (a time, failed), in
+/// time order; the time is the scheduled departure except in [`lane_records`].
 type Legs = HashMap<(String, String, String), Vec<(i64, bool)>>;
 
 /// Every leg of each (carrier, origin, destination) with an outcome, in the
@@ -556,12 +556,22 @@ fn lane_carriers(history: &History) -> LaneCarriers {
 /// The finished legs of every carrier on every lane; a leg fails when it is
 /// cancelled or arrives more than `grace_minutes` late.
 fn legs(shipments: &[Shipment], grace_minutes: f64) -> Legs {
+    legs_by(shipments, grace_minutes, |s, _| s.scheduled_departure)
+}
+
+/// The finished legs of every carrier on every lane as (`time`, failed), in
+/// time order.
+fn legs_by(
+    shipments: &[Shipment],
+    grace_minutes: f64,
+    time: impl Fn(&Shipment, &ShipmentOutcome) -> Timestamp,
+) -> Legs {
     let mut legs: Legs = HashMap::new();
     for s in shipments {
         if let Some(outcome) = s.outcome(grace_minutes) {
             legs.entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
                 .or_default()
-                .push((s.scheduled_departure.0, outcome.failed));
+                .push((time(s, &outcome).0, outcome.failed));
         }
     }
     for v in legs.values_mut() {
@@ -573,19 +583,9 @@ fn legs(shipments: &[Shipment], grace_minutes: f64) -> Legs {
 /// Every carrier's record on every lane, leg by leg, in the order outcomes
 /// became known; a leg fails as in [`legs`].
 fn lane_records(shipments: &[Shipment], grace_minutes: f64) -> LaneRecords {
-    let mut known: HashMap<(String, String, String), Vec<(i64, bool)>> = HashMap::new();
-    for s in shipments {
-        if let Some(outcome) = s.outcome(grace_minutes) {
-            known
-                .entry((s.carrier.clone(), s.origin.clone(), s.destination.clone()))
-                .or_default()
-                .push((outcome.known_at.0, outcome.failed));
-        }
-    }
-    known
+    legs_by(shipments, grace_minutes, |_, outcome| outcome.known_at)
         .into_iter()
-        .map(|(key, mut v)| {
-            v.sort_unstable();
+        .map(|(key, v)| {
             let times = v.iter().map(|&(t, _)| t).collect();
             let failed = std::iter::once(0)
                 .chain(v.iter().scan(0, |n, &(_, failed)| {
