@@ -12,14 +12,15 @@ use detour::domain::{
     Event, EventPayload, InventoryPosition, Order, OrderPriority, RiskKind, Shipment,
     ShipmentStatus, SiteSnapshot, Timestamp,
 };
-use detour::features::vectors::{self, FeatureVector, Lookup};
+use detour::features::vectors::{self, Lookup};
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore, updates_for};
 use detour::models::{Learner, LoadedModel, LogisticWeights, load_model};
 use detour::network::{Carrier, Lane, Network, Region, Site};
 use detour::recommend::Policy;
 use detour::recommend::reallocation::{self, OrderLine, ReallocationInput};
 use detour::recommend::reroute::{self, RerouteInput};
-use detour::registry::schema_of;
+use detour::schema::FeatureVector;
+use detour::schema::schema_of;
 
 const HOUR_MS: i64 = 3_600_000;
 const T0: i64 = 1_790_000_000_000;

@@ -16,6 +16,7 @@ use crate::features::{
     FeatureError, FeatureSettings, FeatureStore, InMemoryFeatureStore, RedisFeatureStore,
     RedisSettings,
 };
+use crate::ingest::Ingestor;
 use crate::models::ModelError;
 use crate::network::{Network, NetworkError};
 use crate::pb;
@@ -53,8 +54,9 @@ pub async fn run(
         Network::default()
     };
     let registry = ModelRegistry::load(&models_dir)?;
+    let models = registry.snapshot();
     for kind in crate::domain::RiskKind::ALL {
-        let manifest = &registry.model(kind).manifest;
+        let manifest = &models.model(kind).manifest;
         tracing::info!(family = kind.name(), model = %manifest.name, version = %manifest.version, "model loaded");
     }
     let parts = Parts {
@@ -115,10 +117,8 @@ async fn serve<S: FeatureStore>(
         RecommendationsService::new(planner),
     );
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
-    let ingest = pb::event_ingest_server::EventIngestServer::new(EventIngestService::new(
-        Arc::clone(&store),
-        parts.settings,
-    ));
+    let ingestor = Arc::new(Ingestor::new(Arc::clone(&store), parts.settings));
+    let ingest = pb::event_ingest_server::EventIngestServer::new(EventIngestService::new(ingestor));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

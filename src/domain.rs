@@ -239,6 +239,12 @@ impl RiskKind {
         RiskKind::CarrierFailure,
     ];
 
+    /// Position in [`RiskKind::ALL`], and of the family's row in
+    /// [`crate::schema::FAMILIES`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The family's name, as used in artifacts and directories.
     pub fn name(self) -> &'static str {
         match self {

@@ -21,13 +21,16 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod cpu;
 pub mod domain;
 pub mod features;
+pub mod ingest;
 pub mod models;
 pub mod network;
 pub mod pb;
 pub mod planning;
 pub mod recommend;
 pub mod registry;
+pub mod schema;
 pub mod scoring;
 pub mod telemetry;

@@ -12,7 +12,7 @@ pub use logistic::LogisticWeights;
 pub use trees::TreeEnsemble;
 
 use crate::domain::{RiskBand, RiskKind};
-use crate::features::vectors::{FeatureVector, MAX_FEATURES};
+use crate::schema::{FeatureVector, MAX_FEATURES};
 use serde::{Deserialize, Serialize};
 
 /// Why an artifact was refused.
@@ -58,7 +58,7 @@ pub enum Learner {
 
 /// A logistic regression over every feature, plus boosted trees fitted on its
 /// residual log-odds that split only on the situation (features that are not
-/// [`of_option`](crate::features::vectors::FeatureDef::of_option)). Options are
+/// [`of_option`](crate::schema::FeatureDef::of_option)). Options are
 /// then compared by smooth linear terms, while the situation keeps the trees'
 /// interactions: ranking carriers by tree splits on their records proved
 /// noisier than the lane's plain four-week record.
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_linear_trees_artifact_whose_trees_split_on_an_option_feature_is_refused() {
-        use crate::registry::schema_of;
+        use crate::schema::schema_of;
         let schema = schema_of(RiskKind::CarrierFailure);
         let width = schema.len();
         let situation = schema.iter().position(|f| !f.of_option).unwrap();

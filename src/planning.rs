@@ -16,7 +16,7 @@ use crate::network::Network;
 use crate::recommend::reallocation::{self, OrderLine, ReallocationInput};
 use crate::recommend::reroute::{self, RerouteInput};
 use crate::recommend::{Policy, Recommendation};
-use crate::registry::ModelRegistry;
+use crate::registry::{ModelRegistry, ModelSnapshot};
 
 /// An entity given inline or named by the id it was ingested under.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,12 @@ pub enum PlanningError {
     Store(#[from] FeatureError),
 }
 
+/// Plans with at least this many candidate carriers or sites rank on the
+/// blocking pool (see [`crate::cpu`]): scoring one candidate costs a few
+/// microseconds, so from here a ranking holds its thread for about a tenth of a
+/// millisecond or more (BENCHMARKS.md, "Inference off the reactor").
+pub const BLOCKING_RANKING_CANDIDATES: usize = 24;
+
 /// Plans reroutes and reallocations over a feature store.
 #[derive(Debug)]
 pub struct Planner<S> {
@@ -89,6 +95,7 @@ pub struct Planner<S> {
 }
 
 impl<S: FeatureStore> Planner<S> {
+    /// A planner reading `store` and ranking with the registry's current models.
     pub fn new(
         store: Arc<S>,
         registry: Arc<ModelRegistry>,
@@ -105,8 +112,18 @@ impl<S: FeatureStore> Planner<S> {
         }
     }
 
-    /// Ranked carriers for a shipment.
-    pub async fn reroute(&self, request: RerouteRequest) -> Result<Recommendation, PlanningError> {
+    /// The models to plan one request with: take it once per request and pass
+    /// it to [`Planner::reroute`] or [`Planner::reallocate`].
+    pub fn models(&self) -> Arc<ModelSnapshot> {
+        self.registry.snapshot()
+    }
+
+    /// Ranked carriers for a shipment, predicted by `models`.
+    pub async fn reroute(
+        &self,
+        models: &Arc<ModelSnapshot>,
+        request: RerouteRequest,
+    ) -> Result<Recommendation, PlanningError> {
         let shipment = match request.shipment {
             Subject::Inline(shipment) => shipment,
             Subject::ById(id) => match self.entity(EntityKey::Shipment(id.clone())).await? {
@@ -135,24 +152,31 @@ impl<S: FeatureStore> Planner<S> {
             let more = reroute::keys(&shipment, &candidates);
             reads.fetch(&*self.store, more, Vec::new()).await;
         }
-        let lookup = |key: &AggregateKey| reads.lookup(key);
-        let mut answer = reroute::reroute(&RerouteInput {
-            shipment: &shipment,
-            as_of,
-            candidates: &candidates,
-            excluded: &request.excluded_carriers,
-            network: &self.network,
-            model: self.registry.model(RiskKind::CarrierFailure),
-            lookup: &lookup,
-            policy: request.overrides.apply(self.reroute_policy),
-        });
-        reads.note_failure(&mut answer.degraded_reasons);
-        Ok(answer)
+        let heavy = candidates.len() >= BLOCKING_RANKING_CANDIDATES;
+        let policy = request.overrides.apply(self.reroute_policy);
+        let (models, network) = (Arc::clone(models), Arc::clone(&self.network));
+        let rank = move || {
+            let lookup = |key: &AggregateKey| reads.lookup(key);
+            let mut answer = reroute::reroute(&RerouteInput {
+                shipment: &shipment,
+                as_of,
+                candidates: &candidates,
+                excluded: &request.excluded_carriers,
+                network: &network,
+                model: models.model(RiskKind::CarrierFailure),
+                lookup: &lookup,
+                policy,
+            });
+            reads.note_failure(&mut answer.degraded_reasons);
+            answer
+        };
+        Ok(crate::cpu::run(heavy, rank).await)
     }
 
-    /// Ranked sites for an order.
+    /// Ranked sites for an order, predicted by `models`.
     pub async fn reallocate(
         &self,
+        models: &Arc<ModelSnapshot>,
         request: ReallocationRequest,
     ) -> Result<Recommendation, PlanningError> {
         let order = match request.order {
@@ -166,20 +190,26 @@ impl<S: FeatureStore> Planner<S> {
         let mut reads = Reads::default();
         let keys = reallocation::keys(&order, &request.lines, &self.network);
         reads.fetch(&*self.store, keys, Vec::new()).await;
-        let lookup = |key: &AggregateKey| reads.lookup(key);
-        let mut answer = reallocation::reallocation(&ReallocationInput {
-            order: &order,
-            lines: &request.lines,
-            as_of,
-            excluded: &request.excluded_sites,
-            stock: &request.stock,
-            network: &self.network,
-            model: self.registry.model(RiskKind::OrderFallout),
-            lookup: &lookup,
-            policy: request.overrides.apply(self.reallocation_policy),
-        });
-        reads.note_failure(&mut answer.degraded_reasons);
-        Ok(answer)
+        let heavy = self.network.sites.len() >= BLOCKING_RANKING_CANDIDATES;
+        let policy = request.overrides.apply(self.reallocation_policy);
+        let (models, network) = (Arc::clone(models), Arc::clone(&self.network));
+        let rank = move || {
+            let lookup = |key: &AggregateKey| reads.lookup(key);
+            let mut answer = reallocation::reallocation(&ReallocationInput {
+                order: &order,
+                lines: &request.lines,
+                as_of,
+                excluded: &request.excluded_sites,
+                stock: &request.stock,
+                network: &network,
+                model: models.model(RiskKind::OrderFallout),
+                lookup: &lookup,
+                policy,
+            });
+            reads.note_failure(&mut answer.degraded_reasons);
+            answer
+        };
+        Ok(crate::cpu::run(heavy, rank).await)
     }
 
     async fn entity(&self, key: EntityKey) -> Result<Option<Entity>, FeatureError> {

@@ -10,13 +10,21 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::domain::{Order, RiskBand, RiskKind, Shipment, Timestamp};
-use crate::features::vectors::{self, FeatureVector, Lookup};
+use crate::features::vectors::{self, Lookup};
 use crate::features::{AggregateKey, AggregateRecord, FeatureStore};
 use crate::network::Network;
-use crate::registry::{ModelRegistry, schema_of};
+use crate::registry::{ModelRegistry, ModelSnapshot};
+use crate::schema::{FeatureVector, schema_of};
 
 /// How many factors an answer lists.
 pub const TOP_FACTORS: usize = 3;
+/// Requests with at least this many targets run their inference on tokio's
+/// blocking pool, so that a large batch cannot stall the other connections
+/// served by the same worker thread. Inference takes 1–4 µs per target
+/// (`benches/hot_path.rs`), so below this a request holds its thread for
+/// well under a quarter of a millisecond and the hand-off would cost more
+/// than it saves (BENCHMARKS.md, "Inference off the reactor").
+pub const BLOCKING_INFERENCE_TARGETS: usize = 64;
 
 /// Something to score, with the time the decision is taken.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +93,18 @@ impl ScoreTarget {
         }
     }
 
-    fn push_keys(&self, keys: &mut Vec<AggregateKey>) {
+    /// The id reported back, taken out of the target.
+    pub fn into_entity_id(self) -> String {
+        match self {
+            ScoreTarget::Order { order, .. } => order.order_id,
+            ScoreTarget::Shipment { shipment, .. } => shipment.shipment_id,
+            ScoreTarget::Site { site, .. } => site,
+        }
+    }
+
+    /// Appends the records this target's features read, in the order its
+    /// family's vector builder takes them.
+    pub fn push_keys(&self, keys: &mut Vec<AggregateKey>) {
         match self {
             ScoreTarget::Order { order, .. } => keys.extend(vectors::order_keys(order)),
             ScoreTarget::Shipment { shipment, .. } => keys.extend(vectors::shipment_keys(shipment)),
@@ -139,7 +158,7 @@ fn vector_of(
     }
 }
 
-/// Scores targets against a feature store and the loaded models.
+/// Scores targets against a feature store and the models being served.
 #[derive(Debug)]
 pub struct Scorer<S> {
     store: Arc<S>,
@@ -148,6 +167,7 @@ pub struct Scorer<S> {
 }
 
 impl<S: FeatureStore> Scorer<S> {
+    /// A scorer reading `store` and serving the registry's current models.
     pub fn new(store: Arc<S>, registry: Arc<ModelRegistry>, network: Arc<Network>) -> Self {
         Scorer {
             store,
@@ -156,13 +176,19 @@ impl<S: FeatureStore> Scorer<S> {
         }
     }
 
-    /// The loaded models.
-    pub fn registry(&self) -> &ModelRegistry {
-        &self.registry
+    /// The models to serve one request with: take it once per request, name
+    /// its versions in the request's span, and pass it to [`Scorer::score`].
+    pub fn models(&self) -> Arc<ModelSnapshot> {
+        self.registry.snapshot()
     }
 
-    /// Scores every target, in order, with one store read for all of them.
-    pub async fn score(&self, targets: &[ScoreTarget]) -> Vec<Assessment> {
+    /// Scores every target, in order, with one store read for all of them and
+    /// the models of `models`.
+    pub async fn score(
+        &self,
+        models: &Arc<ModelSnapshot>,
+        targets: Vec<ScoreTarget>,
+    ) -> Vec<Assessment> {
         // Each distinct record once; each target remembers where its records are.
         let mut keys: Vec<AggregateKey> = Vec::with_capacity(targets.len() * 4);
         let mut index: HashMap<AggregateKey, usize, foldhash::fast::RandomState> =
@@ -170,7 +196,7 @@ impl<S: FeatureStore> Scorer<S> {
         let mut slots: Vec<usize> = Vec::with_capacity(targets.len() * MAX_TARGET_KEYS);
         let mut counts: Vec<usize> = Vec::with_capacity(targets.len());
         let mut scratch = Vec::with_capacity(MAX_TARGET_KEYS);
-        for target in targets {
+        for target in &targets {
             target.push_keys(&mut scratch);
             counts.push(scratch.len());
             for key in scratch.drain(..) {
@@ -188,19 +214,62 @@ impl<S: FeatureStore> Scorer<S> {
             .fetch(&keys)
             .instrument(tracing::debug_span!("feature_fetch", keys = keys.len()))
             .await;
-        let (records, store_note): (Vec<Option<AggregateRecord>>, Option<String>) = match fetched {
-            Ok(records) => (records, None),
+        let fetched = match fetched {
+            Ok(records) => Fetched {
+                records,
+                store_note: None,
+            },
             Err(error) => {
                 tracing::warn!(%error, "scoring from defaults");
-                (Vec::new(), Some(error.to_string()))
+                Fetched {
+                    records: Vec::new(),
+                    store_note: Some(error.to_string()),
+                }
             }
         };
+        let work = Inference {
+            targets,
+            slots,
+            counts,
+            fetched,
+        };
+        let heavy = work.targets.len() >= BLOCKING_INFERENCE_TARGETS;
+        let models = Arc::clone(models);
+        let network = Arc::clone(&self.network);
+        crate::cpu::run(heavy, move || work.run(&models, &network)).await
+    }
+}
+
+/// What the store answered for one request.
+struct Fetched {
+    /// One per distinct key; empty when the store failed.
+    records: Vec<Option<AggregateRecord>>,
+    /// Why the store could not be read, if it could not.
+    store_note: Option<String>,
+}
+
+/// The CPU half of a request: vectors, models and explanations, no IO.
+struct Inference {
+    targets: Vec<ScoreTarget>,
+    /// The slot in `fetched.records` of each target's keys, target after target.
+    slots: Vec<usize>,
+    /// How many keys each target has.
+    counts: Vec<usize>,
+    fetched: Fetched,
+}
+
+impl Inference {
+    fn run(self, models: &ModelSnapshot, network: &Network) -> Vec<Assessment> {
+        let _inference = tracing::debug_span!("inference", items = self.targets.len()).entered();
+        let Fetched {
+            records,
+            store_note,
+        } = self.fetched;
         let available = store_note.is_none();
-        let _inference = tracing::debug_span!("inference", items = targets.len()).entered();
-        let mut slots = slots.into_iter();
-        targets
-            .iter()
-            .zip(counts)
+        let mut slots = self.slots.into_iter();
+        self.targets
+            .into_iter()
+            .zip(self.counts)
             .map(|(target, count)| {
                 let mut lookups = [None; MAX_TARGET_KEYS];
                 for lookup in lookups.iter_mut().take(count) {
@@ -211,55 +280,56 @@ impl<S: FeatureStore> Scorer<S> {
                 if let Some(note) = &store_note {
                     notes.push(note.clone());
                 }
-                let features = vector_of(target, &lookups, &self.network, &mut notes);
-                self.assess(target, &features, notes)
+                let features = vector_of(&target, &lookups, network, &mut notes);
+                assess(models, target, &features, notes)
             })
             .collect()
     }
+}
 
-    fn assess(
-        &self,
-        target: &ScoreTarget,
-        features: &FeatureVector,
-        degraded_reasons: Vec<String>,
-    ) -> Assessment {
-        let kind = target.kind();
-        let model = self.registry.model(kind);
-        let prediction = model.predict(features);
-        let schema = schema_of(kind);
-        let mut order: Vec<usize> = (0..features.len)
-            .filter(|&i| !features.values[i].is_nan() && prediction.contributions[i] != 0.0)
-            .collect();
-        let larger_first = |&a: &usize, &b: &usize| {
-            prediction.contributions[b]
-                .abs()
-                .total_cmp(&prediction.contributions[a].abs())
-                .then(a.cmp(&b))
-        };
-        if order.len() > TOP_FACTORS {
-            order.select_nth_unstable_by(TOP_FACTORS, larger_first);
-            order.truncate(TOP_FACTORS);
-        }
-        order.sort_unstable_by(larger_first);
-        let factors = order
-            .into_iter()
-            .take(TOP_FACTORS)
-            .map(|i| Factor {
-                feature: schema[i].name,
-                unit: schema[i].unit,
-                value: features.values[i],
-                contribution: prediction.contributions[i],
-            })
-            .collect();
-        Assessment {
-            entity_id: target.entity_id().to_string(),
-            kind,
-            probability: prediction.probability,
-            band: model.band(prediction.probability),
-            model_name: model.manifest.name.clone(),
-            model_version: model.manifest.version.clone(),
-            factors,
-            degraded_reasons,
-        }
+/// The answer for one target from its features.
+fn assess(
+    models: &ModelSnapshot,
+    target: ScoreTarget,
+    features: &FeatureVector,
+    degraded_reasons: Vec<String>,
+) -> Assessment {
+    let kind = target.kind();
+    let model = models.model(kind);
+    let prediction = model.predict(features);
+    let schema = schema_of(kind);
+    let mut order: Vec<usize> = (0..features.len)
+        .filter(|&i| !features.values[i].is_nan() && prediction.contributions[i] != 0.0)
+        .collect();
+    let larger_first = |&a: &usize, &b: &usize| {
+        prediction.contributions[b]
+            .abs()
+            .total_cmp(&prediction.contributions[a].abs())
+            .then(a.cmp(&b))
+    };
+    if order.len() > TOP_FACTORS {
+        order.select_nth_unstable_by(TOP_FACTORS, larger_first);
+        order.truncate(TOP_FACTORS);
+    }
+    order.sort_unstable_by(larger_first);
+    let factors = order
+        .into_iter()
+        .take(TOP_FACTORS)
+        .map(|i| Factor {
+            feature: schema[i].name,
+            unit: schema[i].unit,
+            value: features.values[i],
+            contribution: prediction.contributions[i],
+        })
+        .collect();
+    Assessment {
+        entity_id: target.into_entity_id(),
+        kind,
+        probability: prediction.probability,
+        band: model.band(prediction.probability),
+        model_name: model.manifest.name.clone(),
+        model_version: model.manifest.version.clone(),
+        factors,
+        degraded_reasons,
     }
 }

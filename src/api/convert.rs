@@ -302,16 +302,3 @@ pub fn risk_score(assessment: Assessment) -> pb::RiskScore {
         degraded_reasons: assessment.degraded_reasons,
     }
 }
-
-/// An error for one stream item.
-pub fn item_error(error: &ApiError) -> pb::ItemError {
-    let (field, message) = match error {
-        ApiError::InvalidArgument { field, reason } => (field.clone(), reason.clone()),
-        other => (String::new(), other.to_string()),
-    };
-    pb::ItemError {
-        code: error.code_name().to_string(),
-        field,
-        message,
-    }
-}

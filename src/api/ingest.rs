@@ -1,5 +1,6 @@
-//! The `EventIngest` service: validates events, applies the valid ones to the
-//! feature store in one call, and counts what happened.
+//! The `EventIngest` service: decodes and validates each event, hands the call
+//! to the core's one ingest path ([`crate::ingest::Ingestor`]) and renders its
+//! counts.
 
 use std::sync::Arc;
 
@@ -7,24 +8,21 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{ApiError, convert};
-use crate::domain::Timestamp;
-use crate::features::{ApplyOutcome, FeatureSettings, FeatureStore, updates_received};
+use crate::features::FeatureStore;
+use crate::ingest::{Ingestor, Invalid};
 use crate::pb;
 use crate::pb::event_ingest_server::EventIngest;
 
-/// Most events one call may carry.
-pub const MAX_EVENTS: usize = 10_000;
-
-/// gRPC adapter that applies events to a feature store.
+/// gRPC adapter over an [`Ingestor`].
 #[derive(Debug)]
 pub struct EventIngestService<S> {
-    store: Arc<S>,
-    settings: FeatureSettings,
+    ingestor: Arc<Ingestor<S>>,
 }
 
 impl<S> EventIngestService<S> {
-    pub fn new(store: Arc<S>, settings: FeatureSettings) -> Self {
-        EventIngestService { store, settings }
+    /// A service applying events through `ingestor`.
+    pub fn new(ingestor: Arc<Ingestor<S>>) -> Self {
+        EventIngestService { ingestor }
     }
 }
 
@@ -35,64 +33,43 @@ impl<S: FeatureStore> EventIngest for EventIngestService<S> {
         request: Request<pb::IngestEventsRequest>,
     ) -> Result<Response<pb::IngestEventsResponse>, Status> {
         let events = &request.get_ref().events;
-        if events.is_empty() {
-            return Err(ApiError::invalid("events", "at least one event is required").into());
-        }
-        if events.len() > MAX_EVENTS {
-            return Err(ApiError::invalid(
-                "events",
-                format!("at most {MAX_EVENTS} events per call, got {}", events.len()),
-            )
-            .into());
-        }
-        let mut rejections = Vec::new();
-        let mut valid = Vec::with_capacity(events.len());
-        let received_at = Timestamp::now();
-        for (index, message) in events.iter().enumerate() {
-            match convert::event(message, &format!("events[{index}]")) {
-                Ok(event) => valid.push(updates_received(&event, &self.settings, received_at)),
-                Err(error) => rejections.push(rejection(index, message, error)),
-            }
-        }
-        let span = tracing::info_span!(
-            "ingest",
-            backend = self.store.backend_name(),
-            events = events.len(),
-            rejected = rejections.len()
-        );
-        let outcomes = self
-            .store
-            .apply(&valid)
+        let span = tracing::info_span!("ingest", events = events.len());
+        let candidates = events
+            .iter()
+            .enumerate()
+            .map(|(index, message)| {
+                convert::event(message, &format!("events[{index}]"))
+                    .map_err(|error| invalid(message, error))
+            })
+            .collect();
+        let summary = self
+            .ingestor
+            .ingest(candidates)
             .instrument(span)
             .await
-            .map_err(|error| {
-                tracing::warn!(%error, events = valid.len(), "ingest not applied");
-                ApiError::Unavailable(format!(
-                    "{error}; none of the {} valid events is acknowledged: retry the call \
-                     (ingest is idempotent by event_id)",
-                    valid.len()
-                ))
-            })?;
-        let applied = outcomes
-            .iter()
-            .filter(|o| **o == ApplyOutcome::Applied)
-            .count();
+            .map_err(ApiError::from)?;
         Ok(Response::new(pb::IngestEventsResponse {
-            accepted: applied as u32,
-            duplicate: (outcomes.len() - applied) as u32,
-            rejected: rejections.len() as u32,
-            rejections,
+            accepted: summary.accepted as u32,
+            duplicate: summary.duplicate as u32,
+            rejected: summary.rejections.len() as u32,
+            rejections: summary
+                .rejections
+                .into_iter()
+                .map(|r| pb::Rejection {
+                    index: r.index as u32,
+                    event_id: r.invalid.event_id,
+                    field: r.invalid.field,
+                    reason: r.invalid.reason,
+                })
+                .collect(),
         }))
     }
 }
 
-fn rejection(index: usize, message: &pb::Event, error: ApiError) -> pb::Rejection {
-    let (field, reason) = match error {
-        ApiError::InvalidArgument { field, reason } => (field, reason),
-        other => (String::new(), other.to_string()),
-    };
-    pb::Rejection {
-        index: index as u32,
+/// An event that failed validation, as the core reports it back.
+fn invalid(message: &pb::Event, error: ApiError) -> Invalid {
+    let (field, reason) = error.into_field_and_reason();
+    Invalid {
         event_id: message.event_id.clone(),
         field,
         reason,

@@ -7,12 +7,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{ApiError, convert};
+use crate::domain::RiskKind;
 use crate::features::FeatureStore;
 use crate::pb;
 use crate::pb::recommendations_server::Recommendations;
-use crate::planning::{
-    Planner, PlanningError, PolicyOverrides, ReallocationRequest, RerouteRequest, Subject,
-};
+use crate::planning::{Planner, PolicyOverrides, ReallocationRequest, RerouteRequest, Subject};
 use crate::recommend::Recommendation;
 use crate::recommend::reallocation::OrderLine;
 
@@ -38,10 +37,18 @@ impl<S: FeatureStore> Recommendations for RecommendationsService<S> {
         request: Request<pb::RecommendReallocationRequest>,
     ) -> Result<Response<pb::Recommendation>, Status> {
         let request = reallocation_request(request.get_ref())?;
-        let span = tracing::info_span!("recommend_reallocation", lines = request.lines.len());
+        let models = self.planner.models();
+        let model = &models.model(RiskKind::OrderFallout).manifest;
+        let span = tracing::info_span!(
+            "recommend_reallocation",
+            family = RiskKind::OrderFallout.name(),
+            model = %model.name,
+            version = %model.version,
+            lines = request.lines.len(),
+        );
         let answer = self
             .planner
-            .reallocate(request)
+            .reallocate(&models, request)
             .instrument(span)
             .await
             .map_err(ApiError::from)?;
@@ -53,22 +60,21 @@ impl<S: FeatureStore> Recommendations for RecommendationsService<S> {
         request: Request<pb::RecommendRerouteRequest>,
     ) -> Result<Response<pb::Recommendation>, Status> {
         let request = reroute_request(request.get_ref())?;
+        let models = self.planner.models();
+        let model = &models.model(RiskKind::CarrierFailure).manifest;
+        let span = tracing::info_span!(
+            "recommend_reroute",
+            family = RiskKind::CarrierFailure.name(),
+            model = %model.name,
+            version = %model.version,
+        );
         let answer = self
             .planner
-            .reroute(request)
-            .instrument(tracing::info_span!("recommend_reroute"))
+            .reroute(&models, request)
+            .instrument(span)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(recommendation(answer)))
-    }
-}
-
-impl From<PlanningError> for ApiError {
-    fn from(error: PlanningError) -> Self {
-        match error {
-            PlanningError::NotFound { .. } => ApiError::NotFound(error.to_string()),
-            PlanningError::Store(error) => error.into(),
-        }
     }
 }
 

@@ -33,16 +33,17 @@ impl<S> RiskScoringService<S> {
 impl<S: FeatureStore> RiskScoringService<S> {
     async fn score_one(&self, target: ScoreTarget) -> Result<Response<pb::RiskScore>, Status> {
         let kind = target.kind();
-        let model = self.scorer.registry().model(kind);
+        let models = self.scorer.models();
+        let model = &models.model(kind).manifest;
         let span = tracing::info_span!(
             "score",
             family = kind.name(),
-            model = %model.manifest.name,
-            version = %model.manifest.version,
+            model = %model.name,
+            version = %model.version,
         );
         let mut answers = self
             .scorer
-            .score(std::slice::from_ref(&target))
+            .score(&models, vec![target])
             .instrument(span)
             .await;
         let answer = answers
@@ -101,8 +102,13 @@ impl<S: FeatureStore> RiskScoring for RiskScoringService<S> {
             .enumerate()
             .map(|(i, item)| convert::item_target(item, &format!("items[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        let span = tracing::info_span!("score_batch", items = targets.len());
-        let answers = self.scorer.score(&targets).instrument(span).await;
+        let models = self.scorer.models();
+        let span = tracing::info_span!(
+            "score_batch",
+            items = targets.len(),
+            models = %models.versions(),
+        );
+        let answers = self.scorer.score(&models, targets).instrument(span).await;
         let results = items
             .iter()
             .zip(answers)
@@ -175,16 +181,27 @@ async fn score_chunks<S: FeatureStore>(
                 Err(error) => Some(error),
             })
             .collect();
-        let mut answers = scorer.score(&targets).await.into_iter();
+        // Each chunk takes the models being served when it starts.
+        let models = scorer.models();
+        let span = tracing::debug_span!(
+            "score_chunk",
+            items = targets.len(),
+            models = %models.versions(),
+        );
+        let mut answers = scorer
+            .score(&models, targets)
+            .instrument(span)
+            .await
+            .into_iter();
         for (item, error) in chunk.drain(..).zip(errors) {
             let outcome = match error.map_or(Ok(()), Err) {
                 Ok(()) => match answers.next() {
                     Some(answer) => pb::score_result::Outcome::Score(convert::risk_score(answer)),
-                    None => pb::score_result::Outcome::Error(convert::item_error(
+                    None => pb::score_result::Outcome::Error(super::error::item_error(
                         &ApiError::Internal("scorer returned too few answers".into()),
                     )),
                 },
-                Err(error) => pb::score_result::Outcome::Error(convert::item_error(&error)),
+                Err(error) => pb::score_result::Outcome::Error(super::error::item_error(&error)),
             };
             let result = pb::ScoreResult {
                 request_id: item.request_id,

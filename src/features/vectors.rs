@@ -9,14 +9,13 @@
 
 use crate::domain::{Order, OrderPriority, Shipment, Timestamp};
 use crate::network::Network;
+use crate::schema::FeatureVector;
 
 use super::aggregates::{
     AggregateKey, AggregateRecord, WindowId, shipment_counters as sc, site_fields as sf,
     site_region_counters as src,
 };
 
-/// Most features any family has.
-pub const MAX_FEATURES: usize = 24;
 /// A snapshot older than this makes the answer degraded.
 pub const STALE_SNAPSHOT_HOURS: f64 = 6.0;
 /// Pseudo-observations that pull a rate towards its prior when history is thin.
@@ -25,140 +24,6 @@ const PRIOR_FAILURE_RATE: f64 = 0.1;
 /// About an eighth of failures are cancellations.
 const PRIOR_CANCEL_RATE: f64 = 0.0125;
 const PRIOR_FALLOUT_RATE: f64 = 0.15;
-
-/// One model input: its name and unit, as shown in explanations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeatureDef {
-    pub name: &'static str,
-    pub unit: &'static str,
-    /// Whether it describes the carrier a reroute would change, rather than the
-    /// situation every carrier shares; the carrier model compares carriers by
-    /// these through linear terms only (`models::LinearTrees`). Only the
-    /// carrier family marks any: the order model's boosted trees rank sites
-    /// better than the nearest-site policy as they are.
-    pub of_option: bool,
-    /// Whether a higher value may never lower the predicted risk (a failure
-    /// record of the option): its linear coefficient is kept at or above 0, so
-    /// a carrier never looks safer for failing more.
-    pub never_lowers_risk: bool,
-}
-
-const fn def(name: &'static str, unit: &'static str) -> FeatureDef {
-    FeatureDef {
-        name,
-        unit,
-        of_option: false,
-        never_lowers_risk: false,
-    }
-}
-
-/// A feature of the option a recommendation chooses (see [`FeatureDef::of_option`]).
-const fn option_def(name: &'static str, unit: &'static str) -> FeatureDef {
-    FeatureDef {
-        name,
-        unit,
-        of_option: true,
-        never_lowers_risk: false,
-    }
-}
-
-/// A failure record of the option (see [`FeatureDef::never_lowers_risk`]).
-const fn record_def(name: &'static str, unit: &'static str) -> FeatureDef {
-    FeatureDef {
-        name,
-        unit,
-        of_option: true,
-        never_lowers_risk: true,
-    }
-}
-
-/// Inputs of the carrier-failure family, in order.
-pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
-    record_def("carrier_failure_rate_7d", "share"),
-    record_def("carrier_failure_rate_28d", "share"),
-    record_def("carrier_cancel_rate_28d", "share"),
-    def("lane_failure_rate_7d", "share"),
-    def("origin_failure_rate_1d", "share"),
-    def("destination_failure_rate_1d", "share"),
-    record_def("carrier_lane_failure_rate_7d", "share"),
-    record_def("carrier_lane_failure_rate_28d", "share"),
-    record_def("carrier_lane_vs_lane_28d", "share"),
-    record_def("carrier_lane_mean_delay_28d", "minutes"),
-    option_def("carrier_volume_1d_log", "ln(1+shipments)"),
-    option_def("carrier_lane_volume_28d_log", "ln(1+shipments)"),
-    def("origin_dock_utilisation", "share"),
-    def("origin_backlog_to_limit", "ratio"),
-    option_def("scheduled_transit_hours", "hours"),
-    def("departure_hour_sin", "sin(hour)"),
-    def("departure_hour_cos", "cos(hour)"),
-    def("departure_weekend", "0/1"),
-    def("lead_time_hours", "hours"),
-];
-
-/// Inputs of the order-fallout family, in order.
-pub const ORDER_FALLOUT_FEATURES: &[FeatureDef] = &[
-    def("site_backlog_to_limit", "ratio"),
-    def("site_backlog_per_labour", "orders/person"),
-    def("site_dock_utilisation", "share"),
-    def("site_backlog_vs_7d_mean", "ratio"),
-    def("site_fallout_rate_1d", "share"),
-    def("site_fallout_rate_7d", "share"),
-    def("site_late_rate_7d", "share"),
-    def("site_inflow_1d_log", "ln(1+orders)"),
-    def("site_inflow_trend", "ratio"),
-    def("lane_failure_rate_1d", "share"),
-    def("lane_failure_rate_7d", "share"),
-    def("site_region_fallout_rate_28d", "share"),
-    def("site_region_volume_28d_log", "ln(1+orders)"),
-    def("promise_slack_hours", "hours"),
-    def("promise_slack_after_transit_hours", "hours"),
-    def("line_count", "lines"),
-    def("units_log", "ln(1+units)"),
-    def("priority_express", "0/1"),
-    def("created_hour_sin", "sin(hour)"),
-    def("created_hour_cos", "cos(hour)"),
-    def("created_weekend", "0/1"),
-];
-
-/// Inputs of the site-congestion family, in order.
-pub const SITE_CONGESTION_FEATURES: &[FeatureDef] = &[
-    def("backlog_to_limit", "ratio"),
-    def("backlog_per_labour", "orders/person"),
-    def("labour", "people"),
-    def("picked_per_hour", "units/hour"),
-    def("dock_utilisation", "share"),
-    def("backlog_vs_7d_mean", "ratio"),
-    def("inflow_1d_log", "ln(1+orders)"),
-    def("inflow_trend", "ratio"),
-    def("fallout_rate_1d", "share"),
-    def("hour_sin", "sin(hour)"),
-    def("hour_cos", "cos(hour)"),
-    def("weekend", "0/1"),
-    def("snapshot_age_hours", "hours"),
-];
-
-/// Values of one entity's features, in schema order; NaN where unknown.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FeatureVector {
-    pub values: [f64; MAX_FEATURES],
-    pub len: usize,
-}
-
-impl FeatureVector {
-    fn from_slice(values: &[f64]) -> Self {
-        let mut out = [f64::NAN; MAX_FEATURES];
-        out[..values.len()].copy_from_slice(values);
-        FeatureVector {
-            values: out,
-            len: values.len(),
-        }
-    }
-
-    /// The values as a slice.
-    pub fn as_slice(&self) -> &[f64] {
-        &self.values[..self.len]
-    }
-}
 
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;

@@ -11,7 +11,7 @@ use super::logistic::LogisticWeights;
 use super::trees::TreeEnsemble;
 use super::{Learner, LinearTrees, LoadedModel, ModelError};
 use crate::domain::RiskKind;
-use crate::features::vectors::FeatureDef;
+use crate::schema::FeatureDef;
 
 /// Learner name of a logistic regression artifact (weights: [`LogisticWeights`]).
 pub const LOGISTIC_REGRESSION: &str = "logistic_regression";

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::vectors::MAX_FEATURES;
+use crate::schema::MAX_FEATURES;
 
 /// Standardised values beyond this many deviations are clamped to it.
 const Z_LIMIT: f64 = 8.0;

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::vectors::MAX_FEATURES;
+use crate::schema::MAX_FEATURES;
 
 use super::logistic::RawScore;
 

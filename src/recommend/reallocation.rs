@@ -8,9 +8,10 @@
 use crate::domain::{InventoryPosition, Order, Timestamp};
 use crate::features::AggregateKey;
 use crate::features::aggregates::{ON_HAND, site_fields as sf};
-use crate::features::vectors::{self, FeatureVector, Lookup};
+use crate::features::vectors::{self, Lookup};
 use crate::models::LoadedModel;
 use crate::network::Network;
+use crate::schema::FeatureVector;
 
 use super::{Criteria, Policy, Recommendation, Rejected, Scored, money_delta, rank};
 

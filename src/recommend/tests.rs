@@ -12,11 +12,12 @@ use crate::domain::{
 };
 use crate::features::AggregateKey;
 use crate::features::aggregates::{AggregateKind, AggregateRecord, MAX_GAUGES, site_fields};
-use crate::features::vectors::{CARRIER_FAILURE_FEATURES, Lookup, ORDER_FALLOUT_FEATURES};
+use crate::features::vectors::Lookup;
 use crate::models::{
     BandThresholds, Calibration, FeatureSpec, Learner, LoadedModel, LogisticWeights, Manifest,
 };
 use crate::network::{Carrier, Lane, Network, Region, Site};
+use crate::schema::{CARRIER_FAILURE_FEATURES, ORDER_FALLOUT_FEATURES};
 
 const SITES: [&str; 5] = ["S0", "S1", "S2", "S3", "S4"];
 const CARRIERS: [&str; 5] = ["C0", "C1", "C2", "C3", "C4"];

@@ -385,7 +385,7 @@ fn totals(histogram: &Histogram) -> (f64, f64) {
 mod tests {
     use super::*;
     use detour::domain::Timestamp;
-    use detour::features::vectors::FeatureVector;
+    use detour::schema::FeatureVector;
     use rand::{Rng, SeedableRng};
 
     /// Label = (x0 > 0) XOR (x1 > 0), flipped 10 % of the time; x1 is missing in a
@@ -405,7 +405,7 @@ mod tests {
                 if rng.gen_bool(0.1) {
                     label = !label;
                 }
-                let mut values = [f64::NAN; detour::features::vectors::MAX_FEATURES];
+                let mut values = [f64::NAN; detour::schema::MAX_FEATURES];
                 values[0] = x0;
                 values[1] = if missing { f64::NAN } else { x1 };
                 values[2] = rng.gen_range(0.0..1.0); // noise

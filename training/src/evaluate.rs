@@ -10,7 +10,7 @@ use detour::domain::{RiskKind, Timestamp};
 use detour::features::FeatureSettings;
 use detour::models::{LoadedModel, load_model};
 use detour::network::Network;
-use detour::registry::schema_of;
+use detour::schema::schema_of;
 
 use crate::metrics::evaluate as metrics_of;
 use crate::replay::{ReplaySettings, replay};

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use detour::domain::Timestamp;
-use detour::features::vectors::{FeatureDef, MAX_FEATURES};
 use detour::models::{Calibration, Learner, LogisticWeights, sigmoid};
+use detour::schema::{FeatureDef, MAX_FEATURES};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -265,7 +265,7 @@ fn platt(logits: &[f64], outcomes: &[bool]) -> anyhow::Result<Calibration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use detour::features::vectors::FeatureVector;
+    use detour::schema::FeatureVector;
     use rand::{Rng, SeedableRng};
 
     /// `n` rows of `width` features drawn by `draw`, labelled with log-odds

@@ -64,7 +64,7 @@ use detour::models::{LoadedModel, load_model};
 use detour::recommend::Policy;
 use detour::recommend::reallocation::{self, ReallocationInput};
 use detour::recommend::reroute::{self, RerouteInput};
-use detour::registry::schema_of;
+use detour::schema::schema_of;
 
 use crate::replay::{Decision, History, ReplaySettings, walk};
 use crate::train::read_history;

@@ -18,9 +18,9 @@ use detour::domain::{Order, RiskKind, Shipment, SiteSnapshot, Timestamp};
 use detour::features::updates::{
     order_created_update, order_outcome_updates, shipment_updates, snapshot_update,
 };
-use detour::features::vectors::FeatureVector;
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
 use detour::network::Network;
+use detour::schema::FeatureVector;
 use detour::scoring::{ScoreTarget, feature_vector};
 
 /// Everything read from an export.
@@ -254,16 +254,8 @@ fn decide(
     label: bool,
     notes: &mut Vec<String>,
 ) -> Row {
-    let mut keys: Vec<AggregateKey> = Vec::with_capacity(4);
-    match target {
-        ScoreTarget::Shipment { shipment, .. } => {
-            keys.extend(detour::features::vectors::shipment_keys(shipment))
-        }
-        ScoreTarget::Order { order, .. } => {
-            keys.extend(detour::features::vectors::order_keys(order))
-        }
-        ScoreTarget::Site { site, .. } => keys.extend(detour::features::vectors::site_keys(site)),
-    }
+    let mut keys: Vec<AggregateKey> = Vec::with_capacity(6);
+    target.push_keys(&mut keys);
     let records = store.fetch_now(&keys);
     let lookup = |key: &AggregateKey| {
         let index = keys.iter().position(|k| k == key).expect("key was fetched");
@@ -363,7 +355,7 @@ mod tests {
 
     /// Failure rate of XPO on ATL→JFK (7 days) as each shipment saw it.
     fn seen_rates(datasets: &Datasets) -> HashMap<String, f64> {
-        let column = detour::features::vectors::CARRIER_FAILURE_FEATURES
+        let column = detour::schema::CARRIER_FAILURE_FEATURES
             .iter()
             .position(|f| f.name == "carrier_lane_failure_rate_7d")
             .unwrap();

@@ -15,7 +15,7 @@ use detour::models::artifact::{
 };
 use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, Manifest};
 use detour::network::Network;
-use detour::registry::schema_of;
+use detour::schema::schema_of;
 use serde_json::json;
 
 use crate::boost::{BoostSettings, Start, fit_boosted};

@@ -1,0 +1,112 @@
+//! Errors as the API reports them: [`ApiError`], every conversion into it from
+//! the core's errors, and the one exhaustive mapping to [`tonic::Status`] (and
+//! to the per-item errors of streams).
+
+use crate::features::FeatureError;
+use crate::ingest::IngestError;
+use crate::pb;
+use crate::planning::PlanningError;
+
+/// Why a request failed, as the API reports it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; `field` names the offending field.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A dependency could not do its part; retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The dependency did not answer in time.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// A bug or corrupt data on our side.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A malformed field.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The gRPC code name of this error ("INVALID_ARGUMENT").
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            ApiError::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The field at fault (empty unless the argument was invalid) and why.
+    pub fn into_field_and_reason(self) -> (String, String) {
+        match self {
+            ApiError::InvalidArgument { field, reason } => (field, reason),
+            other => (String::new(), other.to_string()),
+        }
+    }
+}
+
+impl From<FeatureError> for ApiError {
+    fn from(error: FeatureError) -> Self {
+        match error {
+            FeatureError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
+            FeatureError::Timeout(_) => ApiError::DeadlineExceeded(error.to_string()),
+            FeatureError::Corrupt(_) => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(error: ApiError) -> Self {
+        let message = error.to_string();
+        match error {
+            ApiError::InvalidArgument { .. } => tonic::Status::invalid_argument(message),
+            ApiError::NotFound(_) => tonic::Status::not_found(message),
+            ApiError::Unavailable(_) => tonic::Status::unavailable(message),
+            ApiError::DeadlineExceeded(_) => tonic::Status::deadline_exceeded(message),
+            ApiError::Internal(_) => tonic::Status::internal(message),
+        }
+    }
+}
+
+impl From<PlanningError> for ApiError {
+    fn from(error: PlanningError) -> Self {
+        match error {
+            PlanningError::NotFound { .. } => ApiError::NotFound(error.to_string()),
+            PlanningError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Empty | IngestError::TooMany(_) => {
+                ApiError::invalid("events", error.to_string())
+            }
+            // Any store failure is "not acknowledged, retry": the caller's
+            // action is the same whatever the cause.
+            IngestError::Store { .. } => ApiError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+/// An error for one stream item.
+pub fn item_error(error: &ApiError) -> pb::ItemError {
+    let (field, message) = error.clone().into_field_and_reason();
+    pb::ItemError {
+        code: error.code_name().to_string(),
+        field,
+        message,
+    }
+}

@@ -1,0 +1,37 @@
+//! Where CPU-heavy work runs. Work that would hold a reactor thread for more
+//! than a fraction of a millisecond — inference over a large batch, ranking
+//! over many sites — moves to tokio's blocking pool, so the other connections
+//! that thread serves are not stalled behind it. Small work stays inline: the
+//! hand-off costs more than it saves there.
+
+/// Runs `work` on the blocking pool when `heavy`, inline otherwise, inside the
+/// caller's tracing span either way.
+pub async fn run<T, F>(heavy: bool, work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if !heavy {
+        return work();
+    }
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
+        Ok(result) => result,
+        // Re-raise the work's panic in the request's task, as if it had run inline.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn heavy_work_leaves_the_reactor_thread_and_light_work_does_not() {
+        let reactor = std::thread::current().id();
+        let light = run(false, move || std::thread::current().id()).await;
+        let heavy = run(true, move || std::thread::current().id()).await;
+        assert_eq!(light, reactor);
+        assert_ne!(heavy, reactor);
+    }
+}

@@ -1,0 +1,230 @@
+//! The one ingest path: every source of events — the gRPC `EventIngest`
+//! handler today, a Redis Streams consumer or a file replay tomorrow, tests
+//! always — hands its events to [`Ingestor::ingest`], which dates them by
+//! their reception, applies the valid ones to the feature store in one call
+//! (each backend folds them into one change per record) and counts what
+//! happened.
+//!
+//! Boundary: speaks domain types. Decoding and validating a source's format
+//! (protobuf, a stream entry, a CSV row) into [`Event`]s is the source's job,
+//! done before this is called; what could not be validated arrives as an
+//! [`Invalid`] and is reported back in order, never dropped silently.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use crate::domain::{Event, Timestamp};
+use crate::features::{
+    ApplyOutcome, EventUpdates, FeatureError, FeatureSettings, FeatureStore, updates_received,
+};
+
+/// Most events one call may carry.
+pub const MAX_EVENTS: usize = 10_000;
+
+/// An event its source could not validate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The id the source gave it (may be empty or itself invalid).
+    pub event_id: String,
+    /// The field at fault, as the source names it ("events[3].shipment.carrier").
+    pub field: String,
+    pub reason: String,
+}
+
+/// An event not applied because it was invalid, and where it was in the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// Position of the event in the call.
+    pub index: usize,
+    pub invalid: Invalid,
+}
+
+/// What one call did. Every event is counted once: accepted, duplicate or
+/// rejected.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestSummary {
+    /// Valid events applied now.
+    pub accepted: usize,
+    /// Valid events whose id was seen before; they changed nothing.
+    pub duplicate: usize,
+    /// Invalid events, in call order.
+    pub rejections: Vec<Rejection>,
+}
+
+/// Why a call was not applied. Nothing of it is acknowledged; retrying the
+/// whole call is safe (ingest is idempotent by event id).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The call carried no events.
+    #[error("at least one event is required")]
+    Empty,
+    /// The call carried more than [`MAX_EVENTS`].
+    #[error("at most {MAX_EVENTS} events per call, got {0}")]
+    TooMany(usize),
+    /// The store could not apply the valid events.
+    #[error(
+        "{source}; none of the {valid} valid events is acknowledged: retry the call \
+         (ingest is idempotent by event_id)"
+    )]
+    Store {
+        /// How many valid events the call held.
+        valid: usize,
+        source: FeatureError,
+    },
+}
+
+/// Applies events to a feature store under the settings that give them meaning.
+#[derive(Debug)]
+pub struct Ingestor<S> {
+    store: Arc<S>,
+    settings: FeatureSettings,
+}
+
+impl<S: FeatureStore> Ingestor<S> {
+    /// An ingestor writing to `store`.
+    pub fn new(store: Arc<S>, settings: FeatureSettings) -> Self {
+        Ingestor { store, settings }
+    }
+
+    /// Applies the valid events of one call, received now, in order.
+    pub async fn ingest(
+        &self,
+        events: Vec<Result<Event, Invalid>>,
+    ) -> Result<IngestSummary, IngestError> {
+        self.ingest_received(events, Timestamp::now()).await
+    }
+
+    /// Applies the valid events of one call received at `received_at`: no fact
+    /// is dated after it (see [`updates_received`]).
+    pub async fn ingest_received(
+        &self,
+        events: Vec<Result<Event, Invalid>>,
+        received_at: Timestamp,
+    ) -> Result<IngestSummary, IngestError> {
+        if events.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        if events.len() > MAX_EVENTS {
+            return Err(IngestError::TooMany(events.len()));
+        }
+        let total = events.len();
+        let mut rejections = Vec::new();
+        let mut valid: Vec<EventUpdates> = Vec::with_capacity(total);
+        for (index, event) in events.into_iter().enumerate() {
+            match event {
+                Ok(event) => valid.push(updates_received(&event, &self.settings, received_at)),
+                Err(invalid) => rejections.push(Rejection { index, invalid }),
+            }
+        }
+        let span = tracing::info_span!(
+            "apply",
+            backend = self.store.backend_name(),
+            events = total,
+            rejected = rejections.len()
+        );
+        let outcomes = self
+            .store
+            .apply(&valid)
+            .instrument(span)
+            .await
+            .map_err(|source| {
+                tracing::warn!(error = %source, events = valid.len(), "ingest not applied");
+                IngestError::Store {
+                    valid: valid.len(),
+                    source,
+                }
+            })?;
+        let accepted = outcomes
+            .iter()
+            .filter(|o| **o == ApplyOutcome::Applied)
+            .count();
+        Ok(IngestSummary {
+            accepted,
+            duplicate: outcomes.len() - accepted,
+            rejections,
+        })
+    }
+
+    /// The store events are applied to.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{EventPayload, InventoryPosition};
+    use crate::features::{AggregateKey, InMemoryFeatureStore};
+
+    fn stock(id: &str, on_hand: f64) -> Result<Event, Invalid> {
+        Ok(Event {
+            event_id: id.into(),
+            payload: EventPayload::Inventory(InventoryPosition {
+                site: "ATL".into(),
+                sku: "SKU-1".into(),
+                on_hand,
+                at: Timestamp(1_790_000_000_000),
+            }),
+        })
+    }
+
+    fn ingestor() -> Ingestor<InMemoryFeatureStore> {
+        let store = InMemoryFeatureStore::new(Duration::from_secs(3600));
+        Ingestor::new(Arc::new(store), FeatureSettings::default())
+    }
+
+    #[tokio::test]
+    async fn counts_accepted_duplicate_and_rejected_and_applies_the_valid() {
+        let ingestor = ingestor();
+        let bad = Invalid {
+            event_id: "e-bad".into(),
+            field: "events[1].inventory.sku".into(),
+            reason: "is required".into(),
+        };
+        let summary = ingestor
+            .ingest(vec![stock("e1", 5.0), Err(bad.clone()), stock("e1", 9.0)])
+            .await
+            .unwrap();
+        assert_eq!(summary.accepted, 1);
+        assert_eq!(summary.duplicate, 1, "the same id twice in one call");
+        assert_eq!(
+            summary.rejections,
+            [Rejection {
+                index: 1,
+                invalid: bad
+            }]
+        );
+        let key = AggregateKey::inventory("ATL", "SKU-1");
+        let record = ingestor.store().fetch(&[key]).await.unwrap()[0]
+            .clone()
+            .expect("applied");
+        let on_hand = record
+            .gauge(crate::features::aggregates::ON_HAND)
+            .unwrap()
+            .0;
+        assert_eq!(on_hand, 5.0, "the duplicate changed nothing");
+
+        let again = ingestor.ingest(vec![stock("e1", 7.0)]).await.unwrap();
+        assert_eq!((again.accepted, again.duplicate), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_oversized_call_is_refused_whole() {
+        let ingestor = ingestor();
+        assert!(matches!(
+            ingestor.ingest(Vec::new()).await,
+            Err(IngestError::Empty)
+        ));
+        let many = (0..=MAX_EVENTS)
+            .map(|i| stock(&format!("e{i}"), 1.0))
+            .collect();
+        assert!(matches!(
+            ingestor.ingest(many).await,
+            Err(IngestError::TooMany(n)) if n == MAX_EVENTS + 1
+        ));
+    }
+}
