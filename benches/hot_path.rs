@@ -1,6 +1,8 @@
 //! Criterion benches of the hot path's pieces, with a shared fixture: feature
-//! vector assembly, inference for every family and learner, and the two
-//! rankings. `cargo bench --bench hot_path`; CI runs each once as a test
+//! vector assembly, inference for every family and learner, the two rankings,
+//! a whole batch scored from the in-memory store, and the cost of moving work
+//! to the blocking pool (which sets `scoring::BLOCKING_INFERENCE_TARGETS` and
+//! `planning::BLOCKING_RANKING_CANDIDATES`). `cargo bench --bench hot_path`; CI runs each once as a test
 //! (`cargo test --benches`) so they keep compiling and working.
 
 use std::hint::black_box;
@@ -19,8 +21,9 @@ use detour::network::{Carrier, Lane, Network, Region, Site};
 use detour::recommend::Policy;
 use detour::recommend::reallocation::{self, OrderLine, ReallocationInput};
 use detour::recommend::reroute::{self, RerouteInput};
-use detour::schema::FeatureVector;
-use detour::schema::schema_of;
+use detour::registry::ModelRegistry;
+use detour::schema::{FeatureVector, schema_of};
+use detour::scoring::{ScoreTarget, Scorer};
 
 const HOUR_MS: i64 = 3_600_000;
 const T0: i64 = 1_790_000_000_000;
@@ -164,6 +167,7 @@ fn logistic(kind: RiskKind) -> LoadedModel {
 fn benches(c: &mut Criterion) {
     let network = network();
     let store = store(&network);
+    off_the_reactor(c, &network);
     let probe = shipment(1, "K3", "B07", None);
     let keys = vectors::shipment_keys(&probe);
     let records = store.fetch_now(&keys);
@@ -268,6 +272,41 @@ fn benches(c: &mut Criterion) {
             }))
         })
     });
+}
+
+/// A batch scored end to end (keys, one in-memory read, vectors, inference,
+/// explanations) against the hand-off to the blocking pool: what the
+/// thresholds for moving work off the reactor weigh.
+fn off_the_reactor(c: &mut Criterion, network: &Network) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("a runtime");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let registry = ModelRegistry::load(&models).expect("shipped models load");
+    let scorer = Scorer::new(
+        std::sync::Arc::new(store(network)),
+        std::sync::Arc::new(registry),
+        std::sync::Arc::new(network.clone()),
+    );
+    let snapshot = scorer.models();
+    let targets: Vec<ScoreTarget> = (0..32)
+        .map(|i| {
+            let order = order(&network.sites[i % network.sites.len()].code);
+            ScoreTarget::Order {
+                as_of: order.created_at,
+                order,
+            }
+        })
+        .collect();
+    c.bench_function("scoring/batch_32_orders_in_memory", |b| {
+        b.iter(|| runtime.block_on(scorer.score(&snapshot, black_box(targets.clone()))))
+    });
+    for (name, heavy) in [("inline", false), ("blocking_pool", true)] {
+        c.bench_function(&format!("cpu/hand_off/{name}"), |b| {
+            b.iter(|| runtime.block_on(detour::cpu::run(heavy, || black_box(1u64))))
+        });
+    }
 }
 
 criterion_group! {
