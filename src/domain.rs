@@ -239,8 +239,8 @@ impl RiskKind {
         RiskKind::CarrierFailure,
     ];
 
-    /// Position in [`RiskKind::ALL`], and of the family's row in
-    /// [`crate::schema::FAMILIES`].
+    /// Position in [`RiskKind::ALL`], and of the family's row in the table of
+    /// families (`schema::FAMILIES`).
     pub const fn index(self) -> usize {
         self as usize
     }

@@ -333,3 +333,41 @@ fn assess(
         degraded_reasons,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::features::InMemoryFeatureStore;
+
+    #[tokio::test]
+    async fn a_request_answers_with_the_snapshot_it_took_even_after_a_swap() {
+        let models = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
+        let registry = Arc::new(ModelRegistry::load(models).unwrap());
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(60)));
+        let scorer = Scorer::new(store, Arc::clone(&registry), Arc::new(Network::default()));
+        let site = |code: &str| ScoreTarget::Site {
+            site: code.into(),
+            as_of: Timestamp(1_790_000_000_000),
+        };
+
+        let before = scorer.models();
+        let mut next = before.model(RiskKind::SiteCongestion).clone();
+        next.manifest.version = "swapped".into();
+        registry.replace(next);
+
+        // Enough targets to take the blocking pool too: both paths use the snapshot given.
+        for count in [1, BLOCKING_INFERENCE_TARGETS] {
+            let targets = vec![site("ATL"); count];
+            let old = scorer.score(&before, targets.clone()).await;
+            let new = scorer.score(&scorer.models(), targets).await;
+            assert_eq!(old.len(), count);
+            let expected = &before.model(RiskKind::SiteCongestion).manifest.version;
+            assert!(old.iter().all(|a| &a.model_version == expected));
+            assert!(new.iter().all(|a| a.model_version == "swapped"));
+            assert_eq!(old[0].probability, new[0].probability, "same weights");
+        }
+    }
+}

@@ -271,11 +271,6 @@ pub fn item_target(item: &pb::ScoreItem, at: &str) -> Result<ScoreTarget> {
 
 /// An assessment on the wire.
 pub fn risk_score(assessment: Assessment) -> pb::RiskScore {
-    let kind = match assessment.kind {
-        RiskKind::OrderFallout => pb::RiskKind::OrderFallout,
-        RiskKind::SiteCongestion => pb::RiskKind::SiteCongestion,
-        RiskKind::CarrierFailure => pb::RiskKind::CarrierFailure,
-    };
     let band = match assessment.band {
         RiskBand::Low => pb::RiskBand::Low,
         RiskBand::Medium => pb::RiskBand::Medium,
@@ -284,7 +279,7 @@ pub fn risk_score(assessment: Assessment) -> pb::RiskScore {
     pb::RiskScore {
         degraded: assessment.degraded(),
         entity_id: assessment.entity_id,
-        kind: kind as i32,
+        kind: wire_kind(assessment.kind),
         probability: assessment.probability,
         band: band as i32,
         model_name: assessment.model_name,
@@ -300,5 +295,35 @@ pub fn risk_score(assessment: Assessment) -> pb::RiskScore {
             })
             .collect(),
         degraded_reasons: assessment.degraded_reasons,
+    }
+}
+
+/// The wire value of a family: the `detour.v1.RiskKind` value named
+/// `RISK_KIND_` + the family's name in capitals, so a new family needs only its
+/// enum value in the proto (checked by a test for every family).
+fn wire_kind(kind: RiskKind) -> i32 {
+    static WIRE: std::sync::LazyLock<[i32; RiskKind::ALL.len()]> = std::sync::LazyLock::new(|| {
+        RiskKind::ALL.map(|kind| {
+            let name = format!("RISK_KIND_{}", kind.name().to_ascii_uppercase());
+            pb::RiskKind::from_str_name(&name).map_or(0, |value| value as i32)
+        })
+    });
+    WIRE[kind.index()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_its_own_wire_value() {
+        let values: Vec<i32> = RiskKind::ALL.into_iter().map(wire_kind).collect();
+        assert_eq!(values[0], pb::RiskKind::OrderFallout as i32);
+        assert_eq!(values[2], pb::RiskKind::CarrierFailure as i32);
+        let mut distinct = values.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), values.len());
+        assert!(values.iter().all(|&v| v != 0), "{values:?}");
     }
 }
