@@ -2,21 +2,32 @@
 //!
 //! An orchestration engine sends events (orders, shipments, site snapshots, inventory)
 //! and asks for risk scores; Detour keeps online aggregates of the history in a
-//! feature store and scores entities with loaded models. Modules, in dependency order:
+//! feature store and scores entities with loaded models. Modules, in dependency
+//! order (each uses only those below it):
 //!
 //! - [`api`]: gRPC handlers. Validates requests, converts `pb` ↔ domain, maps errors
 //!   to status codes. The only module that knows tonic and protobuf, with [`pb`] and
 //!   [`app`].
+//! - [`ingest`]: the one ingest path every event source calls.
+//! - [`planning`]: the IO around a recommendation (which records, one read).
 //! - [`scoring`]: turns scoring targets into feature vectors (one store round trip)
-//!   and runs the models.
-//! - [`features`]: the [`features::FeatureStore`] trait and its in-memory and Redis
-//!   backends; how events update aggregates; how aggregates become feature vectors.
-//! - [`registry`]: the loaded model of each family.
+//!   and runs the models of one snapshot.
+//! - [`recommend`]: candidates, hard constraints and ranking. No IO; never awaits.
+//! - [`registry`]: the snapshot of one loaded model per family, swapped atomically.
 //! - [`models`]: model artifacts (manifest, weights, checksum) and inference. No IO
 //!   beyond reading an artifact at load time; never awaits.
-//! - [`network`]: sites, carriers and lanes from `network.toml`.
-//! - [`domain`]: plain types shared by every layer (events, times, risk kinds).
-//! - [`config`], [`telemetry`], [`app`]: settings, logging, and wiring the server.
+//! - [`features`]: the [`features::FeatureStore`] trait and its in-memory and Redis
+//!   backends; how events update aggregates; how aggregates become feature vectors.
+//! - [`schema`]: each family's feature schema, the feature vector, the table of
+//!   families.
+//! - [`domain`], [`network`]: plain types shared by every layer (events, times,
+//!   risk kinds); sites, carriers and lanes from `network.toml`.
+//! - [`config`], [`telemetry`], [`cpu`], [`app`]: settings, logging, where CPU-heavy
+//!   work runs, and wiring the server.
+//!
+//! Deliberately absent: protobuf below `api`; IO in `recommend`, `models`,
+//! `schema` and `domain`; any second definition of a feature, an ingest step or a
+//! family; a global registry (a request uses the snapshot it was given).
 
 pub mod api;
 pub mod app;
