@@ -19,8 +19,10 @@ use super::aggregates::{
 /// A snapshot older than this makes the answer degraded.
 pub const STALE_SNAPSHOT_HOURS: f64 = 6.0;
 /// Pseudo-observations that pull a rate towards its prior when history is thin.
-const PRIOR_WEIGHT: f64 = 2.0;
-const PRIOR_FAILURE_RATE: f64 = 0.1;
+pub const PRIOR_WEIGHT: f64 = 2.0;
+/// Failure rate of a carrier on a lane before any history: the prior of every
+/// failure-rate feature (and of the trainer's naive baselines, which must follow it).
+pub const PRIOR_FAILURE_RATE: f64 = 0.1;
 /// About an eighth of failures are cancellations.
 const PRIOR_CANCEL_RATE: f64 = 0.0125;
 const PRIOR_FALLOUT_RATE: f64 = 0.15;
@@ -306,12 +308,18 @@ fn smoothed_rate(
     match lookup {
         None => f64::NAN,
         Some(None) => prior,
-        Some(Some(record)) => {
-            let hits = record.counter(numerator, window, now);
-            let total = record.counter(denominator, window, now);
-            (hits + PRIOR_WEIGHT * prior) / (total + PRIOR_WEIGHT)
-        }
+        Some(Some(record)) => smoothed(
+            record.counter(numerator, window, now),
+            record.counter(denominator, window, now),
+            prior,
+        ),
     }
+}
+
+/// `hits / total` pulled towards `prior` by [`PRIOR_WEIGHT`] pseudo-observations:
+/// every smoothed rate of the features, and the trainer's naive baselines.
+pub fn smoothed(hits: f64, total: f64, prior: f64) -> f64 {
+    (hits + PRIOR_WEIGHT * prior) / (total + PRIOR_WEIGHT)
 }
 
 /// Hour of day on the unit circle, and whether it is a weekend (UTC).
