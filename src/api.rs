@@ -14,6 +14,7 @@ pub use ingest::EventIngestService;
 pub use recommend::RecommendationsService;
 pub use scoring::RiskScoringService;
 
+use crate::domain::FieldError;
 use crate::features::FeatureError;
 
 /// Why a request failed, as the API reports it.
@@ -54,6 +55,13 @@ impl ApiError {
             ApiError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             ApiError::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    /// A domain rule broken: the field (with its path, once prefixed) and why.
+    fn from(error: FieldError) -> Self {
+        ApiError::invalid(error.field, error.reason)
     }
 }
 
