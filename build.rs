@@ -1,6 +1,11 @@
 //! Compiles `proto/` with protox (pure Rust: no system `protoc` needed) and feeds the
 //! descriptors to tonic's code generator. The encoded descriptor set is also written
 //! to `OUT_DIR` so the server can offer gRPC reflection.
+//!
+//! protox carries the well-known types (`google/protobuf/timestamp.proto`) itself;
+//! prost maps them to `prost_types`. Their descriptors must still be in the set
+//! served by reflection, or stock clients (grpcurl) cannot resolve a field of type
+//! `google.protobuf.Timestamp`: hence `include_imports`, checked below.
 
 use std::path::PathBuf;
 
@@ -11,6 +16,9 @@ const PROTOS: &[&str] = &[
     "proto/detour/v1/recommend.proto",
 ];
 
+/// Imported files reflection must be able to hand out.
+const WELL_KNOWN: &[&str] = &["google/protobuf/timestamp.proto"];
+
 fn main() -> anyhow::Result<()> {
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
@@ -19,6 +27,13 @@ fn main() -> anyhow::Result<()> {
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(PROTOS)?;
 
+    let descriptors = compiler.file_descriptor_set();
+    for name in WELL_KNOWN {
+        anyhow::ensure!(
+            descriptors.file.iter().any(|f| f.name() == *name),
+            "{name} is missing from the descriptor set served by reflection"
+        );
+    }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out_dir.join("detour_descriptor.bin"),
@@ -27,6 +42,6 @@ fn main() -> anyhow::Result<()> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds(descriptors)?;
     Ok(())
 }

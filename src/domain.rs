@@ -1,7 +1,15 @@
 //! Plain domain types shared by every layer: times, orders, shipments, site
-//! snapshots, inventory, events and risk kinds. No IO, no protobuf.
+//! snapshots, inventory, events and risk kinds, with the rules their values keep
+//! ([`validate`]) and the checked constructors that apply them ([`fields`]).
+//! No IO, no protobuf.
+
+pub mod fields;
+pub mod validate;
 
 use std::fmt;
+
+pub use fields::{InventoryFields, OrderFields, ShipmentFields, SiteSnapshotFields};
+pub use validate::{FieldError, TIME_WINDOW, TimeInput};
 
 /// A point in time, in milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -264,35 +272,4 @@ pub enum RiskBand {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_with_any_offset_is_one_instant() {
-        let utc = Timestamp::parse_rfc3339("2026-03-01T12:00:00Z").unwrap();
-        for text in [
-            "2026-03-01T13:00:00+01:00",
-            "2026-03-01T07:00:00-05:00",
-            "2026-03-01 12:00:00+00:00",
-            " 2026-03-01T12:00:00.000Z ",
-        ] {
-            assert_eq!(Timestamp::parse_rfc3339(text).unwrap(), utc, "{text}");
-        }
-        for bad in [
-            "2026-03-01T12:00:00",
-            "2026-13-01T12:00:00Z",
-            "yesterday",
-            "",
-        ] {
-            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn clock_helpers_use_utc() {
-        let monday_noon = Timestamp::parse_rfc3339("2026-01-05T12:30:00Z").unwrap();
-        assert_eq!(monday_noon.weekday_utc(), 0);
-        assert_eq!(monday_noon.hour_of_day_utc(), 12.5);
-        assert_eq!(monday_noon.to_rfc3339(), "2026-01-05T12:30:00Z");
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ fn reroute_request(carrier: &str, destination: &str) -> pb::RecommendRerouteRequ
             22,
             None,
         ))),
-        as_of: "2026-03-21T08:00:00Z".into(),
+        as_of: ts("2026-03-21T08:00:00Z"),
         ..Default::default()
     }
 }
@@ -30,7 +30,7 @@ fn inventory_event(id: &str, site: &str, sku: &str, on_hand: f64) -> pb::Event {
             site: site.into(),
             sku: sku.into(),
             on_hand,
-            at: "2026-03-20T08:00:00Z".into(),
+            at: ts("2026-03-20T08:00:00Z"),
         })),
     }
 }
@@ -113,7 +113,7 @@ async fn ids_resolve_through_ingest(server: &TestServer) {
             subject: Some(pb::recommend_reroute_request::Subject::ShipmentId(
                 "S-OPEN".into(),
             )),
-            as_of: "2026-03-21T08:00:00Z".into(),
+            as_of: ts("2026-03-21T08:00:00Z"),
             ..Default::default()
         })
         .await
@@ -343,4 +343,43 @@ async fn bad_recommendation_requests_name_the_field() {
         "{}",
         error.message()
     );
+    let mut ancient = reroute_request("XPO", "JFK");
+    ancient.as_of = ts("1980-01-01T00:00:00Z");
+    let error = client.recommend_reroute(ancient).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().starts_with("as_of: ") && error.message().contains("not within the years"),
+        "{}",
+        error.message()
+    );
+}
+
+#[tokio::test]
+async fn a_later_promise_comes_back_as_a_timestamp() {
+    let server = TestServer::start(config(None, "unused")).await;
+    let mut client = pb::recommendations_client::RecommendationsClient::new(server.channel().await);
+    let mut request = reroute_request("XPO", "JFK");
+    // No carrier is this safe, so a later promise is offered.
+    request.policy = Some(pb::CostPolicy {
+        safe_risk: 1e-9,
+        ..Default::default()
+    });
+    let answer = client
+        .recommend_reroute(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(adjustment) = answer.promise_adjustment.clone() else {
+        panic!("no promise adjustment: {answer:?}");
+    };
+    let promise = adjustment.new_promise.expect("the new promise is set");
+    // The shipment leaves 2026-03-22T08:00Z; the promise is the safest carrier's
+    // arrival plus a buffer of whole hours: later, and within days.
+    let departure = ts("2026-03-22T08:00:00Z").unwrap();
+    assert!(
+        promise.seconds > departure.seconds && promise.seconds < departure.seconds + 7 * 86_400,
+        "{promise:?}"
+    );
+    assert_eq!(promise.nanos, 0, "{promise:?}");
+    assert!(adjustment.needs_approval);
 }

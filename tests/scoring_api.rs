@@ -32,7 +32,7 @@ async fn every_family_answers_with_model_and_version() {
     let order = client
         .score_order(pb::ScoreOrderRequest {
             order: Some(order("O-1", "ATL")),
-            as_of: String::new(),
+            as_of: None,
         })
         .await
         .unwrap()
@@ -44,7 +44,7 @@ async fn every_family_answers_with_model_and_version() {
     let site = client
         .score_site(pb::ScoreSiteRequest {
             site: "ATL".into(),
-            as_of: "2026-03-20T10:00:00Z".into(),
+            as_of: ts("2026-03-20T10:00:00Z"),
         })
         .await
         .unwrap()
@@ -79,7 +79,7 @@ async fn a_congested_site_scores_riskier_than_a_quiet_one() {
     for site in ["ATL", "DFW"] {
         let request = pb::ScoreSiteRequest {
             site: site.into(),
-            as_of: "2026-03-20T11:30:00Z".into(),
+            as_of: ts("2026-03-20T11:30:00Z"),
         };
         scores.push(client.score_site(request).await.unwrap().into_inner());
     }
@@ -102,21 +102,21 @@ async fn batch_scores_mixed_kinds_in_order() {
             request_id: "a".into(),
             entity: Some(pb::score_item::Entity::Shipment(pb::ScoreShipmentRequest {
                 shipment: Some(shipment("S1", "UPS", "ATL", "JFK", 3, None)),
-                as_of: String::new(),
+                as_of: None,
             })),
         },
         pb::ScoreItem {
             request_id: "b".into(),
             entity: Some(pb::score_item::Entity::Order(pb::ScoreOrderRequest {
                 order: Some(order("O1", "DFW")),
-                as_of: String::new(),
+                as_of: None,
             })),
         },
         pb::ScoreItem {
             request_id: "c".into(),
             entity: Some(pb::score_item::Entity::Site(pb::ScoreSiteRequest {
                 site: "ORD".into(),
-                as_of: String::new(),
+                as_of: None,
             })),
         },
     ];
@@ -157,13 +157,13 @@ async fn stream_answers_in_request_order_and_survives_a_bad_item() {
             request_id: format!("r{i}"),
             entity: Some(pb::score_item::Entity::Shipment(pb::ScoreShipmentRequest {
                 shipment: Some(shipment(&format!("S{i}"), "UPS", "ATL", "JFK", 3, None)),
-                as_of: String::new(),
+                as_of: None,
             })),
         })
         .collect();
-    // Item 7 has an unparsable departure time.
+    // Item 7 has no departure time.
     if let Some(pb::score_item::Entity::Shipment(request)) = &mut items[7].entity {
-        request.shipment.as_mut().unwrap().scheduled_departure = "yesterday".into();
+        request.shipment.as_mut().unwrap().scheduled_departure = None;
     }
     let answers: Vec<pb::ScoreResult> = {
         use tokio_stream::StreamExt;
@@ -190,17 +190,19 @@ async fn stream_answers_in_request_order_and_survives_a_bad_item() {
     }
 }
 
+/// Asserts INVALID_ARGUMENT naming `field`; returns the message.
 async fn expect_invalid<T: std::fmt::Debug>(
     result: Result<tonic::Response<T>, tonic::Status>,
     field: &str,
-) {
+) -> String {
     let status = result.expect_err("bad input must be refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(
-        status.message().starts_with(field),
+        status.message().starts_with(&format!("{field}: ")),
         "message {:?} should name {field}",
         status.message()
     );
+    status.message().to_string()
 }
 
 #[tokio::test]
@@ -235,7 +237,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     missing_id.shipment_id.clear();
     let request = |s: pb::Shipment| pb::ScoreShipmentRequest {
         shipment: Some(s),
-        as_of: String::new(),
+        as_of: None,
     };
     expect_invalid(
         client.score_shipment(request(missing_id)).await,
@@ -244,7 +246,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     .await;
 
     let mut bad_time = shipment("S", "UPS", "ATL", "JFK", 3, None);
-    bad_time.scheduled_arrival = "2026-13-45".into();
+    bad_time.scheduled_arrival = ts("2026-03-01T00:00:00Z");
     expect_invalid(
         client.score_shipment(request(bad_time)).await,
         "shipment.scheduled_arrival",
@@ -264,7 +266,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
         bad_units.units = units;
         let request = pb::ScoreOrderRequest {
             order: Some(bad_units),
-            as_of: String::new(),
+            as_of: None,
         };
         expect_invalid(client.score_order(request).await, "order.units").await;
     }
@@ -273,7 +275,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     bad_priority.priority = 9;
     let request = pb::ScoreOrderRequest {
         order: Some(bad_priority),
-        as_of: String::new(),
+        as_of: None,
     };
     expect_invalid(client.score_order(request).await, "order.priority").await;
 
@@ -283,7 +285,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
                 request_id: "ok".into(),
                 entity: Some(pb::score_item::Entity::Site(pb::ScoreSiteRequest {
                     site: "ATL".into(),
-                    as_of: String::new(),
+                    as_of: None,
                 })),
             },
             pb::ScoreItem {
@@ -293,6 +295,122 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
         ],
     };
     expect_invalid(client.score_batch(batch).await, "items[1].entity").await;
+
+    // And the server keeps serving.
+    in_unit_interval(&score_shipment(&mut client, "UPS").await);
+}
+
+#[tokio::test]
+async fn bad_times_are_invalid_argument_naming_the_field() {
+    let server = TestServer::start(config(None, "unused")).await;
+    let mut client = server.scoring().await;
+    let wire = |seconds: i64, nanos: i32| Some(prost_types::Timestamp { seconds, nanos });
+
+    // A required time left unset.
+    let mut unset = order("O", "ATL");
+    unset.created_at = None;
+    let message = expect_invalid(
+        client
+            .score_order(pb::ScoreOrderRequest {
+                order: Some(unset),
+                as_of: None,
+            })
+            .await,
+        "order.created_at",
+    )
+    .await;
+    assert!(message.ends_with("is required"), "{message}");
+
+    // Outside protobuf's own Timestamp range: seconds past 9999, or nanos
+    // outside [0, 1e9).
+    for (seconds, nanos) in [
+        (253_402_300_800, 0),
+        (-62_135_596_801, 0),
+        (1_773_000_000, -1),
+        (1_773_000_000, 1_000_000_000),
+    ] {
+        let mut out_of_range = shipment("S", "UPS", "ATL", "JFK", 3, None);
+        out_of_range.scheduled_departure = wire(seconds, nanos);
+        let message = expect_invalid(
+            client
+                .score_shipment(pb::ScoreShipmentRequest {
+                    shipment: Some(out_of_range),
+                    as_of: None,
+                })
+                .await,
+            "shipment.scheduled_departure",
+        )
+        .await;
+        assert!(message.contains("protobuf's Timestamp range"), "{message}");
+    }
+
+    // Well-formed, but outside the years the models know (1990 ..< 2100); the
+    // window's end is excluded, its start included.
+    let site = |as_of| pb::ScoreSiteRequest {
+        site: "ATL".into(),
+        as_of,
+    };
+    for outside in [
+        ts("1989-12-31T23:59:59Z"),
+        ts("2100-01-01T00:00:00Z"),
+        wire(0, 0),
+    ] {
+        let message = expect_invalid(client.score_site(site(outside)).await, "as_of").await;
+        assert!(message.contains("not within the years"), "{message}");
+    }
+    in_unit_interval(
+        &client
+            .score_site(site(ts("1990-01-01T00:00:00Z")))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+
+    // The same rules inside a batch, a stream item and an ingest event, named
+    // by their path.
+    let mut late = shipment("S", "UPS", "ATL", "JFK", 3, None);
+    late.scheduled_arrival = ts("2150-01-01T00:00:00Z");
+    let batch = pb::ScoreBatchRequest {
+        items: vec![
+            pb::ScoreItem {
+                request_id: "ok".into(),
+                entity: Some(pb::score_item::Entity::Site(site(None))),
+            },
+            pb::ScoreItem {
+                request_id: "bad".into(),
+                entity: Some(pb::score_item::Entity::Shipment(pb::ScoreShipmentRequest {
+                    shipment: Some(late),
+                    as_of: None,
+                })),
+            },
+        ],
+    };
+    expect_invalid(
+        client.score_batch(batch).await,
+        "items[1].shipment.shipment.scheduled_arrival",
+    )
+    .await;
+
+    let mut ingest = server.ingest().await;
+    let mut old = snapshot("ATL", "2026-03-01T00:00:00Z", 1.0);
+    old.at = ts("1970-01-01T00:00:00Z");
+    let answer = ingest
+        .ingest_events(pb::IngestEventsRequest {
+            events: vec![pb::Event {
+                event_id: "old".into(),
+                payload: Some(pb::event::Payload::Site(old)),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.rejected, 1);
+    assert_eq!(answer.rejections[0].field, "events[0].site.at");
+    assert!(
+        answer.rejections[0].reason.contains("not within the years"),
+        "{:?}",
+        answer.rejections[0]
+    );
 
     // And the server keeps serving.
     in_unit_interval(&score_shipment(&mut client, "UPS").await);
@@ -346,6 +464,25 @@ async fn health_and_reflection_work_for_stock_tools() {
             "{expected} missing from {names:?}"
         );
     }
+
+    // Times are google.protobuf.Timestamp: a stock client resolves the
+    // well-known type through reflection too, or it cannot build a request.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "google.protobuf.Timestamp".into(),
+        )),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+        panic!("expected the file declaring google.protobuf.Timestamp, got {answer:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }
 
 #[tokio::test]
@@ -362,7 +499,7 @@ async fn shutdown_lets_an_open_stream_finish() {
         request_id: format!("r{i}"),
         entity: Some(pb::score_item::Entity::Site(pb::ScoreSiteRequest {
             site: "ATL".into(),
-            as_of: String::new(),
+            as_of: None,
         })),
     };
     tx.send(item(0)).await.unwrap();

@@ -1,22 +1,26 @@
-//! Wire ↔ domain: validates `pb` messages into domain types, naming the field at
-//! fault, and renders assessments back. `at` is the path of the message being
-//! read ("shipment", "items[3].order", "events[0].site"), used only in errors.
+//! Wire ↔ domain: maps `pb` messages onto the domain's checked constructors and
+//! renders assessments back. The rules live in the domain
+//! ([`crate::domain::validate`]); this module adds what only the wire knows (enum
+//! numbers, proto3's zero defaults, protobuf's Timestamp range) and the path of
+//! the message being read ("shipment", "items[3].order", "events[0].site"), which
+//! it puts in front of the domain's field name in errors.
 
+use crate::domain::validate::{self, FieldError, TimeInput};
 use crate::domain::{
-    Event, EventPayload, InventoryPosition, Order, OrderOutcome, OrderPriority, RiskBand, RiskKind,
-    Shipment, ShipmentStatus, SiteSnapshot, Timestamp,
+    Event, EventPayload, InventoryFields, InventoryPosition, Order, OrderFields, OrderOutcome,
+    OrderPriority, RiskBand, RiskKind, Shipment, ShipmentFields, ShipmentStatus, SiteSnapshot,
+    SiteSnapshotFields, Timestamp,
 };
 use crate::pb;
 use crate::scoring::{Assessment, ScoreTarget};
 
 use super::ApiError;
 
-/// Longest id accepted (event, order and shipment ids).
-const MAX_ID_LEN: usize = 128;
-/// Longest code accepted (carriers, sites, locations, SKUs).
-const MAX_CODE_LEN: usize = 64;
-
 type Result<T> = std::result::Result<T, ApiError>;
+
+/// protobuf's Timestamp range: 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z.
+const MIN_WIRE_SECONDS: i64 = -62_135_596_800;
+const MAX_WIRE_SECONDS: i64 = 253_402_300_799;
 
 fn field(at: &str, name: &str) -> String {
     if at.is_empty() {
@@ -26,70 +30,64 @@ fn field(at: &str, name: &str) -> String {
     }
 }
 
+/// A domain rule broken at `at`: INVALID_ARGUMENT naming the whole path.
+fn invalid_at(at: &str) -> impl Fn(FieldError) -> ApiError + '_ {
+    move |error| ApiError::from(error.under(at))
+}
+
 /// A required id: 1..=128 characters, no whitespace or control characters.
 pub fn id(value: &str, at: &str, name: &str) -> Result<String> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(field(at, name), "is required"));
-    }
-    if value.len() > MAX_ID_LEN || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ApiError::invalid(
-            field(at, name),
-            format!("must be 1 to {MAX_ID_LEN} characters with no spaces"),
-        ));
-    }
-    Ok(value.to_string())
+    validate::id(value, name).map_err(invalid_at(at))
 }
 
-/// A required code (carrier, site, location, SKU): at most 64 characters, no
-/// control characters and no ':' (the separator of feature-store keys).
-/// Surrounding spaces are trimmed; inner spaces are kept ("New York").
+/// A required code (carrier, site, location, SKU); see [`validate::code`].
 pub fn code(value: &str, at: &str, name: &str) -> Result<String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ApiError::invalid(field(at, name), "is required"));
-    }
-    if value.chars().count() > MAX_CODE_LEN || value.chars().any(|c| c.is_control() || c == ':') {
-        return Err(ApiError::invalid(
-            field(at, name),
-            format!("{value:?} is not a code (at most {MAX_CODE_LEN} characters, no ':')"),
-        ));
-    }
-    Ok(value.to_string())
-}
-
-/// A required RFC 3339 time.
-pub fn time(value: &str, at: &str, name: &str) -> Result<Timestamp> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(
-            field(at, name),
-            "is required (RFC 3339 time)",
-        ));
-    }
-    optional_time(value, at, name).map(|t| t.expect("non-empty"))
-}
-
-/// An optional RFC 3339 time (empty is `None`).
-pub fn optional_time(value: &str, at: &str, name: &str) -> Result<Option<Timestamp>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    Timestamp::parse_rfc3339(value).map(Some).map_err(|e| {
-        ApiError::invalid(
-            field(at, name),
-            format!("{value:?} is not an RFC 3339 time ({e})"),
-        )
-    })
+    validate::code(value, name).map_err(invalid_at(at))
 }
 
 /// A finite quantity ≥ 0.
 pub fn quantity(value: f64, at: &str, name: &str) -> Result<f64> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(value)
-    } else {
-        Err(ApiError::invalid(
-            field(at, name),
-            format!("must be a finite number ≥ 0, got {value}"),
-        ))
+    validate::quantity(value, name).map_err(invalid_at(at))
+}
+
+/// A wire time as the domain's rules take it: unset is absent, a Timestamp
+/// outside protobuf's range (seconds or nanos) is malformed.
+pub fn time_input(value: Option<&prost_types::Timestamp>) -> TimeInput {
+    let Some(t) = value else {
+        return TimeInput::Absent;
+    };
+    if !(MIN_WIRE_SECONDS..=MAX_WIRE_SECONDS).contains(&t.seconds) {
+        return TimeInput::Malformed(format!(
+            "seconds {} is outside protobuf's Timestamp range (years 1 to 9999)",
+            t.seconds
+        ));
+    }
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return TimeInput::Malformed(format!(
+            "nanos {} is outside protobuf's Timestamp range (0 to 999999999)",
+            t.nanos
+        ));
+    }
+    // Milliseconds are the domain's resolution; finer digits are dropped.
+    TimeInput::At(Timestamp(
+        t.seconds * 1_000 + i64::from(t.nanos / 1_000_000),
+    ))
+}
+
+/// An optional wire time (unset is `None`), within the domain's window.
+pub fn optional_time(
+    value: Option<&prost_types::Timestamp>,
+    at: &str,
+    name: &str,
+) -> Result<Option<Timestamp>> {
+    validate::optional_time(time_input(value), name).map_err(invalid_at(at))
+}
+
+/// A domain time on the wire.
+pub fn wire_time(at: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.0.div_euclid(1_000),
+        nanos: (at.0.rem_euclid(1_000) * 1_000_000) as i32,
     }
 }
 
@@ -108,30 +106,18 @@ pub fn shipment(message: Option<&pb::Shipment>, at: &str) -> Result<Shipment> {
         pb::ShipmentStatus::Delivered => ShipmentStatus::Delivered,
         pb::ShipmentStatus::Cancelled => ShipmentStatus::Cancelled,
     };
-    let shipment = Shipment {
-        shipment_id: id(&m.shipment_id, at, "shipment_id")?,
-        carrier: code(&m.carrier, at, "carrier")?,
-        origin: code(&m.origin, at, "origin")?,
-        destination: code(&m.destination, at, "destination")?,
-        scheduled_departure: time(&m.scheduled_departure, at, "scheduled_departure")?,
-        scheduled_arrival: time(&m.scheduled_arrival, at, "scheduled_arrival")?,
-        actual_departure: optional_time(&m.actual_departure, at, "actual_departure")?,
-        actual_arrival: optional_time(&m.actual_arrival, at, "actual_arrival")?,
+    Shipment::new(ShipmentFields {
+        shipment_id: &m.shipment_id,
+        carrier: &m.carrier,
+        origin: &m.origin,
+        destination: &m.destination,
+        scheduled_departure: time_input(m.scheduled_departure.as_ref()),
+        scheduled_arrival: time_input(m.scheduled_arrival.as_ref()),
+        actual_departure: time_input(m.actual_departure.as_ref()),
+        actual_arrival: time_input(m.actual_arrival.as_ref()),
         status,
-    };
-    if shipment.scheduled_arrival < shipment.scheduled_departure {
-        return Err(ApiError::invalid(
-            field(at, "scheduled_arrival"),
-            "is before scheduled_departure",
-        ));
-    }
-    if status == ShipmentStatus::Delivered && shipment.actual_arrival.is_none() {
-        return Err(ApiError::invalid(
-            field(at, "actual_arrival"),
-            "is required when status is DELIVERED",
-        ));
-    }
-    Ok(shipment)
+    })
+    .map_err(invalid_at(at))
 }
 
 /// An order.
@@ -148,66 +134,45 @@ pub fn order(message: Option<&pb::Order>, at: &str) -> Result<Order> {
         pb::OrderOutcome::Cancelled => Some(OrderOutcome::Cancelled),
         pb::OrderOutcome::Backordered => Some(OrderOutcome::Backordered),
     };
-    let order = Order {
-        order_id: id(&m.order_id, at, "order_id")?,
-        created_at: time(&m.created_at, at, "created_at")?,
-        channel: m.channel.clone(),
-        site: code(&m.site, at, "site")?,
-        destination_region: code(&m.destination_region, at, "destination_region")?,
-        promise_at: time(&m.promise_at, at, "promise_at")?,
+    Order::new(OrderFields {
+        order_id: &m.order_id,
+        created_at: time_input(m.created_at.as_ref()),
+        channel: &m.channel,
+        site: &m.site,
+        destination_region: &m.destination_region,
+        promise_at: time_input(m.promise_at.as_ref()),
         line_count: m.line_count,
-        units: quantity(m.units, at, "units")?,
+        units: m.units,
         priority,
         outcome,
-    };
-    if order.line_count == 0 {
-        return Err(ApiError::invalid(
-            field(at, "line_count"),
-            "must be at least 1",
-        ));
-    }
-    if order.promise_at < order.created_at {
-        return Err(ApiError::invalid(
-            field(at, "promise_at"),
-            "is before created_at",
-        ));
-    }
-    Ok(order)
+    })
+    .map_err(invalid_at(at))
 }
 
 /// A site snapshot.
 pub fn site_snapshot(message: &pb::SiteSnapshot, at: &str) -> Result<SiteSnapshot> {
-    let period_minutes = if message.period_minutes == 0.0 {
-        60.0
-    } else {
-        quantity(message.period_minutes, at, "period_minutes")?
-    };
-    let dock = quantity(message.dock_utilisation, at, "dock_utilisation")?;
-    if dock > 1.0 {
-        return Err(ApiError::invalid(
-            field(at, "dock_utilisation"),
-            format!("must be within [0, 1], got {dock}"),
-        ));
-    }
-    Ok(SiteSnapshot {
-        site: code(&message.site, at, "site")?,
-        at: time(&message.at, at, "at")?,
-        backlog: quantity(message.backlog, at, "backlog")?,
-        labour: quantity(message.labour, at, "labour")?,
-        units_picked: quantity(message.units_picked, at, "units_picked")?,
-        period_minutes,
-        dock_utilisation: dock,
+    SiteSnapshot::new(SiteSnapshotFields {
+        site: &message.site,
+        at: time_input(message.at.as_ref()),
+        backlog: message.backlog,
+        labour: message.labour,
+        units_picked: message.units_picked,
+        // proto3 cannot tell unset from 0; a zero-minute period means unset.
+        period_minutes: (message.period_minutes != 0.0).then_some(message.period_minutes),
+        dock_utilisation: message.dock_utilisation,
     })
+    .map_err(invalid_at(at))
 }
 
 /// An inventory position.
 pub fn inventory(message: &pb::InventoryPosition, at: &str) -> Result<InventoryPosition> {
-    Ok(InventoryPosition {
-        site: code(&message.site, at, "site")?,
-        sku: code(&message.sku, at, "sku")?,
-        on_hand: quantity(message.on_hand, at, "on_hand")?,
-        at: time(&message.at, at, "at")?,
+    InventoryPosition::new(InventoryFields {
+        site: &message.site,
+        sku: &message.sku,
+        on_hand: message.on_hand,
+        at: time_input(message.at.as_ref()),
     })
+    .map_err(invalid_at(at))
 }
 
 /// An event of an ingest request; `at` is "events[i]".
@@ -236,14 +201,15 @@ pub fn event(message: &pb::Event, at: &str) -> Result<Event> {
 /// What `ScoreOrder` scores; decided at `as_of`, else at the order's creation.
 pub fn order_target(request: &pb::ScoreOrderRequest, at: &str) -> Result<ScoreTarget> {
     let order = order(request.order.as_ref(), &field(at, "order"))?;
-    let as_of = optional_time(&request.as_of, at, "as_of")?.unwrap_or(order.created_at);
+    let as_of = optional_time(request.as_of.as_ref(), at, "as_of")?.unwrap_or(order.created_at);
     Ok(ScoreTarget::Order { order, as_of })
 }
 
 /// What `ScoreShipment` scores; decided at `as_of`, else at scheduled departure.
 pub fn shipment_target(request: &pb::ScoreShipmentRequest, at: &str) -> Result<ScoreTarget> {
     let shipment = shipment(request.shipment.as_ref(), &field(at, "shipment"))?;
-    let as_of = optional_time(&request.as_of, at, "as_of")?.unwrap_or(shipment.scheduled_departure);
+    let as_of =
+        optional_time(request.as_of.as_ref(), at, "as_of")?.unwrap_or(shipment.scheduled_departure);
     Ok(ScoreTarget::Shipment { shipment, as_of })
 }
 
@@ -251,7 +217,7 @@ pub fn shipment_target(request: &pb::ScoreShipmentRequest, at: &str) -> Result<S
 pub fn site_target(request: &pb::ScoreSiteRequest, at: &str) -> Result<ScoreTarget> {
     Ok(ScoreTarget::Site {
         site: code(&request.site, at, "site")?,
-        as_of: optional_time(&request.as_of, at, "as_of")?.unwrap_or_else(Timestamp::now),
+        as_of: optional_time(request.as_of.as_ref(), at, "as_of")?.unwrap_or_else(Timestamp::now),
     })
 }
 
@@ -325,5 +291,76 @@ mod tests {
         distinct.dedup();
         assert_eq!(distinct.len(), values.len());
         assert!(values.iter().all(|&v| v != 0), "{values:?}");
+    }
+
+    fn wire(seconds: i64, nanos: i32) -> prost_types::Timestamp {
+        prost_types::Timestamp { seconds, nanos }
+    }
+
+    #[test]
+    fn wire_times_keep_protobufs_range_and_milliseconds() {
+        assert_eq!(time_input(None), TimeInput::Absent);
+        assert_eq!(
+            time_input(Some(&wire(1_773_000_000, 999_999_999))),
+            TimeInput::At(Timestamp(1_773_000_000_999)),
+            "finer than a millisecond is dropped"
+        );
+        for inside in [MIN_WIRE_SECONDS, MAX_WIRE_SECONDS] {
+            assert!(matches!(
+                time_input(Some(&wire(inside, 0))),
+                TimeInput::At(_)
+            ));
+        }
+        for (seconds, nanos) in [
+            (MIN_WIRE_SECONDS - 1, 0),
+            (MAX_WIRE_SECONDS + 1, 0),
+            (i64::MAX, 0),
+            (0, -1),
+            (0, 1_000_000_000),
+        ] {
+            assert!(
+                matches!(
+                    time_input(Some(&wire(seconds, nanos))),
+                    TimeInput::Malformed(_)
+                ),
+                "{seconds} s {nanos} ns"
+            );
+        }
+    }
+
+    #[test]
+    fn domain_times_go_to_the_wire_and_back() {
+        for ms in [0, -1, 1_773_000_000_123, -62_135_596_800_000] {
+            let on_wire = wire_time(Timestamp(ms));
+            assert!((0..1_000_000_000).contains(&on_wire.nanos), "{on_wire:?}");
+            assert_eq!(time_input(Some(&on_wire)), TimeInput::At(Timestamp(ms)));
+        }
+        assert_eq!(
+            wire_time(Timestamp(-1)),
+            wire(-1, 999_000_000),
+            "before 1970 the nanos still count forwards"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_path_of_the_field() {
+        let error = optional_time(Some(&wire(0, 0)), "items[2]", "as_of").unwrap_err();
+        let ApiError::InvalidArgument { field, reason } = error else {
+            panic!("a bad time is INVALID_ARGUMENT");
+        };
+        assert_eq!(field, "items[2].as_of");
+        assert!(reason.contains("1970-01-01T00:00:00Z"), "{reason}");
+        let shipment = pb::Shipment {
+            shipment_id: "S".into(),
+            carrier: "XPO".into(),
+            origin: "ATL".into(),
+            destination: "JFK".into(),
+            scheduled_departure: Some(wire(1_773_000_000, 0)),
+            ..Default::default()
+        };
+        assert_eq!(
+            super::shipment(Some(&shipment), "events[4].shipment").unwrap_err(),
+            ApiError::invalid("events[4].shipment.scheduled_arrival", "is required")
+        );
     }
 }

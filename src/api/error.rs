@@ -2,6 +2,7 @@
 //! the core's errors, and the one exhaustive mapping to [`tonic::Status`] (and
 //! to the per-item errors of streams).
 
+use crate::domain::FieldError;
 use crate::features::FeatureError;
 use crate::ingest::IngestError;
 use crate::pb;
@@ -53,6 +54,13 @@ impl ApiError {
             ApiError::InvalidArgument { field, reason } => (field, reason),
             other => (String::new(), other.to_string()),
         }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    /// A domain rule broken: the field (with its path, once prefixed) and why.
+    fn from(error: FieldError) -> Self {
+        ApiError::invalid(error.field, error.reason)
     }
 }
 

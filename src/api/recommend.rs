@@ -120,7 +120,7 @@ fn reallocation_request(
         order,
         lines,
         stock,
-        as_of: convert::optional_time(&m.as_of, "", "as_of")?,
+        as_of: convert::optional_time(m.as_of.as_ref(), "", "as_of")?,
         excluded_sites: codes(&m.exclude_sites, "exclude_sites")?,
         overrides: overrides(m.policy.as_ref())?,
     })
@@ -148,7 +148,7 @@ fn reroute_request(m: &pb::RecommendRerouteRequest) -> Result<RerouteRequest, Ap
     }
     Ok(RerouteRequest {
         shipment,
-        as_of: convert::optional_time(&m.as_of, "", "as_of")?,
+        as_of: convert::optional_time(m.as_of.as_ref(), "", "as_of")?,
         excluded_carriers: codes(&m.exclude_carriers, "exclude_carriers")?,
         overrides: overrides(m.policy.as_ref())?,
     })
@@ -228,7 +228,7 @@ fn recommendation(r: Recommendation) -> pb::Recommendation {
             })
             .collect(),
         promise_adjustment: r.promise_adjustment.map(|p| pb::PromiseAdjustment {
-            new_promise: p.new_promise.to_rfc3339(),
+            new_promise: Some(convert::wire_time(p.new_promise)),
             reason: p.reason,
             needs_approval: true,
         }),

@@ -287,7 +287,7 @@ async fn seed_inventory(
                     site: site.code.clone(),
                     sku: sku.into(),
                     on_hand: 100.0,
-                    at: "2026-09-01T00:00:00Z".into(),
+                    at: "2026-09-01T00:00:00Z".parse().ok(),
                 })),
             })
         })
@@ -330,7 +330,11 @@ impl Requests {
             .map(|i| {
                 let (carrier, origin, destination, transit) = &lanes[(i * 7919) % lanes.len()];
                 let departure = 1_790_000_000_000i64 + (i as i64 % 48) * 3_600_000;
-                let at = |ms: i64| detour::domain::Timestamp(ms).to_rfc3339();
+                let at = |ms: i64| {
+                    Some(detour::api::convert::wire_time(detour::domain::Timestamp(
+                        ms,
+                    )))
+                };
                 pb::Shipment {
                     shipment_id: format!("L{i}"),
                     carrier: carrier.clone(),
@@ -348,11 +352,11 @@ impl Requests {
                 let region = &network.regions[(i * 31) % network.regions.len().max(1)].code;
                 pb::Order {
                     order_id: format!("LO{i}"),
-                    created_at: "2026-09-01T10:00:00Z".into(),
+                    created_at: "2026-09-01T10:00:00Z".parse().ok(),
                     channel: "web".into(),
                     site: site.clone(),
                     destination_region: region.clone(),
-                    promise_at: "2026-09-03T10:00:00Z".into(),
+                    promise_at: "2026-09-03T10:00:00Z".parse().ok(),
                     line_count: 2,
                     units: 3.0,
                     priority: pb::OrderPriority::Standard as i32,
@@ -382,7 +386,7 @@ impl Requests {
                 request_id: String::new(),
                 entity: Some(pb::score_item::Entity::Shipment(pb::ScoreShipmentRequest {
                     shipment: Some(self.shipment(i * 131 + k)),
-                    as_of: String::new(),
+                    as_of: None,
                 })),
             })
             .collect()
@@ -425,7 +429,7 @@ impl Client {
             Mode::Unary => {
                 let request = pb::ScoreShipmentRequest {
                     shipment: Some(requests.shipment(i)),
-                    as_of: String::new(),
+                    as_of: None,
                 };
                 self.scoring.score_shipment(request).await.map_err(status)?;
             }
@@ -462,7 +466,7 @@ impl Client {
                     .map(|k| {
                         let mut shipment = requests.shipment(i * 131 + k);
                         shipment.status = pb::ShipmentStatus::Delivered as i32;
-                        shipment.actual_arrival = shipment.scheduled_arrival.clone();
+                        shipment.actual_arrival = shipment.scheduled_arrival;
                         pb::Event {
                             event_id: format!("load-{}-{i}-{k}", requests.run),
                             payload: Some(pb::event::Payload::Shipment(shipment)),

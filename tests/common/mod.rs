@@ -186,6 +186,14 @@ impl Drop for TestServer {
 
 // ---- request builders -------------------------------------------------------
 
+/// A wire time from RFC 3339 text, as a typed client would build it.
+pub fn ts(text: &str) -> Option<prost_types::Timestamp> {
+    Some(
+        text.parse()
+            .unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}")),
+    )
+}
+
 /// A shipment leg; `failed` sets an outcome 3 hours late, else 5 minutes early.
 pub fn shipment(
     id: &str,
@@ -195,17 +203,17 @@ pub fn shipment(
     day: u32,
     failed: Option<bool>,
 ) -> pb::Shipment {
-    let departure = format!("2026-03-{day:02}T08:00:00Z");
-    let arrival = format!("2026-03-{day:02}T20:00:00Z");
+    let departure = ts(&format!("2026-03-{day:02}T08:00:00Z"));
+    let arrival = ts(&format!("2026-03-{day:02}T20:00:00Z"));
     let (status, actual_arrival) = match failed {
-        None => (pb::ShipmentStatus::InTransit, String::new()),
+        None => (pb::ShipmentStatus::InTransit, None),
         Some(true) => (
             pb::ShipmentStatus::Delivered,
-            format!("2026-03-{day:02}T23:00:00Z"),
+            ts(&format!("2026-03-{day:02}T23:00:00Z")),
         ),
         Some(false) => (
             pb::ShipmentStatus::Delivered,
-            format!("2026-03-{day:02}T19:55:00Z"),
+            ts(&format!("2026-03-{day:02}T19:55:00Z")),
         ),
     };
     pb::Shipment {
@@ -213,13 +221,9 @@ pub fn shipment(
         carrier: carrier.to_string(),
         origin: origin.to_string(),
         destination: destination.to_string(),
-        scheduled_departure: departure.clone(),
+        scheduled_departure: departure,
         scheduled_arrival: arrival,
-        actual_departure: if failed.is_some() {
-            departure
-        } else {
-            String::new()
-        },
+        actual_departure: if failed.is_some() { departure } else { None },
         actual_arrival,
         status: status as i32,
     }
@@ -235,11 +239,11 @@ pub fn shipment_event(event_id: &str, shipment: pb::Shipment) -> pb::Event {
 pub fn order(id: &str, site: &str) -> pb::Order {
     pb::Order {
         order_id: id.to_string(),
-        created_at: "2026-03-20T10:00:00Z".into(),
+        created_at: ts("2026-03-20T10:00:00Z"),
         channel: "web".into(),
         site: site.to_string(),
         destination_region: "JFK".into(),
-        promise_at: "2026-03-22T10:00:00Z".into(),
+        promise_at: ts("2026-03-22T10:00:00Z"),
         line_count: 2,
         units: 3.0,
         priority: pb::OrderPriority::Standard as i32,
@@ -250,7 +254,7 @@ pub fn order(id: &str, site: &str) -> pb::Order {
 pub fn snapshot(site: &str, at: &str, backlog: f64) -> pb::SiteSnapshot {
     pb::SiteSnapshot {
         site: site.to_string(),
-        at: at.to_string(),
+        at: ts(at),
         backlog,
         labour: 20.0,
         units_picked: 300.0,
@@ -287,7 +291,7 @@ pub async fn score_shipment(
     client
         .score_shipment(pb::ScoreShipmentRequest {
             shipment: Some(shipment("probe", carrier, "ATL", "JFK", 21, None)),
-            as_of: String::new(),
+            as_of: None,
         })
         .await
         .expect("score answers")

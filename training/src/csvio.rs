@@ -1,15 +1,17 @@
-//! The CSV exports of DESIGN.md: row shapes, and readers that validate each row
-//! with the same rules as the gRPC API (through `detour::api::convert`). A bad row
-//! is counted and reported with its line number, never silently dropped and
-//! never a crash; duplicate ids keep their first row.
+//! The CSV exports of DESIGN.md: row shapes, and readers that build each row into
+//! a domain entity through the same checked constructors as the gRPC API
+//! (`detour::domain::fields`), so one set of rules holds for both. A bad row is
+//! counted and reported with its line number, never silently dropped and never a
+//! crash; duplicate ids keep their first row.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context;
-use detour::api::{ApiError, convert};
-use detour::domain::{Order, Shipment, SiteSnapshot};
-use detour::pb;
+use detour::domain::{
+    FieldError, Order, OrderFields, OrderOutcome, OrderPriority, Shipment, ShipmentFields,
+    ShipmentStatus, SiteSnapshot, SiteSnapshotFields, TimeInput,
+};
 use serde::{Deserialize, Serialize};
 
 /// How many example lines each kind of problem keeps.
@@ -103,28 +105,27 @@ impl FileReport {
 pub fn read_shipments(path: &Path) -> anyhow::Result<(Vec<Shipment>, FileReport)> {
     read_rows(path, |row: ShipmentRow| {
         let status = match row.status.trim().to_ascii_lowercase().as_str() {
-            "delivered" => pb::ShipmentStatus::Delivered,
-            "cancelled" | "canceled" => pb::ShipmentStatus::Cancelled,
-            "in_transit" | "" => pb::ShipmentStatus::InTransit,
+            "delivered" => ShipmentStatus::Delivered,
+            "cancelled" | "canceled" => ShipmentStatus::Cancelled,
+            "in_transit" | "" => ShipmentStatus::InTransit,
             other => {
-                return Err(ApiError::invalid(
+                return Err(FieldError::new(
                     "status",
                     format!("unknown status {other:?}"),
                 ));
             }
         };
-        let message = pb::Shipment {
-            shipment_id: row.shipment_id,
-            carrier: row.carrier,
-            origin: row.origin,
-            destination: row.destination,
-            scheduled_departure: row.scheduled_departure,
-            scheduled_arrival: row.scheduled_arrival,
-            actual_departure: row.actual_departure,
-            actual_arrival: row.actual_arrival,
-            status: status as i32,
-        };
-        let shipment = convert::shipment(Some(&message), "")?;
+        let shipment = Shipment::new(ShipmentFields {
+            shipment_id: &row.shipment_id,
+            carrier: &row.carrier,
+            origin: &row.origin,
+            destination: &row.destination,
+            scheduled_departure: TimeInput::rfc3339(&row.scheduled_departure),
+            scheduled_arrival: TimeInput::rfc3339(&row.scheduled_arrival),
+            actual_departure: TimeInput::rfc3339(&row.actual_departure),
+            actual_arrival: TimeInput::rfc3339(&row.actual_arrival),
+            status,
+        })?;
         Ok((shipment.shipment_id.clone(), shipment))
     })
 }
@@ -133,72 +134,74 @@ pub fn read_shipments(path: &Path) -> anyhow::Result<(Vec<Shipment>, FileReport)
 pub fn read_orders(path: &Path) -> anyhow::Result<(Vec<Order>, FileReport)> {
     read_rows(path, |row: OrderRow| {
         let priority = match row.priority.trim().to_ascii_lowercase().as_str() {
-            "" | "standard" => pb::OrderPriority::Standard,
-            "express" => pb::OrderPriority::Express,
+            "" | "standard" => OrderPriority::Standard,
+            "express" => OrderPriority::Express,
             other => {
-                return Err(ApiError::invalid(
+                return Err(FieldError::new(
                     "priority",
                     format!("unknown priority {other:?}"),
                 ));
             }
         };
         let outcome = match row.outcome.trim().to_ascii_lowercase().as_str() {
-            "" => pb::OrderOutcome::Unspecified,
-            "shipped_on_time" => pb::OrderOutcome::ShippedOnTime,
-            "late" => pb::OrderOutcome::Late,
-            "cancelled" | "canceled" => pb::OrderOutcome::Cancelled,
-            "backordered" => pb::OrderOutcome::Backordered,
+            "" => None,
+            "shipped_on_time" => Some(OrderOutcome::ShippedOnTime),
+            "late" => Some(OrderOutcome::Late),
+            "cancelled" | "canceled" => Some(OrderOutcome::Cancelled),
+            "backordered" => Some(OrderOutcome::Backordered),
             other => {
-                return Err(ApiError::invalid(
+                return Err(FieldError::new(
                     "outcome",
                     format!("unknown outcome {other:?}"),
                 ));
             }
         };
-        let message = pb::Order {
-            order_id: row.order_id,
-            created_at: row.created_at,
-            channel: row.channel,
-            site: row.site,
-            destination_region: row.destination_region,
-            promise_at: row.promise_at,
+        let order = Order::new(OrderFields {
+            order_id: &row.order_id,
+            created_at: TimeInput::rfc3339(&row.created_at),
+            channel: &row.channel,
+            site: &row.site,
+            destination_region: &row.destination_region,
+            promise_at: TimeInput::rfc3339(&row.promise_at),
+            // Saturating, as before: "2.5" is 2 lines, "-1" is 0 (refused).
             line_count: number(&row.line_count, "line_count")? as u32,
             units: number(&row.units, "units")?,
-            priority: priority as i32,
-            outcome: outcome as i32,
-        };
-        let order = convert::order(Some(&message), "")?;
+            priority,
+            outcome,
+        })?;
         Ok((order.order_id.clone(), order))
     })
 }
 
-/// Reads `site_metrics.csv`.
+/// Reads `site_metrics.csv` (hourly snapshots).
 pub fn read_site_metrics(path: &Path) -> anyhow::Result<(Vec<SiteSnapshot>, FileReport)> {
     read_rows(path, |row: SiteMetricRow| {
-        let message = pb::SiteSnapshot {
-            site: row.site,
-            at: row.time,
+        let snapshot = SiteSnapshot::new(SiteSnapshotFields {
+            site: &row.site,
+            at: TimeInput::rfc3339(&row.time),
             backlog: number(&row.backlog, "backlog")?,
             labour: number(&row.labour, "labour")?,
             units_picked: number(&row.units_picked, "units_picked")?,
-            period_minutes: 60.0,
+            // The export is hourly by definition.
+            period_minutes: Some(60.0),
             dock_utilisation: number(&row.dock_utilisation, "dock_utilisation")?,
-        };
-        let snapshot = convert::site_snapshot(&message, "")?;
+        })?;
+        // The snapshot's own `at`, so that one instant written with two
+        // offsets is one snapshot.
         Ok((format!("{}@{}", snapshot.site, snapshot.at.0), snapshot))
     })
 }
 
-fn number(text: &str, field: &str) -> Result<f64, ApiError> {
+fn number(text: &str, field: &str) -> Result<f64, FieldError> {
     text.trim()
         .parse::<f64>()
-        .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a number")))
+        .map_err(|_| FieldError::new(field, format!("{text:?} is not a number")))
 }
 
 /// Reads rows, converting each with `convert` into (id, value); counts problems.
 fn read_rows<R, T>(
     path: &Path,
-    convert: impl Fn(R) -> Result<(String, T), ApiError>,
+    convert: impl Fn(R) -> Result<(String, T), FieldError>,
 ) -> anyhow::Result<(Vec<T>, FileReport)>
 where
     R: serde::de::DeserializeOwned,
@@ -242,10 +245,9 @@ where
                     report.problem("duplicate id (first row kept)".into(), line);
                 }
             }
-            Err(ApiError::InvalidArgument { field, reason }) => {
+            Err(FieldError { field, reason }) => {
                 report.problem(format!("{field}: {}", kind_of(&reason)), line)
             }
-            Err(other) => report.problem(other.to_string(), line),
         }
     }
     Ok((out, report))
@@ -338,6 +340,28 @@ mod tests {
             .map(|(_, p)| p.count)
             .sum();
         assert_eq!(malformed, 1, "{:?}", report.problems);
+    }
+
+    #[test]
+    fn times_outside_the_years_the_models_know_are_counted() {
+        let text = [
+            HEADER,
+            "S1,XPO,ATL,JFK,1985-03-01T08:00:00Z,1985-03-01T20:00:00Z,,,in_transit\n",
+            "S2,XPO,ATL,JFK,2026-03-01T08:00:00Z,2026-03-01T20:00:00Z,,2101-01-01T00:00:00Z,delivered\n",
+            "S3,XPO,ATL,JFK,1990-01-01T00:00:00Z,1990-01-01T12:00:00Z,,,in_transit\n",
+        ]
+        .concat();
+        let (shipments, report) = read_shipments(&write("window.csv", &text)).unwrap();
+        assert_eq!(shipments.len(), 1, "{:?}", report.problems);
+        let lines = |problem: &str| report.problems[problem].first_lines.clone();
+        assert_eq!(
+            lines("scheduled_departure: value is not within the years Detour accepts"),
+            [2]
+        );
+        assert_eq!(
+            lines("actual_arrival: value is not within the years Detour accepts"),
+            [3]
+        );
     }
 
     #[test]

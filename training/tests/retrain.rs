@@ -52,11 +52,15 @@ async fn score_with(models: PathBuf) -> pb::RiskScore {
                 carrier: "XPO".into(),
                 origin: "ATL".into(),
                 destination: "JFK".into(),
-                scheduled_departure: "2026-06-12T08:00:00Z".into(),
-                scheduled_arrival: "2026-06-13T11:00:00Z".into(),
+                scheduled_departure: "2026-06-12T08:00:00Z"
+                    .parse::<prost_types::Timestamp>()
+                    .ok(),
+                scheduled_arrival: "2026-06-13T11:00:00Z"
+                    .parse::<prost_types::Timestamp>()
+                    .ok(),
                 ..Default::default()
             }),
-            as_of: String::new(),
+            as_of: None,
         })
         .await
         .unwrap()
