@@ -1,8 +1,8 @@
-//! Where CPU-heavy work runs. Work that would hold a reactor thread for more
-//! than a fraction of a millisecond — inference over a large batch, ranking
-//! over many sites — moves to tokio's blocking pool, so the other connections
-//! that thread serves are not stalled behind it. Small work stays inline: the
-//! hand-off costs more than it saves there.
+//! Where CPU-heavy work runs. Work that would hold a reactor thread for about
+//! 0.2 ms or more — inference over a large batch, ranking over many sites —
+//! moves to tokio's blocking pool, so the other connections that thread serves
+//! are not stalled behind it. Small work stays inline: the hand-off (27 µs,
+//! BENCHMARKS.md) costs more than it saves there.
 
 /// Runs `work` on the blocking pool when `heavy`, inline otherwise, inside the
 /// caller's tracing span either way.

@@ -79,10 +79,11 @@ pub enum PlanningError {
 }
 
 /// Plans with at least this many candidate carriers or sites rank on the
-/// blocking pool (see [`crate::cpu`]): scoring one candidate costs a few
-/// microseconds, so from here a ranking holds its thread for about a tenth of a
-/// millisecond or more (BENCHMARKS.md, "Inference off the reactor").
-pub const BLOCKING_RANKING_CANDIDATES: usize = 24;
+/// blocking pool (see [`crate::cpu`]). Ranking costs 2–3 µs per candidate (10
+/// carriers: 22 µs; 50 sites: 150 µs) and the hand-off 27 µs, so the same rule
+/// as for scoring (`scoring::BLOCKING_INFERENCE_TARGETS`) applies: work of about
+/// 0.2 ms or more leaves the reactor (BENCHMARKS.md, "Work off the reactor").
+pub const BLOCKING_RANKING_CANDIDATES: usize = 64;
 
 /// Plans reroutes and reallocations over a feature store.
 #[derive(Debug)]

@@ -20,10 +20,11 @@ use crate::schema::{FeatureVector, schema_of};
 pub const TOP_FACTORS: usize = 3;
 /// Requests with at least this many targets run their inference on tokio's
 /// blocking pool, so that a large batch cannot stall the other connections
-/// served by the same worker thread. Inference takes 1–4 µs per target
-/// (`benches/hot_path.rs`), so below this a request holds its thread for
-/// well under a quarter of a millisecond and the hand-off would cost more
-/// than it saves (BENCHMARKS.md, "Inference off the reactor").
+/// served by the same worker thread. Scoring costs about 3 µs per target (32
+/// orders end to end from the in-memory store: 97 µs) and the hand-off 27 µs
+/// (`benches/hot_path.rs`, BENCHMARKS.md "Work off the reactor"): from 64
+/// targets a request would hold its thread for about 0.2 ms, and the hand-off
+/// adds under 15 % to it; below that it would cost more than it saves.
 pub const BLOCKING_INFERENCE_TARGETS: usize = 64;
 
 /// Something to score, with the time the decision is taken.
