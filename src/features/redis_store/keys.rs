@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::features::aggregates::AggregateKey;
 
 /// Time buckets of event ids and entities read by every ingest and every
-/// entity lookup (see [`Keys::buckets`]).
+/// entity lookup: the current one, the next, and the four before (see
+/// `Keys::buckets`).
 pub const BUCKETS: usize = 6;
 
 /// The key layout of one namespace and dedupe TTL.
