@@ -138,3 +138,25 @@ pub trait FeatureStore: Send + Sync + 'static {
     /// A short name for logs ("memory", "redis").
     fn backend_name(&self) -> &'static str;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_redis_failure_keeps_its_cause_and_its_message() {
+        let cause = redis::RedisError::from((redis::ErrorKind::Io, "connection reset"));
+        let text = cause.to_string();
+        let error = FeatureError::redis(cause);
+        assert_eq!(
+            error.to_string(),
+            format!("feature store unavailable: {text}")
+        );
+        let source = error.source().expect("the Redis error is kept");
+        assert_eq!(source.to_string(), text);
+        let copy = error.clone();
+        assert!(copy.source().is_some(), "a clone shares the cause");
+        assert!(FeatureError::corrupt("x").source().is_none());
+    }
+}
