@@ -45,7 +45,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let models_dir = config.models_dir();
+    // As configured; a relative path is relative to the working directory.
+    let models_dir = config.models.clone();
     let network_path = models_dir.join("network.toml");
     let network = if network_path.exists() {
         Network::load(&network_path)?

@@ -24,7 +24,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Redis URL; the in-memory store when unset.
     pub redis: Option<String>,
-    /// Directory holding the model artifacts and `network.toml`.
+    /// Directory holding the model artifacts and `network.toml`; a relative
+    /// path is resolved against the working directory. It must exist.
     pub models: PathBuf,
     /// Prefix of every Redis key.
     pub namespace: String,
@@ -86,11 +87,14 @@ impl Default for Config {
 /// Why the settings could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: String,
         source: std::io::Error,
     },
+    /// The layers (`origin`) gave settings that are malformed or do not fit
+    /// together; `detail` lists every problem found, separated by "; ".
     #[error("invalid settings ({origin}): {detail}")]
     Invalid { origin: String, detail: String },
 }
@@ -136,20 +140,14 @@ impl Config {
                     origin: origin.join(" < "),
                     detail: e.to_string(),
                 })?;
-        config.check().map_err(|detail| ConfigError::Invalid {
-            origin: origin.join(" < "),
-            detail,
-        })?;
-        Ok(config)
-    }
-
-    /// The model directory: as configured, or the one shipped beside the crate
-    /// when the configured default does not exist from here.
-    pub fn models_dir(&self) -> PathBuf {
-        if self.models.exists() || self.models != Path::new("models") {
-            return self.models.clone();
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                origin: origin.join(" < "),
+                detail: problems.join("; "),
+            });
         }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+        Ok(config)
     }
 
     pub fn redis_timeout(&self) -> Duration {
@@ -184,15 +182,18 @@ impl Config {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Every problem of these settings (empty when there is none), so that an
+    /// operator fixes them all in one go.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         if self.redis_timeout_ms == 0 {
-            return Err("redis_timeout_ms must be at least 1".into());
+            problems.push("redis_timeout_ms must be at least 1".into());
         }
         if self.dedupe_ttl_hours == 0 {
-            return Err("dedupe_ttl_hours must be at least 1".into());
+            problems.push("dedupe_ttl_hours must be at least 1".into());
         }
         if !(self.sla_grace_minutes.is_finite() && self.sla_grace_minutes >= 0.0) {
-            return Err("sla_grace_minutes must be a number ≥ 0".into());
+            problems.push("sla_grace_minutes must be a number ≥ 0".into());
         }
         for (name, value) in [
             ("reroute_failure_cost", self.reroute_failure_cost),
@@ -200,25 +201,61 @@ impl Config {
             ("approval_cost_delta", self.approval_cost_delta),
         ] {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(format!("{name} must be a number ≥ 0"));
+                problems.push(format!("{name} must be a number ≥ 0"));
             }
         }
         if self.workers > 1024 {
-            return Err("workers must be at most 1024 (0: one per core)".into());
+            problems.push("workers must be at most 1024 (0: one per core)".into());
         }
         if !(0.0..=1.0).contains(&self.safe_risk) {
-            return Err("safe_risk must be within [0, 1]".into());
+            problems.push("safe_risk must be within [0, 1]".into());
         }
         if self.namespace.is_empty() || self.namespace.contains(char::is_whitespace) {
-            return Err("namespace must be non-empty, without spaces".into());
+            problems.push("namespace must be non-empty, without spaces".into());
         }
-        if let Some(url) = &self.redis
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(format!("redis must be a redis:// URL, got {url:?}"));
+        if let Some(url) = &self.redis {
+            problems.extend(redis_url_problem(url));
         }
-        Ok(())
+        problems.extend(models_problem(&self.models));
+        problems
     }
+}
+
+/// Why `url` cannot be the Redis URL, if it cannot: read by the redis client's
+/// own parser, so that a URL refused here is one the store could not have used
+/// (and a malformed one stops the start instead of leaving the store
+/// unavailable).
+fn redis_url_problem(url: &str) -> Option<String> {
+    use redis::IntoConnectionInfo;
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Some(format!("redis must be a redis:// URL, got {url:?}"));
+    }
+    url.into_connection_info()
+        .err()
+        .map(|e| format!("redis URL {url:?} is malformed: {e}"))
+}
+
+/// Why `models` cannot be the models directory, if it cannot: it must exist.
+/// A relative path is resolved against the working directory, never against
+/// where the binary was built, so the message says where it looked.
+fn models_problem(models: &Path) -> Option<String> {
+    if models.is_dir() {
+        return None;
+    }
+    let looked_at = std::path::absolute(models).unwrap_or_else(|_| models.to_path_buf());
+    let relative = if models.is_relative() {
+        format!(
+            " (the relative path `{}`, resolved against the working directory)",
+            models.display()
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "no models directory at {}{relative}: set --models or DETOUR_MODELS (or `models` \
+         in the config file) to the directory of the model artifacts and network.toml",
+        looked_at.display()
+    ))
 }
 
 /// Every key a layer may set.
@@ -260,7 +297,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -302,5 +339,69 @@ mod tests {
         let env = env_of(&[("DETOUR_WORKERS", "many")]);
         let error = Config::load(None, &env, &[]).unwrap_err().to_string();
         assert!(error.contains("DETOUR_WORKERS"), "{error}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let env = env_of(&[
+            ("DETOUR_REDIS_TIMEOUT_MS", "0"),
+            ("DETOUR_SAFE_RISK", "2"),
+            ("DETOUR_NAMESPACE", "two words"),
+        ]);
+        let error = Config::load(None, &env, &[]).unwrap_err().to_string();
+        for problem in ["redis_timeout_ms", "safe_risk", "namespace"] {
+            assert!(error.contains(problem), "{problem} missing from: {error}");
+        }
+        assert!(
+            error.contains("DETOUR_SAFE_RISK"),
+            "names the layers: {error}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_redis_url_is_a_configuration_error() {
+        for url in [
+            "redis://:::bad",
+            "redis://host:notaport",
+            "redis://127.0.0.1:6379/notadb",
+            "redis://127.0.0.1:99999",
+        ] {
+            let env = env_of(&[("DETOUR_REDIS", url)]);
+            let error = Config::load(None, &env, &[]).unwrap_err().to_string();
+            assert!(
+                error.contains("malformed") && error.contains(url),
+                "{url}: {error}"
+            );
+        }
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://:secret@127.0.0.1:6380/2",
+        ] {
+            let env = env_of(&[("DETOUR_REDIS", url)]);
+            let config = Config::load(None, &env, &[]).unwrap();
+            assert_eq!(config.redis.as_deref(), Some(url));
+        }
+    }
+
+    #[test]
+    fn a_missing_models_directory_says_where_it_looked_and_how_to_set_it() {
+        // Tests run in the crate's directory, which holds the shipped `models`.
+        assert_eq!(
+            Config::load(None, &env_of(&[]), &[]).unwrap().models,
+            Path::new("models")
+        );
+        let env = env_of(&[("DETOUR_MODELS", "no-such-models-dir")]);
+        let error = Config::load(None, &env, &[]).unwrap_err().to_string();
+        let looked_at = std::env::current_dir().unwrap().join("no-such-models-dir");
+        assert!(
+            error.contains(&looked_at.display().to_string()),
+            "{looked_at:?} missing from: {error}"
+        );
+        assert!(error.contains("working directory"), "{error}");
+        assert!(
+            error.contains("--models") && error.contains("DETOUR_MODELS"),
+            "{error}"
+        );
     }
 }

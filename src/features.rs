@@ -8,7 +8,6 @@
 
 pub mod aggregates;
 pub mod batch;
-pub(crate) mod coalesce;
 pub mod entities;
 pub mod memory;
 pub mod redis_store;
@@ -16,6 +15,7 @@ pub mod updates;
 pub mod vectors;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use aggregates::{AggregateKey, AggregateRecord};
 pub use entities::{Entity, EntityKey};
@@ -24,17 +24,66 @@ pub use redis_store::{RedisFeatureStore, RedisSettings};
 pub use updates::{EventUpdates, FeatureSettings, updates_for, updates_received};
 
 /// Why the feature store could not answer.
+///
+/// The message of each variant is what callers report (the API's error text);
+/// the error underneath, when there is one, stays reachable as its
+/// [`source`](std::error::Error::source). Sources are shared (`Arc`) so that the
+/// error stays `Clone`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FeatureError {
     /// The store is unreachable or failed mid-request.
-    #[error("feature store unavailable: {0}")]
-    Unavailable(String),
+    #[error("feature store unavailable: {detail}")]
+    Unavailable {
+        /// What failed, as reported.
+        detail: String,
+        /// The Redis error behind it, if one was.
+        #[source]
+        source: Option<Arc<redis::RedisError>>,
+    },
     /// The store did not answer within its deadline.
     #[error("feature store timed out after {0} ms")]
     Timeout(u64),
     /// The store answered something this version cannot read.
-    #[error("feature store returned unexpected data: {0}")]
-    Corrupt(String),
+    #[error("feature store returned unexpected data: {detail}")]
+    Corrupt {
+        /// What could not be read, as reported.
+        detail: String,
+        /// The decoding error behind it, if one was.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl FeatureError {
+    /// The store failed with a Redis error: reported with its text, kept as the
+    /// source.
+    pub fn redis(error: redis::RedisError) -> Self {
+        FeatureError::Unavailable {
+            detail: error.to_string(),
+            source: Some(Arc::new(error)),
+        }
+    }
+
+    /// The store answered something unreadable, with no error underneath.
+    pub fn corrupt(detail: impl Into<String>) -> Self {
+        FeatureError::Corrupt {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// The store answered something that failed to decode (or a value failed to
+    /// encode) with `error`: reported as `context` (which usually quotes
+    /// `error`), kept as the source.
+    pub fn corrupt_with(
+        context: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        FeatureError::Corrupt {
+            detail: context.into(),
+            source: Some(Arc::new(error)),
+        }
+    }
 }
 
 /// What applying one event did.
@@ -88,4 +137,26 @@ pub trait FeatureStore: Send + Sync + 'static {
 
     /// A short name for logs ("memory", "redis").
     fn backend_name(&self) -> &'static str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_redis_failure_keeps_its_cause_and_its_message() {
+        let cause = redis::RedisError::from((redis::ErrorKind::Io, "connection reset"));
+        let text = cause.to_string();
+        let error = FeatureError::redis(cause);
+        assert_eq!(
+            error.to_string(),
+            format!("feature store unavailable: {text}")
+        );
+        let source = error.source().expect("the Redis error is kept");
+        assert_eq!(source.to_string(), text);
+        let copy = error.clone();
+        assert!(copy.source().is_some(), "a clone shares the cause");
+        assert!(FeatureError::corrupt("x").source().is_none());
+    }
 }

@@ -199,9 +199,7 @@ mod tests {
             }]
         );
         let key = AggregateKey::inventory("ATL", "SKU-1");
-        let record = ingestor.store().fetch(&[key]).await.unwrap()[0]
-            .clone()
-            .expect("applied");
+        let record = ingestor.store().fetch(&[key]).await.unwrap()[0].expect("applied");
         let on_hand = record
             .gauge(crate::features::aggregates::ON_HAND)
             .unwrap()

@@ -67,9 +67,9 @@ impl From<FieldError> for ApiError {
 impl From<FeatureError> for ApiError {
     fn from(error: FeatureError) -> Self {
         match error {
-            FeatureError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
+            FeatureError::Unavailable { .. } => ApiError::Unavailable(error.to_string()),
             FeatureError::Timeout(_) => ApiError::DeadlineExceeded(error.to_string()),
-            FeatureError::Corrupt(_) => ApiError::Internal(error.to_string()),
+            FeatureError::Corrupt { .. } => ApiError::Internal(error.to_string()),
         }
     }
 }
