@@ -27,14 +27,19 @@ use crate::scoring::Scorer;
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// A model artifact could not be loaded or was refused.
     #[error("model artifacts refused: {0}")]
     Models(#[from] ModelError),
+    /// `network.toml` could not be read or is invalid.
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// The feature store could not be set up (a malformed Redis URL).
     #[error(transparent)]
     Store(#[from] FeatureError),
+    /// The reflection service could not be built from the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed to serve.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

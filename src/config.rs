@@ -59,7 +59,9 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
     Text,
+    /// One JSON object a line, for a log collector.
     Json,
 }
 
@@ -90,13 +92,21 @@ pub enum ConfigError {
     /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file's path as given.
         path: String,
+        /// Why reading it failed.
         source: std::io::Error,
     },
     /// The layers (`origin`) gave settings that are malformed or do not fit
     /// together; `detail` lists every problem found, separated by "; ".
     #[error("invalid settings ({origin}): {detail}")]
-    Invalid { origin: String, detail: String },
+    Invalid {
+        /// Where the settings came from: the file, or every layer read, earliest
+        /// first, joined by " < ".
+        origin: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 impl Config {
@@ -150,14 +160,17 @@ impl Config {
         Ok(config)
     }
 
+    /// [`Config::redis_timeout_ms`] as a duration.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    /// [`Config::dedupe_ttl_hours`] as a duration.
     pub fn dedupe_ttl(&self) -> Duration {
         Duration::from_secs(self.dedupe_ttl_hours * 3600)
     }
 
+    /// [`Config::shutdown_grace_secs`] as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }

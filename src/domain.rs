@@ -92,21 +92,32 @@ impl fmt::Display for Timestamp {
 pub enum ShipmentStatus {
     /// Planned or moving; no outcome yet.
     InTransit,
+    /// Arrived; the actual arrival is known.
     Delivered,
+    /// Will not move; counts as a failure of the leg.
     Cancelled,
 }
 
 /// One shipment leg.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Shipment {
+    /// The caller's id for the leg; events about the same leg share it.
     pub shipment_id: String,
+    /// Carrier code as in `network.toml` (e.g. "XPO").
     pub carrier: String,
+    /// Location code the leg leaves from, usually a site.
     pub origin: String,
+    /// Location code the leg goes to.
     pub destination: String,
+    /// When the leg is planned to leave.
     pub scheduled_departure: Timestamp,
+    /// When the leg is planned to arrive; not before the departure.
     pub scheduled_arrival: Timestamp,
+    /// When it left; `None` until known.
     pub actual_departure: Option<Timestamp>,
+    /// When it arrived; `None` until known, always set once delivered.
     pub actual_arrival: Option<Timestamp>,
+    /// Where the leg stands.
     pub status: ShipmentStatus,
 }
 
@@ -115,7 +126,9 @@ pub struct Shipment {
 pub struct ShipmentOutcome {
     /// When the outcome became known.
     pub known_at: Timestamp,
+    /// Cancelled, or delivered later than the grace allows.
     pub failed: bool,
+    /// The leg was cancelled (and so also failed).
     pub cancelled: bool,
     /// Minutes past the scheduled arrival (0 when early or cancelled).
     pub delay_minutes: f64,
@@ -152,7 +165,9 @@ impl Shipment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderPriority {
+    /// The ordinary promise.
     Standard,
+    /// A shorter promise than standard.
     Express,
 }
 
@@ -160,9 +175,13 @@ pub enum OrderPriority {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderOutcome {
+    /// Delivered by the promise; the one outcome that is not fallout.
     ShippedOnTime,
+    /// Shipped, but delivered after the promise.
     Late,
+    /// Cancelled before it shipped.
     Cancelled,
+    /// Not shipped for want of stock.
     Backordered,
 }
 
@@ -176,14 +195,23 @@ impl OrderOutcome {
 /// A customer order assigned to a site.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
+    /// The caller's id for the order; events about the same order share it.
     pub order_id: String,
+    /// When the customer placed it.
     pub created_at: Timestamp,
+    /// Free-form sales channel ("web", "store", "marketplace"), kept as given.
     pub channel: String,
+    /// Code of the site the order is assigned to.
     pub site: String,
+    /// Location code of where it goes.
     pub destination_region: String,
+    /// When it was promised to arrive; not before `created_at`.
     pub promise_at: Timestamp,
+    /// Number of order lines, at least 1.
     pub line_count: u32,
+    /// Units ordered across all lines, ≥ 0.
     pub units: f64,
+    /// How urgently it was promised.
     pub priority: OrderPriority,
     /// `None` while the order is open.
     pub outcome: Option<OrderOutcome>,
@@ -192,7 +220,9 @@ pub struct Order {
 /// A periodic snapshot of a site's queue and resources.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteSnapshot {
+    /// Code of the site.
     pub site: String,
+    /// When the snapshot was taken (the end of its period).
     pub at: Timestamp,
     /// Orders waiting.
     pub backlog: f64,
@@ -209,33 +239,47 @@ pub struct SiteSnapshot {
 /// Stock of one SKU at one site.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryPosition {
+    /// Code of the site holding the stock.
     pub site: String,
+    /// Code of the stock-keeping unit.
     pub sku: String,
+    /// Units on hand at `at`, ≥ 0.
     pub on_hand: f64,
+    /// When the count was taken.
     pub at: Timestamp,
 }
 
 /// What an event carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventPayload {
+    /// The latest state of a shipment leg.
     Shipment(Shipment),
+    /// The latest state of an order.
     Order(Order),
+    /// A site's queue and resources at one time.
     Site(SiteSnapshot),
+    /// A stock count of one SKU at one site.
     Inventory(InventoryPosition),
 }
 
 /// A validated event, ready to be applied to the feature store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The sender's id; an event whose id was seen within the dedupe TTL is a
+    /// duplicate.
     pub event_id: String,
+    /// The entity the event reports.
     pub payload: EventPayload,
 }
 
 /// The three risk families Detour scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RiskKind {
+    /// An order ends late, cancelled or backordered.
     OrderFallout,
+    /// A site's backlog goes above its limit in `network.toml` within the horizon.
     SiteCongestion,
+    /// A shipment leg is cancelled or delivered late past the grace.
     CarrierFailure,
 }
 
@@ -266,8 +310,11 @@ impl RiskKind {
 /// A coarse reading of a probability, from the model's documented thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RiskBand {
+    /// Below the model's medium threshold.
     Low,
+    /// At or above the medium threshold, below the high one.
     Medium,
+    /// At or above the high threshold.
     High,
 }
 

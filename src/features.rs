@@ -89,6 +89,7 @@ impl FeatureError {
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
+    /// The event was new; its updates were written.
     Applied,
     /// The event id was seen before; nothing changed.
     Duplicate,
@@ -97,18 +98,22 @@ pub enum ApplyOutcome {
 /// Everything one read may ask for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FetchRequest {
+    /// Aggregate records to read.
     pub records: Vec<AggregateKey>,
     /// (origin, destination) lanes whose observed carriers are wanted.
     pub lanes: Vec<(String, String)>,
+    /// Ingested orders and shipments to read.
     pub entities: Vec<EntityKey>,
 }
 
 /// The answer to a [`FetchRequest`], in request order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fetched {
+    /// One per requested record; `None` for a record never written.
     pub records: Vec<Option<AggregateRecord>>,
     /// Carriers seen on each lane, sorted.
     pub lane_carriers: Vec<Vec<String>>,
+    /// One per requested entity; `None` for an id never ingested.
     pub entities: Vec<Option<Entity>>,
 }
 

@@ -27,8 +27,9 @@ pub const MAX_EVENTS: usize = 10_000;
 pub struct Invalid {
     /// The id the source gave it (may be empty or itself invalid).
     pub event_id: String,
-    /// The field at fault, as the source names it ("events[3].shipment.carrier").
+    /// The field at fault, as the source names it (`"events[3].shipment.carrier"`).
     pub field: String,
+    /// What is wrong with it, in words that can be shown to the sender.
     pub reason: String,
 }
 
@@ -37,6 +38,7 @@ pub struct Invalid {
 pub struct Rejection {
     /// Position of the event in the call.
     pub index: usize,
+    /// Which event, which field and why.
     pub invalid: Invalid,
 }
 
@@ -70,6 +72,7 @@ pub enum IngestError {
     Store {
         /// How many valid events the call held.
         valid: usize,
+        /// Why the store failed.
         source: FeatureError,
     },
 }

@@ -29,6 +29,9 @@
 //! `schema` and `domain`; any second definition of a feature, an ingest step or a
 //! family; a global registry (a request uses the snapshot it was given).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod app;
 pub mod config;

@@ -1,6 +1,8 @@
 //! The `detour` binary: parses the command line, loads settings, starts logging
 //! and hands over to [`detour::app::run`].
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use anyhow::Context;

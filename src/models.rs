@@ -18,21 +18,41 @@ use serde::{Deserialize, Serialize};
 /// Why an artifact was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// A file of the artifact could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why reading failed.
         source: std::io::Error,
     },
+    /// A file of the artifact is not the JSON it should be.
     #[error("{path} is not a valid artifact file: {detail}")]
-    Parse { path: String, detail: String },
+    Parse {
+        /// The file.
+        path: String,
+        /// The JSON error.
+        detail: String,
+    },
+    /// The weights file is not the one the manifest was written for.
     #[error("{path}: checksum mismatch (manifest says {expected}, file hashes to {actual})")]
     Checksum {
+        /// The weights file.
         path: String,
+        /// The SHA-256 the manifest records, lower-case hex.
         expected: String,
+        /// The SHA-256 of the file as read, lower-case hex.
         actual: String,
     },
+    /// The artifact reads but does not fit this build (family, feature schema,
+    /// learner, band thresholds, calibration or weights).
     #[error("{path}: {detail}")]
-    Mismatch { path: String, detail: String },
+    Mismatch {
+        /// The file at fault.
+        path: String,
+        /// What does not fit.
+        detail: String,
+    },
 }
 
 /// One scored entity's probability and the features behind it.
@@ -64,7 +84,10 @@ pub enum Learner {
 /// noisier than the lane's plain four-week record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearTrees {
+    /// The logistic regression over every feature.
     pub linear: LogisticWeights,
+    /// Trees fitted on the regression's residual log-odds; they never split on
+    /// a feature of the option.
     pub trees: TreeEnsemble,
 }
 
@@ -100,8 +123,11 @@ impl Learner {
 /// A loaded, checked model of one family.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
+    /// The artifact's manifest: name, version, calibration, bands.
     pub manifest: Manifest,
+    /// The family it scores.
     pub kind: RiskKind,
+    /// The fitted parameters, checked against the family's schema.
     pub learner: Learner,
 }
 

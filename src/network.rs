@@ -13,13 +13,17 @@ use serde::{Deserialize, Serialize};
 /// A fulfilment site (warehouse, DC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Site {
+    /// Location code that events and requests use for the site (e.g. "ATL").
     pub code: String,
+    /// Display name; empty when the file gives none.
     #[serde(default)]
     pub name: String,
     /// Macro-region the site sits in (e.g. "SE").
     #[serde(default)]
     pub region: String,
+    /// Latitude in degrees, for distances.
     pub lat: f64,
+    /// Longitude in degrees, for distances.
     pub lon: f64,
     /// Orders per hour the site picks at full labour.
     pub capacity_per_hour: f64,
@@ -33,31 +37,39 @@ pub struct Site {
 /// A destination region that shipments go to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Region {
+    /// Location code that orders and shipments use for the region (e.g. "JFK").
     pub code: String,
     /// Macro-region (e.g. "NE"), shared by nearby destinations.
     #[serde(default)]
     pub area: String,
+    /// Latitude in degrees, for distances.
     pub lat: f64,
+    /// Longitude in degrees, for distances.
     pub lon: f64,
 }
 
 /// One lane a carrier serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lane {
+    /// Location code the lane leaves from, usually a site.
     pub origin: String,
+    /// Location code the lane goes to, a site or a region.
     pub destination: String,
     /// Price of one shipment on this lane.
     pub rate: f64,
-    /// Published transit time.
+    /// Published transit time, in hours.
     pub transit_hours: f64,
 }
 
 /// A carrier and its lanes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Carrier {
+    /// Carrier code that shipments use (e.g. "XPO").
     pub code: String,
+    /// Display name; empty when the file gives none.
     #[serde(default)]
     pub name: String,
+    /// The lanes it serves, with their prices and transit times.
     #[serde(default)]
     pub lanes: Vec<Lane>,
 }
@@ -65,10 +77,13 @@ pub struct Carrier {
 /// The whole network, with lookups by code.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Network {
+    /// Fulfilment sites; codes are unique.
     #[serde(default)]
     pub sites: Vec<Site>,
+    /// Destination regions.
     #[serde(default)]
     pub regions: Vec<Region>,
+    /// Carriers, in the order offers are listed.
     #[serde(default)]
     pub carriers: Vec<Carrier>,
     #[serde(skip)]
@@ -99,25 +114,40 @@ type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 /// One carrier's offer on a lane.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LaneOffer<'a> {
+    /// The carrier making the offer.
     pub carrier: &'a Carrier,
+    /// Its lane, with the price and transit time.
     pub lane: &'a Lane,
 }
 
 /// Why a network file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
+    /// The file could not be read.
     #[error("cannot read network file {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why reading failed.
         source: std::io::Error,
     },
+    /// The file is not TOML of the expected shape.
     #[error("network file {path} is not valid: {source}")]
     Parse {
+        /// The file.
         path: String,
+        /// The TOML error.
         source: toml::de::Error,
     },
+    /// The file parses but breaks a rule (a repeated site code, a capacity,
+    /// backlog limit or transit time not positive, a negative rate).
     #[error("network file {path}: {problem}")]
-    Invalid { path: String, problem: String },
+    Invalid {
+        /// The file.
+        path: String,
+        /// The first rule broken.
+        problem: String,
+    },
 }
 
 impl Network {

@@ -21,16 +21,22 @@ use crate::registry::{ModelRegistry, ModelSnapshot};
 /// An entity given inline or named by the id it was ingested under.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Subject<T> {
+    /// The entity as the request carries it.
     Inline(T),
+    /// The id it was ingested under; read from the store.
     ById(String),
 }
 
 /// Per-request changes to the policy (unset fields keep the configured value).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PolicyOverrides {
+    /// Replaces [`Policy::failure_cost`].
     pub failure_cost: Option<f64>,
+    /// Replaces [`Policy::approval_cost_delta`].
     pub approval_cost_delta: Option<f64>,
+    /// Replaces [`Policy::safe_risk`].
     pub safe_risk: Option<f64>,
+    /// Replaces [`Policy::max_options`].
     pub max_options: Option<usize>,
 }
 
@@ -49,30 +55,45 @@ impl PolicyOverrides {
 /// A reroute request in domain terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RerouteRequest {
+    /// The shipment leg to reroute.
     pub shipment: Subject<Shipment>,
     /// Decision time; now (but not after departure) when unset.
     pub as_of: Option<Timestamp>,
+    /// Carrier codes the caller rules out; the current carrier stays as the baseline.
     pub excluded_carriers: Vec<String>,
+    /// This request's changes to the configured reroute policy.
     pub overrides: PolicyOverrides,
 }
 
 /// A reallocation request in domain terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReallocationRequest {
+    /// The order to place elsewhere.
     pub order: Subject<Order>,
+    /// What the order needs; each candidate site's stock is checked against it.
     pub lines: Vec<OrderLine>,
+    /// Stock known to the caller; wins over ingested inventory for its site and SKU.
     pub stock: Vec<InventoryPosition>,
     /// Decision time; the order's creation when unset.
     pub as_of: Option<Timestamp>,
+    /// Site codes the caller rules out; the current site stays as the baseline.
     pub excluded_sites: Vec<String>,
+    /// This request's changes to the configured reallocation policy.
     pub overrides: PolicyOverrides,
 }
 
 /// Why a plan could not be made.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PlanningError {
+    /// The entity was named by id and no event about it was ingested (or it
+    /// has expired).
     #[error("no ingested {kind} {id:?}: ingest it first, or send it inline")]
-    NotFound { kind: &'static str, id: String },
+    NotFound {
+        /// "order" or "shipment".
+        kind: &'static str,
+        /// The id the request named.
+        id: String,
+    },
     /// The entity was named by id and the store could not be read.
     #[error(transparent)]
     Store(#[from] FeatureError),

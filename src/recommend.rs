@@ -53,6 +53,8 @@ pub struct Criteria {
     pub cost: f64,
     /// Hours from the decision to the expected arrival.
     pub time_hours: f64,
+    /// Great-circle distance from the shipping site to the destination, in km;
+    /// NaN when the network lacks a location.
     pub distance_km: f64,
     /// cost + risk × failure cost: what the ranking sorts on.
     pub expected_cost: f64,
@@ -67,6 +69,7 @@ pub struct RankedOption {
     pub rank: u32,
     /// Whether this is the current plan.
     pub baseline: bool,
+    /// The scores it was ranked on.
     pub criteria: Criteria,
     /// Baseline risk − this risk (positive: this option removes risk).
     pub risk_removed: f64,
@@ -83,6 +86,7 @@ pub struct RankedOption {
 }
 
 impl RankedOption {
+    /// Whether a person must approve it before it is acted on.
     pub fn needs_approval(&self) -> bool {
         !self.approval_reasons.is_empty()
     }
@@ -91,29 +95,40 @@ impl RankedOption {
 /// A candidate left out by a hard constraint, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
+    /// Carrier or site code of the candidate.
     pub option: String,
+    /// The constraint it breaks, in plain words.
     pub reason: String,
 }
 
 /// A later promise to offer when no option is safe enough.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromiseAdjustment {
+    /// The later promise offered.
     pub new_promise: Timestamp,
+    /// Why this date, in plain words.
     pub reason: String,
 }
 
 /// The answer to a recommendation request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
+    /// The order or shipment id.
     pub entity_id: String,
     /// Ranked options, the baseline among them.
     pub options: Vec<RankedOption>,
+    /// Candidates left out by a hard constraint, sorted by option.
     pub rejected: Vec<Rejected>,
+    /// Offered when no carrier is safe enough; always `None` for reallocations.
     pub promise_adjustment: Option<PromiseAdjustment>,
     /// Things the caller should know (no alternative serves the lane, ...).
     pub notes: Vec<String>,
+    /// Why some features were unknown and defaults stood in, one line each;
+    /// empty when the answer is not degraded.
     pub degraded_reasons: Vec<String>,
+    /// Name of the model that predicted the risks.
     pub model_name: String,
+    /// Version of that model, from the same registry snapshot.
     pub model_version: String,
 }
 

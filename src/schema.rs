@@ -50,7 +50,9 @@ pub fn schema_of(kind: RiskKind) -> &'static [FeatureDef] {
 /// One model input: its name and unit, as shown in explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeatureDef {
+    /// Snake-case name, as artifacts and explanations spell it.
     pub name: &'static str,
+    /// Unit of its value ("hours", "share", "0/1").
     pub unit: &'static str,
     /// Whether it describes the carrier a reroute would change, rather than the
     /// situation every carrier shares; the carrier model compares carriers by
@@ -161,7 +163,9 @@ pub const SITE_CONGESTION_FEATURES: &[FeatureDef] = &[
 /// Values of one entity's features, in schema order; NaN where unknown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FeatureVector {
+    /// The values; those past `len` are NaN and belong to no feature.
     pub values: [f64; MAX_FEATURES],
+    /// How many features the family's schema has.
     pub len: usize,
 }
 

@@ -30,16 +30,25 @@ pub const BLOCKING_INFERENCE_TARGETS: usize = 64;
 /// Something to score, with the time the decision is taken.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScoreTarget {
+    /// An order's risk of fallout.
     Order {
+        /// The order as the request gives it.
         order: Order,
+        /// Decision time; features are read as of then.
         as_of: Timestamp,
     },
+    /// A shipment leg's risk of carrier failure.
     Shipment {
+        /// The leg as the request gives it.
         shipment: Shipment,
+        /// Decision time; the model predicts at this lead before departure.
         as_of: Timestamp,
     },
+    /// A site's risk of congestion.
     Site {
+        /// The site's code.
         site: String,
+        /// Decision time; the horizon starts here.
         as_of: Timestamp,
     },
 }
@@ -47,8 +56,12 @@ pub enum ScoreTarget {
 /// One feature's part in a score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Factor {
+    /// The feature's name in the family's schema.
     pub feature: &'static str,
+    /// The unit of `value`.
     pub unit: &'static str,
+    /// The feature's value for this entity; never NaN (unknown features are
+    /// not listed).
     pub value: f64,
     /// Change in calibrated log-odds against the average entity.
     pub contribution: f64,
@@ -57,14 +70,22 @@ pub struct Factor {
 /// The answer for one target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
+    /// The order id, shipment id or site code that was scored.
     pub entity_id: String,
+    /// The family that scored it.
     pub kind: RiskKind,
+    /// Calibrated probability of the adverse outcome, in [0, 1].
     pub probability: f64,
+    /// The band `probability` falls in, by the model's thresholds.
     pub band: RiskBand,
+    /// Name of the model, from the request's registry snapshot.
     pub model_name: String,
+    /// Version of the model, from the same snapshot.
     pub model_version: String,
-    /// Largest absolute contribution first.
+    /// At most [`TOP_FACTORS`], largest absolute contribution first.
     pub factors: Vec<Factor>,
+    /// Why some features were unknown and defaults stood in, one line each;
+    /// empty when the answer is not degraded.
     pub degraded_reasons: Vec<String>,
 }
 

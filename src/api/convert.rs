@@ -2,8 +2,9 @@
 //! renders assessments back. The rules live in the domain
 //! ([`crate::domain::validate`]); this module adds what only the wire knows (enum
 //! numbers, proto3's zero defaults, protobuf's Timestamp range) and the path of
-//! the message being read ("shipment", "items[3].order", "events[0].site"), which
-//! it puts in front of the domain's field name in errors.
+//! the message being read (`"shipment"`, `"items[3].order"`,
+//! `"events[0].site"`), which it puts in front of the domain's field name in
+//! errors.
 
 use crate::domain::validate::{self, FieldError, TimeInput};
 use crate::domain::{
@@ -175,7 +176,7 @@ pub fn inventory(message: &pb::InventoryPosition, at: &str) -> Result<InventoryP
     .map_err(invalid_at(at))
 }
 
-/// An event of an ingest request; `at` is "events[i]".
+/// An event of an ingest request; `at` is `"events[i]"`.
 pub fn event(message: &pb::Event, at: &str) -> Result<Event> {
     use pb::event::Payload;
     let event_id = id(&message.event_id, at, "event_id")?;
@@ -221,7 +222,7 @@ pub fn site_target(request: &pb::ScoreSiteRequest, at: &str) -> Result<ScoreTarg
     })
 }
 
-/// One item of a batch or stream; `at` is "items[i]" (or "" in a stream).
+/// One item of a batch or stream; `at` is `"items[i]"` (or `""` in a stream).
 pub fn item_target(item: &pb::ScoreItem, at: &str) -> Result<ScoreTarget> {
     use pb::score_item::Entity;
     match &item.entity {

@@ -13,7 +13,12 @@ use crate::planning::PlanningError;
 pub enum ApiError {
     /// The request is malformed; `field` names the offending field.
     #[error("{field}: {reason}")]
-    InvalidArgument { field: String, reason: String },
+    InvalidArgument {
+        /// The field's name as the request spells it (e.g. "shipment.carrier").
+        field: String,
+        /// What is wrong with it, in plain words.
+        reason: String,
+    },
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),

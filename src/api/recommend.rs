@@ -25,6 +25,7 @@ pub struct RecommendationsService<S> {
 }
 
 impl<S> RecommendationsService<S> {
+    /// The service, answering with `planner`.
     pub fn new(planner: Arc<Planner<S>>) -> Self {
         RecommendationsService { planner }
     }

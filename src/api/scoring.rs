@@ -25,6 +25,7 @@ pub struct RiskScoringService<S> {
 }
 
 impl<S> RiskScoringService<S> {
+    /// The service, answering with `scorer`.
     pub fn new(scorer: Arc<Scorer<S>>) -> Self {
         RiskScoringService { scorer }
     }

@@ -23,8 +23,8 @@ pub const TIME_WINDOW: Range<Timestamp> = Timestamp(631_152_000_000)..Timestamp(
 /// A value that breaks a rule: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    /// The field's name ("scheduled_departure"), or its path once prefixed
-    /// ("items[3].shipment.scheduled_departure").
+    /// The field's name (`"scheduled_departure"`), or its path once prefixed
+    /// (`"items[3].shipment.scheduled_departure"`).
     pub field: String,
     /// Why, in words that can be shown to the caller.
     pub reason: String,

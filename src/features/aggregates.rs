@@ -42,18 +42,26 @@ pub const WINDOWS: [Window; 3] = [
 /// Index of a window in [`WINDOWS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowId {
+    /// The 1-day window.
     Day = 0,
+    /// The 7-day window.
     Week = 1,
+    /// The 28-day window.
     Month = 2,
 }
 
 /// What a record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AggregateKind {
+    /// Shipments of one carrier, over all lanes.
     Carrier,
+    /// Shipments from one origin to one destination, over all carriers.
     Lane,
+    /// Shipments of one carrier on one lane.
     CarrierLane,
+    /// Orders and snapshots of one site.
     Site,
+    /// Stock of one SKU at one site.
     Inventory,
     /// Shipments leaving one location, over all carriers and destinations.
     Origin,
@@ -70,6 +78,7 @@ pub mod shipment_counters {
     pub const DONE: usize = 0;
     /// Failed shipments (cancelled, or late past the grace).
     pub const FAILED: usize = 1;
+    /// Cancelled shipments (also counted as failed).
     pub const CANCELLED: usize = 2;
     /// Sum of minutes late over delivered shipments (each capped at two days).
     pub const DELAY_MINUTES: usize = 3;
@@ -162,33 +171,42 @@ impl AggregateKind {
 /// Identifies one record: its kind and the codes it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AggregateKey {
+    /// What the record is about.
     pub kind: AggregateKind,
     /// Codes joined by ':' ("XPO:ATL:JFK" for a carrier-lane). Codes never hold ':'.
     pub id: String,
 }
 
 impl AggregateKey {
+    /// The record of one carrier.
     pub fn carrier(carrier: &str) -> Self {
         Self::of(AggregateKind::Carrier, &[carrier])
     }
+    /// The record of one lane.
     pub fn lane(origin: &str, destination: &str) -> Self {
         Self::of(AggregateKind::Lane, &[origin, destination])
     }
+    /// The record of one carrier on one lane.
     pub fn carrier_lane(carrier: &str, origin: &str, destination: &str) -> Self {
         Self::of(AggregateKind::CarrierLane, &[carrier, origin, destination])
     }
+    /// The record of one site.
     pub fn site(site: &str) -> Self {
         Self::of(AggregateKind::Site, &[site])
     }
+    /// The record of one SKU's stock at one site.
     pub fn inventory(site: &str, sku: &str) -> Self {
         Self::of(AggregateKind::Inventory, &[site, sku])
     }
+    /// The record of shipments leaving `location`.
     pub fn origin(location: &str) -> Self {
         Self::of(AggregateKind::Origin, &[location])
     }
+    /// The record of shipments arriving at `location`.
     pub fn destination(location: &str) -> Self {
         Self::of(AggregateKind::Destination, &[location])
     }
+    /// The record of orders from `site` to `region`.
     pub fn site_region(site: &str, region: &str) -> Self {
         Self::of(AggregateKind::SiteRegion, &[site, region])
     }
@@ -210,12 +228,15 @@ impl fmt::Display for AggregateKey {
 /// The stored state of one record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AggregateRecord {
-    /// Event time (epoch seconds) the counters were last decayed to.
+    /// Event time (epoch seconds) the counters were last decayed to; `None`
+    /// before the first update (and always for a kind with no counters).
     pub counters_at: Option<f64>,
     /// Counter `c` in window `w` at index `c * WINDOWS.len() + w`.
     pub counters: [f64; MAX_COUNTER_FIELDS],
-    /// Event time of the newest gauge values.
+    /// Event time (epoch seconds) of the newest gauge values; `None` until an
+    /// update carries gauges (a site snapshot or a stock count).
     pub gauges_at: Option<f64>,
+    /// Gauge values, indexes as in [`AggregateKind::gauges`]; unused slots are 0.
     pub gauges: [f64; MAX_GAUGES],
 }
 
@@ -233,6 +254,7 @@ impl Default for AggregateRecord {
 /// One event's change to one record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateUpdate {
+    /// The record it changes.
     pub key: AggregateKey,
     /// Event time, epoch seconds.
     pub at: f64,

@@ -8,14 +8,18 @@ use crate::domain::{Order, Shipment, ShipmentStatus};
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entity {
+    /// The latest state of a shipment leg.
     Shipment(Shipment),
+    /// The latest state of an order.
     Order(Order),
 }
 
 /// Names an ingested entity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntityKey {
+    /// A shipment leg, by its shipment id.
     Shipment(String),
+    /// An order, by its order id.
     Order(String),
 }
 
@@ -34,16 +38,23 @@ impl EntityKey {
 /// a late re-delivery of an old state never overwrites a newer one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityWrite {
+    /// Which entity it is.
     pub key: EntityKey,
+    /// The state's time in milliseconds, plus 1e15 once finished; a stored
+    /// state is never replaced by one of a lower version.
     pub version: f64,
+    /// The state to store.
     pub entity: Entity,
 }
 
 /// A carrier seen serving a lane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaneCarrier {
+    /// Location code the lane leaves from.
     pub origin: String,
+    /// Location code the lane goes to.
     pub destination: String,
+    /// Carrier code seen on the lane.
     pub carrier: String,
 }
 

@@ -31,6 +31,7 @@ impl Default for FeatureSettings {
 /// An event reduced to the record updates it causes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventUpdates {
+    /// The event's id, remembered so that a second delivery is a duplicate.
     pub event_id: String,
     /// Empty when the event changes no aggregate (a shipment still in transit); it
     /// is still recorded as seen.

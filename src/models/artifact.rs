@@ -37,7 +37,9 @@ pub struct Manifest {
     pub weights_file: String,
     /// Lower-case hex SHA-256 of the weights file.
     pub weights_sha256: String,
+    /// Maps the learner's raw log-odds to a probability.
     pub calibration: Calibration,
+    /// Where the bands of a probability begin.
     pub bands: BandThresholds,
     /// Free-form training summary (data, rows, seed, time taken).
     #[serde(default)]
@@ -50,21 +52,27 @@ pub struct Manifest {
 /// A feature as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureSpec {
+    /// The feature's name; must match the schema's at the same position.
     pub name: String,
+    /// Its unit, as shown in explanations ("hours", "share").
     pub unit: String,
 }
 
 /// Platt scaling of the raw log-odds: `p = sigmoid(slope * logit + intercept)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
+    /// Multiplies the raw log-odds (and each contribution).
     pub slope: f64,
+    /// Added to the scaled log-odds.
     pub intercept: f64,
 }
 
 /// Probability thresholds of the bands: low below `medium`, high from `high`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BandThresholds {
+    /// Lowest probability in the medium band; above 0.
     pub medium: f64,
+    /// Lowest probability in the high band; at least `medium`, below 1.
     pub high: f64,
 }
 

@@ -15,14 +15,18 @@ pub struct LogisticWeights {
     pub mean: Vec<f64>,
     /// Training standard deviation of each feature (1 where it was constant).
     pub std: Vec<f64>,
+    /// Log-odds per standard deviation of each feature.
     pub coefficients: Vec<f64>,
+    /// Log-odds of an entity at every training mean.
     pub intercept: f64,
 }
 
 /// The uncalibrated score and each feature's term of it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RawScore {
+    /// Uncalibrated log-odds.
     pub logit: f64,
+    /// Each feature's part of `logit`, in schema order (0 past the schema's end).
     pub contributions: [f64; MAX_FEATURES],
 }
 

@@ -18,10 +18,13 @@ use super::logistic::RawScore;
 /// leaf (no node points back at the root).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
+    /// Index in the schema of the feature each split reads (unused at leaves).
     pub feature: Vec<u32>,
     /// Go left when `value < threshold`.
     pub threshold: Vec<f64>,
+    /// Left child of each node; 0 marks a leaf.
     pub left: Vec<u32>,
+    /// Right child of each node.
     pub right: Vec<u32>,
     /// Where a missing value goes.
     pub missing: Vec<u32>,
@@ -32,7 +35,9 @@ pub struct Tree {
 /// A boosted ensemble.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TreeEnsemble {
+    /// Log-odds before any tree.
     pub base_score: f64,
+    /// The trees, each adding its leaf's value.
     pub trees: Vec<Tree>,
     /// Every node of every tree, packed for inference (built by [`Self::pack`]).
     #[serde(skip)]

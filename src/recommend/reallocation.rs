@@ -18,22 +18,31 @@ use super::{Criteria, Policy, Recommendation, Rejected, Scored, money_delta, ran
 /// One line of an order: how many units of which SKU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderLine {
+    /// The stock-keeping unit.
     pub sku: String,
+    /// Units needed, ≥ 0.
     pub quantity: f64,
 }
 
 /// What a reallocation decision needs.
 pub struct ReallocationInput<'a> {
+    /// The order as currently placed.
     pub order: &'a Order,
+    /// What the order needs.
     pub lines: &'a [OrderLine],
     /// Decision time.
     pub as_of: Timestamp,
+    /// Site codes the caller ruled out.
     pub excluded: &'a [String],
     /// Stock positions given with the request; they win over ingested ones.
     pub stock: &'a [InventoryPosition],
+    /// Sites, lanes and locations the candidates come from.
     pub network: &'a Network,
+    /// The order-fallout model of the request's snapshot.
     pub model: &'a LoadedModel,
+    /// The records the caller read, by key.
     pub lookup: &'a dyn Fn(&AggregateKey) -> Lookup<'a>,
+    /// Costs and limits of the ranking.
     pub policy: Policy,
 }
 

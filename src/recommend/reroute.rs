@@ -15,8 +15,9 @@ use super::{
 /// Where a candidate carrier comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CarrierCandidate {
+    /// The carrier's code.
     pub carrier: String,
-    /// Published rate and transit; `None` for a carrier only seen in history.
+    /// Published rate and transit hours; `None` for a carrier only seen in history.
     pub offer: Option<(f64, f64)>,
 }
 
@@ -82,14 +83,21 @@ pub fn keys(shipment: &Shipment, candidates: &[CarrierCandidate]) -> Vec<Aggrega
 
 /// What a reroute decision needs.
 pub struct RerouteInput<'a> {
+    /// The shipment leg as currently planned.
     pub shipment: &'a Shipment,
     /// Decision time: the model predicts at this lead before departure.
     pub as_of: Timestamp,
+    /// The carriers to rank ([`candidates`]).
     pub candidates: &'a [CarrierCandidate],
+    /// Carrier codes the caller ruled out.
     pub excluded: &'a [String],
+    /// Sites and locations, for the distance and the origin site's limits.
     pub network: &'a Network,
+    /// The carrier-failure model of the request's snapshot.
     pub model: &'a LoadedModel,
+    /// The records the caller read, by key.
     pub lookup: &'a dyn Fn(&AggregateKey) -> Lookup<'a>,
+    /// Costs and limits of the ranking.
     pub policy: Policy,
 }
 

@@ -11,6 +11,8 @@
 //! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
 //! - [`recommend_eval`]: `evaluate-recommendations` (do the recommendations help?).
 
+#![forbid(unsafe_code)]
+
 pub mod boost;
 pub mod csvio;
 pub mod evaluate;

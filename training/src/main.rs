@@ -1,6 +1,8 @@
 //! `detour-train`: simulate a network's history, and train Detour's models on a
 //! history (simulated or exported).
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use anyhow::Context;

@@ -16,6 +16,8 @@
 //! (percentiles and the output line). This file reads the command line and
 //! wires them.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
