@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use detour::domain::{
-    Event, EventPayload, InventoryPosition, Order, OrderPriority, RiskKind, Shipment,
-    ShipmentStatus, SiteSnapshot, Timestamp,
+    Event, EventPayload, InventoryPosition, Order, OrderPriority, Shipment, ShipmentStatus,
+    SiteSnapshot, Timestamp,
 };
 use detour::features::vectors::{self, Lookup};
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore, updates_for};
@@ -22,6 +22,7 @@ use detour::recommend::Policy;
 use detour::recommend::reallocation::{self, OrderLine, ReallocationInput};
 use detour::recommend::reroute::{self, RerouteInput};
 use detour::registry::ModelRegistry;
+use detour::schema::RiskKind;
 use detour::schema::{FeatureVector, schema_of};
 use detour::scoring::{ScoreTarget, Scorer};
 

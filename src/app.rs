@@ -61,7 +61,7 @@ pub async fn run(
     };
     let registry = ModelRegistry::load(&models_dir)?;
     let models = registry.snapshot();
-    for kind in crate::domain::RiskKind::ALL {
+    for kind in crate::schema::RiskKind::ALL {
         let manifest = &models.model(kind).manifest;
         tracing::info!(family = kind.name(), model = %manifest.name, version = %manifest.version, "model loaded");
     }

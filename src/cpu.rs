@@ -17,8 +17,13 @@ where
     let span = tracing::Span::current();
     match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
         Ok(result) => result,
-        // Re-raise the work's panic in the request's task, as if it had run inline.
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => match error.try_into_panic() {
+            // Re-raise the work's panic in the request's task, as if it had run inline.
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels blocking work before it starts;
+            // the request's task is being dropped with it.
+            Err(error) => panic!("blocking work cancelled: {error}"),
+        },
     }
 }
 

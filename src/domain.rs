@@ -272,41 +272,6 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
-/// The three risk families Detour scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RiskKind {
-    /// An order ends late, cancelled or backordered.
-    OrderFallout,
-    /// A site's backlog goes above its limit in `network.toml` within the horizon.
-    SiteCongestion,
-    /// A shipment leg is cancelled or delivered late past the grace.
-    CarrierFailure,
-}
-
-impl RiskKind {
-    /// Every family, in a fixed order.
-    pub const ALL: [RiskKind; 3] = [
-        RiskKind::OrderFallout,
-        RiskKind::SiteCongestion,
-        RiskKind::CarrierFailure,
-    ];
-
-    /// Position in [`RiskKind::ALL`], and of the family's row in the table of
-    /// families (`schema::FAMILIES`).
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The family's name, as used in artifacts and directories.
-    pub fn name(self) -> &'static str {
-        match self {
-            RiskKind::OrderFallout => "order_fallout",
-            RiskKind::SiteCongestion => "site_congestion",
-            RiskKind::CarrierFailure => "carrier_failure",
-        }
-    }
-}
-
 /// A coarse reading of a probability, from the model's documented thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RiskBand {

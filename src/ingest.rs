@@ -77,6 +77,17 @@ pub enum IngestError {
     },
 }
 
+/// Whether a call of `count` events may be taken: at least one, at most
+/// [`MAX_EVENTS`]. A source checks this before decoding a call, so an
+/// oversized one costs nothing; [`Ingestor::ingest`] checks it again.
+pub fn check_count(count: usize) -> Result<(), IngestError> {
+    match count {
+        0 => Err(IngestError::Empty),
+        n if n > MAX_EVENTS => Err(IngestError::TooMany(n)),
+        _ => Ok(()),
+    }
+}
+
 /// Applies events to a feature store under the settings that give them meaning.
 #[derive(Debug)]
 pub struct Ingestor<S> {
@@ -105,12 +116,7 @@ impl<S: FeatureStore> Ingestor<S> {
         events: Vec<Result<Event, Invalid>>,
         received_at: Timestamp,
     ) -> Result<IngestSummary, IngestError> {
-        if events.is_empty() {
-            return Err(IngestError::Empty);
-        }
-        if events.len() > MAX_EVENTS {
-            return Err(IngestError::TooMany(events.len()));
-        }
+        check_count(events.len())?;
         let total = events.len();
         let mut rejections = Vec::new();
         let mut valid: Vec<EventUpdates> = Vec::with_capacity(total);

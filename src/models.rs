@@ -11,7 +11,8 @@ pub use artifact::{BandThresholds, Calibration, FeatureSpec, Manifest, load_mode
 pub use logistic::LogisticWeights;
 pub use trees::TreeEnsemble;
 
-use crate::domain::{RiskBand, RiskKind};
+use crate::domain::RiskBand;
+use crate::schema::RiskKind;
 use crate::schema::{FeatureVector, MAX_FEATURES};
 use serde::{Deserialize, Serialize};
 

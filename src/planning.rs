@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::domain::{InventoryPosition, Order, RiskKind, Shipment, Timestamp};
+use crate::domain::{InventoryPosition, Order, Shipment, Timestamp};
 use crate::features::vectors::Lookup;
 use crate::features::{
     AggregateKey, AggregateRecord, Entity, EntityKey, FeatureError, FeatureStore, FetchRequest,
@@ -17,6 +17,7 @@ use crate::recommend::reallocation::{self, OrderLine, ReallocationInput};
 use crate::recommend::reroute::{self, RerouteInput};
 use crate::recommend::{Policy, Recommendation};
 use crate::registry::{ModelRegistry, ModelSnapshot};
+use crate::schema::RiskKind;
 
 /// An entity given inline or named by the id it was ingested under.
 #[derive(Debug, Clone, PartialEq)]
@@ -299,5 +300,129 @@ impl Reads {
         if let Some(failure) = &self.failure {
             reasons.insert(0, failure.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::OrderPriority;
+    use crate::features::InMemoryFeatureStore;
+    use crate::network::{Carrier, Lane, Region, Site};
+
+    /// `sites` sites, each with one carrier lane to the region "JFK".
+    fn network(sites: usize) -> Network {
+        let sites: Vec<Site> = (0..sites)
+            .map(|i| Site {
+                code: format!("S{i:02}"),
+                name: String::new(),
+                region: String::new(),
+                lat: 30.0 + (i % 10) as f64,
+                lon: -100.0 + (i % 7) as f64,
+                capacity_per_hour: 40.0,
+                backlog_limit: 120.0,
+                handling_cost: 5.0,
+            })
+            .collect();
+        let lanes = sites
+            .iter()
+            .map(|s| Lane {
+                origin: s.code.clone(),
+                destination: "JFK".into(),
+                rate: 80.0 + s.lat,
+                transit_hours: 20.0,
+            })
+            .collect();
+        let region = Region {
+            code: "JFK".into(),
+            area: "NE".into(),
+            lat: 40.6,
+            lon: -73.8,
+        };
+        let carrier = Carrier {
+            code: "K1".into(),
+            name: String::new(),
+            lanes,
+        };
+        Network::new(sites, vec![region], vec![carrier])
+    }
+
+    #[tokio::test]
+    async fn a_ranking_over_many_sites_on_the_blocking_pool_matches_the_pure_ranking() {
+        let network = Arc::new(network(BLOCKING_RANKING_CANDIDATES + 6));
+        let models = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
+        let registry = Arc::new(ModelRegistry::load(models).unwrap());
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(60)));
+        let planner = Planner::new(
+            store,
+            Arc::clone(&registry),
+            Arc::clone(&network),
+            Policy::REROUTE,
+            Policy::REALLOCATION,
+        );
+        let order = Order {
+            order_id: "O-1".into(),
+            created_at: Timestamp(1_790_000_000_000),
+            channel: "web".into(),
+            site: "S00".into(),
+            destination_region: "JFK".into(),
+            promise_at: Timestamp(1_790_000_000_000 + 72 * 3_600_000),
+            line_count: 1,
+            units: 1.0,
+            priority: OrderPriority::Standard,
+            outcome: None,
+        };
+        let lines = vec![OrderLine {
+            sku: "SKU-1".into(),
+            quantity: 1.0,
+        }];
+        let stock: Vec<InventoryPosition> = network
+            .sites
+            .iter()
+            .map(|s| InventoryPosition {
+                site: s.code.clone(),
+                sku: "SKU-1".into(),
+                on_hand: 5.0,
+                at: order.created_at,
+            })
+            .collect();
+        let snapshot = planner.models();
+        let answer = planner
+            .reallocate(
+                &snapshot,
+                ReallocationRequest {
+                    order: Subject::Inline(order.clone()),
+                    lines: lines.clone(),
+                    stock: stock.clone(),
+                    as_of: None,
+                    excluded_sites: Vec::new(),
+                    overrides: PolicyOverrides::default(),
+                },
+            )
+            .await
+            .unwrap();
+
+        // The empty store has seen nothing: every record is known to be absent.
+        let unseen = |_: &AggregateKey| -> Lookup<'_> { Some(None) };
+        let expected = reallocation::reallocation(&ReallocationInput {
+            order: &order,
+            lines: &lines,
+            as_of: order.created_at,
+            excluded: &[],
+            stock: &stock,
+            network: &network,
+            model: snapshot.model(RiskKind::OrderFallout),
+            lookup: &unseen,
+            policy: Policy::REALLOCATION,
+        });
+        assert!(answer.options.len() > 1, "{answer:?}");
+        assert_eq!(answer, expected);
+        assert_eq!(
+            answer.model_version,
+            snapshot.model(RiskKind::OrderFallout).manifest.version
+        );
     }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::domain::RiskKind;
 use crate::models::{LoadedModel, ModelError, load_model};
+use crate::schema::RiskKind;
 use crate::schema::{FAMILIES, schema_of};
 
 /// One loaded model per family, fixed for the life of the snapshot.
@@ -180,7 +180,15 @@ mod tests {
                 .version,
             "v2"
         );
-        assert_ne!(first.model(RiskKind::SiteCongestion).manifest.version, "v2");
+        let original =
+            ModelSnapshot::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))).unwrap();
+        for kind in RiskKind::ALL {
+            assert_eq!(
+                first.model(kind).manifest.version,
+                original.model(kind).manifest.version,
+                "the replaced snapshot is untouched"
+            );
+        }
     }
 
     #[test]

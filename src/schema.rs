@@ -2,37 +2,73 @@
 //! how a recommendation may use each feature), the fixed-size vector those
 //! inputs travel in, and the table of families.
 //!
-//! Boundary: a leaf. It knows only [`crate::domain::RiskKind`]; `features`
+//! Boundary: a leaf. It knows only [`crate::schema::RiskKind`]; `features`
 //! computes these vectors, `models` checks artifacts against these schemas and
 //! `registry` holds one model per row of [`FAMILIES`].
-
-use crate::domain::RiskKind;
 
 /// Most features any family has.
 pub const MAX_FEATURES: usize = 24;
 
+/// The risk families Detour scores; what each is lies in its row of
+/// [`FAMILIES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RiskKind {
+    /// An order ends late, cancelled or backordered.
+    OrderFallout,
+    /// A site's backlog goes above its limit in `network.toml` within the horizon.
+    SiteCongestion,
+    /// A shipment leg is cancelled or delivered late past the grace.
+    CarrierFailure,
+}
+
+impl RiskKind {
+    /// Every family, in the order of [`FAMILIES`].
+    pub const ALL: [RiskKind; 3] = [
+        RiskKind::OrderFallout,
+        RiskKind::SiteCongestion,
+        RiskKind::CarrierFailure,
+    ];
+
+    /// Position in [`RiskKind::ALL`] and of the family's row in [`FAMILIES`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The family's name, as used in artifacts, directories and the wire enum
+    /// (`RISK_KIND_` + the name in capitals).
+    pub fn name(self) -> &'static str {
+        family(self).name
+    }
+}
+
 /// A model family: the risk it scores and the inputs its models take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Family {
-    /// Which family; its name is [`RiskKind::name`].
+    /// Which family.
     pub kind: RiskKind,
+    /// Its name in artifacts and directories ("carrier_failure").
+    pub name: &'static str,
     /// Inputs, in the order every artifact of the family expects them.
     pub schema: &'static [FeatureDef],
 }
 
 /// Every family this build serves, in [`RiskKind::ALL`] order. Adding a family
-/// is a row here plus its schema (ARCHITECTURE.md, "How to add a family").
+/// is a variant of [`RiskKind`], a row here and its schema (ARCHITECTURE.md,
+/// "Where new things go").
 pub const FAMILIES: [Family; RiskKind::ALL.len()] = [
     Family {
         kind: RiskKind::OrderFallout,
+        name: "order_fallout",
         schema: ORDER_FALLOUT_FEATURES,
     },
     Family {
         kind: RiskKind::SiteCongestion,
+        name: "site_congestion",
         schema: SITE_CONGESTION_FEATURES,
     },
     Family {
         kind: RiskKind::CarrierFailure,
+        name: "carrier_failure",
         schema: CARRIER_FAILURE_FEATURES,
     },
 ];
@@ -195,6 +231,11 @@ mod tests {
         for (index, kind) in RiskKind::ALL.into_iter().enumerate() {
             assert_eq!(kind.index(), index);
             assert_eq!(FAMILIES[index].kind, kind);
+            assert!(
+                RiskKind::ALL[..index]
+                    .iter()
+                    .all(|k| k.name() != kind.name())
+            );
         }
     }
 

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use crate::domain::{Order, RiskBand, RiskKind, Shipment, Timestamp};
+use crate::domain::{Order, RiskBand, Shipment, Timestamp};
 use crate::features::vectors::{self, Lookup};
 use crate::features::{AggregateKey, AggregateRecord, FeatureStore};
 use crate::network::Network;
 use crate::registry::{ModelRegistry, ModelSnapshot};
+use crate::schema::RiskKind;
 use crate::schema::{FeatureVector, schema_of};
 
 /// How many factors an answer lists.
@@ -211,7 +212,52 @@ impl<S: FeatureStore> Scorer<S> {
         models: &Arc<ModelSnapshot>,
         targets: Vec<ScoreTarget>,
     ) -> Vec<Assessment> {
-        // Each distinct record once; each target remembers where its records are.
+        // A large request plans its keys and infers on the blocking pool; the
+        // read in between is the only await.
+        let heavy = targets.len() >= BLOCKING_INFERENCE_TARGETS;
+        let planned = crate::cpu::run(heavy, move || Planned::of(targets)).await;
+        let fetched = self
+            .store
+            .fetch(&planned.keys)
+            .instrument(tracing::debug_span!(
+                "feature_fetch",
+                keys = planned.keys.len()
+            ))
+            .await;
+        let fetched = match fetched {
+            Ok(records) => Fetched {
+                records,
+                store_note: None,
+            },
+            Err(error) => {
+                tracing::warn!(%error, "scoring from defaults");
+                Fetched {
+                    records: Vec::new(),
+                    store_note: Some(error.to_string()),
+                }
+            }
+        };
+        let work = Inference { planned, fetched };
+        let models = Arc::clone(models);
+        let network = Arc::clone(&self.network);
+        crate::cpu::run(heavy, move || work.run(&models, &network)).await
+    }
+}
+
+/// The records a request reads: each distinct key once, and where each
+/// target's keys are among them.
+struct Planned {
+    targets: Vec<ScoreTarget>,
+    /// Each distinct record once, in first-seen order.
+    keys: Vec<AggregateKey>,
+    /// The slot in `keys` of each target's keys, target after target.
+    slots: Vec<usize>,
+    /// How many keys each target has.
+    counts: Vec<usize>,
+}
+
+impl Planned {
+    fn of(targets: Vec<ScoreTarget>) -> Self {
         let mut keys: Vec<AggregateKey> = Vec::with_capacity(targets.len() * 4);
         let mut index: HashMap<AggregateKey, usize, foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(targets.len() * 4, Default::default());
@@ -230,35 +276,12 @@ impl<S: FeatureStore> Scorer<S> {
                 slots.push(slot);
             }
         }
-        drop(index);
-        let fetched = self
-            .store
-            .fetch(&keys)
-            .instrument(tracing::debug_span!("feature_fetch", keys = keys.len()))
-            .await;
-        let fetched = match fetched {
-            Ok(records) => Fetched {
-                records,
-                store_note: None,
-            },
-            Err(error) => {
-                tracing::warn!(%error, "scoring from defaults");
-                Fetched {
-                    records: Vec::new(),
-                    store_note: Some(error.to_string()),
-                }
-            }
-        };
-        let work = Inference {
+        Planned {
             targets,
+            keys,
             slots,
             counts,
-            fetched,
-        };
-        let heavy = work.targets.len() >= BLOCKING_INFERENCE_TARGETS;
-        let models = Arc::clone(models);
-        let network = Arc::clone(&self.network);
-        crate::cpu::run(heavy, move || work.run(&models, &network)).await
+        }
     }
 }
 
@@ -272,26 +295,28 @@ struct Fetched {
 
 /// The CPU half of a request: vectors, models and explanations, no IO.
 struct Inference {
-    targets: Vec<ScoreTarget>,
-    /// The slot in `fetched.records` of each target's keys, target after target.
-    slots: Vec<usize>,
-    /// How many keys each target has.
-    counts: Vec<usize>,
+    planned: Planned,
     fetched: Fetched,
 }
 
 impl Inference {
     fn run(self, models: &ModelSnapshot, network: &Network) -> Vec<Assessment> {
-        let _inference = tracing::debug_span!("inference", items = self.targets.len()).entered();
+        let Planned {
+            targets,
+            slots,
+            counts,
+            ..
+        } = self.planned;
+        let _inference = tracing::debug_span!("inference", items = targets.len()).entered();
         let Fetched {
             records,
             store_note,
         } = self.fetched;
         let available = store_note.is_none();
-        let mut slots = self.slots.into_iter();
-        self.targets
+        let mut slots = slots.into_iter();
+        targets
             .into_iter()
-            .zip(self.counts)
+            .zip(counts)
             .map(|(target, count)| {
                 let mut lookups = [None; MAX_TARGET_KEYS];
                 for lookup in lookups.iter_mut().take(count) {

@@ -9,10 +9,11 @@
 use crate::domain::validate::{self, FieldError, TimeInput};
 use crate::domain::{
     Event, EventPayload, InventoryFields, InventoryPosition, Order, OrderFields, OrderOutcome,
-    OrderPriority, RiskBand, RiskKind, Shipment, ShipmentFields, ShipmentStatus, SiteSnapshot,
+    OrderPriority, RiskBand, Shipment, ShipmentFields, ShipmentStatus, SiteSnapshot,
     SiteSnapshotFields, Timestamp,
 };
 use crate::pb;
+use crate::schema::RiskKind;
 use crate::scoring::{Assessment, ScoreTarget};
 
 use super::ApiError;

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::{ApiError, convert};
 use crate::features::FeatureStore;
-use crate::ingest::{Ingestor, Invalid};
+use crate::ingest::{self, Ingestor, Invalid};
 use crate::pb;
 use crate::pb::event_ingest_server::EventIngest;
 
@@ -33,7 +33,13 @@ impl<S: FeatureStore> EventIngest for EventIngestService<S> {
         request: Request<pb::IngestEventsRequest>,
     ) -> Result<Response<pb::IngestEventsResponse>, Status> {
         let events = &request.get_ref().events;
-        let span = tracing::info_span!("ingest", events = events.len());
+        ingest::check_count(events.len()).map_err(ApiError::from)?;
+        let span = tracing::info_span!(
+            "ingest",
+            backend = self.ingestor.store().backend_name(),
+            events = events.len(),
+            rejected = tracing::field::Empty,
+        );
         let candidates = events
             .iter()
             .enumerate()
@@ -45,9 +51,10 @@ impl<S: FeatureStore> EventIngest for EventIngestService<S> {
         let summary = self
             .ingestor
             .ingest(candidates)
-            .instrument(span)
+            .instrument(span.clone())
             .await
             .map_err(ApiError::from)?;
+        span.record("rejected", summary.rejections.len());
         Ok(Response::new(pb::IngestEventsResponse {
             accepted: summary.accepted as u32,
             duplicate: summary.duplicate as u32,

@@ -7,13 +7,13 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{ApiError, convert};
-use crate::domain::RiskKind;
 use crate::features::FeatureStore;
 use crate::pb;
 use crate::pb::recommendations_server::Recommendations;
 use crate::planning::{Planner, PolicyOverrides, ReallocationRequest, RerouteRequest, Subject};
 use crate::recommend::Recommendation;
 use crate::recommend::reallocation::OrderLine;
+use crate::schema::RiskKind;
 
 /// Most lines, stock positions or exclusions one request may carry.
 const MAX_LIST: usize = 1_000;

@@ -182,9 +182,11 @@ async fn score_chunks<S: FeatureStore>(
                 Err(error) => Some(error),
             })
             .collect();
-        // Each chunk takes the models being served when it starts.
+        // Each chunk is scored and answered as one request: it takes the models
+        // being served when it starts, so a long-lived stream follows a deploy
+        // or a rollback, and each answer names the version that produced it.
         let models = scorer.models();
-        let span = tracing::debug_span!(
+        let span = tracing::info_span!(
             "score_chunk",
             items = targets.len(),
             models = %models.versions(),
@@ -212,5 +214,95 @@ async fn score_chunks<S: FeatureStore>(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::*;
+    use crate::features::InMemoryFeatureStore;
+    use crate::network::Network;
+    use crate::registry::ModelRegistry;
+    use crate::schema::RiskKind;
+
+    /// A field's name and value, as text.
+    type FieldText = (String, String);
+    /// A span's name and its fields.
+    type SpanText = (String, Vec<FieldText>);
+
+    /// Every span opened.
+    #[derive(Clone, Default)]
+    struct Spans(Arc<Mutex<Vec<SpanText>>>);
+
+    struct Fields(Vec<FieldText>);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0
+                .push((field.name().to_string(), format!("{value:?}")));
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.push((field.name().to_string(), value.to_string()));
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: Context<'_, S>,
+        ) {
+            let mut fields = Fields(Vec::new());
+            attrs.record(&mut fields);
+            let name = attrs.metadata().name().to_string();
+            self.0.lock().unwrap().push((name, fields.0));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_rpc_span_names_the_family_model_and_version_of_the_answer() {
+        let spans = Spans::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+        let models = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
+        let registry = Arc::new(ModelRegistry::load(models).unwrap());
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(60)));
+        let scorer = Scorer::new(store, registry, Arc::new(Network::default()));
+        let service = RiskScoringService::new(Arc::new(scorer));
+
+        let answer = service
+            .score_site(Request::new(pb::ScoreSiteRequest {
+                site: "ATL".into(),
+                as_of: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+
+        let spans = spans.0.lock().unwrap();
+        let (_, fields) = spans
+            .iter()
+            .find(|(name, _)| name == "score")
+            .expect("a span for the RPC");
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        assert_eq!(
+            field("family").as_deref(),
+            Some(RiskKind::SiteCongestion.name())
+        );
+        assert_eq!(field("model"), Some(answer.model_name));
+        assert_eq!(field("version"), Some(answer.model_version));
     }
 }

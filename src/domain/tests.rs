@@ -137,6 +137,7 @@ fn times_are_required_or_optional_and_within_the_window() {
 #[test]
 fn rfc3339_text_becomes_a_time_input() {
     assert_eq!(TimeInput::rfc3339(""), TimeInput::Absent);
+    assert!(matches!(TimeInput::rfc3339("  "), TimeInput::Malformed(_)));
     assert_eq!(
         TimeInput::rfc3339("2026-03-01T13:00:00+01:00"),
         TimeInput::At(at("2026-03-01T12:00:00Z"))

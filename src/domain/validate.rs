@@ -126,9 +126,10 @@ pub enum TimeInput {
 }
 
 impl TimeInput {
-    /// RFC 3339 text with any UTC offset; empty (or blank) text is absent.
+    /// RFC 3339 text with any UTC offset; empty text is absent (blank text
+    /// is malformed, as it always was: the CSV reader trims fields first).
     pub fn rfc3339(text: &str) -> Self {
-        if text.trim().is_empty() {
+        if text.is_empty() {
             return TimeInput::Absent;
         }
         match Timestamp::parse_rfc3339(text) {

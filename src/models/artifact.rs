@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use super::logistic::LogisticWeights;
 use super::trees::TreeEnsemble;
 use super::{Learner, LinearTrees, LoadedModel, ModelError};
-use crate::domain::RiskKind;
 use crate::schema::FeatureDef;
+use crate::schema::RiskKind;
 
 /// Learner name of a logistic regression artifact (weights: [`LogisticWeights`]).
 pub const LOGISTIC_REGRESSION: &str = "logistic_regression";

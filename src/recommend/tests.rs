@@ -7,9 +7,7 @@ use proptest::prelude::*;
 use super::reallocation::{self, OrderLine, ReallocationInput};
 use super::reroute::{self, CarrierCandidate, RerouteInput};
 use super::{Policy, Recommendation};
-use crate::domain::{
-    InventoryPosition, Order, OrderPriority, RiskKind, Shipment, ShipmentStatus, Timestamp,
-};
+use crate::domain::{InventoryPosition, Order, OrderPriority, Shipment, ShipmentStatus, Timestamp};
 use crate::features::AggregateKey;
 use crate::features::aggregates::{AggregateKind, AggregateRecord, MAX_GAUGES, site_fields};
 use crate::features::vectors::Lookup;
@@ -17,6 +15,7 @@ use crate::models::{
     BandThresholds, Calibration, FeatureSpec, Learner, LoadedModel, LogisticWeights, Manifest,
 };
 use crate::network::{Carrier, Lane, Network, Region, Site};
+use crate::schema::RiskKind;
 use crate::schema::{CARRIER_FAILURE_FEATURES, ORDER_FALLOUT_FEATURES};
 
 const SITES: [&str; 5] = ["S0", "S1", "S2", "S3", "S4"];

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use detour::domain::{RiskKind, Timestamp};
+use detour::domain::Timestamp;
 use detour::features::FeatureSettings;
 use detour::models::{LoadedModel, load_model};
 use detour::network::Network;
+use detour::schema::RiskKind;
 use detour::schema::schema_of;
 
 use crate::metrics::evaluate as metrics_of;

@@ -70,10 +70,11 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use detour::domain::{RiskKind, Timestamp};
+use detour::domain::Timestamp;
 use detour::features::FeatureSettings;
 use detour::models::{LoadedModel, load_model};
 use detour::recommend::Policy as RankingPolicy;
+use detour::schema::RiskKind;
 use detour::schema::schema_of;
 
 use crate::replay::{Decision, History, ReplaySettings, walk};

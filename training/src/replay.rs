@@ -14,13 +14,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use detour::domain::{Order, RiskKind, Shipment, SiteSnapshot, Timestamp};
+use detour::domain::{Order, Shipment, SiteSnapshot, Timestamp};
 use detour::features::updates::{
     order_created_update, order_outcome_updates, shipment_updates, snapshot_update,
 };
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
 use detour::network::Network;
 use detour::schema::FeatureVector;
+use detour::schema::RiskKind;
 use detour::scoring::{ScoreTarget, feature_vector};
 
 /// Everything read from an export.

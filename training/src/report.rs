@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use detour::domain::RiskKind;
+use detour::schema::RiskKind;
 use serde_json::json;
 
 use crate::fit::{Candidate, SliceSpan};

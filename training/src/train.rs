@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use detour::domain::{RiskKind, Timestamp};
+use detour::domain::Timestamp;
 use detour::features::FeatureSettings;
 use detour::models::artifact::{
     GRADIENT_BOOSTED_TREES, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, learner_name, save_model,
@@ -15,6 +15,7 @@ use detour::models::artifact::{
 };
 use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, Manifest};
 use detour::network::Network;
+use detour::schema::RiskKind;
 use detour::schema::schema_of;
 use serde_json::json;
 
