@@ -83,6 +83,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if config.workers > 0 {
         runtime.worker_threads(config.workers);
     }
+    // The blocking pool runs CPU-bound inference and ranking (`detour::cpu`):
+    // more threads than cores would only take turns on them, and each thread
+    // costs memory (with 512, tokio's default, 32 concurrent batches took the
+    // server from 44 to 114 MB peak RSS; BENCHMARKS.md).
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    runtime.max_blocking_threads(cores);
     let runtime = runtime
         .enable_all()
         .build()
