@@ -1,8 +1,7 @@
 //! Criterion benches of the hot path's pieces, with a shared fixture: feature
 //! vector assembly, inference for every family and learner, the two rankings,
-//! a whole batch scored from the in-memory store, and the cost of moving work
-//! to the blocking pool (which sets `scoring::BLOCKING_INFERENCE_TARGETS` and
-//! `planning::BLOCKING_RANKING_CANDIDATES`). `cargo bench --bench hot_path`; CI runs each once as a test
+//! a whole batch scored from the in-memory store, and the cost of letting
+//! heavy work run where it cannot stall the reactor (`detour::cpu`). `cargo bench --bench hot_path`; CI runs each once as a test
 //! (`cargo test --benches`) so they keep compiling and working.
 
 use std::hint::black_box;
@@ -303,9 +302,16 @@ fn off_the_reactor(c: &mut Criterion, network: &Network) {
     c.bench_function("scoring/batch_32_orders_in_memory", |b| {
         b.iter(|| runtime.block_on(scorer.score(&snapshot, black_box(targets.clone()))))
     });
-    for (name, heavy) in [("inline", false), ("blocking_pool", true)] {
+    // On a worker thread, as a request runs: a spawned task.
+    for (name, heavy) in [("inline", false), ("block_in_place", true)] {
         c.bench_function(&format!("cpu/hand_off/{name}"), |b| {
-            b.iter(|| runtime.block_on(detour::cpu::run(heavy, || black_box(1u64))))
+            b.iter(|| {
+                runtime.block_on(async {
+                    tokio::spawn(detour::cpu::run(heavy, || black_box(1u64)))
+                        .await
+                        .expect("no panic")
+                })
+            })
         });
     }
 }

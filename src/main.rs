@@ -83,12 +83,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if config.workers > 0 {
         runtime.worker_threads(config.workers);
     }
-    // The blocking pool runs CPU-bound inference and ranking (`detour::cpu`):
-    // more threads than cores would only take turns on them, and each thread
-    // costs memory (with 512, tokio's default, 32 concurrent batches took the
-    // server from 44 to 114 MB peak RSS; BENCHMARKS.md).
+    // Heavy inference and ranking run in place (`detour::cpu`), and each such
+    // request hands its worker's other tasks to a thread of the blocking pool.
+    // Bounding the pool keeps a burst of large batches from growing a thread
+    // (and its allocator heap) per request: with tokio's default of 512, 32
+    // concurrent batches took the server from 44 to 114 MB peak RSS.
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    runtime.max_blocking_threads(cores);
+    runtime.max_blocking_threads(2 * cores);
     let runtime = runtime
         .enable_all()
         .build()

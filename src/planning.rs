@@ -100,12 +100,12 @@ pub enum PlanningError {
     Store(#[from] FeatureError),
 }
 
-/// Plans with at least this many candidate carriers or sites rank on the
-/// blocking pool (see [`crate::cpu`]). Ranking costs 2–3 µs per candidate (10
-/// carriers: 22 µs; 50 sites: 150 µs) and the hand-off 27 µs, so the same rule
-/// as for scoring (`scoring::BLOCKING_INFERENCE_TARGETS`) applies: work of about
-/// 0.2 ms or more leaves the reactor (BENCHMARKS.md, "Work off the reactor").
-pub const BLOCKING_RANKING_CANDIDATES: usize = 64;
+/// Plans with at least this many candidate carriers or sites rank where they
+/// cannot stall the reactor ([`crate::cpu`]). Ranking costs 2–3 µs per
+/// candidate (10 carriers: 22 µs; 50 sites: 150 µs), so the same rule as for
+/// scoring (`scoring::BLOCKING_INFERENCE_TARGETS`) applies: about 0.75 ms of
+/// work (BENCHMARKS.md, "Work off the reactor").
+pub const BLOCKING_RANKING_CANDIDATES: usize = 256;
 
 /// Plans reroutes and reallocations over a feature store.
 #[derive(Debug)]

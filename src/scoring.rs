@@ -19,14 +19,17 @@ use crate::schema::{FeatureVector, schema_of};
 
 /// How many factors an answer lists.
 pub const TOP_FACTORS: usize = 3;
-/// Requests with at least this many targets run their inference on tokio's
-/// blocking pool, so that a large batch cannot stall the other connections
-/// served by the same worker thread. Scoring costs about 3 µs per target (32
-/// orders end to end from the in-memory store: 97 µs) and the hand-off 27 µs
-/// (`benches/hot_path.rs`, BENCHMARKS.md "Work off the reactor"): from 64
-/// targets a request would hold its thread for about 0.2 ms, and the hand-off
-/// adds under 15 % to it; below that it would cost more than it saves.
-pub const BLOCKING_INFERENCE_TARGETS: usize = 64;
+/// Requests with at least this many targets plan their keys and infer where
+/// they cannot stall the other connections served by the same worker thread
+/// ([`crate::cpu`]). Scoring costs about 3 µs per target, so this is about
+/// 0.75 ms of work. Measured on this two-core machine, one server worker, with
+/// Redis and the load generator beside it (BENCHMARKS.md, "Work off the
+/// reactor"): beside 500-target batches, single calls on other connections
+/// answered in 0.13 ms at the median instead of 1.76 ms; below a few hundred
+/// targets moving the work costs the batch more than it spares the others
+/// (100-target batches lost 40 % of their throughput for no gain in the single
+/// calls' p99).
+pub const BLOCKING_INFERENCE_TARGETS: usize = 256;
 
 /// Something to score, with the time the decision is taken.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,8 +215,8 @@ impl<S: FeatureStore> Scorer<S> {
         models: &Arc<ModelSnapshot>,
         targets: Vec<ScoreTarget>,
     ) -> Vec<Assessment> {
-        // A large request plans its keys and infers on the blocking pool; the
-        // read in between is the only await.
+        // A large request plans its keys and infers where it cannot stall the
+        // reactor (`cpu::run`); the read in between is the only await.
         let heavy = targets.len() >= BLOCKING_INFERENCE_TARGETS;
         let planned = crate::cpu::run(heavy, move || Planned::of(targets)).await;
         let fetched = self
@@ -405,7 +408,7 @@ mod tests {
         next.manifest.version = "swapped".into();
         registry.replace(next);
 
-        // Enough targets to take the blocking pool too: both paths use the snapshot given.
+        // Enough targets to take the heavy path too: both paths use the snapshot given.
         for count in [1, BLOCKING_INFERENCE_TARGETS] {
             let targets = vec![site("ATL"); count];
             let old = scorer.score(&before, targets.clone()).await;
