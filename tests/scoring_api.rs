@@ -206,6 +206,25 @@ async fn expect_invalid<T: std::fmt::Debug>(
 }
 
 #[tokio::test]
+async fn a_huge_bad_value_gets_a_short_error_naming_the_field() {
+    let server = TestServer::start(config(None, "unused")).await;
+    let mut client = server.scoring().await;
+    let message = expect_invalid(
+        client
+            .score_site(pb::ScoreSiteRequest {
+                site: "A".repeat(20_000),
+                as_of: None,
+            })
+            .await,
+        "site",
+    )
+    .await;
+    // Far below the 16 KiB that stock clients accept in a status message.
+    assert!(message.len() < 300, "{} bytes", message.len());
+    assert!(message.contains("(20000 bytes)"), "{message}");
+}
+
+#[tokio::test]
 async fn bad_input_is_invalid_argument_naming_the_field() {
     let server = TestServer::start(config(None, "unused")).await;
     let mut client = server.scoring().await;

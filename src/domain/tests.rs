@@ -327,3 +327,17 @@ fn an_inventory_position_keeps_its_rules() {
     f.at = at("1989-12-31T23:59:59Z").into();
     assert_eq!(InventoryPosition::new(f).unwrap_err().field, "at");
 }
+
+#[test]
+fn a_refused_value_is_quoted_short() {
+    use super::validate::{MAX_ECHOED_CHARS, echoed};
+    assert_eq!(echoed("ATL:1"), "\"ATL:1\"");
+    let long = "é".repeat(10_000);
+    let shown = echoed(&long);
+    assert!(shown.starts_with(&format!("\"{}", "é".repeat(MAX_ECHOED_CHARS))));
+    assert!(shown.ends_with("… (20000 bytes)"), "{shown}");
+    assert!(shown.len() < 200);
+    let error = super::validate::code(&"X".repeat(20_000), "site").unwrap_err();
+    assert!(error.reason.len() < 200, "{}", error.reason);
+    assert!(error.reason.contains("(20000 bytes)"), "{}", error.reason);
+}

@@ -82,7 +82,10 @@ pub fn code(value: &str, field: &str) -> Result<String, FieldError> {
     if value.chars().count() > MAX_CODE_LEN || value.chars().any(|c| c.is_control() || c == ':') {
         return Err(FieldError::new(
             field,
-            format!("{value:?} is not a code (at most {MAX_CODE_LEN} characters, no ':')"),
+            format!(
+                "{} is not a code (at most {MAX_CODE_LEN} characters, no ':')",
+                echoed(value)
+            ),
         ));
     }
     Ok(value.to_string())
@@ -134,9 +137,10 @@ impl TimeInput {
         }
         match Timestamp::parse_rfc3339(text) {
             Ok(at) => TimeInput::At(at),
-            Err(error) => {
-                TimeInput::Malformed(format!("{text:?} is not an RFC 3339 time ({error})"))
-            }
+            Err(error) => TimeInput::Malformed(format!(
+                "{} is not an RFC 3339 time ({error})",
+                echoed(text)
+            )),
         }
     }
 }
@@ -183,4 +187,19 @@ fn shown(at: Timestamp) -> String {
 /// A required time: as [`optional_time`], and absent is an error.
 pub fn time(input: TimeInput, field: &str) -> Result<Timestamp, FieldError> {
     optional_time(input, field)?.ok_or_else(|| FieldError::new(field, "is required"))
+}
+
+/// Most characters of a refused value an error message quotes.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// A refused value as an error message quotes it: in quotes, and cut to
+/// [`MAX_ECHOED_CHARS`] characters plus its length when longer, so that an
+/// error about a huge value stays small (gRPC clients refuse status messages
+/// over their metadata limit, 16 KiB in the Python and C clients, and would
+/// report `RESOURCE_EXHAUSTED` instead of the error).
+pub fn echoed(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHOED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
 }
