@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost's codec, but an undecodable request is INVALID_ARGUMENT.
+        .codec_path("crate::api::codec::DetourCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

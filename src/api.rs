@@ -5,11 +5,13 @@
 //! Every error leaves through the one exhaustive mapping from [`ApiError`] to
 //! [`tonic::Status`], in [`error`] with every other conversion into it.
 
+pub mod codec;
 pub mod convert;
 pub mod error;
 pub mod ingest;
 pub mod recommend;
 pub mod scoring;
+pub mod status_codes;
 
 pub use error::ApiError;
 pub use ingest::EventIngestService;

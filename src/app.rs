@@ -173,6 +173,9 @@ async fn serve<S: FeatureStore>(
         let _ = draining_tx.send(());
     };
     let server = Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            crate::api::status_codes::conventional::<tonic::body::Body>,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -537,3 +537,63 @@ async fn shutdown_lets_an_open_stream_finish() {
     assert!(answers.message().await.unwrap().is_none());
     server.stop().await.unwrap();
 }
+
+/// A `ScoreSiteRequest` as a confused client might encode it: field 1 (`site`,
+/// a string on the wire) sent as a varint.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    site: u64,
+}
+
+#[tokio::test]
+async fn undecodable_protobuf_is_invalid_argument_and_the_server_keeps_serving() {
+    let server = TestServer::start(config(None, "unused")).await;
+    let mut raw = tonic::client::Grpc::new(server.channel().await);
+    raw.ready().await.unwrap();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/detour.v1.RiskScoring/ScoreSite");
+    let codec = tonic_prost::ProstCodec::<WrongWireType, pb::RiskScore>::default();
+    let status = raw
+        .unary(tonic::Request::new(WrongWireType { site: 7 }), path, codec)
+        .await
+        .expect_err("a wrong wire type cannot be decoded");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("not valid protobuf"),
+        "{status:?}"
+    );
+
+    // The next call on the same server is answered.
+    let mut client = server.scoring().await;
+    let score = client
+        .score_site(pb::ScoreSiteRequest {
+            site: "ATL".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    in_unit_interval(&score);
+}
+
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_resource_exhausted() {
+    let server = TestServer::start(config(None, "unused")).await;
+    let mut client = server.scoring().await;
+    // 5,000 items of about 1 KB: over the server's 4 MiB limit on a message.
+    let items = (0..5_000)
+        .map(|i| pb::ScoreItem {
+            request_id: format!("{i}-{}", "x".repeat(1_000)),
+            entity: Some(pb::score_item::Entity::Site(pb::ScoreSiteRequest {
+                site: "ATL".into(),
+                as_of: None,
+            })),
+        })
+        .collect();
+    let status = client
+        .score_batch(pb::ScoreBatchRequest { items })
+        .await
+        .expect_err("the message is over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}
