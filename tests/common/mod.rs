@@ -297,3 +297,14 @@ pub async fn score_shipment(
         .expect("score answers")
         .into_inner()
 }
+
+/// Asserts a score is a probability with its model named and a band.
+pub fn in_unit_interval(score: &pb::RiskScore) {
+    assert!(
+        (0.0..=1.0).contains(&score.probability),
+        "probability {} outside [0, 1]",
+        score.probability
+    );
+    assert!(!score.model_name.is_empty() && !score.model_version.is_empty());
+    assert_ne!(score.band, pb::RiskBand::Unspecified as i32);
+}

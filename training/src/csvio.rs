@@ -1,4 +1,4 @@
-//! The CSV exports of DESIGN.md: row shapes, and readers that build each row into
+//! The CSV exports (README, "Your own history"): row shapes, and readers that build each row into
 //! a domain entity through the same checked constructors as the gRPC API
 //! (`detour::domain::fields`), so one set of rules holds for both. A bad row is
 //! counted and reported with its line number, never silently dropped and never a

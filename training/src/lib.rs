@@ -3,7 +3,8 @@
 //! fitting and held-out evaluation, and artifact writing.
 //!
 //! - [`simulate`] / [`network_gen`]: the simulator and the network it runs on.
-//! - [`csvio`]: the CSV exports of DESIGN.md, read with the API's validation.
+//! - [`csvio`]: the CSV exports (README, "Your own history"), read through the
+//!   domain's checked constructors, as the API reads its messages.
 //! - [`replay`]: history → labelled feature vectors, with no leakage.
 //! - [`fit`] / [`boost`] / [`metrics`]: the two learners, calibration, held-out
 //!   metrics; [`report`]: the reports written beside each artifact.

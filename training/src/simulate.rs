@@ -1,6 +1,6 @@
-//! A seeded simulator of a fulfilment network, writing the CSV exports of
-//! DESIGN.md (`orders.csv`, `shipments.csv`, `site_metrics.csv`, `network.toml`)
-//! plus the truth only a simulator knows: `truth_shipments.csv` (each shipment's
+//! A seeded simulator of a fulfilment network, writing the CSV exports a
+//! shipper would (README, "Your own history": `orders.csv`, `shipments.csv`,
+//! `site_metrics.csv`, `network.toml`) plus the truth only a simulator knows: `truth_shipments.csv` (each shipment's
 //! true failure probability), `truth_reroutes.csv` (the same for every carrier that
 //! could have taken it) and `truth_reallocations.csv` (each sampled order's true
 //! fallout probability and cost from every site) — see [`crate::sim_world`].
