@@ -1,9 +1,10 @@
 //! A seeded simulator of a fulfilment network, writing the CSV exports a
 //! shipper would (README, "Your own history": `orders.csv`, `shipments.csv`,
-//! `site_metrics.csv`, `network.toml`) plus the truth only a simulator knows: `truth_shipments.csv` (each shipment's
-//! true failure probability), `truth_reroutes.csv` (the same for every carrier that
-//! could have taken it) and `truth_reallocations.csv` (each sampled order's true
-//! fallout probability and cost from every site) — see [`crate::sim_world`].
+//! `site_metrics.csv`, `network.toml`) plus the truth only a simulator knows:
+//! `truth_shipments.csv` (each shipment's true failure probability),
+//! `truth_reroutes.csv` (the same for every carrier that could have taken it)
+//! and `truth_reallocations.csv` (each sampled order's true fallout
+//! probability and cost from every site) — see [`crate::sim_world`].
 //!
 //! Mechanisms (hourly steps, all in UTC):
 //! - **Demand** per site: Poisson arrivals at a base rate × a daily profile
