@@ -8,6 +8,7 @@
 //! takes — the case of a unary call) can be mended here.
 
 use tonic::codegen::http::{HeaderValue, Response};
+use tonic::{Code, Status};
 
 /// The message tonic's decoder gives a request over the size limit.
 const TOO_LARGE: &str = "decoded message length too large";
@@ -15,44 +16,19 @@ const TOO_LARGE: &str = "decoded message length too large";
 /// `response`, with an over-size request's `OUT_OF_RANGE` turned into
 /// `RESOURCE_EXHAUSTED`.
 pub fn conventional<B>(mut response: Response<B>) -> Response<B> {
-    let headers = response.headers_mut();
-    let out_of_range = headers
-        .get("grpc-status")
-        .is_some_and(|status| status == HeaderValue::from_static("11"));
-    if out_of_range {
-        // grpc-message is percent-encoded: compare decoded text.
-        let too_large = headers
-            .get("grpc-message")
-            .is_some_and(|message| percent_decoded(message.as_bytes()).contains(TOO_LARGE));
-        if too_large {
-            headers.insert("grpc-status", HeaderValue::from_static("8"));
-        }
+    // Cheap first: most responses carry no status in their headers.
+    if response.headers().get("grpc-status").is_none() {
+        return response;
+    }
+    let too_large = Status::from_header_map(response.headers())
+        .is_some_and(|s| s.code() == Code::OutOfRange && s.message().contains(TOO_LARGE));
+    if too_large {
+        response.headers_mut().insert(
+            "grpc-status",
+            HeaderValue::from(Code::ResourceExhausted as i32),
+        );
     }
     response
-}
-
-/// gRPC's percent-encoding of `grpc-message`, undone (invalid escapes kept).
-fn percent_decoded(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied(),
-            bytes.get(i + 2).copied(),
-        ) {
-            (b'%', Some(a), Some(b)) if hex(a).is_some() && hex(b).is_some() => {
-                out.push((hex(a).unwrap() * 16 + hex(b).unwrap()) as u8);
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -82,6 +58,6 @@ mod tests {
         );
         assert_eq!(status(&conventional(answer("3", too_large))), "3");
         assert_eq!(status(&conventional(answer("0", ""))), "0");
-        assert_eq!(percent_decoded(b"a%20b%2"), "a b%2");
+        assert!(conventional(Response::new(())).headers().is_empty());
     }
 }
