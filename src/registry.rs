@@ -42,11 +42,12 @@ impl ModelSnapshot {
     }
 
     /// This snapshot with `model` serving its family instead; the other
-    /// families keep their models.
-    pub fn with_model(&self, model: LoadedModel) -> ModelSnapshot {
-        let mut models = self.models.clone();
+    /// families keep their models (shared, not copied).
+    pub fn with_model(&self, model: impl Into<Arc<LoadedModel>>) -> ModelSnapshot {
+        let model = model.into();
         let index = model.kind.index();
-        models[index] = Arc::new(model);
+        let mut models = self.models.clone();
+        models[index] = model;
         ModelSnapshot { models }
     }
 
@@ -115,11 +116,8 @@ impl ModelRegistry {
     /// snapshot it replaced.
     pub fn replace(&self, model: LoadedModel) -> Arc<ModelSnapshot> {
         let model = Arc::new(model);
-        self.current.rcu(|current| {
-            let mut models = current.models.clone();
-            models[model.kind.index()] = Arc::clone(&model);
-            ModelSnapshot { models }
-        })
+        self.current
+            .rcu(|current| current.with_model(Arc::clone(&model)))
     }
 }
 
