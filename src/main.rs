@@ -87,9 +87,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // request hands its worker's other tasks to a thread of the blocking pool.
     // Bounding the pool at the cores keeps a burst of large batches from
     // growing a thread (and an allocator heap) per request: CPU-bound work gains
-    // nothing from more threads than cores, and each thread's heap showed in
-    // the peak RSS (32 concurrent batches: 114 MB with tokio's default of 512
-    // threads, 110 MB with 4, 57 MB with 2, against 49 MB all inline).
+    // nothing from more threads than cores, and each thread's heap shows in the
+    // peak RSS (`bench/side_by_side.sh`: 49 MB with all work inline; 85 MB
+    // with this bound, 110 MB with twice the cores; BENCHMARKS.md).
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     runtime.max_blocking_threads(cores);
     let runtime = runtime
