@@ -204,16 +204,19 @@ async fn health_and_reflection_work_for_stock_tools() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+    let mut ask = async |request: MessageRequest| {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        };
+        let mut answers = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        answers.message().await.unwrap().unwrap()
     };
-    let mut answers = reflection
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
+    let answer = ask(MessageRequest::ListServices(String::new())).await;
     let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
         panic!("expected a service list");
     };
@@ -231,18 +234,10 @@ async fn health_and_reflection_work_for_stock_tools() {
 
     // Times are google.protobuf.Timestamp: a stock client resolves the
     // well-known type through reflection too, or it cannot build a request.
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::FileContainingSymbol(
-            "google.protobuf.Timestamp".into(),
-        )),
-    };
-    let mut answers = reflection
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
+    let answer = ask(MessageRequest::FileContainingSymbol(
+        "google.protobuf.Timestamp".into(),
+    ))
+    .await;
     let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
         panic!("expected the file declaring google.protobuf.Timestamp, got {answer:?}");
     };
