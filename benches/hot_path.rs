@@ -176,19 +176,24 @@ fn benches(c: &mut Criterion) {
     c.bench_function("features/carrier_failure_vector", |b| {
         b.iter(|| {
             let lookups: [Lookup<'_>; 6] = std::array::from_fn(|i| Some(records[i].as_ref()));
-            let mut notes = Vec::new();
+            let mut gaps = vectors::Gaps::default();
             black_box(vectors::carrier_failure_vector(
                 black_box(&probe),
                 now,
                 lookups,
                 &network,
-                &mut notes,
+                &mut gaps,
             ))
         })
     });
     let lookups: [Lookup<'_>; 6] = std::array::from_fn(|i| Some(records[i].as_ref()));
-    let features: FeatureVector =
-        vectors::carrier_failure_vector(&probe, now, lookups, &network, &mut Vec::new());
+    let features: FeatureVector = vectors::carrier_failure_vector(
+        &probe,
+        now,
+        lookups,
+        &network,
+        &mut vectors::Gaps::default(),
+    );
     for kind in RiskKind::ALL {
         let row = FeatureVector {
             values: features.values,

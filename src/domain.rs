@@ -281,6 +281,9 @@ pub enum RiskBand {
     Medium,
     /// At or above the high threshold.
     High,
+    /// The inputs the family leans on most were missing or stale: the
+    /// probability is a best guess at the training priors, not evidence.
+    Unknown,
 }
 
 #[cfg(test)]

@@ -133,8 +133,31 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Probability and contributions for one feature vector.
+    /// The vector the learner sees: each missing value (NaN) replaced by the
+    /// feature's training prior, where the manifest records one. A degraded
+    /// answer (store unreachable, no snapshot yet) is then what the model says
+    /// of a typical entity in what is missing, not whatever the learner made of
+    /// the few training rows that lacked the value. A feature with no prior
+    /// (never known in training) stays missing.
+    pub fn imputed(&self, features: &FeatureVector) -> FeatureVector {
+        let mut out = *features;
+        if out.as_slice().iter().any(|v| v.is_nan()) {
+            for (value, spec) in out.values[..out.len]
+                .iter_mut()
+                .zip(&self.manifest.features)
+            {
+                if let (true, Some(prior)) = (value.is_nan(), spec.prior) {
+                    *value = prior;
+                }
+            }
+        }
+        out
+    }
+
+    /// Probability and contributions for one feature vector (missing values
+    /// at their priors, [`Self::imputed`]).
     pub fn predict(&self, features: &FeatureVector) -> Prediction {
+        let features = &self.imputed(features);
         let raw = self.learner.raw_score(features.as_slice());
         let calibration = self.manifest.calibration;
         let mut contributions = [0.0; MAX_FEATURES];
@@ -152,6 +175,7 @@ impl LoadedModel {
 
     /// The calibrated probability alone: no explanation, less work (ranking).
     pub fn probability(&self, features: &FeatureVector) -> f64 {
+        let features = &self.imputed(features);
         let row = features.as_slice();
         let logit = match &self.learner {
             Learner::Logistic(weights) => weights.predict(row).logit,
@@ -165,6 +189,8 @@ impl LoadedModel {
     /// Calibrated probabilities of many feature vectors at once (faster than one
     /// by one for boosted trees).
     pub fn probabilities(&self, features: &[FeatureVector]) -> Vec<f64> {
+        let features: Vec<FeatureVector> = features.iter().map(|f| self.imputed(f)).collect();
+        let features = features.as_slice();
         let calibration = self.manifest.calibration;
         let mut logits = Vec::with_capacity(features.len());
         match &self.learner {

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use crate::domain::validate::echoed;
 use crate::domain::{Order, RiskBand, Shipment, Timestamp};
-use crate::features::vectors::{self, Lookup};
+use crate::features::vectors::{self, Gaps, Lookup};
 use crate::features::{AggregateKey, AggregateRecord, FeatureStore};
 use crate::network::Network;
 use crate::registry::{ModelRegistry, ModelSnapshot};
@@ -80,7 +81,8 @@ pub struct Assessment {
     pub kind: RiskKind,
     /// Calibrated probability of the adverse outcome, in [0, 1].
     pub probability: f64,
-    /// The band `probability` falls in, by the model's thresholds.
+    /// The band `probability` falls in, by the model's thresholds; `Unknown`
+    /// when the state the family leans on most was missing or stale.
     pub band: RiskBand,
     /// Name of the model, from the request's registry snapshot.
     pub model_name: String,
@@ -139,13 +141,71 @@ impl ScoreTarget {
     }
 }
 
+/// A code the family needs the network to know, and it does not: the answer
+/// would be a guess about an entity that may not exist, so there is none.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {} is not a {what} of the network (network.toml){}", echoed(code),
+        suggestion.as_ref().map_or(String::new(), |s| format!("; did you mean {s:?}?")))]
+pub struct UnknownCode {
+    /// The field, relative to the target ("site", "order.destination_region").
+    pub field: &'static str,
+    /// The code as given.
+    pub code: String,
+    /// "site" or "region".
+    pub what: &'static str,
+    /// A known code that differs only in case, if there is one.
+    pub suggestion: Option<String>,
+}
+
+/// Checks the codes a target's family needs the network to know: a site's
+/// (its limit and capacity come from there), an order's site and destination
+/// region. A shipment's carrier and sites need not be in the network: the
+/// carrier model reads their ingested records, and a carrier with none gets an
+/// `Unknown` band instead.
+pub fn check_codes(target: &ScoreTarget, network: &Network) -> Result<(), UnknownCode> {
+    let site = |field, code: &str| match network.site(code) {
+        Some(_) => Ok(()),
+        None => Err(UnknownCode {
+            field,
+            code: code.to_string(),
+            what: "site",
+            suggestion: network
+                .sites
+                .iter()
+                .find(|s| s.code.eq_ignore_ascii_case(code))
+                .map(|s| s.code.clone()),
+        }),
+    };
+    match target {
+        ScoreTarget::Site { site: code, .. } => site("site", code),
+        ScoreTarget::Order { order, .. } => {
+            site("order.site", &order.site)?;
+            match network.region(&order.destination_region) {
+                Some(_) => Ok(()),
+                None => Err(UnknownCode {
+                    field: "order.destination_region",
+                    code: order.destination_region.clone(),
+                    what: "region",
+                    suggestion: network
+                        .regions
+                        .iter()
+                        .find(|r| r.code.eq_ignore_ascii_case(&order.destination_region))
+                        .map(|r| r.code.clone()),
+                }),
+            }
+        }
+        ScoreTarget::Shipment { .. } => Ok(()),
+    }
+}
+
 /// Builds the feature vector of a target from fetched records (`None` when the
-/// store could not be read). The trainer calls this too.
+/// store could not be read), recording what was missing in `gaps`. The trainer
+/// calls this too.
 pub fn feature_vector<'r>(
     target: &ScoreTarget,
     lookup: &dyn Fn(&AggregateKey) -> Lookup<'r>,
     network: &Network,
-    notes: &mut Vec<String>,
+    gaps: &mut Gaps,
 ) -> FeatureVector {
     let mut keys = Vec::with_capacity(MAX_TARGET_KEYS);
     target.push_keys(&mut keys);
@@ -153,7 +213,7 @@ pub fn feature_vector<'r>(
     for (slot, key) in lookups.iter_mut().zip(&keys) {
         *slot = lookup(key);
     }
-    vector_of(target, &lookups, network, notes)
+    vector_of(target, &lookups, network, gaps)
 }
 
 /// The most records one target reads (a shipment's).
@@ -165,7 +225,7 @@ fn vector_of(
     target: &ScoreTarget,
     lookups: &[Lookup<'_>; MAX_TARGET_KEYS],
     network: &Network,
-    notes: &mut Vec<String>,
+    gaps: &mut Gaps,
 ) -> FeatureVector {
     match target {
         ScoreTarget::Order { order, as_of } => vectors::order_fallout_vector(
@@ -173,13 +233,13 @@ fn vector_of(
             *as_of,
             [lookups[0], lookups[1], lookups[2]],
             network,
-            notes,
+            gaps,
         ),
         ScoreTarget::Shipment { shipment, as_of } => {
-            vectors::carrier_failure_vector(shipment, *as_of, *lookups, network, notes)
+            vectors::carrier_failure_vector(shipment, *as_of, *lookups, network, gaps)
         }
         ScoreTarget::Site { site, as_of } => {
-            vectors::site_congestion_vector(site, *as_of, [lookups[0]], network, notes)
+            vectors::site_congestion_vector(site, *as_of, [lookups[0]], network, gaps)
         }
     }
 }
@@ -209,12 +269,43 @@ impl<S: FeatureStore> Scorer<S> {
     }
 
     /// Scores every target, in order, with one store read for all of them and
-    /// the models of `models`.
+    /// the models of `models`. A target naming a code the network does not
+    /// know ([`check_codes`]) gets its [`UnknownCode`] instead of a score.
     pub async fn score(
         &self,
         models: &Arc<ModelSnapshot>,
         targets: Vec<ScoreTarget>,
+    ) -> Vec<Result<Assessment, UnknownCode>> {
+        let mut unknown: Vec<Option<UnknownCode>> = Vec::with_capacity(targets.len());
+        let mut known = Vec::with_capacity(targets.len());
+        for target in targets {
+            match check_codes(&target, &self.network) {
+                Ok(()) => {
+                    unknown.push(None);
+                    known.push(target);
+                }
+                Err(error) => unknown.push(Some(error)),
+            }
+        }
+        let mut answers = self.score_known(models, known).await.into_iter();
+        unknown
+            .into_iter()
+            .map(|error| match error {
+                None => Ok(answers.next().expect("an answer per known target")),
+                Some(error) => Err(error),
+            })
+            .collect()
+    }
+
+    /// Scores targets whose codes were checked.
+    async fn score_known(
+        &self,
+        models: &Arc<ModelSnapshot>,
+        targets: Vec<ScoreTarget>,
     ) -> Vec<Assessment> {
+        if targets.is_empty() {
+            return Vec::new();
+        }
         // A large request plans its keys and infers where it cannot stall the
         // reactor (`cpu::run`); the read in between is the only await.
         let heavy = targets.len() >= BLOCKING_INFERENCE_TARGETS;
@@ -326,23 +417,23 @@ impl Inference {
                     let slot = slots.next().expect("a slot per key");
                     *lookup = available.then(|| records[slot].as_ref());
                 }
-                let mut notes = Vec::new();
+                let mut gaps = Gaps::default();
                 if let Some(note) = &store_note {
-                    notes.push(note.clone());
+                    gaps.decisive(note.clone());
                 }
-                let features = vector_of(&target, &lookups, network, &mut notes);
-                assess(models, target, &features, notes)
+                let features = vector_of(&target, &lookups, network, &mut gaps);
+                assess(models, target, &features, gaps)
             })
             .collect()
     }
 }
 
-/// The answer for one target from its features.
+/// The answer for one target from its features and what they lacked.
 fn assess(
     models: &ModelSnapshot,
     target: ScoreTarget,
     features: &FeatureVector,
-    degraded_reasons: Vec<String>,
+    gaps: Gaps,
 ) -> Assessment {
     let kind = target.kind();
     let model = models.model(kind);
@@ -376,11 +467,15 @@ fn assess(
         entity_id: target.into_entity_id(),
         kind,
         probability: prediction.probability,
-        band: model.band(prediction.probability),
+        band: if gaps.decisive {
+            RiskBand::Unknown
+        } else {
+            model.band(prediction.probability)
+        },
         model_name: model.manifest.name.clone(),
         model_version: model.manifest.version.clone(),
         factors,
-        degraded_reasons,
+        degraded_reasons: gaps.reasons,
     }
 }
 
@@ -397,7 +492,8 @@ mod tests {
         let models = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
         let registry = Arc::new(ModelRegistry::load(models).unwrap());
         let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(60)));
-        let scorer = Scorer::new(store, Arc::clone(&registry), Arc::new(Network::default()));
+        let network = Network::load(&models.join("network.toml")).unwrap();
+        let scorer = Scorer::new(store, Arc::clone(&registry), Arc::new(network));
         let site = |code: &str| ScoreTarget::Site {
             site: code.into(),
             as_of: Timestamp(1_790_000_000_000),
@@ -411,8 +507,18 @@ mod tests {
         // Enough targets to take the heavy path too: both paths use the snapshot given.
         for count in [1, BLOCKING_INFERENCE_TARGETS] {
             let targets = vec![site("ATL"); count];
-            let old = scorer.score(&before, targets.clone()).await;
-            let new = scorer.score(&scorer.models(), targets).await;
+            let old: Vec<Assessment> = scorer
+                .score(&before, targets.clone())
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            let new: Vec<Assessment> = scorer
+                .score(&scorer.models(), targets)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
             assert_eq!(old.len(), count);
             let expected = &before.model(RiskKind::SiteCongestion).manifest.version;
             assert!(old.iter().all(|a| &a.model_version == expected));

@@ -24,7 +24,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 const MIN_WIRE_SECONDS: i64 = -62_135_596_800;
 const MAX_WIRE_SECONDS: i64 = 253_402_300_799;
 
-fn field(at: &str, name: &str) -> String {
+pub(super) fn field(at: &str, name: &str) -> String {
     if at.is_empty() {
         name.to_string()
     } else {
@@ -237,12 +237,24 @@ pub fn item_target(item: &pb::ScoreItem, at: &str) -> Result<ScoreTarget> {
     }
 }
 
+/// The path of a batch or stream item's entity ("items[3].site"), under which
+/// its own fields are named.
+pub fn item_path(item: &pb::ScoreItem, at: &str) -> String {
+    use pb::score_item::Entity;
+    match &item.entity {
+        Some(Entity::Order(_)) => field(at, "order"),
+        Some(Entity::Shipment(_)) => field(at, "shipment"),
+        Some(Entity::Site(_)) | None => field(at, "site"),
+    }
+}
+
 /// An assessment on the wire.
 pub fn risk_score(assessment: Assessment) -> pb::RiskScore {
     let band = match assessment.band {
         RiskBand::Low => pb::RiskBand::Low,
         RiskBand::Medium => pb::RiskBand::Medium,
         RiskBand::High => pb::RiskBand::High,
+        RiskBand::Unknown => pb::RiskBand::Unknown,
     };
     pb::RiskScore {
         degraded: assessment.degraded(),

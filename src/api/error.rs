@@ -7,6 +7,7 @@ use crate::features::FeatureError;
 use crate::ingest::IngestError;
 use crate::pb;
 use crate::planning::PlanningError;
+use crate::scoring::UnknownCode;
 
 /// Why a request failed, as the API reports it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -99,6 +100,17 @@ impl From<PlanningError> for ApiError {
             PlanningError::Store(error) => error.into(),
         }
     }
+}
+
+/// A code the network does not know: NOT_FOUND, naming the field by its path
+/// under `at` (empty for a unary request).
+pub fn unknown_code(error: &UnknownCode, at: &str) -> ApiError {
+    let message = error.to_string();
+    ApiError::NotFound(if at.is_empty() {
+        message
+    } else {
+        format!("{at}.{message}")
+    })
 }
 
 impl From<IngestError> for ApiError {

@@ -11,7 +11,7 @@ use super::{ApiError, convert};
 use crate::features::FeatureStore;
 use crate::pb;
 use crate::pb::risk_scoring_server::RiskScoring;
-use crate::scoring::{ScoreTarget, Scorer};
+use crate::scoring::{Assessment, ScoreTarget, Scorer, UnknownCode};
 
 /// Most items one `ScoreBatch` call may carry.
 pub const MAX_BATCH_ITEMS: usize = 10_000;
@@ -49,7 +49,8 @@ impl<S: FeatureStore> RiskScoringService<S> {
             .await;
         let answer = answers
             .pop()
-            .ok_or_else(|| ApiError::Internal("scorer returned no answer".into()))?;
+            .ok_or_else(|| ApiError::Internal("scorer returned no answer".into()))?
+            .map_err(|unknown| super::error::unknown_code(&unknown, ""))?;
         Ok(Response::new(convert::risk_score(answer)))
     }
 }
@@ -110,14 +111,18 @@ impl<S: FeatureStore> RiskScoring for RiskScoringService<S> {
             models = %models.versions(),
         );
         let answers = self.scorer.score(&models, targets).instrument(span).await;
+        // A malformed item fails the call; an item naming a code the network
+        // does not know fails alone, with NOT_FOUND.
         let results = items
             .iter()
             .zip(answers)
-            .map(|(item, answer)| pb::ScoreResult {
+            .enumerate()
+            .map(|(i, (item, answer))| pb::ScoreResult {
                 request_id: item.request_id.clone(),
-                outcome: Some(pb::score_result::Outcome::Score(convert::risk_score(
+                outcome: Some(outcome(
                     answer,
-                ))),
+                    &convert::item_path(item, &format!("items[{i}]")),
+                )),
             })
             .collect();
         Ok(Response::new(pb::ScoreBatchResponse { results }))
@@ -162,6 +167,17 @@ impl<S: FeatureStore> RiskScoring for RiskScoringService<S> {
     }
 }
 
+/// One item's answer on the wire: its score, or NOT_FOUND naming the unknown
+/// code's field under `at`.
+fn outcome(answer: Result<Assessment, UnknownCode>, at: &str) -> pb::score_result::Outcome {
+    match answer {
+        Ok(answer) => pb::score_result::Outcome::Score(convert::risk_score(answer)),
+        Err(unknown) => pb::score_result::Outcome::Error(super::error::item_error(
+            &super::error::unknown_code(&unknown, at),
+        )),
+    }
+}
+
 /// Scores stream items in arrival order, a ready chunk at a time.
 async fn score_chunks<S: FeatureStore>(
     scorer: Arc<Scorer<S>>,
@@ -199,7 +215,7 @@ async fn score_chunks<S: FeatureStore>(
         for (item, error) in chunk.drain(..).zip(errors) {
             let outcome = match error.map_or(Ok(()), Err) {
                 Ok(()) => match answers.next() {
-                    Some(answer) => pb::score_result::Outcome::Score(convert::risk_score(answer)),
+                    Some(answer) => outcome(answer, &convert::item_path(&item, "")),
                     None => pb::score_result::Outcome::Error(super::error::item_error(
                         &ApiError::Internal("scorer returned too few answers".into()),
                     )),
@@ -275,7 +291,8 @@ mod tests {
         let models = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
         let registry = Arc::new(ModelRegistry::load(models).unwrap());
         let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(60)));
-        let scorer = Scorer::new(store, registry, Arc::new(Network::default()));
+        let network = Network::load(&models.join("network.toml")).unwrap();
+        let scorer = Scorer::new(store, registry, Arc::new(network));
         let service = RiskScoringService::new(Arc::new(scorer));
 
         let answer = service

@@ -3,9 +3,10 @@
 //! while replaying history, so serving and training cannot disagree.
 //!
 //! A value that cannot be known (store unreachable, no snapshot yet) is NaN:
-//! missing to the model (a logistic model stands its training mean in for it,
-//! boosted trees follow their learned missing-value branch). An entity with no history is not
-//! missing: its counts are zero and its rates fall back to a prior.
+//! missing, and the model stands the feature's training prior in for it
+//! (`LoadedModel::imputed`). An entity with no history is not missing: its
+//! counts are zero and its rates fall back to a prior. Either way the builders
+//! record the gap in [`Gaps`], which decides whether the band can be trusted.
 
 use crate::domain::{Order, OrderPriority, Shipment, Timestamp};
 use crate::network::Network;
@@ -30,6 +31,39 @@ const PRIOR_FALLOUT_RATE: f64 = 0.15;
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
 
+/// What an answer's inputs lacked: one reason per gap, and whether a gap is in
+/// the state the family leans on most (the site's snapshot for sites and
+/// orders, the carrier's record for legs, any of it when the store is
+/// unreachable). Such an answer's band is `Unknown`: its probability is the
+/// model's with the missing inputs at their training priors, a best guess
+/// that must not read as an alarm.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gaps {
+    /// One line per gap, for `degraded_reasons`.
+    pub reasons: Vec<String>,
+    /// Whether the state that matters most is missing or stale.
+    pub decisive: bool,
+}
+
+impl Gaps {
+    /// A gap the answer can bear: defaults or priors stood in for a minor input.
+    pub fn note(&mut self, reason: String) {
+        self.reasons.push(reason);
+    }
+
+    /// A gap in the state the family leans on most: the band becomes unknown.
+    pub fn decisive(&mut self, reason: String) {
+        self.reasons.push(reason);
+        self.decisive = true;
+    }
+
+    /// Forgets every gap, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.reasons.clear();
+        self.decisive = false;
+    }
+}
+
 /// Keys a shipment's features read: carrier, lane, carrier-lane, origin site,
 /// and all traffic out of its origin and into its destination.
 pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 6] {
@@ -44,21 +78,21 @@ pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 6] {
 }
 
 /// Carrier-failure features of a shipment, decided at `now`. `lookups` follow
-/// [`shipment_keys`]. Reasons for degradation are appended to `notes`.
+/// [`shipment_keys`]. Gaps are added to `gaps`: a carrier never seen is
+/// decisive, a carrier new to the lane is not.
 pub fn carrier_failure_vector(
     shipment: &Shipment,
     now: Timestamp,
     lookups: [Lookup<'_>; 6],
     network: &Network,
-    notes: &mut Vec<String>,
+    gaps: &mut Gaps,
 ) -> FeatureVector {
     let t = now.as_secs_f64();
     let [carrier, lane, carrier_lane, origin, outbound, inbound] = lookups;
     if carrier == Some(None) {
-        notes.push(format!("carrier {} has no history", shipment.carrier));
-    }
-    if carrier_lane == Some(None) {
-        notes.push(format!(
+        gaps.decisive(format!("carrier {} has no history", shipment.carrier));
+    } else if carrier_lane == Some(None) {
+        gaps.note(format!(
             "carrier {} has no history on lane {}→{}",
             shipment.carrier, shipment.origin, shipment.destination
         ));
@@ -139,11 +173,11 @@ pub fn order_fallout_vector(
     now: Timestamp,
     lookups: [Lookup<'_>; 3],
     network: &Network,
-    notes: &mut Vec<String>,
+    gaps: &mut Gaps,
 ) -> FeatureVector {
     let [site_lookup, lane, pair] = lookups;
     let site = SiteView::new(&order.site, site_lookup, now, network);
-    site.note_gaps(notes);
+    site.note_gaps(gaps);
     let t = now.as_secs_f64();
     let lane_rate =
         |window: WindowId| smoothed_rate(lane, sc::FAILED, sc::DONE, window, t, PRIOR_FAILURE_RATE);
@@ -198,10 +232,10 @@ pub fn site_congestion_vector(
     now: Timestamp,
     lookups: [Lookup<'_>; 1],
     network: &Network,
-    notes: &mut Vec<String>,
+    gaps: &mut Gaps,
 ) -> FeatureVector {
     let site = SiteView::new(site_code, lookups[0], now, network);
-    site.note_gaps(notes);
+    site.note_gaps(gaps);
     let (hour_sin, hour_cos, weekend) = clock_features(now);
     FeatureVector::from_slice(&[
         site.backlog_to_limit,
@@ -281,13 +315,15 @@ impl<'a> SiteView<'a> {
         }
     }
 
-    fn note_gaps(&self, notes: &mut Vec<String>) {
+    /// The site's state is what sites and orders lean on most: any gap in it
+    /// is decisive.
+    fn note_gaps(&self, gaps: &mut Gaps) {
         if self.seen == Some(false) {
-            notes.push(format!("site {} has no history", self.code));
+            gaps.decisive(format!("site {} has no history", self.code));
         } else if self.seen == Some(true) && self.snapshot_age_hours.is_nan() {
-            notes.push(format!("site {} has no snapshot", self.code));
+            gaps.decisive(format!("site {} has no snapshot", self.code));
         } else if self.snapshot_age_hours > STALE_SNAPSHOT_HOURS {
-            notes.push(format!(
+            gaps.decisive(format!(
                 "site {} snapshot is {:.1} h old",
                 self.code, self.snapshot_age_hours
             ));

@@ -50,12 +50,17 @@ pub struct Manifest {
 }
 
 /// A feature as the manifest records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
     /// The feature's name; must match the schema's at the same position.
     pub name: String,
     /// Its unit, as shown in explanations ("hours", "share").
     pub unit: String,
+    /// What stands in for the feature when it is missing at serving time: its
+    /// median over the training rows that knew it. Absent when no training row
+    /// knew it; the learner's own missing-value handling then applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<f64>,
 }
 
 /// Platt scaling of the raw log-odds: `p = sigmoid(slope * logit + intercept)`.
@@ -111,6 +116,17 @@ pub fn load_model(
     if expected != found {
         return Err(mismatch(format!(
             "feature schema differs from this build's: artifact has {found:?}, server computes {expected:?}"
+        )));
+    }
+    if let Some((i, spec)) = manifest
+        .features
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.prior.is_some_and(|p| !p.is_finite()))
+    {
+        return Err(mismatch(format!(
+            "features[{i}] ({}): prior must be a finite number",
+            spec.name
         )));
     }
     let bands = manifest.bands;

@@ -220,7 +220,7 @@ fn predict_needed(
     full: impl Fn(&SiteOption) -> bool,
 ) {
     let predict = |options: &mut [SiteOption], indexes: &[usize]| {
-        let mut ignored = Vec::new();
+        let mut ignored = vectors::Gaps::default();
         let vectors: Vec<FeatureVector> = indexes
             .iter()
             .map(|&i| site_features(input, &options[i].site, &mut ignored))
@@ -264,7 +264,7 @@ fn predict_needed(
 fn site_features(
     input: &ReallocationInput<'_>,
     site: &str,
-    notes: &mut Vec<String>,
+    gaps: &mut vectors::Gaps,
 ) -> FeatureVector {
     let hypothetical = at_site(input.order, site);
     let keys = vectors::order_keys(&hypothetical);
@@ -273,7 +273,7 @@ fn site_features(
         input.as_of,
         keys.each_ref().map(|k| (input.lookup)(k)),
         input.network,
-        notes,
+        gaps,
     )
 }
 
@@ -355,9 +355,9 @@ fn evaluate_site(
     }
     if baseline {
         // Only the baseline's feature gaps describe the request's own data.
-        let mut notes = Vec::new();
-        site_features(input, site, &mut notes);
-        degraded.extend(notes);
+        let mut gaps = vectors::Gaps::default();
+        site_features(input, site, &mut gaps);
+        degraded.extend(gaps.reasons);
     }
     let queue_hours = match (backlog, input.network.site(site)) {
         (Some(b), Some(s)) => b / s.capacity_per_hour,

@@ -134,17 +134,17 @@ pub fn reroute(input: &RerouteInput<'_>) -> Recommendation {
         } else {
             with_carrier(shipment, candidate)
         };
-        let mut feature_notes = Vec::new();
+        let mut gaps = vectors::Gaps::default();
         let keys = vectors::shipment_keys(&hypothetical);
         let features = vectors::carrier_failure_vector(
             &hypothetical,
             input.as_of,
             keys.each_ref().map(|k| (input.lookup)(k)),
             input.network,
-            &mut feature_notes,
+            &mut gaps,
         );
         if baseline {
-            degraded.extend(feature_notes);
+            degraded.extend(gaps.reasons);
         }
         let risk = input.model.probability(&features);
         let mut reasons = Vec::new();

@@ -39,6 +39,7 @@ fn model(kind: RiskKind, weights: Vec<f64>) -> LoadedModel {
                 .map(|f| FeatureSpec {
                     name: f.name.into(),
                     unit: f.unit.into(),
+                    prior: None,
                 })
                 .collect(),
             weights_file: String::new(),

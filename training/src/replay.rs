@@ -18,6 +18,7 @@ use detour::domain::{Order, Shipment, SiteSnapshot, Timestamp};
 use detour::features::updates::{
     order_created_update, order_outcome_updates, shipment_updates, snapshot_update,
 };
+use detour::features::vectors::Gaps;
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
 use detour::network::Network;
 use detour::schema::FeatureVector;
@@ -225,8 +226,8 @@ pub fn replay(history: &History, settings: &ReplaySettings) -> Datasets {
             *out.skipped.entry(reason).or_default() += 1;
             return;
         }
-        let mut notes = Vec::new();
-        let mut row = decide(store, network, &target, label.unwrap_or(false), &mut notes);
+        let mut gaps = Gaps::default();
+        let mut row = decide(store, network, &target, label.unwrap_or(false), &mut gaps);
         row.labelled = label.is_some();
         out.rows.entry(kind).or_default().push(row);
     };
@@ -253,7 +254,7 @@ fn decide(
     network: &Network,
     target: &ScoreTarget,
     label: bool,
-    notes: &mut Vec<String>,
+    gaps: &mut Gaps,
 ) -> Row {
     let mut keys: Vec<AggregateKey> = Vec::with_capacity(6);
     target.push_keys(&mut keys);
@@ -262,7 +263,7 @@ fn decide(
         let index = keys.iter().position(|k| k == key).expect("key was fetched");
         Some(records[index].as_ref())
     };
-    notes.clear();
+    gaps.clear();
     let at = match target {
         ScoreTarget::Shipment { as_of, .. }
         | ScoreTarget::Order { as_of, .. }
@@ -271,7 +272,7 @@ fn decide(
     Row {
         at,
         entity_id: target.entity_id().to_string(),
-        features: feature_vector(target, &lookup, network, notes),
+        features: feature_vector(target, &lookup, network, gaps),
         label,
         labelled: true,
     }

@@ -21,6 +21,8 @@ pub struct FamilyResult {
     pub chosen: usize,
     /// ROC-AUC of the simulator's true probabilities on the test slice, if known.
     pub ceiling_roc_auc: Option<f64>,
+    /// Each feature's training median, where any training row knew it.
+    pub priors: Vec<Option<f64>>,
     /// How the shipped learner was chosen.
     pub chosen_by: &'static str,
     /// Wall time for this family (replay excluded), seconds.

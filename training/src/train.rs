@@ -244,6 +244,7 @@ fn train_family(
         candidates,
         chosen,
         ceiling_roc_auc,
+        priors: priors(split.train, schema.len()),
         chosen_by: if frozen.is_empty() {
             "lowest log loss on the validation slice"
         } else {
@@ -255,6 +256,27 @@ fn train_family(
     result.seconds = began.elapsed().as_secs_f64();
     write_artifact(settings, &mut result)?;
     Ok(result)
+}
+
+/// Each feature's median over the training rows that know it (`None` when
+/// none does): what serving stands in for a missing value
+/// (`LoadedModel::imputed`).
+pub fn priors(rows: &[Row], width: usize) -> Vec<Option<f64>> {
+    (0..width)
+        .map(|j| {
+            let mut known: Vec<f64> = rows
+                .iter()
+                .map(|r| r.features.values[j])
+                .filter(|v| !v.is_nan())
+                .collect();
+            if known.is_empty() {
+                return None;
+            }
+            let mid = known.len() / 2;
+            let (_, median, _) = known.select_nth_unstable_by(mid, f64::total_cmp);
+            Some(*median)
+        })
+        .collect()
 }
 
 /// The simulator's `truth_shipments.csv` (shipment id → true failure
@@ -353,6 +375,7 @@ fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow
         })
         .collect();
     let [train, validation, test] = result.spans;
+    let priors = &result.priors;
     let mut manifest = Manifest {
         name: kind.name().to_string(),
         family: kind.name().to_string(),
@@ -360,9 +383,11 @@ fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow
         learner: learner_name(&shipped.learner).to_string(),
         features: schema_of(kind)
             .iter()
-            .map(|f| FeatureSpec {
+            .zip(priors)
+            .map(|(f, prior)| FeatureSpec {
                 name: f.name.to_string(),
                 unit: f.unit.to_string(),
+                prior: *prior,
             })
             .collect(),
         weights_file: "weights.json".to_string(),
