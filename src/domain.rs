@@ -199,7 +199,8 @@ pub struct Order {
     pub order_id: String,
     /// When the customer placed it.
     pub created_at: Timestamp,
-    /// Free-form sales channel ("web", "store", "marketplace"), kept as given.
+    /// Free-form sales channel ("web", "store", "marketplace"), kept as given;
+    /// at most 64 characters.
     pub channel: String,
     /// Code of the site the order is assigned to.
     pub site: String,

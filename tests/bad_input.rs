@@ -139,6 +139,97 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
 }
 
 #[tokio::test]
+async fn every_input_is_bounded_and_nothing_oversized_is_stored() {
+    let server = TestServer::start(config(None, "unused")).await;
+    let mut ingest = server.ingest().await;
+
+    // The reproduction: orders with a 1 MB channel were stored whole.
+    let mut big = order("O-big", "ATL");
+    big.channel = "w".repeat(1 << 20);
+    let event = |id: &str, order: pb::Order| pb::Event {
+        event_id: id.into(),
+        payload: Some(pb::event::Payload::Order(order)),
+    };
+    let mut trimmed = order("O-ok", "ATL");
+    trimmed.channel = "marketplace".into();
+    let answer = ingest
+        .ingest_events(pb::IngestEventsRequest {
+            events: vec![event("e-big", big), event("e-ok", trimmed)],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((answer.accepted, answer.rejected), (1, 1));
+    let rejection = &answer.rejections[0];
+    assert_eq!(rejection.field, "events[0].order.channel");
+    assert!(rejection.reason.len() < 300, "{}", rejection.reason);
+
+    // Numbers have ceilings too: a huge value would make a decayed sum infinite.
+    let mut client = server.scoring().await;
+    let score_order = |o: pb::Order| pb::ScoreOrderRequest {
+        order: Some(o),
+        as_of: None,
+    };
+    let mut huge_units = order("O", "ATL");
+    huge_units.units = 1e300;
+    expect_invalid(
+        client.score_order(score_order(huge_units)).await,
+        "order.units",
+    )
+    .await;
+    let mut many_lines = order("O", "ATL");
+    many_lines.line_count = 4_000_000_000;
+    expect_invalid(
+        client.score_order(score_order(many_lines)).await,
+        "order.line_count",
+    )
+    .await;
+    let mut long_period = snapshot("ATL", "2026-03-20T10:00:00Z", 5.0);
+    long_period.period_minutes = 1e7;
+    let answer = ingest
+        .ingest_events(pb::IngestEventsRequest {
+            events: vec![pb::Event {
+                event_id: "snap".into(),
+                payload: Some(pb::event::Payload::Site(long_period)),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.rejections[0].field, "events[0].site.period_minutes");
+
+    // A batch item's request id is echoed back, so it is bounded as well.
+    let batch = pb::ScoreBatchRequest {
+        items: vec![pb::ScoreItem {
+            request_id: "r".repeat(10_000),
+            entity: Some(pb::score_item::Entity::Site(pb::ScoreSiteRequest {
+                site: "ATL".into(),
+                as_of: None,
+            })),
+        }],
+    };
+    expect_invalid(client.score_batch(batch).await, "items[0].request_id").await;
+
+    let mut recommend =
+        pb::recommendations_client::RecommendationsClient::new(server.channel().await);
+    let request = pb::RecommendRerouteRequest {
+        subject: Some(pb::recommend_reroute_request::Subject::Shipment(shipment(
+            "S", "UPS", "ATL", "JFK", 3, None,
+        ))),
+        policy: Some(pb::CostPolicy {
+            max_options: 1_000_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    expect_invalid(
+        recommend.recommend_reroute(request).await,
+        "policy.max_options",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn bad_times_are_invalid_argument_naming_the_field() {
     let server = TestServer::start(config(None, "unused")).await;
     let mut client = server.scoring().await;

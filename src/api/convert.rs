@@ -226,6 +226,17 @@ pub fn site_target(request: &pb::ScoreSiteRequest, at: &str) -> Result<ScoreTarg
 /// One item of a batch or stream; `at` is `"items[i]"` (or `""` in a stream).
 pub fn item_target(item: &pb::ScoreItem, at: &str) -> Result<ScoreTarget> {
     use pb::score_item::Entity;
+    // Echoed back with the answer: bounded like an id, but optional.
+    if item.request_id.len() > validate::MAX_ID_LEN {
+        return Err(ApiError::invalid(
+            field(at, "request_id"),
+            format!(
+                "{} is longer than {} bytes",
+                validate::echoed(&item.request_id),
+                validate::MAX_ID_LEN
+            ),
+        ));
+    }
     match &item.entity {
         None => Err(ApiError::invalid(
             field(at, "entity"),

@@ -184,7 +184,16 @@ fn overrides(policy: Option<&pb::CostPolicy>) -> Result<PolicyOverrides, ApiErro
         failure_cost: positive(p.failure_cost, "failure_cost")?,
         approval_cost_delta: positive(p.approval_cost_delta, "approval_cost_delta")?,
         safe_risk,
-        max_options: (p.max_options > 0).then_some(p.max_options as usize),
+        max_options: match p.max_options {
+            0 => None,
+            n if n as usize > MAX_LIST => {
+                return Err(ApiError::invalid(
+                    "policy.max_options",
+                    format!("must be at most {MAX_LIST}, got {n}"),
+                ));
+            }
+            n => Some(n as usize),
+        },
     })
 }
 

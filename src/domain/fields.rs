@@ -11,6 +11,10 @@ use super::{
 
 /// Length of a site snapshot's period when the source does not say.
 pub const DEFAULT_PERIOD_MINUTES: f64 = 60.0;
+/// Longest snapshot period accepted: one week, in minutes.
+pub const MAX_PERIOD_MINUTES: f64 = 10_080.0;
+/// Most lines one order may have.
+pub const MAX_LINE_COUNT: u32 = 100_000;
 
 /// What [`Shipment::new`] checks.
 #[derive(Debug, Clone)]
@@ -73,7 +77,7 @@ pub struct OrderFields<'a> {
     pub order_id: &'a str,
     /// Required.
     pub created_at: TimeInput,
-    /// Free-form; kept as given.
+    /// Free-form, at most 64 characters ([`validate::label`]).
     pub channel: &'a str,
     /// The assigned site's code.
     pub site: &'a str,
@@ -98,7 +102,7 @@ impl Order {
         let order = Order {
             order_id: validate::id(f.order_id, "order_id")?,
             created_at: validate::time(f.created_at, "created_at")?,
-            channel: f.channel.to_string(),
+            channel: validate::label(f.channel, "channel")?,
             site: validate::code(f.site, "site")?,
             destination_region: validate::code(f.destination_region, "destination_region")?,
             promise_at: validate::time(f.promise_at, "promise_at")?,
@@ -107,8 +111,11 @@ impl Order {
             priority: f.priority,
             outcome: f.outcome,
         };
-        if order.line_count == 0 {
-            return Err(FieldError::new("line_count", "must be at least 1"));
+        if !(1..=MAX_LINE_COUNT).contains(&order.line_count) {
+            return Err(FieldError::new(
+                "line_count",
+                format!("must be within [1, {MAX_LINE_COUNT}]"),
+            ));
         }
         if order.promise_at < order.created_at {
             return Err(FieldError::new("promise_at", "is before created_at"));
@@ -144,11 +151,13 @@ impl SiteSnapshot {
             None => DEFAULT_PERIOD_MINUTES,
             Some(minutes) => {
                 let minutes = validate::quantity(minutes, "period_minutes")?;
-                if minutes == 0.0 {
+                if minutes == 0.0 || minutes > MAX_PERIOD_MINUTES {
                     // Units per minute are read from it; zero would divide by zero.
                     return Err(FieldError::new(
                         "period_minutes",
-                        "must be more than 0 (or unset for 60)",
+                        format!(
+                            "must be more than 0 and at most {MAX_PERIOD_MINUTES} (or unset for 60)"
+                        ),
                     ));
                 }
                 minutes

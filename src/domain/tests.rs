@@ -82,10 +82,11 @@ fn codes_are_trimmed_and_refuse_colons_and_control_characters() {
 #[test]
 fn quantities_are_finite_and_not_negative_and_shares_within_one() {
     assert_eq!(validate::quantity(0.0, "units").unwrap(), 0.0);
-    for bad in [-0.5, f64::NAN, f64::INFINITY] {
+    assert_eq!(validate::quantity(1e9, "units").unwrap(), 1e9);
+    for bad in [-0.5, f64::NAN, f64::INFINITY, 1.000_000_1e9] {
         let reason = reason_of(validate::quantity(bad, "units"), "units");
         assert!(
-            reason.starts_with("must be a finite number ≥ 0, got"),
+            reason.starts_with("must be a finite number within [0, 1e9], got"),
             "{reason}"
         );
     }
@@ -248,8 +249,15 @@ fn an_order_keeps_its_rules() {
     f.line_count = 0;
     assert_eq!(
         error(f),
-        FieldError::new("line_count", "must be at least 1")
+        FieldError::new("line_count", "must be within [1, 100000]")
     );
+    let mut f = order_fields();
+    f.line_count = 100_001;
+    assert_eq!(error(f).field, "line_count");
+    let mut f = order_fields();
+    let long = "w".repeat(65);
+    f.channel = &long;
+    assert_eq!(error(f).field, "channel");
     let mut f = order_fields();
     f.promise_at = at("2026-03-20T09:59:59Z").into();
     assert_eq!(

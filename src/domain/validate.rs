@@ -13,6 +13,12 @@ use super::Timestamp;
 pub const MAX_ID_LEN: usize = 128;
 /// Longest code accepted (carriers, sites, locations, SKUs).
 pub const MAX_CODE_LEN: usize = 64;
+/// Longest free-form label accepted (an order's sales channel), in characters.
+pub const MAX_LABEL_LEN: usize = 64;
+/// Largest quantity accepted (units, backlog, labour, stock, costs). Far above
+/// any real site's numbers, and far enough below `f64::MAX` that the decayed
+/// sums of the feature store cannot overflow to infinity and stay there.
+pub const MAX_QUANTITY: f64 = 1e9;
 
 /// The times Detour accepts: 1990-01-01T00:00:00Z up to (not including)
 /// 2100-01-01T00:00:00Z. The models were trained on, and the feature counters
@@ -91,16 +97,31 @@ pub fn code(value: &str, field: &str) -> Result<String, FieldError> {
     Ok(value.to_string())
 }
 
-/// A finite quantity ≥ 0.
+/// A finite quantity within [0, [`MAX_QUANTITY`]].
 pub fn quantity(value: f64, field: &str) -> Result<f64, FieldError> {
-    if value.is_finite() && value >= 0.0 {
+    if value.is_finite() && (0.0..=MAX_QUANTITY).contains(&value) {
         Ok(value)
     } else {
         Err(FieldError::new(
             field,
-            format!("must be a finite number ≥ 0, got {value}"),
+            format!("must be a finite number within [0, 1e9], got {value}"),
         ))
     }
+}
+
+/// An optional free-form label (a sales channel), kept as given: at most
+/// [`MAX_LABEL_LEN`] characters, no control characters; empty is allowed.
+pub fn label(value: &str, field: &str) -> Result<String, FieldError> {
+    if value.chars().count() > MAX_LABEL_LEN || value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{} is not a label (at most {MAX_LABEL_LEN} characters, no control characters)",
+                echoed(value)
+            ),
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// A share within [0, 1] (e.g. of dock doors in use).

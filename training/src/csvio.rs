@@ -374,7 +374,7 @@ mod tests {
         let (rows, report) = read_orders(&write("orders.csv", orders)).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(
-            report.problems["units: must be a finite number ≥ 0"].first_lines,
+            report.problems["units: must be a finite number within [0, 1e9]"].first_lines,
             [3]
         );
         assert_eq!(
