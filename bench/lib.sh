@@ -35,7 +35,9 @@ start_redis() {
   echo "redis-server did not start" >&2; exit 1
 }
 
-# start_detour MODELS_DIR: sets DETOUR_PORT and DETOUR_PID. WORKERS (default 1)
+# start_detour MODELS_DIR: sets DETOUR_PORT and DETOUR_PID; with the Redis of
+# start_redis when REDIS_PORT is set, else the embedded store; DETOUR_ARGS adds
+# flags. WORKERS (default 1)
 # is the server's thread count: Redis and the load generator share the two
 # cores here, and for single calls a second server thread costs more in
 # wake-ups than it adds, while batches lose 13-18% (BENCHMARKS.md, "Threads");
@@ -43,8 +45,8 @@ start_redis() {
 start_detour() {
   DETOUR_PORT=$(free_port)
   ./target/release/detour serve --listen "127.0.0.1:$DETOUR_PORT" \
-    --redis "redis://127.0.0.1:$REDIS_PORT" --models "$1" --namespace bench \
-    --workers "${WORKERS:-1}" \
+    ${REDIS_PORT:+--redis "redis://127.0.0.1:$REDIS_PORT"} --models "$1" --namespace bench \
+    --workers "${WORKERS:-1}" ${DETOUR_ARGS:-} \
     >"$WORK/detour.log" 2>&1 &
   DETOUR_PID=$!
   PIDS+=($DETOUR_PID)

@@ -86,7 +86,8 @@ pub async fn run(
             serve(store, parts, &config, listener, shutdown).await
         }
         None => {
-            let store = InMemoryFeatureStore::new(config.dedupe_ttl());
+            let store =
+                InMemoryFeatureStore::bounded(config.dedupe_ttl(), config.memory_max_entries);
             serve(store, parts, &config, listener, shutdown).await
         }
     }

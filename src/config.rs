@@ -15,6 +15,9 @@ use crate::recommend::Policy;
 
 /// Prefix of environment variables: `DETOUR_LISTEN` sets `listen`.
 pub const ENV_PREFIX: &str = "DETOUR_";
+/// Default ceiling of each table of the embedded store: about 250 MB of
+/// resident memory at most (README, `bench/memory.sh`).
+pub const DEFAULT_MEMORY_MAX_ENTRIES: usize = 250_000;
 
 /// Every setting of the server.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -33,6 +36,10 @@ pub struct Config {
     pub redis_timeout_ms: u64,
     /// How long an event id is remembered for dedupe, in hours.
     pub dedupe_ttl_hours: u64,
+    /// Without Redis: the most entries each table of the embedded store holds
+    /// (aggregate records, event ids, orders and shipments, lanes); past it the
+    /// least recently written are forgotten. README gives the memory it takes.
+    pub memory_max_entries: usize,
     /// A delivery later than scheduled by more than this is a carrier failure.
     pub sla_grace_minutes: f64,
     /// How long in-flight requests may run after a shutdown signal, in seconds.
@@ -74,6 +81,7 @@ impl Default for Config {
             namespace: "detour".to_string(),
             redis_timeout_ms: 50,
             dedupe_ttl_hours: 7 * 24,
+            memory_max_entries: DEFAULT_MEMORY_MAX_ENTRIES,
             sla_grace_minutes: 15.0,
             shutdown_grace_secs: 10,
             log_format: LogFormat::Text,
@@ -202,6 +210,9 @@ impl Config {
         if self.redis_timeout_ms == 0 {
             problems.push("redis_timeout_ms must be at least 1".into());
         }
+        if self.memory_max_entries < 1_000 {
+            problems.push("memory_max_entries must be at least 1000".into());
+        }
         if self.dedupe_ttl_hours == 0 {
             problems.push("dedupe_ttl_hours must be at least 1".into());
         }
@@ -272,13 +283,14 @@ fn models_problem(models: &Path) -> Option<String> {
 }
 
 /// Every key a layer may set.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "redis",
     "models",
     "namespace",
     "redis_timeout_ms",
     "dedupe_ttl_hours",
+    "memory_max_entries",
     "sla_grace_minutes",
     "shutdown_grace_secs",
     "log_format",

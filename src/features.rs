@@ -8,6 +8,7 @@
 
 pub mod aggregates;
 pub mod batch;
+mod bounded;
 pub mod entities;
 pub mod memory;
 pub mod redis_store;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 pub use aggregates::{AggregateKey, AggregateRecord};
 pub use entities::{Entity, EntityKey};
-pub use memory::InMemoryFeatureStore;
+pub use memory::{InMemoryFeatureStore, MemoryUsage};
 pub use redis_store::{RedisFeatureStore, RedisSettings};
 pub use updates::{EventUpdates, FeatureSettings, updates_for, updates_received};
 

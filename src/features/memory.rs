@@ -1,47 +1,94 @@
 //! The embedded feature store: aggregates in process memory. The default when no
 //! Redis is configured, and the store the trainer replays history through.
 //! Nothing survives a restart.
+//!
+//! The server's store has a ceiling ([`InMemoryFeatureStore::bounded`]): each
+//! of its four tables (aggregate records, event ids, entities, lanes) holds at
+//! most `max_entries`, and a write past it forgets the least recently written
+//! tenth. Expired event ids are swept as before. The trainer's store is
+//! unbounded: a replay must not forget.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::aggregates::{AggregateKey, AggregateRecord, AggregateUpdate};
+use super::bounded::BoundedMap;
 use super::entities::{Entity, EntityKey};
 use super::{ApplyOutcome, EventUpdates, FeatureError, FeatureStore, FetchRequest, Fetched};
 
 /// Aggregates and seen event ids, in memory.
 #[derive(Debug)]
 pub struct InMemoryFeatureStore {
-    records: RwLock<HashMap<AggregateKey, AggregateRecord>>,
+    records: RwLock<BoundedMap<AggregateKey, AggregateRecord>>,
     seen: Mutex<SeenIds>,
     /// Newest version and state of each ingested entity.
-    entities: RwLock<HashMap<EntityKey, (f64, Entity)>>,
+    entities: RwLock<BoundedMap<EntityKey, (f64, Entity)>>,
     /// Carriers seen on each (origin, destination) lane.
-    lane_carriers: RwLock<HashMap<(String, String), BTreeSet<String>>>,
+    lane_carriers: RwLock<BoundedMap<(String, String), BTreeSet<String>>>,
+    max_entries: usize,
 }
 
 /// Event ids seen within the dedupe window.
 #[derive(Debug)]
 struct SeenIds {
     ttl: Duration,
-    ids: HashMap<String, Instant>,
+    ids: BoundedMap<String, Instant>,
     /// Size at which expired ids are next swept out.
     sweep_at: usize,
 }
 
+/// How many entries of each table the store holds and has forgotten.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Aggregate records (one per carrier, lane, carrier-lane, site, ...).
+    pub records: usize,
+    /// Event ids remembered for dedupe.
+    pub event_ids: usize,
+    /// Ingested orders and shipments.
+    pub entities: usize,
+    /// Lanes with the carriers seen on them.
+    pub lanes: usize,
+    /// Entries forgotten over the ceiling, all tables together.
+    pub evicted: u64,
+}
+
 impl InMemoryFeatureStore {
-    /// A store that remembers event ids for `dedupe_ttl`.
+    /// An unbounded store that remembers event ids for `dedupe_ttl` (the
+    /// trainer's replay, tests).
     pub fn new(dedupe_ttl: Duration) -> Self {
+        Self::bounded(dedupe_ttl, usize::MAX)
+    }
+
+    /// A store whose tables hold at most `max_entries` each, forgetting the
+    /// least recently written past it. An event id forgotten before its TTL
+    /// no longer dedupes: a re-delivery that late is applied again.
+    pub fn bounded(dedupe_ttl: Duration, max_entries: usize) -> Self {
         InMemoryFeatureStore {
-            records: RwLock::new(HashMap::new()),
+            records: RwLock::new(BoundedMap::new(max_entries)),
             seen: Mutex::new(SeenIds {
                 ttl: dedupe_ttl,
-                ids: HashMap::new(),
+                ids: BoundedMap::new(max_entries),
                 sweep_at: 1024,
             }),
-            entities: RwLock::new(HashMap::new()),
-            lane_carriers: RwLock::new(HashMap::new()),
+            entities: RwLock::new(BoundedMap::new(max_entries)),
+            lane_carriers: RwLock::new(BoundedMap::new(max_entries)),
+            max_entries,
+        }
+    }
+
+    /// Entries held per table, and how many were forgotten.
+    pub fn usage(&self) -> MemoryUsage {
+        let records = self.records.read().unwrap_or_else(|e| e.into_inner());
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let entities = self.entities.read().unwrap_or_else(|e| e.into_inner());
+        let lanes = self.lane_carriers.read().unwrap_or_else(|e| e.into_inner());
+        MemoryUsage {
+            records: records.len(),
+            event_ids: seen.ids.len(),
+            entities: entities.len(),
+            lanes: lanes.len(),
+            evicted: records.evicted() + seen.ids.evicted() + entities.evicted() + lanes.evicted(),
         }
     }
 
@@ -59,8 +106,7 @@ impl InMemoryFeatureStore {
         let mut records = self.records.write().unwrap_or_else(|e| e.into_inner());
         for update in updates {
             records
-                .entry(update.key.clone())
-                .or_default()
+                .write_with(update.key.clone(), AggregateRecord::default)
                 .apply(update.key.kind, update);
         }
     }
@@ -78,7 +124,7 @@ impl InMemoryFeatureStore {
     fn apply_now(&self, events: &[EventUpdates]) -> Vec<ApplyOutcome> {
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        events
+        let outcomes = events
             .iter()
             .map(|event| {
                 if !seen.insert(&event.event_id, now) {
@@ -91,20 +137,57 @@ impl InMemoryFeatureStore {
                         .get(&write.key)
                         .is_none_or(|(version, _)| write.version >= *version);
                     if newer {
-                        entities.insert(write.key.clone(), (write.version, write.entity.clone()));
+                        *entities.write_with(write.key.clone(), || (0.0, write.entity.clone())) =
+                            (write.version, write.entity.clone());
                     }
                 }
                 if let Some(lane) = &event.lane_carrier {
                     self.lane_carriers
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .entry((lane.origin.clone(), lane.destination.clone()))
-                        .or_default()
+                        .write_with(
+                            (lane.origin.clone(), lane.destination.clone()),
+                            BTreeSet::new,
+                        )
                         .insert(lane.carrier.clone());
                 }
                 ApplyOutcome::Applied
             })
-            .collect()
+            .collect();
+        let forgotten = [
+            ("event ids", seen.ids.enforce()),
+            (
+                "aggregate records",
+                self.records
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .enforce(),
+            ),
+            (
+                "entities",
+                self.entities
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .enforce(),
+            ),
+            (
+                "lanes",
+                self.lane_carriers
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .enforce(),
+            ),
+        ];
+        for (table, count) in forgotten.into_iter().filter(|(_, n)| *n > 0) {
+            tracing::warn!(
+                table,
+                forgotten = count,
+                max_entries = self.max_entries,
+                "in-memory store at its ceiling: the least recently written entries were \
+                 forgotten (raise memory_max_entries, or use Redis)"
+            );
+        }
+        outcomes
     }
 }
 
@@ -116,7 +199,7 @@ impl SeenIds {
         {
             return false;
         }
-        self.ids.insert(id.to_string(), now);
+        *self.ids.write_with(id.to_string(), || now) = now;
         if self.ids.len() >= self.sweep_at {
             let ttl = self.ttl;
             self.ids.retain(|_, at| now.duration_since(*at) < ttl);
@@ -163,5 +246,76 @@ impl FeatureStore for InMemoryFeatureStore {
 
     fn backend_name(&self) -> &'static str {
         "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Event, EventPayload, Shipment, ShipmentStatus, Timestamp};
+    use crate::features::{FeatureSettings, updates_for};
+
+    /// A delivered shipment on its own lane: one event id, one entity, one
+    /// lane and a handful of records each.
+    fn event(i: usize) -> EventUpdates {
+        let departure = Timestamp(1_773_000_000_000 + i as i64 * 60_000);
+        updates_for(
+            &Event {
+                event_id: format!("e-{i}"),
+                payload: EventPayload::Shipment(Shipment {
+                    shipment_id: format!("S-{i}"),
+                    carrier: format!("C{}", i % 7),
+                    origin: format!("O{i}"),
+                    destination: "JFK".into(),
+                    scheduled_departure: departure,
+                    scheduled_arrival: departure.plus_minutes(600.0),
+                    actual_departure: Some(departure),
+                    actual_arrival: Some(departure.plus_minutes(640.0)),
+                    status: ShipmentStatus::Delivered,
+                }),
+            },
+            &FeatureSettings::default(),
+        )
+    }
+
+    #[test]
+    fn a_bounded_store_forgets_the_least_recently_written_and_stays_under_its_ceiling() {
+        let store = InMemoryFeatureStore::bounded(Duration::from_secs(3600), 1_000);
+        let events: Vec<EventUpdates> = (0..5_000).map(event).collect();
+        for chunk in events.chunks(100) {
+            store.apply_now(chunk);
+            let usage = store.usage();
+            for held in [usage.records, usage.event_ids, usage.entities, usage.lanes] {
+                assert!(held <= 1_000, "{usage:?}");
+            }
+        }
+        let usage = store.usage();
+        assert!(usage.evicted > 10_000, "{usage:?}");
+        // The carriers' records are written by every event: never the least
+        // recent, never forgotten.
+        let carrier = store.fetch_now(&[AggregateKey::carrier("C3")]);
+        assert!(carrier[0].is_some());
+        // The newest event still dedupes; the oldest is forgotten.
+        assert_eq!(store.apply_now(&events[4_999..]), [ApplyOutcome::Duplicate]);
+        assert_eq!(store.apply_now(&events[..1]), [ApplyOutcome::Applied]);
+        let entities = store.entities.read().unwrap();
+        assert!(
+            entities
+                .get(&EntityKey::Shipment("S-4999".into()))
+                .is_some()
+        );
+        assert!(entities.get(&EntityKey::Shipment("S-100".into())).is_none());
+    }
+
+    #[test]
+    fn the_trainers_store_is_unbounded() {
+        let store = InMemoryFeatureStore::new(Duration::from_secs(3600));
+        let events: Vec<EventUpdates> = (0..3_000).map(event).collect();
+        store.apply_now(&events);
+        let usage = store.usage();
+        assert_eq!(
+            (usage.event_ids, usage.entities, usage.evicted),
+            (3_000, 3_000, 0)
+        );
     }
 }

@@ -209,7 +209,9 @@ impl Client {
             Mode::Ingest => {
                 let events = (0..requests.batch as u64)
                     .map(|k| {
+                        // A new leg each time: its own id, as real traffic brings.
                         let mut shipment = requests.shipment(i * 131 + k);
+                        shipment.shipment_id = format!("load-{}-{i}-{k}", requests.run);
                         shipment.status = pb::ShipmentStatus::Delivered as i32;
                         shipment.actual_arrival = shipment.scheduled_arrival;
                         pb::Event {
