@@ -82,6 +82,24 @@ pub async fn run(
             })?;
             if let Err(error) = store.ping().await {
                 tracing::warn!(%error, "Redis not reachable yet; serving degraded until it is");
+            } else {
+                match store.persistence().await {
+                    Ok(persistence) => match persistence.risk() {
+                        Some(risk) => tracing::warn!(
+                            appendonly = persistence.append_only,
+                            appendfsync = %persistence.append_fsync,
+                            save = %persistence.snapshots,
+                            "{risk}"
+                        ),
+                        None => tracing::info!("Redis persists every write (appendfsync always)"),
+                    },
+                    // Managed Redis often forbids CONFIG: say so, and go on.
+                    Err(error) => tracing::info!(
+                        %error,
+                        "could not read Redis's persistence settings; make sure it has \
+                         appendonly yes and appendfsync always (README, \"Durability\")"
+                    ),
+                }
             }
             serve(store, parts, &config, listener, shutdown).await
         }

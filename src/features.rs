@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use aggregates::{AggregateKey, AggregateRecord};
 pub use entities::{Entity, EntityKey};
 pub use memory::{InMemoryFeatureStore, MemoryUsage};
-pub use redis_store::{RedisFeatureStore, RedisSettings};
+pub use redis_store::{Persistence, RedisFeatureStore, RedisSettings};
 pub use updates::{EventUpdates, FeatureSettings, updates_for, updates_received};
 
 /// Why the feature store could not answer.

@@ -520,3 +520,42 @@ async fn a_server_started_without_redis_serves_degraded() {
     assert!(score.degraded);
     assert!((0.0..=1.0).contains(&score.probability));
 }
+
+#[tokio::test]
+async fn the_store_reads_what_a_redis_restart_would_lose() {
+    // A private server: the test changes its settings.
+    let redis = RedisServer::start();
+    let store = redis_store(&redis.url(), &unique_namespace("persistence"));
+    // The harness starts Redis with persistence off.
+    let off = store.persistence().await.unwrap();
+    assert!(!off.append_only && off.snapshots.is_empty(), "{off:?}");
+    assert!(off.risk().unwrap().contains("persistence off"));
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut set = async |name: &str, value: &str| {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    };
+    set("appendonly", "yes").await;
+    set("appendfsync", "everysec").await;
+    let everysec = store.persistence().await.unwrap();
+    assert!(
+        everysec.risk().unwrap().contains("last second"),
+        "{everysec:?}"
+    );
+    set("appendfsync", "always").await;
+    assert_eq!(store.persistence().await.unwrap().risk(), None);
+    set("appendonly", "no").await;
+    set("save", "60 1000").await;
+    let snapshots = store.persistence().await.unwrap();
+    assert!(
+        snapshots.risk().unwrap().contains("RDB snapshots only"),
+        "{snapshots:?}"
+    );
+}

@@ -158,10 +158,37 @@ impl RedisFeatureStore {
         .map(|_| ())
     }
 
+    /// How the Redis it talks to persists writes (`CONFIG GET appendonly`,
+    /// `appendfsync`, `save`), where `CONFIG` is allowed.
+    pub async fn persistence(&self) -> Result<Persistence, FeatureError> {
+        let settings: Vec<std::collections::HashMap<String, String>> = self
+            .run(|mut connection| async move {
+                let mut pipeline = redis::pipe();
+                for name in ["appendonly", "appendfsync", "save"] {
+                    pipeline.cmd("CONFIG").arg("GET").arg(name);
+                }
+                pipeline.query_async(&mut connection).await
+            })
+            .await?;
+        let get = |name: &str| {
+            settings
+                .iter()
+                .find_map(|s| s.get(name).cloned())
+                .unwrap_or_default()
+        };
+        Ok(Persistence {
+            append_only: get("appendonly") == "yes",
+            append_fsync: get("appendfsync"),
+            snapshots: get("save"),
+        })
+    }
+
     /// Runs a Redis call under the timeout. A call that fails because the
-    /// connection broke is tried once more: the manager reconnects meanwhile, so
-    /// the first call after Redis returns succeeds instead of failing. Every call
-    /// here is idempotent (reads, and event applications deduplicated by id).
+    /// connection broke is tried once more, within what is left of the same
+    /// deadline: the manager reconnects meanwhile, so the first call after
+    /// Redis returns succeeds instead of failing, and an answer during an
+    /// outage never waits longer than the one deadline. Every call here is
+    /// idempotent (reads, and event applications deduplicated by id).
     async fn run<T, F, Fut>(&self, call: F) -> Result<T, FeatureError>
     where
         F: Fn(ConnectionManager) -> Fut,
@@ -170,16 +197,17 @@ impl RedisFeatureStore {
         self.run_within(self.settings.timeout, call).await
     }
 
-    /// [`Self::run`] with its own deadline per attempt.
+    /// [`Self::run`] with its own deadline, shared by both attempts.
     async fn run_within<T, F, Fut>(&self, deadline: Duration, call: F) -> Result<T, FeatureError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let first = within(deadline, call(self.connection.clone())).await?;
+        let until = tokio::time::Instant::now() + deadline;
+        let first = within(until, deadline, call(self.connection.clone())).await?;
         match first {
             Err(error) if is_broken_connection(&error) => {
-                within(deadline, call(self.connection.clone()))
+                within(until, deadline, call(self.connection.clone()))
                     .await?
                     .map_err(FeatureError::redis)
             }
@@ -209,13 +237,61 @@ impl FeatureStore for RedisFeatureStore {
     }
 }
 
-/// Runs one attempt under a deadline; a timeout is an error, the call's own
-/// result is returned as it is.
+/// How a Redis server persists what it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persistence {
+    /// `appendonly yes`: every write goes to the append-only file.
+    pub append_only: bool,
+    /// `appendfsync`: "always", "everysec" or "no".
+    pub append_fsync: String,
+    /// `save`: the RDB snapshot schedule; empty when there is none.
+    pub snapshots: String,
+}
+
+impl Persistence {
+    /// What a restart or crash of Redis can lose of the events Detour has
+    /// acknowledged, when it can lose any: the warning `serve` logs at start.
+    pub fn risk(&self) -> Option<String> {
+        match (
+            self.append_only,
+            self.append_fsync.as_str(),
+            self.snapshots.trim(),
+        ) {
+            (true, "always", _) => None,
+            (true, "everysec", _) => Some(
+                "Redis has appendonly yes with appendfsync everysec: a crash of the Redis host \
+                 can lose about the last second of acknowledged events (appendfsync always \
+                 loses none)"
+                    .into(),
+            ),
+            (true, fsync, _) => Some(format!(
+                "Redis has appendonly yes with appendfsync {fsync}: a crash of the Redis host \
+                 can lose the acknowledged events the OS had not yet written (appendfsync \
+                 always loses none)"
+            )),
+            (false, _, "") => Some(
+                "Redis has persistence off (appendonly no, no save schedule): a Redis restart \
+                 loses every acknowledged event and all features; set appendonly yes and \
+                 appendfsync always (README, \"Durability\")"
+                    .into(),
+            ),
+            (false, _, schedule) => Some(format!(
+                "Redis persists by RDB snapshots only (save {schedule:?}): a Redis restart \
+                 loses the acknowledged events since the last snapshot; set appendonly yes \
+                 and appendfsync always (README, \"Durability\")"
+            )),
+        }
+    }
+}
+
+/// Runs one attempt until `until` (the end of a call's `deadline`); a timeout
+/// is an error, the call's own result is returned as it is.
 async fn within<T>(
+    until: tokio::time::Instant,
     deadline: Duration,
     call: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<Result<T, RedisError>, FeatureError> {
-    tokio::time::timeout(deadline, call)
+    tokio::time::timeout_at(until, call)
         .await
         .map_err(|_| FeatureError::Timeout(deadline.as_millis() as u64))
 }

@@ -33,12 +33,19 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again) on the same port, with an empty data set.
+    /// Starts (again) on the same port, with an empty data set, in a
+    /// directory of its own (a test that turns persistence on writes there,
+    /// not into the checkout).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let dir = std::env::temp_dir().join(format!("detour-test-redis-{}", self.port));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -56,6 +63,8 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            let dir = std::env::temp_dir().join(format!("detour-test-redis-{}", self.port));
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
