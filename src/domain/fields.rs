@@ -11,6 +11,8 @@ use super::{
 
 /// Length of a site snapshot's period when the source does not say.
 pub const DEFAULT_PERIOD_MINUTES: f64 = 60.0;
+/// Shortest snapshot period accepted, in minutes.
+pub const MIN_PERIOD_MINUTES: f64 = 1.0;
 /// Longest snapshot period accepted: one week, in minutes.
 pub const MAX_PERIOD_MINUTES: f64 = 10_080.0;
 /// Most lines one order may have.
@@ -151,12 +153,13 @@ impl SiteSnapshot {
             None => DEFAULT_PERIOD_MINUTES,
             Some(minutes) => {
                 let minutes = validate::quantity(minutes, "period_minutes")?;
-                if minutes == 0.0 || minutes > MAX_PERIOD_MINUTES {
-                    // Units per minute are read from it; zero would divide by zero.
+                if !(MIN_PERIOD_MINUTES..=MAX_PERIOD_MINUTES).contains(&minutes) {
+                    // Units per hour are read from it: a vanishing period
+                    // would make them infinite.
                     return Err(FieldError::new(
                         "period_minutes",
                         format!(
-                            "must be more than 0 and at most {MAX_PERIOD_MINUTES} (or unset for 60)"
+                            "must be within [{MIN_PERIOD_MINUTES}, {MAX_PERIOD_MINUTES}] (or unset for 60)"
                         ),
                     ));
                 }

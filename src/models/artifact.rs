@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::logistic::LogisticWeights;
 use super::trees::TreeEnsemble;
 use super::{Learner, LinearTrees, LoadedModel, ModelError};
+use crate::domain::validate::echoed;
 use crate::schema::FeatureDef;
 use crate::schema::RiskKind;
 
@@ -114,8 +115,21 @@ pub fn load_model(
     let expected: Vec<&str> = schema.iter().map(|f| f.name).collect();
     let found: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
     if expected != found {
+        // The first difference, not both lists: an error a reader can act on,
+        // of a bounded length.
+        let at = expected
+            .iter()
+            .zip(&found)
+            .position(|(e, f)| e != f)
+            .unwrap_or(expected.len().min(found.len()));
+        let name = |names: &[&str]| names.get(at).map_or("nothing".to_string(), |n| echoed(n));
         return Err(mismatch(format!(
-            "feature schema differs from this build's: artifact has {found:?}, server computes {expected:?}"
+            "feature schema differs from this build's: features[{at}] is {} in the artifact, \
+             {} in this build ({} features in the artifact, {} in this build)",
+            name(&found),
+            name(&expected),
+            found.len(),
+            expected.len()
         )));
     }
     if let Some((i, spec)) = manifest
