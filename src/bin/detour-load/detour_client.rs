@@ -18,12 +18,17 @@ pub struct Requests {
     batch: usize,
     /// Makes ingest event ids unique across runs.
     run: u128,
+    /// Ingest draws its event and shipment ids from this many, cycling
+    /// (re-deliveries once they are used up); 0: every id new.
+    id_pool: u64,
+    /// Where in the pool this run starts.
+    id_offset: u64,
 }
 
 impl Requests {
     /// Bodies over the lanes, carriers and sites of `network`, `batch` items
     /// per request in batch, stream and ingest modes.
-    pub fn new(network: &Network, batch: usize) -> Self {
+    pub fn new(network: &Network, batch: usize, id_pool: u64, id_offset: u64) -> Self {
         let lanes: Vec<(String, String, String, f64)> = network
             .carriers
             .iter()
@@ -84,6 +89,8 @@ impl Requests {
             orders,
             batch,
             run,
+            id_pool,
+            id_offset,
         }
     }
 
@@ -209,13 +216,21 @@ impl Client {
             Mode::Ingest => {
                 let events = (0..requests.batch as u64)
                     .map(|k| {
-                        // A new leg each time: its own id, as real traffic brings.
+                        // A new leg each time: its own id, as real traffic
+                        // brings; from a pool, ids come round again.
                         let mut shipment = requests.shipment(i * 131 + k);
-                        shipment.shipment_id = format!("load-{}-{i}-{k}", requests.run);
+                        let id = match requests.id_pool {
+                            0 => format!("load-{}-{i}-{k}", requests.run),
+                            pool => format!(
+                                "pool-{}",
+                                (requests.id_offset + i * requests.batch as u64 + k) % pool
+                            ),
+                        };
+                        shipment.shipment_id = id.clone();
                         shipment.status = pb::ShipmentStatus::Delivered as i32;
                         shipment.actual_arrival = shipment.scheduled_arrival;
                         pb::Event {
-                            event_id: format!("load-{}-{i}-{k}", requests.run),
+                            event_id: id,
                             payload: Some(pb::event::Payload::Shipment(shipment)),
                         }
                     })
@@ -225,8 +240,12 @@ impl Client {
                     .ingest_events(pb::IngestEventsRequest { events })
                     .await
                     .map_err(status)?;
-                if answer.get_ref().accepted as usize != requests.batch {
-                    return Err(format!("ingest answered {:?}", answer.get_ref()));
+                // Every event applied, or (from a pool) known already.
+                let answer = answer.get_ref();
+                if (answer.accepted + answer.duplicate) as usize != requests.batch
+                    || answer.rejected > 0
+                {
+                    return Err(format!("ingest answered {answer:?}"));
                 }
             }
             Mode::Reroute => {

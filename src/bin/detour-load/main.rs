@@ -80,6 +80,18 @@ struct Args {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Requests per second of each worker, paced (an open loop at a moderate
+    /// rate, as in a soak); 0 sends back to back.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Ingest mode: draw event and shipment ids from a pool of this many,
+    /// cycling (re-deliveries once it is used up); 0 makes every id new.
+    #[arg(long, default_value_t = 0)]
+    id_pool: u64,
+    /// Ingest mode with `--id-pool`: where in the pool this run starts (a
+    /// series of runs continues the cycle).
+    #[arg(long, default_value_t = 0)]
+    id_offset: u64,
     /// Channels (HTTP/2 connections) the workers share.
     #[arg(long, default_value_t = 1)]
     connections: usize,
@@ -126,6 +138,10 @@ async fn drive(args: Args) -> anyhow::Result<()> {
         args.duration > 0.0 && args.duration <= 900.0,
         "duration must be in (0, 900] s"
     );
+    anyhow::ensure!(
+        args.rate >= 0.0 && args.rate <= 1e6,
+        "rate must be in [0, 1e6] requests per second"
+    );
     let network = if args.mode == Mode::V2 {
         Network::default()
     } else {
@@ -153,7 +169,12 @@ async fn drive(args: Args) -> anyhow::Result<()> {
             worker::Client::V2(v2::Client::new(channel, Arc::clone(&requests), rows))
         })
     } else {
-        let requests = Arc::new(detour_client::Requests::new(&network, args.batch));
+        let requests = Arc::new(detour_client::Requests::new(
+            &network,
+            args.batch,
+            args.id_pool,
+            args.id_offset,
+        ));
         if args.mode == Mode::Reallocate {
             detour_client::seed_inventory(&channels[0], &network, &requests).await?;
         }
@@ -173,6 +194,7 @@ async fn drive(args: Args) -> anyhow::Result<()> {
         limit: args.requests,
         sent: AtomicU64::new(0),
         workers: args.concurrency as u64,
+        interval: (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate)),
     });
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {

@@ -1,7 +1,7 @@
-//! The closed loop: each worker sends back to back until the shared count of
-//! requests or the end time is reached, whichever first, timing each call of
-//! the measured phase (those before `started` are the warm-up). Knows nothing
-//! of what a request is: the client sends it.
+//! The loop: each worker sends back to back (or paced, at `--rate`) until the
+//! shared count of requests or the end time is reached, whichever first,
+//! timing each call of the measured phase (those before `started` are the
+//! warm-up). Knows nothing of what a request is: the client sends it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,8 @@ pub struct Schedule {
     pub sent: AtomicU64,
     /// Workers, each taking every `workers`-th request number.
     pub workers: u64,
+    /// Time between one worker's sends when paced; `None` sends back to back.
+    pub interval: Option<std::time::Duration>,
 }
 
 /// What one worker saw in the measured phase.
@@ -68,7 +70,17 @@ pub async fn run(mut client: Client, worker: u64, schedule: Arc<Schedule>) -> Ta
         ..Tally::default()
     };
     let mut i = worker;
+    let mut next = tokio::time::Instant::now();
     loop {
+        if let Some(interval) = schedule.interval {
+            // Paced: one send per interval, skipping slots a slow answer missed.
+            tokio::time::sleep_until(next).await;
+            next += interval;
+            let now = tokio::time::Instant::now();
+            while next < now {
+                next += interval;
+            }
+        }
         let now = Instant::now();
         if now >= schedule.stop_at {
             break;
