@@ -16,6 +16,18 @@ use crate::schema::RiskKind;
 use crate::schema::{FeatureVector, MAX_FEATURES};
 use serde::{Deserialize, Serialize};
 
+/// Largest magnitude, in log-odds, of any coefficient, intercept, leaf value,
+/// base score or calibration parameter an artifact may hold. Real models stay
+/// within tens; far beyond, sums of terms overflow to infinity and opposite
+/// infinities give NaN, which is not a probability (the fuzzer found a
+/// coefficient of 1.8e308 that did just that).
+pub const MAX_LOG_ODDS: f64 = 1e6;
+
+/// Whether `value` is a number within ±[`MAX_LOG_ODDS`] (NaN is not).
+pub fn within_log_odds(value: f64) -> bool {
+    value.abs() <= MAX_LOG_ODDS
+}
+
 /// Why an artifact was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -292,6 +304,24 @@ mod tests {
             assert!((loaded.probability(v) - p).abs() < 1e-12);
             assert!((loaded.predict(v).probability - p).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn weights_beyond_the_log_odds_bound_are_refused() {
+        // Found by the fuzzer: coefficients of ±1.8e308 summed to inf − inf,
+        // a NaN probability.
+        let logistic = |coefficient: f64| LogisticWeights {
+            mean: vec![0.0, 0.0],
+            std: vec![1.0, 1.0],
+            coefficients: vec![coefficient, -coefficient],
+            intercept: 0.0,
+        };
+        assert!(logistic(40.0).check().is_ok());
+        assert!(logistic(f64::MAX).check().is_err());
+        let mut trees = linear_trees().trees;
+        assert!(trees.check(2).is_ok());
+        trees.trees[0].value[1] = 1e300;
+        assert!(trees.check(2).unwrap_err().contains("tree 0 node 1"));
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub enum PlanningError {
     /// The entity was named by id and the store could not be read.
     #[error(transparent)]
     Store(#[from] FeatureError),
+    /// The order's site or region is not in the network: there is nothing to
+    /// compare other sites with.
+    #[error(transparent)]
+    UnknownCode(#[from] crate::scoring::UnknownCode),
 }
 
 /// Plans with at least this many candidate carriers or sites rank where they
@@ -210,6 +214,7 @@ impl<S: FeatureStore> Planner<S> {
             },
         };
         let as_of = request.as_of.unwrap_or(order.created_at);
+        crate::scoring::check_order_codes(&order, &self.network)?;
         let mut reads = Reads::default();
         let keys = reallocation::keys(&order, &request.lines, &self.network);
         reads.fetch(&*self.store, keys, Vec::new()).await;

@@ -163,7 +163,34 @@ pub struct UnknownCode {
 /// carrier model reads their ingested records, and a carrier with none gets an
 /// `Unknown` band instead.
 pub fn check_codes(target: &ScoreTarget, network: &Network) -> Result<(), UnknownCode> {
-    let site = |field, code: &str| match network.site(code) {
+    match target {
+        ScoreTarget::Site { site, .. } => check_site("site", site, network),
+        ScoreTarget::Order { order, .. } => check_order_codes(order, network),
+        ScoreTarget::Shipment { .. } => Ok(()),
+    }
+}
+
+/// An order's site and destination region must be in the network (scoring
+/// and reallocation alike).
+pub fn check_order_codes(order: &Order, network: &Network) -> Result<(), UnknownCode> {
+    check_site("order.site", &order.site, network)?;
+    match network.region(&order.destination_region) {
+        Some(_) => Ok(()),
+        None => Err(UnknownCode {
+            field: "order.destination_region",
+            code: order.destination_region.clone(),
+            what: "region",
+            suggestion: network
+                .regions
+                .iter()
+                .find(|r| r.code.eq_ignore_ascii_case(&order.destination_region))
+                .map(|r| r.code.clone()),
+        }),
+    }
+}
+
+fn check_site(field: &'static str, code: &str, network: &Network) -> Result<(), UnknownCode> {
+    match network.site(code) {
         Some(_) => Ok(()),
         None => Err(UnknownCode {
             field,
@@ -175,26 +202,6 @@ pub fn check_codes(target: &ScoreTarget, network: &Network) -> Result<(), Unknow
                 .find(|s| s.code.eq_ignore_ascii_case(code))
                 .map(|s| s.code.clone()),
         }),
-    };
-    match target {
-        ScoreTarget::Site { site: code, .. } => site("site", code),
-        ScoreTarget::Order { order, .. } => {
-            site("order.site", &order.site)?;
-            match network.region(&order.destination_region) {
-                Some(_) => Ok(()),
-                None => Err(UnknownCode {
-                    field: "order.destination_region",
-                    code: order.destination_region.clone(),
-                    what: "region",
-                    suggestion: network
-                        .regions
-                        .iter()
-                        .find(|r| r.code.eq_ignore_ascii_case(&order.destination_region))
-                        .map(|r| r.code.clone()),
-                }),
-            }
-        }
-        ScoreTarget::Shipment { .. } => Ok(()),
     }
 }
 

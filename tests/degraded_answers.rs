@@ -198,6 +198,25 @@ async fn a_code_the_network_does_not_know_is_not_found() {
         status.message()
     );
 
+    // A reallocation has nothing to compare an unknown site with either.
+    let mut recommend =
+        pb::recommendations_client::RecommendationsClient::new(server.channel().await);
+    let status = recommend
+        .recommend_reallocation(pb::RecommendReallocationRequest {
+            subject: Some(pb::recommend_reallocation_request::Subject::Order(order(
+                "O-3", "ZZZ",
+            ))),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(
+        status.message().starts_with("order.site:"),
+        "{}",
+        status.message()
+    );
+
     // In a batch the unknown item fails alone; the others are scored.
     let item = |id: &str, site: &str| pb::ScoreItem {
         request_id: id.into(),

@@ -98,6 +98,8 @@ impl From<PlanningError> for ApiError {
         match error {
             PlanningError::NotFound { .. } => ApiError::NotFound(error.to_string()),
             PlanningError::Store(error) => error.into(),
+            // Named under the request's `order` field, as scoring names it.
+            PlanningError::UnknownCode(unknown) => unknown_code(&unknown, ""),
         }
     }
 }

@@ -150,8 +150,12 @@ pub fn load_model(
         ));
     }
     let calibration = manifest.calibration;
-    if !(calibration.slope.is_finite() && calibration.intercept.is_finite()) {
-        return Err(mismatch("calibration holds a non-finite number".into()));
+    if !(super::within_log_odds(calibration.slope) && super::within_log_odds(calibration.intercept))
+    {
+        return Err(mismatch(format!(
+            "calibration holds a number that is not finite or beyond ±{:e}",
+            super::MAX_LOG_ODDS
+        )));
     }
 
     let weights_path = family_dir.join(&manifest.weights_file);

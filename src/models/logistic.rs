@@ -65,6 +65,13 @@ impl LogisticWeights {
         if self.std.iter().any(|s| *s <= 0.0) {
             return Err("a standard deviation is not positive".into());
         }
+        let terms = self.coefficients.iter().chain([&self.intercept]);
+        if !terms.copied().all(super::within_log_odds) {
+            return Err(format!(
+                "a coefficient or the intercept is beyond ±{:e} log-odds",
+                super::MAX_LOG_ODDS
+            ));
+        }
         Ok(())
     }
 

@@ -141,8 +141,11 @@ impl TreeEnsemble {
     /// Checks every tree is well formed for `features` inputs: equal array lengths,
     /// children in range and after their parent (so every walk ends), finite numbers.
     pub fn check(&self, features: usize) -> Result<(), String> {
-        if !self.base_score.is_finite() {
-            return Err("base score is not finite".into());
+        if !super::within_log_odds(self.base_score) {
+            return Err(format!(
+                "base score is not a number within ±{:e}",
+                super::MAX_LOG_ODDS
+            ));
         }
         if features > MAX_FEATURES {
             return Err(format!(
@@ -164,8 +167,11 @@ impl TreeEnsemble {
                 ));
             }
             for i in 0..n {
-                if !tree.value[i].is_finite() {
-                    return Err(format!("tree {t} node {i}: value is not finite"));
+                if !super::within_log_odds(tree.value[i]) {
+                    return Err(format!(
+                        "tree {t} node {i}: value is not a number within ±{:e}",
+                        super::MAX_LOG_ODDS
+                    ));
                 }
                 if tree.left[i] == 0 {
                     continue;
