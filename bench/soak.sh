@@ -21,7 +21,7 @@ WORK=$(mktemp -d)
 start_redis
 WORKERS=0 start_detour models
 LOAD="./target/release/detour-load --target 127.0.0.1:$DETOUR_PORT --warmup 0 --json --requests 100000000"
-# mode, rate per second (one worker), batch; about 460 requests and 1,100 items a second.
+# mode, rate per second (one worker), batch: about 400 calls and 1,900 events or items a second.
 LOADS=(
   "ingest 3 100 --id-pool 100000 --id-offset OFFSET"
   "unary 300 1"
