@@ -27,6 +27,6 @@ for ceiling in ${CEILINGS:-250000 1000000}; do
     sent=$((sent + STEP))
     printf "%10d %8s\n" "$sent" "$(rss_mb)"
   done
-  echo "  eviction passes logged: $(grep -c "at its ceiling" "$WORK/detour.log" || true)"
+  echo "  eviction warnings logged: $(grep -c "at its ceiling" "$WORK/detour.log" || true)"
   kill "$DETOUR_PID"; wait "$DETOUR_PID" 2>/dev/null || true
 done

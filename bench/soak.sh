@@ -57,11 +57,18 @@ for minute in $(seq 1 "$MINUTES"); do
   read -r rss fds redis_mb keys < <(sample)
   p99s="" errors=0
   for i in "${!LOADS[@]}"; do
+    # A load that answered nothing (or did not run) counts as failed.
     read -r p99 errs < <(python3 -c 'import json, sys
-r = json.load(open(sys.argv[1]))
-print("%.2f %d" % (r["p99_us"] / 1000, r["errors"]))
-if r["errors"]:
-    print(r["mode"], r["first_error"], file=sys.stderr)' "$WORK/load-$i.json" 2>>"$WORK/errors")
+try:
+    r = json.load(open(sys.argv[1]))
+except (OSError, ValueError) as e:
+    print("nan 1"); print(sys.argv[1], "unreadable:", e, file=sys.stderr); sys.exit()
+calls = r["requests"]
+p99 = r["p99_us"] / 1000 if calls and r["p99_us"] is not None else float("nan")
+print("%.2f %d" % (p99, r["errors"] + (0 if calls else 1)))
+if r["errors"] or not calls:
+    print(r["mode"], r["first_error"] or "no call answered", file=sys.stderr)' \
+      "$WORK/load-$i.json" 2>>"$WORK/errors" || echo "nan 1")
     p99s="$p99s $p99"
     errors=$((errors + errs))
   done
@@ -70,6 +77,7 @@ if r["errors"]:
   [ "$errors" -eq 0 ] || failed=1
 done
 if [ -s "$WORK/errors" ]; then echo "errors:"; sort "$WORK/errors" | uniq -c | head; fi
+for f in "$WORK"/load-*.err; do if [ -s "$f" ]; then echo "$f:"; head -5 "$f"; fi; done
 python3 - "$SAMPLES" <<'PY' || failed=1
 import sys
 rows = [list(map(float, line.split())) for line in open(sys.argv[1])]

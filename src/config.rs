@@ -15,8 +15,9 @@ use crate::recommend::Policy;
 
 /// Prefix of environment variables: `DETOUR_LISTEN` sets `listen`.
 pub const ENV_PREFIX: &str = "DETOUR_";
-/// Default ceiling of each table of the embedded store: about 250 MB of
-/// resident memory at most (README, `bench/memory.sh`).
+/// Default ceiling of each table of the embedded store: measured with
+/// `bench/memory.sh` on the demo network, about 195 MB resident once full, with
+/// a peak near 270 MB while the tables grew (README).
 pub const DEFAULT_MEMORY_MAX_ENTRIES: usize = 250_000;
 
 /// Every setting of the server.

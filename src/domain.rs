@@ -208,9 +208,9 @@ pub struct Order {
     pub destination_region: String,
     /// When it was promised to arrive; not before `created_at`.
     pub promise_at: Timestamp,
-    /// Number of order lines, at least 1.
+    /// Number of order lines, 1 to 100,000.
     pub line_count: u32,
-    /// Units ordered across all lines, ≥ 0.
+    /// Units ordered across all lines, within [0, 1e9].
     pub units: f64,
     /// How urgently it was promised.
     pub priority: OrderPriority,
@@ -244,7 +244,7 @@ pub struct InventoryPosition {
     pub site: String,
     /// Code of the stock-keeping unit.
     pub sku: String,
-    /// Units on hand at `at`, ≥ 0.
+    /// Units on hand at `at`, within [0, 1e9].
     pub on_hand: f64,
     /// When the count was taken.
     pub at: Timestamp,

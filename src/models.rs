@@ -201,8 +201,17 @@ impl LoadedModel {
     /// Calibrated probabilities of many feature vectors at once (faster than one
     /// by one for boosted trees).
     pub fn probabilities(&self, features: &[FeatureVector]) -> Vec<f64> {
-        let features: Vec<FeatureVector> = features.iter().map(|f| self.imputed(f)).collect();
-        let features = features.as_slice();
+        // Copied only when something is missing (ranking passes many vectors).
+        let imputed: Vec<FeatureVector>;
+        let features = if features
+            .iter()
+            .any(|f| f.as_slice().iter().any(|v| v.is_nan()))
+        {
+            imputed = features.iter().map(|f| self.imputed(f)).collect();
+            imputed.as_slice()
+        } else {
+            features
+        };
         let calibration = self.manifest.calibration;
         let mut logits = Vec::with_capacity(features.len());
         match &self.learner {

@@ -115,11 +115,43 @@ async fn fresh_evidence_gets_a_band_and_stale_evidence_does_not() {
     assert!(!fresh.degraded, "{fresh:?}");
     assert_ne!(band(&fresh), pb::RiskBand::Unknown);
 
-    // A carrier new to the lane but known elsewhere keeps its band: its own
-    // record is evidence.
+    // A carrier with a record keeps its band, on its lane and on a lane new to
+    // it (its own record is evidence; the lane's gap is noted).
     let mut client = server.scoring().await;
     let known = score_shipment(&mut client, "UPS").await;
     assert_ne!(band(&known), pb::RiskBand::Unknown, "{known:?}");
+    let new_lane = client
+        .score_shipment(pb::ScoreShipmentRequest {
+            shipment: Some(shipment("probe", "UPS", "ATL", "BOS", 21, None)),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(band(&new_lane), pb::RiskBand::Unknown, "{new_lane:?}");
+    assert!(
+        new_lane
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("no history on lane ATL→BOS")),
+        "{new_lane:?}"
+    );
+
+    // A site seen only through its orders has history but no snapshot.
+    let mut seen = order("O-9", "DFW");
+    seen.created_at = ts("2026-03-20T04:00:00Z");
+    ingest(
+        &server,
+        vec![pb::Event {
+            event_id: "order-dfw".into(),
+            payload: Some(pb::event::Payload::Order(seen)),
+        }],
+    )
+    .await;
+    let no_snapshot = score_site(&server, "DFW", "2026-03-20T05:30:00Z")
+        .await
+        .unwrap();
+    unknown_not_alarming(&no_snapshot, "site DFW has no snapshot");
 
     // Seven hours after the last snapshot the state is older than the six the
     // band trusts.
@@ -146,14 +178,14 @@ async fn with_the_store_down_answers_are_unknown_not_high() {
 
     redis.stop();
     let during = score_order(&server, probe).await.unwrap();
-    unknown_not_alarming(&during, "");
+    unknown_not_alarming(&during, "feature store");
     let site = score_site(&server, "ATL", "2026-03-20T05:30:00Z")
         .await
         .unwrap();
-    unknown_not_alarming(&site, "");
+    unknown_not_alarming(&site, "feature store");
     let mut client = server.scoring().await;
     let leg = score_shipment(&mut client, "UPS").await;
-    unknown_not_alarming(&leg, "");
+    unknown_not_alarming(&leg, "feature store");
     server.stop().await.unwrap();
 }
 

@@ -47,7 +47,7 @@ pub fn code(value: &str, at: &str, name: &str) -> Result<String> {
     validate::code(value, name).map_err(invalid_at(at))
 }
 
-/// A finite quantity ≥ 0.
+/// A finite quantity within [0, 1e9] ([`validate::quantity`]).
 pub fn quantity(value: f64, at: &str, name: &str) -> Result<f64> {
     validate::quantity(value, name).map_err(invalid_at(at))
 }

@@ -147,7 +147,8 @@ pub struct SiteSnapshotFields<'a> {
 
 impl SiteSnapshot {
     /// A snapshot whose fields keep the rules: a site code, a time, quantities
-    /// ≥ 0, a positive period and a dock share within [0, 1].
+    /// within [0, 1e9], a period of a minute to a week and a dock share within
+    /// [0, 1].
     pub fn new(f: SiteSnapshotFields<'_>) -> Result<SiteSnapshot, FieldError> {
         let period_minutes = match f.period_minutes {
             None => DEFAULT_PERIOD_MINUTES,

@@ -68,7 +68,9 @@ pub fn id(value: &str, field: &str) -> Result<String, FieldError> {
     if value.is_empty() {
         return Err(FieldError::new(field, "is required"));
     }
-    if value.len() > MAX_ID_LEN || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if value.chars().count() > MAX_ID_LEN
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(FieldError::new(
             field,
             format!("must be 1 to {MAX_ID_LEN} characters with no spaces"),

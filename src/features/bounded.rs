@@ -10,13 +10,13 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// What is left after an eviction pass: nine tenths of the limit, so the next
-/// pass is a tenth of the limit's writes away.
-const KEEP_NUMERATOR: usize = 9;
-const KEEP_DENOMINATOR: usize = 10;
+/// An eviction pass leaves the limit less a tenth of it (rounded up, at least
+/// one entry kept), so the next pass is a tenth of the limit's writes away.
+const EVICTED_SHARE: usize = 10;
 
-/// A map holding at most `limit` entries (after each write), forgetting the
-/// least recently written first.
+/// A map holding at most `limit` entries once [`BoundedMap::enforce`] has run
+/// (writes in between may take it past), forgetting the least recently written
+/// first.
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
     entries: HashMap<K, (V, u64)>,
@@ -63,7 +63,7 @@ impl<K: Eq + Hash, V> BoundedMap<K, V> {
         if self.entries.len() <= self.limit {
             return 0;
         }
-        let keep = self.limit / KEEP_DENOMINATOR * KEEP_NUMERATOR;
+        let keep = (self.limit - self.limit.div_ceil(EVICTED_SHARE)).max(1);
         let drop = self.entries.len() - keep;
         let mut ticks: Vec<u64> = self.entries.values().map(|(_, tick)| *tick).collect();
         // Ticks are unique: everything at or below the drop-th smallest goes.
@@ -93,6 +93,32 @@ impl<K: Eq + Hash, V> BoundedMap<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_limit_keeps_the_newest_entries() {
+        for limit in [1, 2, 9, 19] {
+            let mut map = BoundedMap::new(limit);
+            for i in 0..=limit {
+                map.write_with(i, || ());
+            }
+            map.enforce();
+            assert!(
+                (1..=limit).contains(&map.len()),
+                "limit {limit}: {}",
+                map.len()
+            );
+            assert!(
+                map.get(&limit).is_some(),
+                "limit {limit}: the newest is kept"
+            );
+        }
+        let mut map = BoundedMap::new(19);
+        for i in 0..20 {
+            map.write_with(i, || ());
+        }
+        map.enforce();
+        assert_eq!(map.len(), 17);
+    }
 
     #[test]
     fn the_least_recently_written_go_first_and_the_map_stays_under_its_limit() {

@@ -79,16 +79,29 @@ impl InMemoryFeatureStore {
 
     /// Entries held per table, and how many were forgotten.
     pub fn usage(&self) -> MemoryUsage {
-        let records = self.records.read().unwrap_or_else(|e| e.into_inner());
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let entities = self.entities.read().unwrap_or_else(|e| e.into_inner());
-        let lanes = self.lane_carriers.read().unwrap_or_else(|e| e.into_inner());
+        // One lock at a time: never two held together, so no order to keep.
+        let (event_ids, ids_evicted) = {
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            (seen.ids.len(), seen.ids.evicted())
+        };
+        let (records, records_evicted) = {
+            let records = self.records.read().unwrap_or_else(|e| e.into_inner());
+            (records.len(), records.evicted())
+        };
+        let (entities, entities_evicted) = {
+            let entities = self.entities.read().unwrap_or_else(|e| e.into_inner());
+            (entities.len(), entities.evicted())
+        };
+        let (lanes, lanes_evicted) = {
+            let lanes = self.lane_carriers.read().unwrap_or_else(|e| e.into_inner());
+            (lanes.len(), lanes.evicted())
+        };
         MemoryUsage {
-            records: records.len(),
-            event_ids: seen.ids.len(),
-            entities: entities.len(),
-            lanes: lanes.len(),
-            evicted: records.evicted() + seen.ids.evicted() + entities.evicted() + lanes.evicted(),
+            records,
+            event_ids,
+            entities,
+            lanes,
+            evicted: ids_evicted + records_evicted + entities_evicted + lanes_evicted,
         }
     }
 
@@ -154,29 +167,30 @@ impl InMemoryFeatureStore {
                 ApplyOutcome::Applied
             })
             .collect();
+        // Each table's lock is taken and released on its own (readers take
+        // them in another order: holding two here could deadlock with them).
+        let ids = seen.ids.enforce();
+        drop(seen);
+        let records = self
+            .records
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .enforce();
+        let entities = self
+            .entities
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .enforce();
+        let lanes = self
+            .lane_carriers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .enforce();
         let forgotten = [
-            ("event ids", seen.ids.enforce()),
-            (
-                "aggregate records",
-                self.records
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .enforce(),
-            ),
-            (
-                "entities",
-                self.entities
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .enforce(),
-            ),
-            (
-                "lanes",
-                self.lane_carriers
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .enforce(),
-            ),
+            ("event ids", ids),
+            ("aggregate records", records),
+            ("entities", entities),
+            ("lanes", lanes),
         ];
         for (table, count) in forgotten.into_iter().filter(|(_, n)| *n > 0) {
             tracing::warn!(
@@ -305,6 +319,59 @@ mod tests {
                 .is_some()
         );
         assert!(entities.get(&EntityKey::Shipment("S-100".into())).is_none());
+    }
+
+    #[test]
+    fn ingest_evicting_beside_reads_by_id_does_not_deadlock() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let store = Arc::new(InMemoryFeatureStore::bounded(
+            Duration::from_secs(3600),
+            1_000,
+        ));
+        let events: Vec<EventUpdates> = (0..20_000).map(event).collect();
+        let writing = Arc::new(AtomicBool::new(true));
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = {
+            let (store, done, writing) = (Arc::clone(&store), done.clone(), Arc::clone(&writing));
+            std::thread::spawn(move || {
+                for event in events.chunks(1) {
+                    store.apply_now(event);
+                }
+                writing.store(false, Ordering::Relaxed);
+                let _ = done.send("writer");
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, done, writing) =
+                    (Arc::clone(&store), done.clone(), Arc::clone(&writing));
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    let request = FetchRequest {
+                        records: vec![AggregateKey::carrier("C1")],
+                        lanes: vec![("O1".into(), "JFK".into())],
+                        entities: vec![EntityKey::Shipment("S-1".into())],
+                    };
+                    while writing.load(Ordering::Relaxed) {
+                        runtime.block_on(store.fetch_all(&request)).unwrap();
+                        let _ = store.usage();
+                    }
+                    let _ = done.send("reader");
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("ingest and reads finish: no deadlock");
+        }
+        writer.join().unwrap();
+        for reader in readers {
+            reader.join().unwrap();
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ const Z_LIMIT: f64 = 8.0;
 /// Weights of a logistic regression, with the standardisation it was fitted on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticWeights {
-    /// Training mean of each feature; also what a missing value is taken to be.
+    /// Training mean of each feature; also what a missing value is taken to be
+    /// when the manifest records no prior for it (`LoadedModel::imputed`).
     pub mean: Vec<f64>,
     /// Training standard deviation of each feature (1 where it was constant).
     pub std: Vec<f64>,
@@ -75,7 +76,8 @@ impl LogisticWeights {
         Ok(())
     }
 
-    /// Scores one row; NaN features count as their training mean.
+    /// Scores one row; NaN features (those without a prior) count as their
+    /// training mean.
     pub fn predict(&self, row: &[f64]) -> RawScore {
         let mut contributions = [0.0; MAX_FEATURES];
         let mut logit = self.intercept;

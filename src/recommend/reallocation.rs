@@ -20,7 +20,7 @@ use super::{Criteria, Policy, Recommendation, Rejected, Scored, money_delta, ran
 pub struct OrderLine {
     /// The stock-keeping unit.
     pub sku: String,
-    /// Units needed, ≥ 0.
+    /// Units needed, within [0, 1e9] (the sum of the request's lines of this SKU).
     pub quantity: f64,
 }
 
