@@ -283,6 +283,14 @@ impl<S: FeatureStore> Scorer<S> {
         models: &Arc<ModelSnapshot>,
         targets: Vec<ScoreTarget>,
     ) -> Vec<Result<Assessment, UnknownCode>> {
+        // The common case, every code known, allocates nothing more.
+        if targets
+            .iter()
+            .all(|t| check_codes(t, &self.network).is_ok())
+        {
+            let answers = self.score_known(models, targets).await;
+            return answers.into_iter().map(Ok).collect();
+        }
         let mut unknown: Vec<Option<UnknownCode>> = Vec::with_capacity(targets.len());
         let mut known = Vec::with_capacity(targets.len());
         for target in targets {

@@ -56,6 +56,13 @@ impl<K: Eq + Hash, V> BoundedMap<K, V> {
         &mut entry.0
     }
 
+    /// Sets the value of `key`, stamped as the most recently written. Call
+    /// [`Self::enforce`] after a run of writes.
+    pub fn insert(&mut self, key: K, value: V) {
+        self.tick += 1;
+        self.entries.insert(key, (value, self.tick));
+    }
+
     /// Drops the least recently written entries down to nine tenths of the
     /// limit when the map holds more than the limit. Returns how many it
     /// dropped.

@@ -150,8 +150,7 @@ impl InMemoryFeatureStore {
                         .get(&write.key)
                         .is_none_or(|(version, _)| write.version >= *version);
                     if newer {
-                        *entities.write_with(write.key.clone(), || (0.0, write.entity.clone())) =
-                            (write.version, write.entity.clone());
+                        entities.insert(write.key.clone(), (write.version, write.entity.clone()));
                     }
                 }
                 if let Some(lane) = &event.lane_carrier {
@@ -213,7 +212,7 @@ impl SeenIds {
         {
             return false;
         }
-        *self.ids.write_with(id.to_string(), || now) = now;
+        self.ids.insert(id.to_string(), now);
         if self.ids.len() >= self.sweep_at {
             let ttl = self.ttl;
             self.ids.retain(|_, at| now.duration_since(*at) < ttl);
