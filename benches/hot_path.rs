@@ -169,13 +169,14 @@ fn benches(c: &mut Criterion) {
     let store = store(&network);
     off_the_reactor(c, &network);
     let probe = shipment(1, "K3", "B07", None);
-    let keys = vectors::shipment_keys(&probe);
-    let records = store.fetch_now(&keys);
     let now = probe.scheduled_departure;
+    let keys = vectors::shipment_keys(&probe, now);
+    let records = store.fetch_now(&keys);
 
     c.bench_function("features/carrier_failure_vector", |b| {
         b.iter(|| {
-            let lookups: [Lookup<'_>; 6] = std::array::from_fn(|i| Some(records[i].as_ref()));
+            let lookups: [Lookup<'_>; vectors::SHIPMENT_KEYS] =
+                std::array::from_fn(|i| Some(records[i].as_ref()));
             let mut gaps = vectors::Gaps::default();
             black_box(vectors::carrier_failure_vector(
                 black_box(&probe),
@@ -186,7 +187,8 @@ fn benches(c: &mut Criterion) {
             ))
         })
     });
-    let lookups: [Lookup<'_>; 6] = std::array::from_fn(|i| Some(records[i].as_ref()));
+    let lookups: [Lookup<'_>; vectors::SHIPMENT_KEYS] =
+        std::array::from_fn(|i| Some(records[i].as_ref()));
     let features: FeatureVector = vectors::carrier_failure_vector(
         &probe,
         now,
@@ -219,7 +221,7 @@ fn benches(c: &mut Criterion) {
 
     let carrier_model = shipped(RiskKind::CarrierFailure);
     let candidates = reroute::candidates(&probe, &network, &[]);
-    let reroute_keys = reroute::keys(&probe, &candidates);
+    let reroute_keys = reroute::keys(&probe, now, &candidates);
     let reroute_records = store.fetch_now(&reroute_keys);
     let lookup = |key: &AggregateKey| -> Lookup<'_> {
         reroute_keys

@@ -22,7 +22,7 @@ pub use aggregates::{AggregateKey, AggregateRecord};
 pub use entities::{Entity, EntityKey};
 pub use memory::{InMemoryFeatureStore, MemoryUsage};
 pub use redis_store::{Persistence, RedisFeatureStore, RedisSettings};
-pub use updates::{EventUpdates, FeatureSettings, updates_for, updates_received};
+pub use updates::{EventUpdates, FeatureSettings, updates_for, updates_received, with_facts};
 
 /// Why the feature store could not answer.
 ///

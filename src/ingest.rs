@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::domain::{Event, Timestamp};
 use crate::features::{
     ApplyOutcome, EventUpdates, FeatureError, FeatureSettings, FeatureStore, updates_received,
+    with_facts,
 };
 
 /// Most events one call may carry.
@@ -132,25 +133,27 @@ impl<S: FeatureStore> Ingestor<S> {
             events = total,
             rejected = rejections.len()
         );
+        let valid_count = valid.len();
+        let (run, positions) = with_facts(valid);
         let outcomes = self
             .store
-            .apply(&valid)
+            .apply(&run)
             .instrument(span)
             .await
             .map_err(|source| {
-                tracing::warn!(error = %source, events = valid.len(), "ingest not applied");
+                tracing::warn!(error = %source, events = valid_count, "ingest not applied");
                 IngestError::Store {
-                    valid: valid.len(),
+                    valid: valid_count,
                     source,
                 }
             })?;
-        let accepted = outcomes
+        let accepted = positions
             .iter()
-            .filter(|o| **o == ApplyOutcome::Applied)
+            .filter(|&&i| outcomes[i] == ApplyOutcome::Applied)
             .count();
         Ok(IngestSummary {
             accepted,
-            duplicate: outcomes.len() - accepted,
+            duplicate: positions.len() - accepted,
             rejections,
         })
     }

@@ -170,13 +170,17 @@ impl<S: FeatureStore> Planner<S> {
         let lane = (shipment.origin.clone(), shipment.destination.clone());
         let mut reads = Reads::default();
         let observed = reads
-            .fetch(&*self.store, reroute::keys(&shipment, &known), vec![lane])
+            .fetch(
+                &*self.store,
+                reroute::keys(&shipment, as_of, &known),
+                vec![lane],
+            )
             .await
             .pop()
             .unwrap_or_default();
         let candidates = reroute::candidates(&shipment, &self.network, &observed);
         if candidates.len() > known.len() {
-            let more = reroute::keys(&shipment, &candidates);
+            let more = reroute::keys(&shipment, as_of, &candidates);
             reads.fetch(&*self.store, more, Vec::new()).await;
         }
         let heavy = candidates.len() >= BLOCKING_RANKING_CANDIDATES;

@@ -7,7 +7,7 @@
 //! `registry` holds one model per row of [`FAMILIES`].
 
 /// Most features any family has.
-pub const MAX_FEATURES: usize = 24;
+pub const MAX_FEATURES: usize = 32;
 
 /// The risk families Detour scores; what each is lies in its row of
 /// [`FAMILIES`].
@@ -152,6 +152,17 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     def("departure_hour_cos", "cos(hour)"),
     def("departure_weekend", "0/1"),
     def("lead_time_hours", "hours"),
+    def("origin_backlog_log", "ln(1+legs)"),
+    def("origin_backlog_share", "share"),
+    def("origin_late_departure_share_1h", "share"),
+    def("origin_mean_departure_delay_1h", "minutes"),
+    def("origin_late_departure_share_1d", "share"),
+    def("origin_departures_1h_log", "ln(1+legs)"),
+    def("carrier_origin_late_departure_share_3h", "share"),
+    def("carrier_origin_mean_departure_delay_3h", "minutes"),
+    def("origin_slot_scheduled_log", "ln(1+legs)"),
+    def("destination_slot_scheduled_log", "ln(1+legs)"),
+    def("departure_weekday", "0-6, Monday 0"),
 ];
 
 /// Inputs of the order-fallout family, in order.

@@ -138,7 +138,9 @@ impl ScoreTarget {
     pub fn push_keys(&self, keys: &mut Vec<AggregateKey>) {
         match self {
             ScoreTarget::Order { order, .. } => keys.extend(vectors::order_keys(order)),
-            ScoreTarget::Shipment { shipment, .. } => keys.extend(vectors::shipment_keys(shipment)),
+            ScoreTarget::Shipment { shipment, as_of } => {
+                keys.extend(vectors::shipment_keys(shipment, *as_of))
+            }
             ScoreTarget::Site { site, .. } => keys.extend(vectors::site_keys(site)),
         }
     }
@@ -163,7 +165,7 @@ pub fn feature_vector<'r>(
 }
 
 /// The most records one target reads (a shipment's).
-const MAX_TARGET_KEYS: usize = 6;
+const MAX_TARGET_KEYS: usize = vectors::SHIPMENT_KEYS;
 
 /// The feature vector of a target from its records, looked up in the order of
 /// [`ScoreTarget::push_keys`].

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use common::*;
 use detour::domain::{Event, EventPayload, Shipment, ShipmentStatus, SiteSnapshot, Timestamp};
+use detour::features::aggregates::slot_of;
 use detour::features::{
     AggregateKey, Entity, EntityKey, EventUpdates, FeatureSettings, FeatureStore, FetchRequest,
-    InMemoryFeatureStore, RedisFeatureStore, RedisSettings, updates_for,
+    InMemoryFeatureStore, RedisFeatureStore, RedisSettings, updates_for, with_facts,
 };
 use detour::pb;
 
@@ -41,7 +42,7 @@ fn events() -> Vec<Event> {
                     destination: if j % 2 == 0 { "JFK" } else { "BOS" }.into(),
                     scheduled_departure: departure,
                     scheduled_arrival: departure.plus_minutes(600.0),
-                    actual_departure: Some(departure),
+                    actual_departure: Some(departure.plus_minutes(12.0 * j as f64)),
                     actual_arrival: Some(departure.plus_minutes(600.0 + 40.0 * j as f64)),
                     status: if j == 4 {
                         ShipmentStatus::Cancelled
@@ -67,15 +68,22 @@ fn events() -> Vec<Event> {
     out
 }
 
+/// Events as the ingest path hands them to a store: each followed by its
+/// facts (`with_facts`).
+fn as_applied(events: impl IntoIterator<Item = EventUpdates>) -> Vec<EventUpdates> {
+    with_facts(events.into_iter().collect()).0
+}
+
 #[tokio::test]
 async fn redis_and_memory_backends_hold_the_same_records() {
     let (url, _redis) = shared_redis();
     let redis = redis_store(&url, &unique_namespace("parity"));
     let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
-    let updates: Vec<_> = events()
-        .iter()
-        .map(|e| updates_for(e, &FeatureSettings::default()))
-        .collect();
+    let updates = as_applied(
+        events()
+            .iter()
+            .map(|e| updates_for(e, &FeatureSettings::default())),
+    );
     redis.apply(&updates).await.unwrap();
     memory.apply(&updates).await.unwrap();
     let keys = [
@@ -83,6 +91,9 @@ async fn redis_and_memory_backends_hold_the_same_records() {
         AggregateKey::lane("ATL", "JFK"),
         AggregateKey::carrier_lane("XPO", "ATL", "BOS"),
         AggregateKey::site("ATL"),
+        AggregateKey::departures("ATL"),
+        AggregateKey::carrier_departures("XPO", "ATL"),
+        AggregateKey::departure_slot("ATL", slot_of(1_773_000_000.0 + 5_000.0 * 60.0)),
         AggregateKey::carrier("nobody"),
     ];
     let request = FetchRequest {
@@ -104,8 +115,8 @@ async fn redis_and_memory_backends_hold_the_same_records() {
     );
     let from_redis = redis.fetch(&keys).await.unwrap();
     let from_memory = memory.fetch(&keys).await.unwrap();
-    assert!(from_redis[4].is_none() && from_memory[4].is_none());
-    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)).take(4) {
+    assert!(from_redis[7].is_none() && from_memory[7].is_none());
+    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)).take(7) {
         let (a, b) = (a.expect("written"), b.expect("written"));
         assert_eq!(a.counters_at, b.counters_at, "{key}");
         assert_eq!(a.gauges_at, b.gauges_at, "{key}");
@@ -147,12 +158,9 @@ async fn large_calls_with_repeated_ids_agree_across_backends() {
         }
     };
     // 800 events, ids e-0 .. e-699: e-0 .. e-99 come twice in the first call.
-    let first: Vec<_> = (0..800)
-        .map(|n| updates_for(&event(n), &FeatureSettings::default()))
-        .collect();
-    let second: Vec<_> = (650..750)
-        .map(|n| updates_for(&event(n), &FeatureSettings::default()))
-        .collect();
+    let first = as_applied((0..800).map(|n| updates_for(&event(n), &FeatureSettings::default())));
+    let second =
+        as_applied((650..750).map(|n| updates_for(&event(n), &FeatureSettings::default())));
     for batch in [&first, &second] {
         let (a, b) = (
             redis.apply(batch).await.unwrap(),
@@ -222,18 +230,16 @@ async fn concurrent_reads_each_get_their_own_records() {
     let redis = redis_store(&url, &unique_namespace("coalesce"));
     let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
     // Carrier C{i} has i + 1 delivered legs, so every carrier's record differs.
-    let updates: Vec<EventUpdates> = (0..40)
-        .flat_map(|i| {
-            (0..=i).map(move |j| {
-                leg_state(
-                    &format!("c{i}-{j}"),
-                    &format!("S{i}-{j}"),
-                    &format!("C{i}"),
-                    true,
-                )
-            })
+    let updates: Vec<EventUpdates> = as_applied((0..40).flat_map(|i| {
+        (0..=i).map(move |j| {
+            leg_state(
+                &format!("c{i}-{j}"),
+                &format!("S{i}-{j}"),
+                &format!("C{i}"),
+                true,
+            )
         })
-        .collect();
+    }));
     redis.apply(&updates).await.unwrap();
     memory.apply(&updates).await.unwrap();
     let key_sets: Vec<Vec<AggregateKey>> = (0..40)
@@ -357,10 +363,11 @@ async fn keys_are_namespaced_and_documented() {
     let (url, _redis) = shared_redis();
     let namespace = unique_namespace("keys");
     let store = redis_store(&url, &namespace);
-    let updates: Vec<_> = events()
-        .iter()
-        .map(|e| updates_for(e, &FeatureSettings::default()))
-        .collect();
+    let updates = as_applied(
+        events()
+            .iter()
+            .map(|e| updates_for(e, &FeatureSettings::default())),
+    );
     let unix_secs = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -426,6 +433,31 @@ async fn keys_are_namespaced_and_documented() {
         keys.iter().any(|k| k == &format!("entities:{bucket}")),
         "entity bucket missing from {keys:?}"
     );
+    // Departure and arrival slots are read for hours around their time: they
+    // expire three days after their last write; other records never do.
+    for (prefix, expires) in [
+        ("departure_slot:", true),
+        ("arrival_slot:", true),
+        ("carrier:", false),
+    ] {
+        let key = keys
+            .iter()
+            .find(|k| k.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} key in {keys:?}"));
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(format!("{namespace}:{key}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if expires {
+            assert!(
+                (3 * 86_400 - 60..=3 * 86_400).contains(&ttl),
+                "{key}: ttl {ttl}"
+            );
+        } else {
+            assert_eq!(ttl, -1, "{key} never expires");
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,18 +1,27 @@
-//! Online aggregates: what is kept per carrier, lane, carrier-lane, site and
-//! inventory position, and the arithmetic that updates and reads it.
+//! Online aggregates: what is kept per carrier, lane, carrier-lane, site,
+//! inventory position and departure slot, and the arithmetic that updates and
+//! reads it.
 //!
-//! Counters decay exponentially with three time constants (1 day, 7 days, 28 days),
-//! so "failures in the last week" is one number that needs no bucket scan and stays
-//! correct when events arrive out of order. Gauges (a site's latest backlog) keep the
-//! newest value by event time. The Redis backend runs the same arithmetic in
-//! `apply_event.lua`; a parity test holds the two together.
+//! Counters decay exponentially, each kind of record with its own three time
+//! constants ([`AggregateKind::windows`]): outcomes over 1, 7 and 28 days,
+//! departures over 1 hour, 3 hours and a day, a site's orders to a region over
+//! 28 days, a year and all time, and the schedule of a departure slot not at
+//! all. So "failures in the last week" or "late departures in the last hour" is
+//! one number that needs no bucket scan and stays correct when events arrive
+//! out of order. Gauges (a site's latest backlog) keep the newest value by event
+//! time. The Redis backend runs the same arithmetic in `apply_event.lua`; a
+//! parity test holds the two together.
 
 use std::fmt;
 
+/// Windows every counter of a record is kept over.
+pub const WINDOW_COUNT: usize = 3;
 /// Counter fields per record at most (counters × windows).
-pub const MAX_COUNTER_FIELDS: usize = 6 * WINDOWS.len();
+pub const MAX_COUNTER_FIELDS: usize = 6 * WINDOW_COUNT;
 /// Gauge fields per record at most.
 pub const MAX_GAUGES: usize = 4;
+/// Minutes in a departure slot ([`AggregateKey::departure_slot`]).
+pub const SLOT_MINUTES: i64 = 30;
 
 /// A decay window: a counter incremented at `t` weighs `exp(-(now - t) / tau)` at `now`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,31 +32,76 @@ pub struct Window {
     pub tau_secs: f64,
 }
 
-/// The windows every counter is kept over.
-pub const WINDOWS: [Window; 3] = [
-    Window {
-        name: "1d",
-        tau_secs: 86_400.0,
-    },
-    Window {
-        name: "7d",
-        tau_secs: 7.0 * 86_400.0,
-    },
-    Window {
-        name: "28d",
-        tau_secs: 28.0 * 86_400.0,
-    },
+/// A time constant so long that nothing decays within any history (a plain
+/// count; finite, so Lua reads it as a number).
+pub const NO_DECAY_SECS: f64 = 1e300;
+
+const fn window(name: &'static str, tau_secs: f64) -> Window {
+    Window { name, tau_secs }
+}
+
+/// The windows of outcome records (carrier, lane, carrier-lane, origin,
+/// destination) and of sites.
+pub const WINDOWS: [Window; WINDOW_COUNT] = [
+    window("1d", 86_400.0),
+    window("7d", 7.0 * 86_400.0),
+    window("28d", 28.0 * 86_400.0),
+];
+/// The windows of departure records: what happened in the last hours.
+pub const DEPARTURE_WINDOWS: [Window; WINDOW_COUNT] = [
+    window("1h", 3_600.0),
+    window("3h", 3.0 * 3_600.0),
+    window("1d", 86_400.0),
+];
+/// The windows of a site's record for one region: long memory for sparse pairs.
+pub const PAIR_WINDOWS: [Window; WINDOW_COUNT] = [
+    window("1y", 365.0 * 86_400.0),
+    window("all", NO_DECAY_SECS),
+    window("28d", 28.0 * 86_400.0),
+];
+/// The windows of slots: plain counts.
+pub const SLOT_WINDOWS: [Window; WINDOW_COUNT] = [
+    window("n", NO_DECAY_SECS),
+    window("n2", NO_DECAY_SECS),
+    window("n3", NO_DECAY_SECS),
 ];
 
-/// Index of a window in [`WINDOWS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowId {
-    /// The 1-day window.
-    Day = 0,
-    /// The 7-day window.
-    Week = 1,
-    /// The 28-day window.
-    Month = 2,
+/// A window to read a counter in: its position in the record's kind's
+/// [`AggregateKind::windows`] and its time constant. Read a record only in
+/// the windows of its kind (the constants below say which).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowId {
+    /// Position in the kind's windows.
+    pub index: usize,
+    /// Time constant in seconds.
+    pub tau_secs: f64,
+}
+
+impl WindowId {
+    const fn of(windows: &[Window; WINDOW_COUNT], index: usize) -> Self {
+        WindowId {
+            index,
+            tau_secs: windows[index].tau_secs,
+        }
+    }
+    /// Outcome records and sites: the last day.
+    pub const DAY: WindowId = WindowId::of(&WINDOWS, 0);
+    /// Outcome records and sites: the last week.
+    pub const WEEK: WindowId = WindowId::of(&WINDOWS, 1);
+    /// Outcome records and sites, and a site's record for a region: the last 28 days.
+    pub const MONTH: WindowId = WindowId::of(&WINDOWS, 2);
+    /// Departure records: the last hour.
+    pub const HOUR: WindowId = WindowId::of(&DEPARTURE_WINDOWS, 0);
+    /// Departure records: the last three hours.
+    pub const THREE_HOURS: WindowId = WindowId::of(&DEPARTURE_WINDOWS, 1);
+    /// Departure records: the last day.
+    pub const DEPARTURE_DAY: WindowId = WindowId::of(&DEPARTURE_WINDOWS, 2);
+    /// A site's record for a region: the last year.
+    pub const YEAR: WindowId = WindowId::of(&PAIR_WINDOWS, 0);
+    /// A site's record for a region: all time.
+    pub const ALL_TIME: WindowId = WindowId::of(&PAIR_WINDOWS, 1);
+    /// Slots: the count.
+    pub const COUNT: WindowId = WindowId::of(&SLOT_WINDOWS, 0);
 }
 
 /// What a record is about.
@@ -69,6 +123,15 @@ pub enum AggregateKind {
     Destination,
     /// Orders fulfilled from one site for one destination region.
     SiteRegion,
+    /// Legs that left one location, over all carriers, by when they left.
+    Departures,
+    /// Legs of one carrier that left one location, by when they left.
+    CarrierDepartures,
+    /// Legs scheduled to leave one location within one slot of
+    /// [`SLOT_MINUTES`]: how many were planned, and how many have gone.
+    DepartureSlot,
+    /// Legs scheduled to arrive at one location within one slot.
+    ArrivalSlot,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -119,6 +182,24 @@ pub mod site_region_counters {
     pub const LATE: usize = 2;
 }
 
+/// Counters of departure records: legs that left, and how late.
+pub mod departure_counters {
+    /// Legs that left.
+    pub const DEPARTED: usize = 0;
+    /// Legs that left more than the grace after their scheduled departure.
+    pub const LATE: usize = 1;
+    /// Sum of minutes late leaving (each capped at two days; early is 0).
+    pub const DELAY_MINUTES: usize = 2;
+}
+
+/// Counters of slots.
+pub mod slot_counters {
+    /// Legs announced for the slot.
+    pub const PLANNED: usize = 0;
+    /// Legs of the slot that have left or were cancelled (departure slots only).
+    pub const GONE: usize = 1;
+}
+
 /// Gauge of an inventory position: units on hand.
 pub const ON_HAND: usize = 0;
 
@@ -134,6 +215,10 @@ impl AggregateKind {
             AggregateKind::Origin => "origin",
             AggregateKind::Destination => "destination",
             AggregateKind::SiteRegion => "site_region",
+            AggregateKind::Departures => "departures",
+            AggregateKind::CarrierDepartures => "carrier_departures",
+            AggregateKind::DepartureSlot => "departure_slot",
+            AggregateKind::ArrivalSlot => "arrival_slot",
         }
     }
 
@@ -154,9 +239,55 @@ impl AggregateKind {
                 "backlog_sum",
             ],
             AggregateKind::SiteRegion => &["orders_done", "fallout", "late"],
+            AggregateKind::Departures | AggregateKind::CarrierDepartures => {
+                &["departed", "late", "delay_min"]
+            }
+            AggregateKind::DepartureSlot => &["planned", "gone"],
+            AggregateKind::ArrivalSlot => &["planned"],
             AggregateKind::Inventory => &[],
         }
     }
+
+    /// The time constants this kind's counters decay with.
+    pub fn windows(self) -> &'static [Window; WINDOW_COUNT] {
+        match self {
+            AggregateKind::Departures | AggregateKind::CarrierDepartures => &DEPARTURE_WINDOWS,
+            AggregateKind::SiteRegion => &PAIR_WINDOWS,
+            AggregateKind::DepartureSlot | AggregateKind::ArrivalSlot => &SLOT_WINDOWS,
+            _ => &WINDOWS,
+        }
+    }
+
+    /// How long a record of this kind is kept after its last write, when it
+    /// is only of use for a while (a slot is read for hours around its time).
+    pub fn ttl_secs(self) -> Option<u64> {
+        match self {
+            AggregateKind::DepartureSlot | AggregateKind::ArrivalSlot => Some(3 * 86_400),
+            _ => None,
+        }
+    }
+
+    /// Position in [`AggregateKind::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Every kind, in the order of its wire index (the Lua script's table of
+    /// windows).
+    pub const ALL: [AggregateKind; 12] = [
+        AggregateKind::Carrier,
+        AggregateKind::Lane,
+        AggregateKind::CarrierLane,
+        AggregateKind::Site,
+        AggregateKind::Inventory,
+        AggregateKind::Origin,
+        AggregateKind::Destination,
+        AggregateKind::SiteRegion,
+        AggregateKind::Departures,
+        AggregateKind::CarrierDepartures,
+        AggregateKind::DepartureSlot,
+        AggregateKind::ArrivalSlot,
+    ];
 
     /// Gauge names, in index order.
     pub fn gauges(self) -> &'static [&'static str] {
@@ -210,6 +341,29 @@ impl AggregateKey {
     pub fn site_region(site: &str, region: &str) -> Self {
         Self::of(AggregateKind::SiteRegion, &[site, region])
     }
+    /// The record of legs that left `location`.
+    pub fn departures(location: &str) -> Self {
+        Self::of(AggregateKind::Departures, &[location])
+    }
+    /// The record of `carrier`'s legs that left `location`.
+    pub fn carrier_departures(carrier: &str, location: &str) -> Self {
+        Self::of(AggregateKind::CarrierDepartures, &[carrier, location])
+    }
+    /// The slot of legs scheduled to leave `location` in slot number `slot`
+    /// (see [`slot_of`]).
+    pub fn departure_slot(location: &str, slot: i64) -> Self {
+        AggregateKey {
+            kind: AggregateKind::DepartureSlot,
+            id: format!("{location}:{slot}"),
+        }
+    }
+    /// The slot of legs scheduled to arrive at `location` in slot number `slot`.
+    pub fn arrival_slot(location: &str, slot: i64) -> Self {
+        AggregateKey {
+            kind: AggregateKind::ArrivalSlot,
+            id: format!("{location}:{slot}"),
+        }
+    }
 
     fn of(kind: AggregateKind, parts: &[&str]) -> Self {
         AggregateKey {
@@ -217,6 +371,18 @@ impl AggregateKey {
             id: parts.join(":"),
         }
     }
+}
+
+/// The slot a time falls in: [`SLOT_MINUTES`]-long periods counted from the
+/// Unix epoch (floor, so times before it get negative slots).
+pub fn slot_of(at_secs: f64) -> i64 {
+    (at_secs / (SLOT_MINUTES as f64 * 60.0)).floor() as i64
+}
+
+/// Where in its slot a time falls, 0.0 at its start ..< 1.0.
+pub fn slot_fraction(at_secs: f64) -> f64 {
+    let slot = SLOT_MINUTES as f64 * 60.0;
+    at_secs.rem_euclid(slot) / slot
 }
 
 impl fmt::Display for AggregateKey {
@@ -265,16 +431,15 @@ pub struct AggregateUpdate {
 }
 
 impl AggregateRecord {
-    /// Counter `counter` in `window`, decayed to `now` (not grown when `now` is
-    /// earlier than the last update).
+    /// Counter `counter` in `window` (one of the record's kind's), decayed to
+    /// `now` (not grown when `now` is earlier than the last update).
     pub fn counter(&self, counter: usize, window: WindowId, now: f64) -> f64 {
         let Some(at) = self.counters_at else {
             return 0.0;
         };
-        let w = window as usize;
-        let value = self.counters[counter * WINDOWS.len() + w];
+        let value = self.counters[counter * WINDOW_COUNT + window.index];
         if now > at {
-            value * (-(now - at) / WINDOWS[w].tau_secs).exp()
+            value * (-(now - at) / window.tau_secs).exp()
         } else {
             value
         }
@@ -297,7 +462,7 @@ impl AggregateRecord {
         if counters > 0 {
             record.counters_at = Some(update.at);
             for c in 0..counters {
-                record.counters[c * WINDOWS.len()..(c + 1) * WINDOWS.len()]
+                record.counters[c * WINDOW_COUNT..(c + 1) * WINDOW_COUNT]
                     .fill(update.increments[c]);
             }
         }
@@ -321,19 +486,19 @@ impl AggregateRecord {
         {
             match self.counters_at {
                 Some(last) if at < last => {
-                    for (w, window) in WINDOWS.iter().enumerate() {
+                    for (w, window) in kind.windows().iter().enumerate() {
                         let weight = (-(last - at) / window.tau_secs).exp();
                         for c in 0..counters {
-                            let i = c * WINDOWS.len() + w;
+                            let i = c * WINDOW_COUNT + w;
                             self.counters[i] += later.counters[i] * weight;
                         }
                     }
                 }
                 last => {
-                    for (w, window) in WINDOWS.iter().enumerate() {
+                    for (w, window) in kind.windows().iter().enumerate() {
                         let decay = last.map_or(0.0, |last| (-(at - last) / window.tau_secs).exp());
                         for c in 0..counters {
-                            let i = c * WINDOWS.len() + w;
+                            let i = c * WINDOW_COUNT + w;
                             self.counters[i] = self.counters[i] * decay + later.counters[i];
                         }
                     }
@@ -356,7 +521,7 @@ impl AggregateRecord {
 pub fn field_names(kind: AggregateKind) -> Vec<String> {
     let mut names = vec!["t".to_string()];
     for counter in kind.counters() {
-        for window in WINDOWS {
+        for window in kind.windows() {
             names.push(format!("{counter}_{}", window.name));
         }
     }
@@ -379,12 +544,39 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_is_listed_once_at_its_index() {
+        for (index, kind) in AggregateKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), index);
+        }
+        // Each reading window is one of its kinds' windows.
+        let reads = [
+            (WindowId::DAY, AggregateKind::Carrier),
+            (WindowId::WEEK, AggregateKind::Carrier),
+            (WindowId::MONTH, AggregateKind::Carrier),
+            (WindowId::MONTH, AggregateKind::SiteRegion),
+            (WindowId::YEAR, AggregateKind::SiteRegion),
+            (WindowId::ALL_TIME, AggregateKind::SiteRegion),
+            (WindowId::HOUR, AggregateKind::Departures),
+            (WindowId::THREE_HOURS, AggregateKind::CarrierDepartures),
+            (WindowId::DEPARTURE_DAY, AggregateKind::Departures),
+            (WindowId::COUNT, AggregateKind::DepartureSlot),
+        ];
+        for (window, kind) in reads {
+            assert_eq!(
+                kind.windows()[window.index].tau_secs,
+                window.tau_secs,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
     fn counters_decay_with_their_window() {
         let mut record = AggregateRecord::default();
         record.apply(AggregateKind::Carrier, &update(0.0, 1.0));
         let one_day = 86_400.0;
-        let day = record.counter(shipment_counters::FAILED, WindowId::Day, one_day);
-        let week = record.counter(shipment_counters::FAILED, WindowId::Week, one_day);
+        let day = record.counter(shipment_counters::FAILED, WindowId::DAY, one_day);
+        let week = record.counter(shipment_counters::FAILED, WindowId::WEEK, one_day);
         assert!((day - (-1.0f64).exp()).abs() < 1e-12);
         assert!((week - (-1.0f64 / 7.0).exp()).abs() < 1e-12);
     }
@@ -404,7 +596,7 @@ mod tests {
         for event in events.iter().rev() {
             reversed.apply(AggregateKind::Carrier, event);
         }
-        for window in [WindowId::Day, WindowId::Week, WindowId::Month] {
+        for window in [WindowId::DAY, WindowId::WEEK, WindowId::MONTH] {
             let a = in_order.counter(shipment_counters::FAILED, window, 100_000.0);
             let b = reversed.counter(shipment_counters::FAILED, window, 100_000.0);
             assert!((a - b).abs() < 1e-9, "{window:?}: {a} vs {b}");

@@ -266,13 +266,14 @@ impl FeatureStore for InMemoryFeatureStore {
 mod tests {
     use super::*;
     use crate::domain::{Event, EventPayload, Shipment, ShipmentStatus, Timestamp};
-    use crate::features::{FeatureSettings, updates_for};
+    use crate::features::{FeatureSettings, updates_for, with_facts};
 
-    /// A delivered shipment on its own lane: one event id, one entity, one
-    /// lane and a handful of records each.
-    fn event(i: usize) -> EventUpdates {
+    /// A delivered shipment on its own lane, as a store applies it (the event,
+    /// then its three facts): four ids, one entity, one lane and a handful of
+    /// records each.
+    fn event(i: usize) -> Vec<EventUpdates> {
         let departure = Timestamp(1_773_000_000_000 + i as i64 * 60_000);
-        updates_for(
+        let event = updates_for(
             &Event {
                 event_id: format!("e-{i}"),
                 payload: EventPayload::Shipment(Shipment {
@@ -288,15 +289,16 @@ mod tests {
                 }),
             },
             &FeatureSettings::default(),
-        )
+        );
+        with_facts(vec![event]).0
     }
 
     #[test]
     fn a_bounded_store_forgets_the_least_recently_written_and_stays_under_its_ceiling() {
         let store = InMemoryFeatureStore::bounded(Duration::from_secs(3600), 1_000);
-        let events: Vec<EventUpdates> = (0..5_000).map(event).collect();
+        let events: Vec<Vec<EventUpdates>> = (0..5_000).map(event).collect();
         for chunk in events.chunks(100) {
-            store.apply_now(chunk);
+            store.apply_now(&chunk.concat());
             let usage = store.usage();
             for held in [usage.records, usage.event_ids, usage.entities, usage.lanes] {
                 assert!(held <= 1_000, "{usage:?}");
@@ -309,8 +311,8 @@ mod tests {
         let carrier = store.fetch_now(&[AggregateKey::carrier("C3")]);
         assert!(carrier[0].is_some());
         // The newest event still dedupes; the oldest is forgotten.
-        assert_eq!(store.apply_now(&events[4_999..]), [ApplyOutcome::Duplicate]);
-        assert_eq!(store.apply_now(&events[..1]), [ApplyOutcome::Applied]);
+        assert_eq!(store.apply_now(&events[4_999])[0], ApplyOutcome::Duplicate);
+        assert_eq!(store.apply_now(&events[0])[0], ApplyOutcome::Applied);
         let entities = store.entities.read().unwrap();
         assert!(
             entities
@@ -328,7 +330,7 @@ mod tests {
             Duration::from_secs(3600),
             1_000,
         ));
-        let events: Vec<EventUpdates> = (0..20_000).map(event).collect();
+        let events: Vec<EventUpdates> = (0..20_000).flat_map(event).collect();
         let writing = Arc::new(AtomicBool::new(true));
         let (done, finished) = std::sync::mpsc::channel();
         let writer = {
@@ -376,12 +378,12 @@ mod tests {
     #[test]
     fn the_trainers_store_is_unbounded() {
         let store = InMemoryFeatureStore::new(Duration::from_secs(3600));
-        let events: Vec<EventUpdates> = (0..3_000).map(event).collect();
+        let events: Vec<EventUpdates> = (0..3_000).flat_map(event).collect();
         store.apply_now(&events);
         let usage = store.usage();
         assert_eq!(
             (usage.event_ids, usage.entities, usage.evicted),
-            (3_000, 3_000, 0)
+            (4 * 3_000, 3_000, 0)
         );
     }
 }

@@ -1,15 +1,18 @@
 //! What each event changes: the one definition of how history becomes aggregates,
 //! used by both backends and by the trainer's replay.
 
-use crate::domain::{Event, EventPayload, Order, OrderOutcome, Shipment, SiteSnapshot, Timestamp};
+use crate::domain::{
+    Event, EventPayload, Order, OrderOutcome, Shipment, ShipmentStatus, SiteSnapshot, Timestamp,
+};
 
 use super::aggregates::{
-    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOWS, shipment_counters as sc, site_fields as sf,
-    site_region_counters as src,
+    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOW_COUNT, departure_counters as dc,
+    shipment_counters as sc, site_fields as sf, site_region_counters as src, slot_counters,
+    slot_of,
 };
 use super::entities::{Entity, EntityWrite, LaneCarrier, entity_write};
 
-const COUNTERS: usize = super::aggregates::MAX_COUNTER_FIELDS / WINDOWS.len();
+const COUNTERS: usize = super::aggregates::MAX_COUNTER_FIELDS / WINDOW_COUNT;
 /// Lateness above this counts as this much in the mean-delay features.
 const DELAY_CAP_MINUTES: f64 = 2.0 * 24.0 * 60.0;
 
@@ -33,13 +36,157 @@ impl Default for FeatureSettings {
 pub struct EventUpdates {
     /// The event's id, remembered so that a second delivery is a duplicate.
     pub event_id: String,
-    /// Empty when the event changes no aggregate (a shipment still in transit); it
-    /// is still recorded as seen.
+    /// What the event itself changes (an order, a snapshot, a stock count);
+    /// empty for a shipment, whose changes are [`EventUpdates::facts`]. It is
+    /// recorded as seen either way.
     pub updates: Vec<AggregateUpdate>,
+    /// The stages of a leg's life the event reports (announced, gone,
+    /// finished), each counted once per leg however many events report it:
+    /// a store applies a fact like an event whose id is the fact's.
+    pub facts: Vec<Fact>,
     /// The order or shipment itself, kept for lookups by id.
     pub entity: Option<EntityWrite>,
     /// The carrier a shipment shows serving its lane.
     pub lane_carrier: Option<LaneCarrier>,
+}
+
+/// A stage of a leg's life and what it changes. Its id is the leg's and the
+/// stage's, so the second event that reports the same stage (a delivery after
+/// a departure report, both carrying the departure) changes nothing more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// `\u{1f}` + stage + `:` + shipment id; event ids hold no control
+    /// characters, so no event id is a fact id.
+    pub id: String,
+    /// The changes, at the time the stage happened.
+    pub updates: Vec<AggregateUpdate>,
+}
+
+/// The stages of one leg that its state shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegFacts {
+    /// The leg is announced: it counts in the schedule of its departure slot at
+    /// the origin and its arrival slot at the destination.
+    pub planned: Fact,
+    /// The leg has left (counted in the departure records at its actual
+    /// departure, late or not) or was cancelled; either way it leaves its
+    /// departure slot's backlog.
+    pub gone: Option<(Timestamp, Fact)>,
+    /// The leg finished: its outcome counts against its carrier, lane,
+    /// carrier-lane, origin and destination.
+    pub done: Option<(Timestamp, Fact)>,
+}
+
+/// The stages a shipment's state shows, each with the time it happened.
+pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
+    let id = |stage: &str| format!("\u{1f}{stage}:{}", shipment.shipment_id);
+    let (origin, destination) = (&shipment.origin, &shipment.destination);
+    let mut planned = [0.0; COUNTERS];
+    planned[slot_counters::PLANNED] = 1.0;
+    let slot = |key: AggregateKey, increments: [f64; COUNTERS]| AggregateUpdate {
+        key,
+        at: shipment.scheduled_departure.as_secs_f64(),
+        increments,
+        gauges: None,
+    };
+    let departure_slot = slot_of(shipment.scheduled_departure.as_secs_f64());
+    let planned_fact = Fact {
+        id: id("planned"),
+        updates: vec![
+            slot(
+                AggregateKey::departure_slot(origin, departure_slot),
+                planned,
+            ),
+            slot(
+                AggregateKey::arrival_slot(
+                    destination,
+                    slot_of(shipment.scheduled_arrival.as_secs_f64()),
+                ),
+                planned,
+            ),
+        ],
+    };
+    let mut gone = [0.0; COUNTERS];
+    gone[slot_counters::GONE] = 1.0;
+    let gone_fact = match (shipment.status, shipment.actual_departure) {
+        (ShipmentStatus::Cancelled, _) => Some((
+            shipment.scheduled_departure,
+            vec![slot(
+                AggregateKey::departure_slot(origin, departure_slot),
+                gone,
+            )],
+        )),
+        (_, Some(left)) => {
+            let late_minutes = left.hours_since(shipment.scheduled_departure) * 60.0;
+            let mut departed = [0.0; COUNTERS];
+            departed[dc::DEPARTED] = 1.0;
+            departed[dc::LATE] = f64::from(u8::from(late_minutes > settings.sla_grace_minutes));
+            departed[dc::DELAY_MINUTES] = late_minutes.clamp(0.0, DELAY_CAP_MINUTES);
+            let at = left.as_secs_f64();
+            let departure = |key| AggregateUpdate {
+                key,
+                at,
+                increments: departed,
+                gauges: None,
+            };
+            Some((
+                left,
+                vec![
+                    departure(AggregateKey::departures(origin)),
+                    departure(AggregateKey::carrier_departures(&shipment.carrier, origin)),
+                    slot(AggregateKey::departure_slot(origin, departure_slot), gone),
+                ],
+            ))
+        }
+        _ => None,
+    };
+    let done = shipment
+        .outcome(settings.sla_grace_minutes)
+        .map(|outcome| (outcome.known_at, shipment_updates(shipment, settings)));
+    LegFacts {
+        planned: planned_fact,
+        gone: gone_fact.map(|(at, updates)| {
+            (
+                at,
+                Fact {
+                    id: id("gone"),
+                    updates,
+                },
+            )
+        }),
+        done: done.map(|(at, updates)| {
+            (
+                at,
+                Fact {
+                    id: id("done"),
+                    updates,
+                },
+            )
+        }),
+    }
+}
+
+/// Events as a store applies them: each event, then each of its facts as an
+/// event of its own (the fact's id, its updates, nothing else), so the stores'
+/// deduplication by id counts a leg's stage once. Returns the run and the
+/// position of each event in it (the outcomes that are the events').
+pub fn with_facts(events: Vec<EventUpdates>) -> (Vec<EventUpdates>, Vec<usize>) {
+    let total = events.iter().map(|e| 1 + e.facts.len()).sum();
+    let mut run = Vec::with_capacity(total);
+    let mut positions = Vec::with_capacity(events.len());
+    for mut event in events {
+        let facts = std::mem::take(&mut event.facts);
+        positions.push(run.len());
+        run.push(event);
+        run.extend(facts.into_iter().map(|fact| EventUpdates {
+            event_id: fact.id,
+            updates: fact.updates,
+            facts: Vec::new(),
+            entity: None,
+            lane_carrier: None,
+        }));
+    }
+    (run, positions)
 }
 
 /// The updates an event causes when it is received at `received_at`: nothing
@@ -56,7 +203,8 @@ pub fn updates_received(
 ) -> EventUpdates {
     let mut out = updates_for(event, settings);
     let latest = received_at.as_secs_f64();
-    for update in &mut out.updates {
+    let facts = out.facts.iter_mut().flat_map(|f| f.updates.iter_mut());
+    for update in out.updates.iter_mut().chain(facts) {
         update.at = update.at.min(latest);
     }
     out
@@ -64,8 +212,15 @@ pub fn updates_received(
 
 /// The updates an event causes, at the times its facts became known.
 pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
+    let mut facts = Vec::new();
     let updates = match &event.payload {
-        EventPayload::Shipment(shipment) => shipment_updates(shipment, settings),
+        EventPayload::Shipment(shipment) => {
+            let leg = leg_facts(shipment, settings);
+            facts.push(leg.planned);
+            facts.extend(leg.gone.map(|(_, fact)| fact));
+            facts.extend(leg.done.map(|(_, fact)| fact));
+            Vec::new()
+        }
         EventPayload::Order(order) => order_updates(order),
         EventPayload::Site(snapshot) => vec![snapshot_update(snapshot)],
         EventPayload::Inventory(position) => vec![AggregateUpdate {
@@ -94,6 +249,7 @@ pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
     EventUpdates {
         event_id: event.event_id.clone(),
         updates,
+        facts,
         entity,
         lane_carrier,
     }

@@ -16,8 +16,8 @@ use crate::network::Network;
 use crate::schema::FeatureVector;
 
 use super::aggregates::{
-    AggregateKey, AggregateRecord, WindowId, shipment_counters as sc, site_fields as sf,
-    site_region_counters as src,
+    AggregateKey, AggregateRecord, WindowId, departure_counters as dc, shipment_counters as sc,
+    site_fields as sf, site_region_counters as src, slot_counters, slot_fraction, slot_of,
 };
 
 /// A snapshot older than this makes the answer degraded.
@@ -30,6 +30,14 @@ pub const PRIOR_FAILURE_RATE: f64 = 0.1;
 /// About an eighth of failures are cancellations.
 const PRIOR_CANCEL_RATE: f64 = 0.0125;
 const PRIOR_FALLOUT_RATE: f64 = 0.15;
+/// Share of departures that leave late before any are seen.
+const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
+/// Departure slots the backlog at an origin counts: the slot the decision
+/// falls in (in proportion to how much of it has passed) and the seven before
+/// it, four hours in all.
+pub const BACKLOG_SLOTS: usize = 9;
+/// Records a shipment's features read ([`shipment_keys`]).
+pub const SHIPMENT_KEYS: usize = 10 + BACKLOG_SLOTS;
 
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
@@ -67,17 +75,35 @@ impl Gaps {
     }
 }
 
-/// Keys a shipment's features read: carrier, lane, carrier-lane, origin site,
-/// and all traffic out of its origin and into its destination.
-pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 6] {
-    [
-        AggregateKey::carrier(&shipment.carrier),
-        AggregateKey::lane(&shipment.origin, &shipment.destination),
-        AggregateKey::carrier_lane(&shipment.carrier, &shipment.origin, &shipment.destination),
-        AggregateKey::site(&shipment.origin),
-        AggregateKey::origin(&shipment.origin),
-        AggregateKey::destination(&shipment.destination),
-    ]
+/// Keys a shipment's features read, decided at `now`: carrier, lane,
+/// carrier-lane, origin site, all outcomes out of its origin and into its
+/// destination; the departures from its origin, over all carriers and its
+/// carrier's; the schedule of its own departure slot at the origin and arrival
+/// slot at the destination; and the [`BACKLOG_SLOTS`] departure slots at the
+/// origin up to `now`.
+pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
+    let (carrier, origin, destination) =
+        (&shipment.carrier, &shipment.origin, &shipment.destination);
+    let now_slot = slot_of(now.as_secs_f64());
+    let fixed = [
+        AggregateKey::carrier(carrier),
+        AggregateKey::lane(origin, destination),
+        AggregateKey::carrier_lane(carrier, origin, destination),
+        AggregateKey::site(origin),
+        AggregateKey::origin(origin),
+        AggregateKey::destination(destination),
+        AggregateKey::departures(origin),
+        AggregateKey::carrier_departures(carrier, origin),
+        AggregateKey::departure_slot(origin, slot_of(shipment.scheduled_departure.as_secs_f64())),
+        AggregateKey::arrival_slot(
+            destination,
+            slot_of(shipment.scheduled_arrival.as_secs_f64()),
+        ),
+    ];
+    std::array::from_fn(|i| match i.checked_sub(fixed.len()) {
+        None => fixed[i].clone(),
+        Some(back) => AggregateKey::departure_slot(origin, now_slot - back as i64),
+    })
 }
 
 /// Carrier-failure features of a shipment, decided at `now`. `lookups` follow
@@ -86,12 +112,22 @@ pub fn shipment_keys(shipment: &Shipment) -> [AggregateKey; 6] {
 pub fn carrier_failure_vector(
     shipment: &Shipment,
     now: Timestamp,
-    lookups: [Lookup<'_>; 6],
+    lookups: [Lookup<'_>; SHIPMENT_KEYS],
     network: &Network,
     gaps: &mut Gaps,
 ) -> FeatureVector {
     let t = now.as_secs_f64();
-    let [carrier, lane, carrier_lane, origin, outbound, inbound] = lookups;
+    let [
+        carrier,
+        lane,
+        carrier_lane,
+        origin,
+        outbound,
+        inbound,
+        departures,
+        carrier_departures,
+    ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
+    let (departure_slot, arrival_slot) = (lookups[8], lookups[9]);
     if carrier == Some(None) {
         gaps.decisive(format!("carrier {} has no history", shipment.carrier));
     } else if carrier_lane == Some(None) {
@@ -110,9 +146,9 @@ pub fn carrier_failure_vector(
     };
     let mean_delay = carrier_lane.map_or(f64::NAN, |r| {
         r.map_or(0.0, |r| {
-            let done = r.counter(sc::DONE, WindowId::Month, t);
+            let done = r.counter(sc::DONE, WindowId::MONTH, t);
             if done > 0.0 {
-                r.counter(sc::DELAY_MINUTES, WindowId::Month, t) / done
+                r.counter(sc::DELAY_MINUTES, WindowId::MONTH, t) / done
             } else {
                 0.0
             }
@@ -120,27 +156,57 @@ pub fn carrier_failure_vector(
     });
     let site = SiteView::new(&shipment.origin, origin, now, network);
     let (hour_sin, hour_cos, weekend) = clock_features(shipment.scheduled_departure);
+    let late_share = |lookup: Lookup<'_>, window: WindowId| {
+        smoothed_rate(
+            lookup,
+            dc::LATE,
+            dc::DEPARTED,
+            window,
+            t,
+            PRIOR_LATE_DEPARTURE_RATE,
+        )
+    };
+    let mean_delay_leaving = |lookup: Lookup<'_>, window: WindowId| {
+        lookup.map_or(f64::NAN, |r| {
+            r.map_or(0.0, |r| {
+                let departed = r.counter(dc::DEPARTED, window, t);
+                if departed > 0.0 {
+                    r.counter(dc::DELAY_MINUTES, window, t) / departed
+                } else {
+                    0.0
+                }
+            })
+        })
+    };
+    let planned = |lookup: Lookup<'_>| {
+        lookup.map_or(f64::NAN, |r| {
+            r.map_or(0.0, |r| {
+                r.counter(slot_counters::PLANNED, WindowId::COUNT, t)
+            })
+        })
+    };
+    let backlog = Backlog::of(&lookups[10..], slot_fraction(t), t);
     FeatureVector::from_slice(&[
-        rate(carrier, sc::FAILED, WindowId::Week),
-        rate(carrier, sc::FAILED, WindowId::Month),
+        rate(carrier, sc::FAILED, WindowId::WEEK),
+        rate(carrier, sc::FAILED, WindowId::MONTH),
         smoothed_rate(
             carrier,
             sc::CANCELLED,
             sc::DONE,
-            WindowId::Month,
+            WindowId::MONTH,
             t,
             PRIOR_CANCEL_RATE,
         ),
-        rate(lane, sc::FAILED, WindowId::Week),
-        rate(outbound, sc::FAILED, WindowId::Day),
-        rate(inbound, sc::FAILED, WindowId::Day),
-        rate(carrier_lane, sc::FAILED, WindowId::Week),
-        rate(carrier_lane, sc::FAILED, WindowId::Month),
+        rate(lane, sc::FAILED, WindowId::WEEK),
+        rate(outbound, sc::FAILED, WindowId::DAY),
+        rate(inbound, sc::FAILED, WindowId::DAY),
+        rate(carrier_lane, sc::FAILED, WindowId::WEEK),
+        rate(carrier_lane, sc::FAILED, WindowId::MONTH),
         // How this carrier compares with everyone on the lane: what a reroute turns on.
-        rate(carrier_lane, sc::FAILED, WindowId::Month) - rate(lane, sc::FAILED, WindowId::Month),
+        rate(carrier_lane, sc::FAILED, WindowId::MONTH) - rate(lane, sc::FAILED, WindowId::MONTH),
         mean_delay,
-        volume(carrier, WindowId::Day),
-        volume(carrier_lane, WindowId::Month),
+        volume(carrier, WindowId::DAY),
+        volume(carrier_lane, WindowId::MONTH),
         site.dock_utilisation,
         site.backlog_to_limit,
         shipment
@@ -150,7 +216,56 @@ pub fn carrier_failure_vector(
         hour_cos,
         weekend,
         lead_time_hours(shipment.scheduled_departure, now),
+        backlog.legs.ln_1p(),
+        backlog.legs / backlog.due.max(1.0),
+        late_share(departures, WindowId::HOUR),
+        mean_delay_leaving(departures, WindowId::HOUR),
+        late_share(departures, WindowId::DEPARTURE_DAY),
+        departures.map_or(f64::NAN, |r| {
+            r.map_or(0.0, |r| r.counter(dc::DEPARTED, WindowId::HOUR, t))
+                .ln_1p()
+        }),
+        late_share(carrier_departures, WindowId::THREE_HOURS),
+        mean_delay_leaving(carrier_departures, WindowId::THREE_HOURS),
+        planned(departure_slot).ln_1p(),
+        planned(arrival_slot).ln_1p(),
+        f64::from(shipment.scheduled_departure.weekday_utc()),
     ])
+}
+
+/// Legs at an origin scheduled to have left by now that have not (neither
+/// left nor been cancelled), over the [`BACKLOG_SLOTS`] slots up to now.
+struct Backlog {
+    /// Legs still waiting.
+    legs: f64,
+    /// Legs scheduled in those slots.
+    due: f64,
+}
+
+impl Backlog {
+    /// `slots` from the one `now` falls in backwards; that one counts in
+    /// proportion to the `elapsed` share of it.
+    fn of(slots: &[Lookup<'_>], elapsed: f64, t: f64) -> Self {
+        let mut out = Backlog {
+            legs: 0.0,
+            due: 0.0,
+        };
+        for (i, lookup) in slots.iter().enumerate() {
+            let Some(record) = lookup else {
+                return Backlog {
+                    legs: f64::NAN,
+                    due: f64::NAN,
+                };
+            };
+            let Some(record) = record else { continue };
+            let weight = if i == 0 { elapsed } else { 1.0 };
+            let planned = record.counter(slot_counters::PLANNED, WindowId::COUNT, t);
+            let gone = record.counter(slot_counters::GONE, WindowId::COUNT, t);
+            out.due += weight * planned;
+            out.legs += weight * (planned - gone).max(0.0);
+        }
+        out
+    }
 }
 
 /// Hours from the decision to the departure, the horizon the model predicts at
@@ -195,18 +310,18 @@ pub fn order_fallout_vector(
         site.late_rate_week,
         site.inflow_day_log,
         site.inflow_trend,
-        lane_rate(WindowId::Day),
-        lane_rate(WindowId::Week),
+        lane_rate(WindowId::DAY),
+        lane_rate(WindowId::WEEK),
         smoothed_rate(
             pair,
             src::FALLOUT,
             src::DONE,
-            WindowId::Month,
+            WindowId::MONTH,
             t,
             PRIOR_FALLOUT_RATE,
         ),
         pair.map_or(f64::NAN, |r| {
-            r.map_or(0.0, |r| r.counter(src::DONE, WindowId::Month, t))
+            r.map_or(0.0, |r| r.counter(src::DONE, WindowId::MONTH, t))
                 .ln_1p()
         }),
         order.promise_at.hours_since(now),
@@ -286,10 +401,10 @@ impl<'a> SiteView<'a> {
         };
         let backlog = gauge(sf::BACKLOG);
         let labour = gauge(sf::LABOUR);
-        let snapshots_week = counter(sf::SNAPSHOTS, WindowId::Week);
-        let mean_backlog = counter(sf::BACKLOG_SUM, WindowId::Week) / snapshots_week;
-        let inflow_day = counter(sf::ORDERS, WindowId::Day);
-        let inflow_week = counter(sf::ORDERS, WindowId::Week);
+        let snapshots_week = counter(sf::SNAPSHOTS, WindowId::WEEK);
+        let mean_backlog = counter(sf::BACKLOG_SUM, WindowId::WEEK) / snapshots_week;
+        let inflow_day = counter(sf::ORDERS, WindowId::DAY);
+        let inflow_week = counter(sf::ORDERS, WindowId::WEEK);
         let fallout = |c: usize, w: WindowId| {
             smoothed_rate(lookup, c, sf::ORDERS_DONE, w, t, PRIOR_FALLOUT_RATE)
         };
@@ -310,9 +425,9 @@ impl<'a> SiteView<'a> {
             } else {
                 f64::NAN
             },
-            fallout_rate_day: fallout(sf::FALLOUT, WindowId::Day),
-            fallout_rate_week: fallout(sf::FALLOUT, WindowId::Week),
-            late_rate_week: fallout(sf::LATE, WindowId::Week),
+            fallout_rate_day: fallout(sf::FALLOUT, WindowId::DAY),
+            fallout_rate_week: fallout(sf::FALLOUT, WindowId::WEEK),
+            late_rate_week: fallout(sf::LATE, WindowId::WEEK),
             inflow_day_log: inflow_day.ln_1p(),
             inflow_trend: inflow_day / (inflow_week / 7.0).max(1.0),
         }

@@ -71,10 +71,14 @@ pub fn with_carrier(shipment: &Shipment, candidate: &CarrierCandidate) -> Shipme
 }
 
 /// Every record the ranking reads.
-pub fn keys(shipment: &Shipment, candidates: &[CarrierCandidate]) -> Vec<AggregateKey> {
+pub fn keys(
+    shipment: &Shipment,
+    as_of: Timestamp,
+    candidates: &[CarrierCandidate],
+) -> Vec<AggregateKey> {
     let mut keys: Vec<AggregateKey> = candidates
         .iter()
-        .flat_map(|c| vectors::shipment_keys(&with_carrier(shipment, c)))
+        .flat_map(|c| vectors::shipment_keys(&with_carrier(shipment, c), as_of))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -135,7 +139,7 @@ pub fn reroute(input: &RerouteInput<'_>) -> Recommendation {
             with_carrier(shipment, candidate)
         };
         let mut gaps = vectors::Gaps::default();
-        let keys = vectors::shipment_keys(&hypothetical);
+        let keys = vectors::shipment_keys(&hypothetical, input.as_of);
         let features = vectors::carrier_failure_vector(
             &hypothetical,
             input.as_of,
@@ -217,11 +221,11 @@ fn history_reason(carrier: &str, lane: &str, lookup: Lookup<'_>, now: Timestamp)
         None => format!("{carrier}'s history on {lane} is unavailable (feature store unreachable)"),
         Some(None) => format!("{carrier} has no recorded shipments on {lane}"),
         Some(Some(record)) => {
-            let done = record.counter(sc::DONE, WindowId::Week, t);
-            let failed = record.counter(sc::FAILED, WindowId::Week, t);
+            let done = record.counter(sc::DONE, WindowId::WEEK, t);
+            let failed = record.counter(sc::FAILED, WindowId::WEEK, t);
             if done < 0.5 {
-                let done = record.counter(sc::DONE, WindowId::Month, t);
-                let failed = record.counter(sc::FAILED, WindowId::Month, t);
+                let done = record.counter(sc::DONE, WindowId::MONTH, t);
+                let failed = record.counter(sc::FAILED, WindowId::MONTH, t);
                 format!(
                     "{carrier} failed {failed:.0} of its {done:.0} shipments on {lane} in the past month"
                 )
@@ -279,10 +283,10 @@ fn promise_adjustment(
     );
     let t = input.as_of.as_secs_f64();
     let late_hours = (input.lookup)(&key).flatten().map_or(0.0, |r| {
-        let late = r.counter(sc::FAILED, WindowId::Month, t)
-            - r.counter(sc::CANCELLED, WindowId::Month, t);
+        let late = r.counter(sc::FAILED, WindowId::MONTH, t)
+            - r.counter(sc::CANCELLED, WindowId::MONTH, t);
         if late > 0.5 {
-            r.counter(sc::DELAY_MINUTES, WindowId::Month, t) / late / 60.0
+            r.counter(sc::DELAY_MINUTES, WindowId::MONTH, t) / late / 60.0
         } else {
             0.0
         }

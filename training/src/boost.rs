@@ -415,6 +415,7 @@ mod tests {
                     features: FeatureVector { values, len: 3 },
                     label,
                     labelled: true,
+                    lead_hours: None,
                 }
             })
             .collect()

@@ -27,6 +27,8 @@ pub struct EvaluateSettings {
     pub predictions: PathBuf,
     pub sla_grace_minutes: f64,
     pub horizon_hours: f64,
+    /// Hours before departure a leg counts as announced.
+    pub announced_hours: f64,
 }
 
 /// One scored decision.
@@ -35,6 +37,8 @@ pub struct Prediction {
     pub id: String,
     pub family: &'static str,
     pub decision_time: Timestamp,
+    /// For a shipment, hours from the decision to its scheduled departure.
+    pub lead_hours: Option<f64>,
     pub probability: f64,
     /// 1 or 0 where the outcome is known in the data, empty otherwise.
     pub outcome: Option<u8>,
@@ -88,6 +92,7 @@ pub fn run(settings: &EvaluateSettings) -> anyhow::Result<Vec<Prediction>> {
             record_from: Some(settings.from),
             unlabelled: true,
             shipment_lead_hours: None,
+            announced_hours: settings.announced_hours,
         },
     );
     let mut predictions = Vec::new();
@@ -101,6 +106,7 @@ pub fn run(settings: &EvaluateSettings) -> anyhow::Result<Vec<Prediction>> {
             id: row.entity_id.clone(),
             family: model.kind.name(),
             decision_time: row.at,
+            lead_hours: row.lead_hours,
             probability: model.predict(&row.features).probability,
             outcome: row.labelled.then_some(u8::from(row.label)),
             model_version: model.manifest.version.clone(),
@@ -144,6 +150,32 @@ fn summarise(model: &LoadedModel, predictions: &[Prediction]) {
         model.manifest.learner,
         model.manifest.version
     );
+    let mut leads: Vec<f64> = predictions.iter().filter_map(|p| p.lead_hours).collect();
+    leads.sort_by(f64::total_cmp);
+    leads.dedup();
+    if leads.len() > 1 {
+        for lead in leads {
+            let (p, y): (Vec<f64>, Vec<bool>) = predictions
+                .iter()
+                .filter(|p| p.lead_hours == Some(lead))
+                .filter_map(|p| p.outcome.map(|o| (p.probability, o == 1)))
+                .unzip();
+            if p.is_empty() {
+                continue;
+            }
+            let m = metrics_of(&p, &y);
+            println!(
+                "  decided {lead:>4} h before departure: {:>8} with outcomes: base rate {:.3}  \
+                 ROC-AUC {:.3}  PR-AUC {:.3}  Brier {:.4}  ECE {:.4}",
+                p.len(),
+                m.base_rate,
+                m.roc_auc,
+                m.pr_auc,
+                m.brier,
+                m.ece
+            );
+        }
+    }
 }
 
 fn write_predictions(path: &Path, predictions: &[Prediction]) -> anyhow::Result<()> {

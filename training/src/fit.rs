@@ -289,6 +289,7 @@ mod tests {
                     features: FeatureVector { values, len: width },
                     label: rng.gen_bool(sigmoid(logit)),
                     labelled: true,
+                    lead_hours: None,
                 }
             })
             .collect()

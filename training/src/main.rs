@@ -80,6 +80,14 @@ enum Command {
         /// Version written into the manifests; derived from the weights if unset.
         #[arg(long)]
         version: Option<String>,
+        /// Decide every shipment this many hours before departure, instead of
+        /// each at one of 0, 2, 6, 12, 24 and 48 h (a model for one horizon).
+        #[arg(long)]
+        lead_hours: Option<f64>,
+        /// Hours before its scheduled departure a leg counts as announced (the
+        /// exports hold no announcement time).
+        #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
+        announced_hours: f64,
     },
     /// Replays a held-out period of a history and compares the realised failure
     /// rate and cost of the current plan, the top recommendation, the naive
@@ -135,6 +143,9 @@ enum Command {
         sla_grace_minutes: f64,
         #[arg(long, default_value_t = 8.0)]
         horizon_hours: f64,
+        /// Hours before its scheduled departure a leg counts as announced.
+        #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
+        announced_hours: f64,
     },
 }
 
@@ -180,6 +191,8 @@ fn main() -> anyhow::Result<()> {
             max_trees,
             max_depth,
             version,
+            lead_hours,
+            announced_hours,
         } => {
             let until = until
                 .map(|t| Timestamp::parse_rfc3339(&t).context("--until"))
@@ -198,6 +211,8 @@ fn main() -> anyhow::Result<()> {
                 l2,
                 boost,
                 version,
+                lead_hours,
+                announced_hours,
             };
             train::run(&settings)?;
         }
@@ -259,6 +274,7 @@ fn main() -> anyhow::Result<()> {
             predictions,
             sla_grace_minutes,
             horizon_hours,
+            announced_hours,
         } => {
             let settings = EvaluateSettings {
                 data,
@@ -268,6 +284,7 @@ fn main() -> anyhow::Result<()> {
                 predictions,
                 sla_grace_minutes,
                 horizon_hours,
+                announced_hours,
             };
             evaluate::run(&settings)?;
         }

@@ -6,17 +6,19 @@
 //! Decision times: a shipment some hours before its scheduled departure (0 to 48,
 //! fixed per shipment, with the lead time a feature — the horizon a reroute is
 //! decided at), an order at its creation, a site at each snapshot (after
-//! applying that snapshot). Outcomes are
-//! applied when they become known: a shipment's at its arrival (or scheduled
-//! departure if cancelled), an order's at its promise time. At equal times,
-//! decisions come before outcomes, so nothing known only later leaks in.
+//! applying that snapshot). Each stage of a leg is applied when it happened: it
+//! is announced [`ReplaySettings::announced_hours`] before its scheduled
+//! departure (an export holds no announcement time), it leaves at its actual
+//! departure (or is cancelled at its scheduled one), and its outcome counts at
+//! its arrival; an order's outcome at its promise time. At equal times,
+//! decisions come before everything else, so nothing known only later leaks in.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use detour::domain::{Order, Shipment, SiteSnapshot, Timestamp};
 use detour::features::updates::{
-    order_created_update, order_outcome_updates, shipment_updates, snapshot_update,
+    leg_facts, order_created_update, order_outcome_updates, snapshot_update,
 };
 use detour::features::vectors::Gaps;
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
@@ -43,6 +45,8 @@ pub struct Row {
     pub label: bool,
     /// Whether `label` is a known outcome.
     pub labelled: bool,
+    /// For a shipment, hours from the decision to its scheduled departure.
+    pub lead_hours: Option<f64>,
 }
 
 /// Labelled decisions per family, each in time order.
@@ -72,7 +76,15 @@ pub struct ReplaySettings {
     /// Decide every shipment this many hours before departure, instead of the
     /// per-shipment lead of [`lead_hours`].
     pub shipment_lead_hours: Option<f64>,
+
+    /// How long before its scheduled departure a leg is known to be planned
+    /// (it counts in the schedule of its slots from then on).
+    pub announced_hours: f64,
 }
+
+/// Legs are taken as announced this long before they leave, unless told
+/// otherwise: a week, as a carrier's timetable or a shipper's plan would be.
+pub const DEFAULT_ANNOUNCED_HOURS: f64 = 7.0 * 24.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
@@ -83,6 +95,8 @@ enum Step {
     DecideShipment,
     ApplyOrderCreated,
     ApplyOrderOutcome,
+    ApplyLegPlanned,
+    ApplyLegGone,
     ApplyShipmentOutcome,
 }
 
@@ -105,7 +119,6 @@ pub fn walk(
 ) {
     let until = settings.until.unwrap_or(Timestamp(i64::MAX));
     let record_from = settings.record_from.unwrap_or(Timestamp(i64::MIN));
-    let grace = settings.features.sla_grace_minutes;
     let mut steps: Vec<(Timestamp, Step, u32)> = Vec::with_capacity(
         history.shipments.len() * 2 + history.orders.len() * 3 + history.snapshots.len() * 2,
     );
@@ -115,8 +128,16 @@ pub fn walk(
             .unwrap_or_else(|| lead_hours(&s.shipment_id));
         let decided = s.scheduled_departure.plus_minutes(-60.0 * lead);
         steps.push((decided, Step::DecideShipment, i as u32));
-        if let Some(outcome) = s.outcome(grace) {
-            steps.push((outcome.known_at, Step::ApplyShipmentOutcome, i as u32));
+        let announced = s
+            .scheduled_departure
+            .plus_minutes(-60.0 * settings.announced_hours);
+        steps.push((announced, Step::ApplyLegPlanned, i as u32));
+        let leg = leg_facts(s, &settings.features);
+        if let Some((at, _)) = leg.gone {
+            steps.push((at, Step::ApplyLegGone, i as u32));
+        }
+        if let Some((at, _)) = leg.done {
+            steps.push((at, Step::ApplyShipmentOutcome, i as u32));
         }
     }
     for (i, o) in history.orders.iter().enumerate() {
@@ -153,8 +174,19 @@ pub fn walk(
                 let outcome = order.outcome.expect("only finished orders get this step");
                 store.apply_updates(&order_outcome_updates(order, outcome));
             }
+            Step::ApplyLegPlanned => {
+                let leg = leg_facts(&history.shipments[i], &settings.features);
+                store.apply_updates(&leg.planned.updates);
+            }
+            Step::ApplyLegGone => {
+                let leg = leg_facts(&history.shipments[i], &settings.features);
+                let (_, fact) = leg.gone.expect("only legs that left get this step");
+                store.apply_updates(&fact.updates);
+            }
             Step::ApplyShipmentOutcome => {
-                store.apply_updates(&shipment_updates(&history.shipments[i], &settings.features))
+                let leg = leg_facts(&history.shipments[i], &settings.features);
+                let (_, fact) = leg.done.expect("only finished legs get this step");
+                store.apply_updates(&fact.updates);
             }
             _ if at < record_from => {}
             Step::DecideShipment => on_decision(Decision::Shipment(i, at), &store),
@@ -256,7 +288,7 @@ fn decide(
     label: bool,
     gaps: &mut Gaps,
 ) -> Row {
-    let mut keys: Vec<AggregateKey> = Vec::with_capacity(6);
+    let mut keys: Vec<AggregateKey> = Vec::with_capacity(detour::features::vectors::SHIPMENT_KEYS);
     target.push_keys(&mut keys);
     let records = store.fetch_now(&keys);
     let lookup = |key: &AggregateKey| {
@@ -275,6 +307,12 @@ fn decide(
         features: feature_vector(target, &lookup, network, gaps),
         label,
         labelled: true,
+        lead_hours: match target {
+            ScoreTarget::Shipment { shipment, as_of } => {
+                Some(shipment.scheduled_departure.hours_since(*as_of))
+            }
+            _ => None,
+        },
     }
 }
 
@@ -352,6 +390,7 @@ mod tests {
             record_from: None,
             unlabelled: false,
             shipment_lead_hours: None,
+            announced_hours: DEFAULT_ANNOUNCED_HOURS,
         }
     }
 

@@ -117,6 +117,15 @@ impl World<'_> {
         1.0 / (1.0 + (-logit).exp())
     }
 
+    /// Severity of the disruptions active at `site`'s area at `at` (0 when none).
+    pub fn origin_disruption(&self, site: usize, at: Timestamp) -> f64 {
+        self.disruptions
+            .iter()
+            .filter(|d| d.start <= at && at <= d.end && d.area == self.sim.site_area[site])
+            .map(|d| d.severity)
+            .sum()
+    }
+
     /// Probability that an order of `lines` lines is backordered at `site`.
     pub fn backorder_probability(&self, site: usize, lines: u32) -> f64 {
         let per_line = 0.004 + 0.06 * (1.0 - self.stock[site]).powi(3);

@@ -22,7 +22,10 @@
 //!   disruption at either end (about one per area every two weeks, 4 h–4 days,
 //!   +0.8–2.2) + carrier overload (24 h volume above 110 % of its two-week norm),
 //!   plus weekend and night departures. A failure is a cancellation (12 %) or a late
-//!   arrival (15 min + exponential, mean 10 h).
+//!   arrival (15 min + exponential, mean 10 h). A leg leaves up to 20 min after
+//!   its slot, later during a disruption at its origin (exponential, mean an
+//!   hour per unit of severity) and, for a quarter of the legs that fail, later
+//!   still (mean 45 min): departures show trouble before arrivals do.
 //! - **Fallout**: an order is backordered, cancelled, or late when its shipment
 //!   arrives after the promise — 72 h from creation (40 h for express orders),
 //!   whichever site fulfils it, so far-away sites struggle to keep express

@@ -45,6 +45,10 @@ pub struct TrainSettings {
     pub l2: f64,
     pub boost: BoostSettings,
     pub version: Option<String>,
+    /// Decide every shipment this long before departure (one horizon).
+    pub lead_hours: Option<f64>,
+    /// Hours before departure a leg counts as announced.
+    pub announced_hours: f64,
 }
 
 /// Reads, replays, fits every learner, ships the best per family. Returns what
@@ -64,7 +68,8 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
         until: settings.until,
         record_from: None,
         unlabelled: false,
-        shipment_lead_hours: None,
+        shipment_lead_hours: settings.lead_hours,
+        announced_hours: settings.announced_hours,
     };
     eprintln!("replaying history through the service's feature code");
     let replay_began = Instant::now();

@@ -10,7 +10,7 @@ use redis::{ErrorKind, ServerErrorKind};
 use super::RedisFeatureStore;
 use super::codec::{encode_entity, encode_record};
 use super::keys::{BUCKETS, unix_now};
-use crate::features::aggregates::{MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOWS};
+use crate::features::aggregates::{AggregateKind, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOW_COUNT};
 use crate::features::batch::Folded;
 use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 
@@ -114,9 +114,16 @@ impl RedisFeatureStore {
             command.arg(self.keys.seen(bucket));
         }
         command.arg(round_marker);
-        command.arg(expire_at).arg(BUCKETS).arg(WINDOWS.len());
-        for window in WINDOWS {
-            command.arg(window.tau_secs);
+        command
+            .arg(expire_at)
+            .arg(BUCKETS)
+            .arg(WINDOW_COUNT)
+            .arg(AggregateKind::ALL.len());
+        for kind in AggregateKind::ALL {
+            for window in kind.windows() {
+                command.arg(window.tau_secs);
+            }
+            command.arg(kind.ttl_secs().unwrap_or(0));
         }
         command
             .arg(folded.records.len())
@@ -130,7 +137,8 @@ impl RedisFeatureStore {
         for (key, record) in &folded.records {
             encode_record(key.kind, record, &mut bytes);
             command
-                .arg(key.kind.counters().len() * WINDOWS.len())
+                .arg(key.kind.index())
+                .arg(key.kind.counters().len() * WINDOW_COUNT)
                 .arg(&bytes[..]);
         }
         for write in &folded.entities {

@@ -17,9 +17,10 @@
 -- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets, and the
 --       marker of this round of the call (set when a chunk is refused)
 -- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
---       windows, and their W time constants in seconds; R, N (entities), L,
---       S (ids); the S ids; per record its counter field count (counters x W)
---       and its change; per entity its field and value — the version as a
+--       windows; K, the number of record kinds, and per kind its W time
+--       constants in seconds and how long its records live after a write (0:
+--       for ever); R, N (entities), L, S (ids); the S ids; per record its kind
+--       (0-based), its counter field count (counters x W) and its change; per entity its field and value — the version as a
 --       double, then the JSON — kept only if the version is not older than any
 --       stored; per lane set its carrier count and the carriers
 -- Returns the positions (1-based, among the ids) of ids already seen — empty
@@ -32,9 +33,16 @@
 local expire_at = ARGV[1]
 local nbucket = tonumber(ARGV[2])
 local nwin = tonumber(ARGV[3])
-local tau = {}
-for w = 1, nwin do tau[w] = tonumber(ARGV[3 + w]) end
-local a = 4 + nwin
+local nkind = tonumber(ARGV[4])
+local taus, ttls = {}, {}
+local a = 5
+for k = 1, nkind do
+  local t = {}
+  for w = 1, nwin do t[w] = tonumber(ARGV[a + w - 1]) end
+  taus[k] = t
+  ttls[k] = tonumber(ARGV[a + nwin])
+  a = a + nwin + 1
+end
 local nrec, nent, nlane, nseen =
   tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
 a = a + 4
@@ -103,8 +111,8 @@ local function mget(from, count)
   return out
 end
 
--- Where the entities start in ARGV: after the R record pairs.
-local entities_at = a + 2 * nrec
+-- Where the entities start in ARGV: after the R record triples.
+local entities_at = a + 3 * nrec
 local fields = {}
 for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
 -- The newest stored version of each entity, over the live buckets.
@@ -130,10 +138,14 @@ end
 -- stored yet (or of another layout) is simply the change.
 local stored = mget(0, nrec)
 local writes = {}
+local expiring = {}
 for r = 1, nrec do
-  local cw = tonumber(ARGV[a])
-  local change = ARGV[a + 1]
-  a = a + 2
+  local kind = tonumber(ARGV[a]) + 1
+  local cw = tonumber(ARGV[a + 1])
+  local change = ARGV[a + 2]
+  local tau = taus[kind]
+  a = a + 3
+  if ttls[kind] > 0 then expiring[#expiring + 1] = {KEYS[r], ttls[kind]} end
   local raw = stored[r]
   if raw and #raw == #change then
     local n = #change / 8
@@ -172,6 +184,7 @@ for r = 1, nrec do
   end
 end
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
+for _, e in ipairs(expiring) do redis.call('EXPIRE', e[1], e[2]) end
 
 -- Entities: kept only if not older than any stored version.
 a = a + 2 * nent

@@ -7,12 +7,14 @@
 //! version (one such double), then its JSON.
 
 use crate::features::FeatureError;
-use crate::features::aggregates::{AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOWS};
+use crate::features::aggregates::{
+    AggregateKind, AggregateRecord, MAX_COUNTER_FIELDS, WINDOW_COUNT,
+};
 use crate::features::entities::{Entity, EntityWrite};
 
 /// Writes a record as [`parse_record`] reads it, replacing what `out` held.
 pub(super) fn encode_record(kind: AggregateKind, record: &AggregateRecord, out: &mut Vec<u8>) {
-    let counters = kind.counters().len() * WINDOWS.len();
+    let counters = kind.counters().len() * WINDOW_COUNT;
     let clock = |at: Option<f64>| at.unwrap_or(f64::NAN).to_le_bytes();
     out.clear();
     out.extend_from_slice(&clock(record.counters_at));
@@ -32,7 +34,7 @@ pub(super) fn parse_record(
     kind: AggregateKind,
     bytes: &[u8],
 ) -> Result<AggregateRecord, FeatureError> {
-    let counters = kind.counters().len() * WINDOWS.len();
+    let counters = kind.counters().len() * WINDOW_COUNT;
     let gauges = kind.gauges().len();
     if bytes.len() != 8 * (2 + counters + gauges) || counters > MAX_COUNTER_FIELDS {
         return Err(FeatureError::corrupt(format!(
@@ -100,7 +102,7 @@ mod tests {
             gauges_at: Some(1_773_000_600.5),
             ..AggregateRecord::default()
         };
-        for i in 0..kind.counters().len() * WINDOWS.len() {
+        for i in 0..kind.counters().len() * WINDOW_COUNT {
             record.counters[i] = 0.5 + i as f64;
         }
         for g in 0..kind.gauges().len() {
@@ -119,7 +121,7 @@ mod tests {
             assert_eq!(parse_record(kind, &bytes).unwrap(), record, "{kind:?}");
             // Field order: the counter clock first, the gauge clock after the
             // counters.
-            let counters = kind.counters().len() * WINDOWS.len();
+            let counters = kind.counters().len() * WINDOW_COUNT;
             assert_eq!(bytes[..8], 1_773_000_000.25f64.to_le_bytes());
             assert_eq!(
                 bytes[8 * (1 + counters)..8 * (2 + counters)],
@@ -134,7 +136,7 @@ mod tests {
             let record = AggregateRecord::default();
             let mut bytes = Vec::new();
             encode_record(kind, &record, &mut bytes);
-            let counters = kind.counters().len() * WINDOWS.len();
+            let counters = kind.counters().len() * WINDOW_COUNT;
             assert!(f64::from_le_bytes(bytes[..8].try_into().unwrap()).is_nan());
             let gauge_clock = &bytes[8 * (1 + counters)..8 * (2 + counters)];
             assert!(f64::from_le_bytes(gauge_clock.try_into().unwrap()).is_nan());

@@ -123,6 +123,19 @@ mod tests {
                 AggregateKey::site_region("ATL", "NE"),
                 "ns:site_region:ATL:NE",
             ),
+            (AggregateKey::departures("ATL"), "ns:departures:ATL"),
+            (
+                AggregateKey::carrier_departures("XPO", "ATL"),
+                "ns:carrier_departures:XPO:ATL",
+            ),
+            (
+                AggregateKey::departure_slot("ATL", 985_000),
+                "ns:departure_slot:ATL:985000",
+            ),
+            (
+                AggregateKey::arrival_slot("JFK", 985_012),
+                "ns:arrival_slot:JFK:985012",
+            ),
         ];
         let kinds: std::collections::HashSet<_> = expected.iter().map(|(k, _)| k.kind).collect();
         assert_eq!(kinds.len(), every_kind().len(), "every kind is checked");

@@ -133,7 +133,7 @@ pub(super) fn reroute_decision(
     } else {
         shipment
     };
-    let keys = reroute::keys(shipment, &candidates);
+    let keys = reroute::keys(shipment, at, &candidates);
     let records = store.fetch_now(&keys);
     let lookup = |key: &AggregateKey| keys.binary_search(key).ok().map(|i| records[i].as_ref());
     let answer = reroute::reroute(&RerouteInput {
@@ -268,8 +268,8 @@ pub(super) fn lowest_rate(options: &[Choice], rate: impl Fn(&Choice) -> f64) -> 
 pub(super) fn four_week_rate(record: Option<&AggregateRecord>, t: f64) -> f64 {
     record.map_or(PRIOR_FAILURE_RATE, |r| {
         smoothed(
-            r.counter(sc::FAILED, WindowId::Month, t),
-            r.counter(sc::DONE, WindowId::Month, t),
+            r.counter(sc::FAILED, WindowId::MONTH, t),
+            r.counter(sc::DONE, WindowId::MONTH, t),
             PRIOR_FAILURE_RATE,
         )
     })

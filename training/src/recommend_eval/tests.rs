@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use detour::domain::{Shipment, ShipmentStatus, Timestamp};
-use detour::features::aggregates::{AggregateRecord, WINDOWS, WindowId, shipment_counters as sc};
+use detour::features::aggregates::{
+    AggregateRecord, WINDOW_COUNT, WindowId, shipment_counters as sc,
+};
 use detour::features::vectors::{PRIOR_FAILURE_RATE, PRIOR_WEIGHT, smoothed};
 
 use super::decision::{Choice, Pick, Taken, four_week_rate, lowest_rate, whole_history_rate};
@@ -368,9 +370,9 @@ fn the_naive_policies_smooth_with_the_features_prior() {
         counters_at: Some(t),
         ..AggregateRecord::default()
     };
-    let month = WindowId::Month as usize;
-    record.counters[sc::FAILED * WINDOWS.len() + month] = 1.0;
-    record.counters[sc::DONE * WINDOWS.len() + month] = 4.0;
+    let month = WindowId::MONTH.index;
+    record.counters[sc::FAILED * WINDOW_COUNT + month] = 1.0;
+    record.counters[sc::DONE * WINDOW_COUNT + month] = 4.0;
     let rate = four_week_rate(Some(&record), t);
     assert_eq!(rate, smoothed(1.0, 4.0, PRIOR_FAILURE_RATE));
     let by_hand = (1.0 + PRIOR_WEIGHT * PRIOR_FAILURE_RATE) / (4.0 + PRIOR_WEIGHT);

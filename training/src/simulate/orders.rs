@@ -3,8 +3,8 @@
 //! on time or late ([`finish_order`]). Draws outcomes; writes nothing.
 
 use detour::domain::Timestamp;
-use rand::Rng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
 
 use crate::network_gen::SimNetwork;
@@ -100,6 +100,32 @@ pub(super) fn new_order(
     }
 }
 
+/// Minutes a leg leaves late beyond the usual few: a disruption at its origin
+/// holds every leg there (exponential, mean an hour per unit of severity), and
+/// a leg that will fail often leaves late anyway (a quarter of them, mean 45
+/// minutes) — so departures show trouble hours before arrivals do. Drawn from
+/// a generator of the leg's own, so the rest of the history is as before.
+fn late_leaving(
+    world: &World<'_>,
+    site: usize,
+    id: u64,
+    departure: Timestamp,
+    failed: bool,
+) -> f64 {
+    let mut own = StdRng::seed_from_u64(id ^ 0x9e37_79b9_7f4a_7c15);
+    let held = world.origin_disruption(site, departure);
+    let mut minutes = 0.0;
+    if held > 0.0 {
+        minutes += Exp::new(1.0 / (60.0 * held))
+            .expect("valid")
+            .sample(&mut own);
+    }
+    if failed && own.gen_bool(0.25) {
+        minutes += Exp::new(1.0 / 45.0).expect("valid").sample(&mut own);
+    }
+    minutes
+}
+
 /// What happens to `order` once `site` has picked it at `ready`: cancelled by
 /// a customer tired of waiting, backordered, or shipped with a carrier serving
 /// the lane and then on time or late; anything after `end` is left open.
@@ -168,7 +194,8 @@ pub(super) fn finish_order(
     let actual_departure = if departure > end || cancelled {
         None
     } else {
-        Some(departure.plus_minutes(rng.gen_range(0.0..20.0)))
+        let usual = rng.gen_range(0.0..20.0);
+        Some(departure.plus_minutes(usual + late_leaving(world, site, order.id, departure, failed)))
     };
     let order_resolved = delivered_at <= end || delivered_at > promised && promised <= end;
     let late = delivered_at > promised;

@@ -46,6 +46,8 @@ pub fn train_quick(data: &Path, out: &Path, version: &str) -> Vec<FamilyResult> 
             ..BoostSettings::default()
         },
         version: Some(version.into()),
+        lead_hours: None,
+        announced_hours: detour_training::replay::DEFAULT_ANNOUNCED_HOURS,
     })
     .unwrap()
 }
