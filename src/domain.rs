@@ -86,16 +86,34 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Where a shipment leg stands.
+/// Where a shipment leg stands. A leg's life is planned → in transit (once it
+/// has left) → delivered, or cancelled at any point; each report of it is an
+/// event of its own, and a report of an earlier stage never replaces a later
+/// one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShipmentStatus {
-    /// Planned or moving; no outcome yet.
+    /// Moving (its `actual_departure` says when it left), or, without an
+    /// actual departure, planned; no outcome yet.
     InTransit,
     /// Arrived; the actual arrival is known.
     Delivered,
     /// Will not move; counts as a failure of the leg.
     Cancelled,
+    /// Announced with its schedule and not yet left: no actual times.
+    Planned,
+}
+
+impl ShipmentStatus {
+    /// The stage's place in a leg's life: a stored state is never replaced by
+    /// one of an earlier stage.
+    pub fn stage(self) -> u8 {
+        match self {
+            ShipmentStatus::Planned => 0,
+            ShipmentStatus::InTransit => 1,
+            ShipmentStatus::Delivered | ShipmentStatus::Cancelled => 2,
+        }
+    }
 }
 
 /// One shipment leg.
@@ -140,7 +158,7 @@ impl Shipment {
     /// cancellation. A cancellation is taken as known at the scheduled departure.
     pub fn outcome(&self, grace_minutes: f64) -> Option<ShipmentOutcome> {
         match self.status {
-            ShipmentStatus::InTransit => None,
+            ShipmentStatus::Planned | ShipmentStatus::InTransit => None,
             ShipmentStatus::Cancelled => Some(ShipmentOutcome {
                 known_at: self.scheduled_departure,
                 failed: true,

@@ -238,3 +238,115 @@ mod tests {
         ));
     }
 }
+
+/// A leg's life reported stage by stage, in order or not, and with stages
+/// repeated: each stage counts once and the stored leg is its latest stage.
+#[cfg(test)]
+mod lifecycle {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{EventPayload, Shipment, ShipmentStatus};
+    use crate::features::aggregates::{
+        WindowId, movement_counters as mc, shipment_counters as sc, slot_counters, slot_of,
+    };
+    use crate::features::{AggregateKey, Entity, EntityKey, FetchRequest, InMemoryFeatureStore};
+
+    const DUE: Timestamp = Timestamp(1_790_000_000_000);
+
+    fn report(id: &str, status: ShipmentStatus) -> Result<Event, Invalid> {
+        let left = (status != ShipmentStatus::Planned).then(|| DUE.plus_minutes(30.0));
+        Ok(Event {
+            event_id: id.into(),
+            payload: EventPayload::Shipment(Shipment {
+                shipment_id: "L-1".into(),
+                carrier: "XPO".into(),
+                origin: "ATL".into(),
+                destination: "JFK".into(),
+                scheduled_departure: DUE,
+                scheduled_arrival: DUE.plus_minutes(300.0),
+                actual_departure: left,
+                actual_arrival: (status == ShipmentStatus::Delivered)
+                    .then(|| DUE.plus_minutes(340.0)),
+                status,
+            }),
+        })
+    }
+
+    async fn counted(order: &[(&str, ShipmentStatus)]) -> (Vec<f64>, Option<Entity>) {
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(3600)));
+        let ingestor = Ingestor::new(Arc::clone(&store), FeatureSettings::default());
+        for &(id, status) in order {
+            let summary = ingestor
+                .ingest_received(vec![report(id, status)], DUE.plus_minutes(600.0))
+                .await
+                .unwrap();
+            assert_eq!(summary.accepted, 1, "{id}");
+        }
+        let t = DUE.plus_minutes(600.0).as_secs_f64();
+        let left = DUE.plus_minutes(30.0).as_secs_f64();
+        let records = store.fetch_now(&[
+            AggregateKey::departures("ATL"),
+            AggregateKey::departure_slot("ATL", slot_of(DUE.as_secs_f64())),
+            AggregateKey::carrier("XPO"),
+        ]);
+        let [departures, slot, carrier] = [0, 1, 2].map(|i| records[i].expect("written"));
+        let counts = vec![
+            // Read when each was counted, so nothing has decayed.
+            departures.counter(mc::MOVED, WindowId::DEPARTURE_DAY, left),
+            departures.counter(mc::LATE, WindowId::DEPARTURE_DAY, left),
+            slot.counter(slot_counters::PLANNED, WindowId::COUNT, t),
+            slot.counter(slot_counters::GONE, WindowId::COUNT, t),
+            carrier.counter(
+                sc::DONE,
+                WindowId::MONTH,
+                DUE.plus_minutes(340.0).as_secs_f64(),
+            ),
+        ];
+        let entity = store
+            .fetch_all(&FetchRequest {
+                records: Vec::new(),
+                lanes: Vec::new(),
+                entities: vec![EntityKey::Shipment("L-1".into())],
+            })
+            .await
+            .unwrap()
+            .entities
+            .pop()
+            .flatten();
+        (counts, entity)
+    }
+
+    #[tokio::test]
+    async fn each_stage_counts_once_and_the_latest_stage_is_kept() {
+        use ShipmentStatus::*;
+        let in_order = [
+            ("p", Planned),
+            ("d", InTransit),
+            ("v", Delivered),
+            ("p2", Planned),
+        ];
+        let reversed = [
+            ("v", Delivered),
+            ("d", InTransit),
+            ("p", Planned),
+            ("d2", InTransit),
+        ];
+        for order in [&in_order[..], &reversed[..]] {
+            let (counts, entity) = counted(order).await;
+            for (name, value) in ["departed", "late", "planned", "gone", "done"]
+                .iter()
+                .zip(&counts)
+            {
+                assert!(
+                    (value - 1.0).abs() < 1e-9,
+                    "{name} counted {value} times: {order:?}"
+                );
+            }
+            assert!(
+                matches!(entity, Some(Entity::Shipment(s)) if s.status == Delivered),
+                "{order:?}"
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! `registry` holds one model per row of [`FAMILIES`].
 
 /// Most features any family has.
-pub const MAX_FEATURES: usize = 32;
+pub const MAX_FEATURES: usize = 40;
 
 /// The risk families Detour scores; what each is lies in its row of
 /// [`FAMILIES`].
@@ -163,6 +163,10 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     def("origin_slot_scheduled_log", "ln(1+legs)"),
     def("destination_slot_scheduled_log", "ln(1+legs)"),
     def("departure_weekday", "0-6, Monday 0"),
+    def("carrier_late_departure_share_3h", "share"),
+    def("destination_bound_late_departure_share_3h", "share"),
+    def("destination_late_arrival_share_3h", "share"),
+    def("destination_mean_arrival_delay_3h", "minutes"),
 ];
 
 /// Inputs of the order-fallout family, in order.
@@ -188,6 +192,13 @@ pub const ORDER_FALLOUT_FEATURES: &[FeatureDef] = &[
     def("created_hour_sin", "sin(hour)"),
     def("created_hour_cos", "cos(hour)"),
     def("created_weekend", "0/1"),
+    def("site_region_fallout_rate_all", "share"),
+    def("site_region_fallout_rate_all_shrunk", "share"),
+    def("site_region_late_rate_all_shrunk", "share"),
+    def("site_region_fallout_rate_1y_shrunk", "share"),
+    def("site_region_volume_all_log", "ln(1+orders)"),
+    def("site_fallout_rate_all", "share"),
+    def("network_fallout_rate_all", "share"),
 ];
 
 /// Inputs of the site-congestion family, in order.

@@ -179,7 +179,7 @@ fn vector_of(
         ScoreTarget::Order { order, as_of } => vectors::order_fallout_vector(
             order,
             *as_of,
-            [lookups[0], lookups[1], lookups[2]],
+            std::array::from_fn(|i| lookups[i]),
             network,
             gaps,
         ),

@@ -107,6 +107,7 @@ pub fn shipment(message: Option<&pb::Shipment>, at: &str) -> Result<Shipment> {
         }
         pb::ShipmentStatus::Delivered => ShipmentStatus::Delivered,
         pb::ShipmentStatus::Cancelled => ShipmentStatus::Cancelled,
+        pb::ShipmentStatus::Planned => ShipmentStatus::Planned,
     };
     Shipment::new(ShipmentFields {
         shipment_id: &m.shipment_id,

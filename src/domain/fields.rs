@@ -62,6 +62,19 @@ impl Shipment {
                 "is before scheduled_departure",
             ));
         }
+        if shipment.status == ShipmentStatus::Planned {
+            for (field, time) in [
+                ("actual_departure", shipment.actual_departure),
+                ("actual_arrival", shipment.actual_arrival),
+            ] {
+                if time.is_some() {
+                    return Err(FieldError::new(
+                        field,
+                        "must be empty when status is PLANNED (the leg has not left)",
+                    ));
+                }
+            }
+        }
         if shipment.status == ShipmentStatus::Delivered && shipment.actual_arrival.is_none() {
             return Err(FieldError::new(
                 "actual_arrival",

@@ -127,6 +127,16 @@ pub enum AggregateKind {
     Departures,
     /// Legs of one carrier that left one location, by when they left.
     CarrierDepartures,
+    /// Legs of one carrier that left anywhere, by when they left.
+    CarrierNetworkDepartures,
+    /// Legs bound for one location that left, by when they left.
+    DeparturesTo,
+    /// Legs that arrived at one location, by when they arrived.
+    Arrivals,
+    /// Orders fulfilled from one site, over a year and all time.
+    SiteHistory,
+    /// Orders fulfilled anywhere, over a year and all time (one record).
+    OrderNetwork,
     /// Legs scheduled to leave one location within one slot of
     /// [`SLOT_MINUTES`]: how many were planned, and how many have gone.
     DepartureSlot,
@@ -172,7 +182,8 @@ pub mod site_fields {
     pub const DOCK_UTILISATION: usize = 3;
 }
 
-/// Counters of orders from one site to one region.
+/// Counters of orders from one site to one region, and of the long records of
+/// a site and of the network.
 pub mod site_region_counters {
     /// Orders finished (any outcome).
     pub const DONE: usize = 0;
@@ -182,13 +193,14 @@ pub mod site_region_counters {
     pub const LATE: usize = 2;
 }
 
-/// Counters of departure records: legs that left, and how late.
-pub mod departure_counters {
-    /// Legs that left.
-    pub const DEPARTED: usize = 0;
-    /// Legs that left more than the grace after their scheduled departure.
+/// Counters of departure and arrival records: legs that moved (left, or
+/// arrived), and how late.
+pub mod movement_counters {
+    /// Legs that left (departure records) or arrived (arrival records).
+    pub const MOVED: usize = 0;
+    /// Legs that moved more than the grace after their schedule.
     pub const LATE: usize = 1;
-    /// Sum of minutes late leaving (each capped at two days; early is 0).
+    /// Sum of minutes late (each capped at two days; early is 0).
     pub const DELAY_MINUTES: usize = 2;
 }
 
@@ -217,6 +229,11 @@ impl AggregateKind {
             AggregateKind::SiteRegion => "site_region",
             AggregateKind::Departures => "departures",
             AggregateKind::CarrierDepartures => "carrier_departures",
+            AggregateKind::CarrierNetworkDepartures => "carrier_network_departures",
+            AggregateKind::DeparturesTo => "departures_to",
+            AggregateKind::Arrivals => "arrivals",
+            AggregateKind::SiteHistory => "site_history",
+            AggregateKind::OrderNetwork => "order_network",
             AggregateKind::DepartureSlot => "departure_slot",
             AggregateKind::ArrivalSlot => "arrival_slot",
         }
@@ -238,10 +255,14 @@ impl AggregateKind {
                 "snapshots",
                 "backlog_sum",
             ],
-            AggregateKind::SiteRegion => &["orders_done", "fallout", "late"],
-            AggregateKind::Departures | AggregateKind::CarrierDepartures => {
-                &["departed", "late", "delay_min"]
-            }
+            AggregateKind::SiteRegion
+            | AggregateKind::SiteHistory
+            | AggregateKind::OrderNetwork => &["orders_done", "fallout", "late"],
+            AggregateKind::Departures
+            | AggregateKind::CarrierDepartures
+            | AggregateKind::CarrierNetworkDepartures
+            | AggregateKind::DeparturesTo => &["departed", "late", "delay_min"],
+            AggregateKind::Arrivals => &["arrived", "late", "delay_min"],
             AggregateKind::DepartureSlot => &["planned", "gone"],
             AggregateKind::ArrivalSlot => &["planned"],
             AggregateKind::Inventory => &[],
@@ -251,8 +272,14 @@ impl AggregateKind {
     /// The time constants this kind's counters decay with.
     pub fn windows(self) -> &'static [Window; WINDOW_COUNT] {
         match self {
-            AggregateKind::Departures | AggregateKind::CarrierDepartures => &DEPARTURE_WINDOWS,
-            AggregateKind::SiteRegion => &PAIR_WINDOWS,
+            AggregateKind::Departures
+            | AggregateKind::CarrierDepartures
+            | AggregateKind::CarrierNetworkDepartures
+            | AggregateKind::DeparturesTo
+            | AggregateKind::Arrivals => &DEPARTURE_WINDOWS,
+            AggregateKind::SiteRegion
+            | AggregateKind::SiteHistory
+            | AggregateKind::OrderNetwork => &PAIR_WINDOWS,
             AggregateKind::DepartureSlot | AggregateKind::ArrivalSlot => &SLOT_WINDOWS,
             _ => &WINDOWS,
         }
@@ -274,7 +301,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 12] = [
+    pub const ALL: [AggregateKind; 17] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -285,6 +312,11 @@ impl AggregateKind {
         AggregateKind::SiteRegion,
         AggregateKind::Departures,
         AggregateKind::CarrierDepartures,
+        AggregateKind::CarrierNetworkDepartures,
+        AggregateKind::DeparturesTo,
+        AggregateKind::Arrivals,
+        AggregateKind::SiteHistory,
+        AggregateKind::OrderNetwork,
         AggregateKind::DepartureSlot,
         AggregateKind::ArrivalSlot,
     ];
@@ -348,6 +380,26 @@ impl AggregateKey {
     /// The record of `carrier`'s legs that left `location`.
     pub fn carrier_departures(carrier: &str, location: &str) -> Self {
         Self::of(AggregateKind::CarrierDepartures, &[carrier, location])
+    }
+    /// The record of `carrier`'s legs that left anywhere.
+    pub fn carrier_network_departures(carrier: &str) -> Self {
+        Self::of(AggregateKind::CarrierNetworkDepartures, &[carrier])
+    }
+    /// The long record of orders fulfilled from `site`.
+    pub fn site_history(site: &str) -> Self {
+        Self::of(AggregateKind::SiteHistory, &[site])
+    }
+    /// The long record of every order.
+    pub fn order_network() -> Self {
+        Self::of(AggregateKind::OrderNetwork, &["all"])
+    }
+    /// The record of legs bound for `location` that left.
+    pub fn departures_to(location: &str) -> Self {
+        Self::of(AggregateKind::DeparturesTo, &[location])
+    }
+    /// The record of legs that arrived at `location`.
+    pub fn arrivals(location: &str) -> Self {
+        Self::of(AggregateKind::Arrivals, &[location])
     }
     /// The slot of legs scheduled to leave `location` in slot number `slot`
     /// (see [`slot_of`]).

@@ -2,7 +2,7 @@
 //! the carriers seen on each lane. Both are written by ingest beside the
 //! aggregates, in the same atomic, deduplicated step.
 
-use crate::domain::{Order, Shipment, ShipmentStatus};
+use crate::domain::{Order, Shipment};
 
 /// An ingested entity.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,8 +34,9 @@ impl EntityKey {
 }
 
 /// An entity as an event stores it, with the version that orders its states: a
-/// finished state always beats an open one, then the later event time wins, so
-/// a late re-delivery of an old state never overwrites a newer one.
+/// later stage always beats an earlier one (a leg: planned, in transit,
+/// finished; an order: open, finished), then the later event time wins, so a
+/// late re-delivery of an old state never overwrites a newer one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityWrite {
     /// Which entity it is.
@@ -62,20 +63,22 @@ pub struct LaneCarrier {
 pub fn entity_write(entity: &Entity) -> EntityWrite {
     // Above any millisecond time RFC 3339 can write (year 9999 is 2.5e14), and
     // exact in a double with it added.
-    const FINISHED: f64 = 1e15;
+    const STAGE: f64 = 1e15;
     match entity {
         Entity::Shipment(s) => {
-            let finished = s.status != ShipmentStatus::InTransit;
-            let at = s.actual_arrival.unwrap_or(s.scheduled_departure);
+            let at = s
+                .actual_arrival
+                .or(s.actual_departure)
+                .unwrap_or(s.scheduled_departure);
             EntityWrite {
                 key: EntityKey::Shipment(s.shipment_id.clone()),
-                version: f64::from(u8::from(finished)) * FINISHED + at.0 as f64,
+                version: f64::from(s.status.stage()) * STAGE + at.0 as f64,
                 entity: entity.clone(),
             }
         }
         Entity::Order(o) => EntityWrite {
             key: EntityKey::Order(o.order_id.clone()),
-            version: f64::from(u8::from(o.outcome.is_some())) * FINISHED + o.created_at.0 as f64,
+            version: f64::from(u8::from(o.outcome.is_some())) * STAGE + o.created_at.0 as f64,
             entity: entity.clone(),
         },
     }

@@ -302,6 +302,6 @@ fn is_broken_connection(error: &RedisError) -> bool {
 
 /// Every kind of record, for the unit tests of the layout and the codec.
 #[cfg(test)]
-fn every_kind() -> [super::aggregates::AggregateKind; 12] {
+fn every_kind() -> [super::aggregates::AggregateKind; super::aggregates::AggregateKind::ALL.len()] {
     super::aggregates::AggregateKind::ALL
 }

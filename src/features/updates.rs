@@ -6,7 +6,7 @@ use crate::domain::{
 };
 
 use super::aggregates::{
-    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOW_COUNT, departure_counters as dc,
+    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOW_COUNT, movement_counters as mc,
     shipment_counters as sc, site_fields as sf, site_region_counters as src, slot_counters,
     slot_of,
 };
@@ -118,10 +118,7 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
         )),
         (_, Some(left)) => {
             let late_minutes = left.hours_since(shipment.scheduled_departure) * 60.0;
-            let mut departed = [0.0; COUNTERS];
-            departed[dc::DEPARTED] = 1.0;
-            departed[dc::LATE] = f64::from(u8::from(late_minutes > settings.sla_grace_minutes));
-            departed[dc::DELAY_MINUTES] = late_minutes.clamp(0.0, DELAY_CAP_MINUTES);
+            let departed = movement(late_minutes, settings);
             let at = left.as_secs_f64();
             let departure = |key| AggregateUpdate {
                 key,
@@ -134,15 +131,27 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
                 vec![
                     departure(AggregateKey::departures(origin)),
                     departure(AggregateKey::carrier_departures(&shipment.carrier, origin)),
+                    departure(AggregateKey::carrier_network_departures(&shipment.carrier)),
+                    departure(AggregateKey::departures_to(destination)),
                     slot(AggregateKey::departure_slot(origin, departure_slot), gone),
                 ],
             ))
         }
         _ => None,
     };
-    let done = shipment
-        .outcome(settings.sla_grace_minutes)
-        .map(|outcome| (outcome.known_at, shipment_updates(shipment, settings)));
+    let done = shipment.outcome(settings.sla_grace_minutes).map(|outcome| {
+        let mut updates = shipment_updates(shipment, settings);
+        if let (false, Some(arrived)) = (outcome.cancelled, shipment.actual_arrival) {
+            let late_minutes = arrived.hours_since(shipment.scheduled_arrival) * 60.0;
+            updates.push(AggregateUpdate {
+                key: AggregateKey::arrivals(destination),
+                at: arrived.as_secs_f64(),
+                increments: movement(late_minutes, settings),
+                gauges: None,
+            });
+        }
+        (outcome.known_at, updates)
+    });
     LegFacts {
         planned: planned_fact,
         gone: gone_fact.map(|(at, updates)| {
@@ -187,6 +196,16 @@ pub fn with_facts(events: Vec<EventUpdates>) -> (Vec<EventUpdates>, Vec<usize>) 
         }));
     }
     (run, positions)
+}
+
+/// The increments of one leg leaving or arriving `late_minutes` after its
+/// schedule.
+fn movement(late_minutes: f64, settings: &FeatureSettings) -> [f64; COUNTERS] {
+    let mut out = [0.0; COUNTERS];
+    out[mc::MOVED] = 1.0;
+    out[mc::LATE] = f64::from(u8::from(late_minutes > settings.sla_grace_minutes));
+    out[mc::DELAY_MINUTES] = late_minutes.clamp(0.0, DELAY_CAP_MINUTES);
+    out
 }
 
 /// The updates an event causes when it is received at `received_at`: nothing
@@ -307,10 +326,10 @@ pub fn order_created_update(order: &Order) -> AggregateUpdate {
     }
 }
 
-/// A finished order counts its outcome against its site, and against its site
-/// serving its region, at its promise time (the latest moment the outcome is
-/// surely known).
-pub fn order_outcome_updates(order: &Order, outcome: OrderOutcome) -> [AggregateUpdate; 2] {
+/// A finished order counts its outcome against its site, its site serving its
+/// region, and the long records of its site and of the network, at its promise
+/// time (the latest moment the outcome is surely known).
+pub fn order_outcome_updates(order: &Order, outcome: OrderOutcome) -> [AggregateUpdate; 4] {
     let fallout = f64::from(u8::from(outcome.is_fallout()));
     let late = f64::from(u8::from(outcome == OrderOutcome::Late));
     let at = order.promise_at.as_secs_f64();
@@ -331,6 +350,18 @@ pub fn order_outcome_updates(order: &Order, outcome: OrderOutcome) -> [Aggregate
         },
         AggregateUpdate {
             key: AggregateKey::site_region(&order.site, &order.destination_region),
+            at,
+            increments: pair,
+            gauges: None,
+        },
+        AggregateUpdate {
+            key: AggregateKey::site_history(&order.site),
+            at,
+            increments: pair,
+            gauges: None,
+        },
+        AggregateUpdate {
+            key: AggregateKey::order_network(),
             at,
             increments: pair,
             gauges: None,

@@ -16,7 +16,7 @@ use crate::network::Network;
 use crate::schema::FeatureVector;
 
 use super::aggregates::{
-    AggregateKey, AggregateRecord, WindowId, departure_counters as dc, shipment_counters as sc,
+    AggregateKey, AggregateRecord, WindowId, movement_counters as mc, shipment_counters as sc,
     site_fields as sf, site_region_counters as src, slot_counters, slot_fraction, slot_of,
 };
 
@@ -37,7 +37,7 @@ const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
 /// it, four hours in all.
 pub const BACKLOG_SLOTS: usize = 9;
 /// Records a shipment's features read ([`shipment_keys`]).
-pub const SHIPMENT_KEYS: usize = 10 + BACKLOG_SLOTS;
+pub const SHIPMENT_KEYS: usize = 13 + BACKLOG_SLOTS;
 
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
@@ -77,10 +77,11 @@ impl Gaps {
 
 /// Keys a shipment's features read, decided at `now`: carrier, lane,
 /// carrier-lane, origin site, all outcomes out of its origin and into its
-/// destination; the departures from its origin, over all carriers and its
-/// carrier's; the schedule of its own departure slot at the origin and arrival
-/// slot at the destination; and the [`BACKLOG_SLOTS`] departure slots at the
-/// origin up to `now`.
+/// destination; the departures from its origin (over all carriers, and its
+/// carrier's); the schedule of its own departure slot at the origin and arrival
+/// slot at the destination; its carrier's departures everywhere, the
+/// departures bound for its destination and the arrivals there; and the
+/// [`BACKLOG_SLOTS`] departure slots at the origin up to `now`.
 pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
     let (carrier, origin, destination) =
         (&shipment.carrier, &shipment.origin, &shipment.destination);
@@ -99,6 +100,9 @@ pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIP
             destination,
             slot_of(shipment.scheduled_arrival.as_secs_f64()),
         ),
+        AggregateKey::carrier_network_departures(carrier),
+        AggregateKey::departures_to(destination),
+        AggregateKey::arrivals(destination),
     ];
     std::array::from_fn(|i| match i.checked_sub(fixed.len()) {
         None => fixed[i].clone(),
@@ -128,6 +132,7 @@ pub fn carrier_failure_vector(
         carrier_departures,
     ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
     let (departure_slot, arrival_slot) = (lookups[8], lookups[9]);
+    let [carrier_everywhere, bound_for_destination, arrivals] = [10, 11, 12].map(|i| lookups[i]);
     if carrier == Some(None) {
         gaps.decisive(format!("carrier {} has no history", shipment.carrier));
     } else if carrier_lane == Some(None) {
@@ -159,19 +164,19 @@ pub fn carrier_failure_vector(
     let late_share = |lookup: Lookup<'_>, window: WindowId| {
         smoothed_rate(
             lookup,
-            dc::LATE,
-            dc::DEPARTED,
+            mc::LATE,
+            mc::MOVED,
             window,
             t,
             PRIOR_LATE_DEPARTURE_RATE,
         )
     };
-    let mean_delay_leaving = |lookup: Lookup<'_>, window: WindowId| {
+    let mean_lateness = |lookup: Lookup<'_>, window: WindowId| {
         lookup.map_or(f64::NAN, |r| {
             r.map_or(0.0, |r| {
-                let departed = r.counter(dc::DEPARTED, window, t);
-                if departed > 0.0 {
-                    r.counter(dc::DELAY_MINUTES, window, t) / departed
+                let moved = r.counter(mc::MOVED, window, t);
+                if moved > 0.0 {
+                    r.counter(mc::DELAY_MINUTES, window, t) / moved
                 } else {
                     0.0
                 }
@@ -185,7 +190,7 @@ pub fn carrier_failure_vector(
             })
         })
     };
-    let backlog = Backlog::of(&lookups[10..], slot_fraction(t), t);
+    let backlog = Backlog::of(&lookups[13..], slot_fraction(t), t);
     FeatureVector::from_slice(&[
         rate(carrier, sc::FAILED, WindowId::WEEK),
         rate(carrier, sc::FAILED, WindowId::MONTH),
@@ -219,17 +224,21 @@ pub fn carrier_failure_vector(
         backlog.legs.ln_1p(),
         backlog.legs / backlog.due.max(1.0),
         late_share(departures, WindowId::HOUR),
-        mean_delay_leaving(departures, WindowId::HOUR),
+        mean_lateness(departures, WindowId::HOUR),
         late_share(departures, WindowId::DEPARTURE_DAY),
         departures.map_or(f64::NAN, |r| {
-            r.map_or(0.0, |r| r.counter(dc::DEPARTED, WindowId::HOUR, t))
+            r.map_or(0.0, |r| r.counter(mc::MOVED, WindowId::HOUR, t))
                 .ln_1p()
         }),
         late_share(carrier_departures, WindowId::THREE_HOURS),
-        mean_delay_leaving(carrier_departures, WindowId::THREE_HOURS),
+        mean_lateness(carrier_departures, WindowId::THREE_HOURS),
         planned(departure_slot).ln_1p(),
         planned(arrival_slot).ln_1p(),
         f64::from(shipment.scheduled_departure.weekday_utc()),
+        late_share(carrier_everywhere, WindowId::THREE_HOURS),
+        late_share(bound_for_destination, WindowId::THREE_HOURS),
+        late_share(arrivals, WindowId::THREE_HOURS),
+        mean_lateness(arrivals, WindowId::THREE_HOURS),
     ])
 }
 
@@ -275,31 +284,100 @@ pub fn lead_time_hours(departure: Timestamp, now: Timestamp) -> f64 {
 }
 
 /// Keys an order's features read: its site, the lane from the site to the
-/// order's destination (shipments over all carriers), and the site's past orders
-/// for that destination.
-pub fn order_keys(order: &Order) -> [AggregateKey; 3] {
+/// order's destination (shipments over all carriers), the site's past orders
+/// for that destination, and the long records of the site and the network.
+pub fn order_keys(order: &Order) -> [AggregateKey; ORDER_KEYS] {
     [
         AggregateKey::site(&order.site),
         AggregateKey::lane(&order.site, &order.destination_region),
         AggregateKey::site_region(&order.site, &order.destination_region),
+        AggregateKey::site_history(&order.site),
+        AggregateKey::order_network(),
     ]
+}
+
+/// Records an order's features read ([`order_keys`]).
+pub const ORDER_KEYS: usize = 5;
+/// Pseudo-orders that pull a site's long record towards the network's.
+const SITE_SHRINKAGE: f64 = 10.0;
+/// Pseudo-orders that pull a site-region pair's long record towards its
+/// site's: lightly (the pair's own record, barely smoothed) and heavily (the
+/// pair's record trusted only once it holds tens of orders). The model sees
+/// both and the pair's volume, and so learns from the data how far to trust a
+/// pair seen a few times a year.
+const PAIR_SHRINKAGE: [f64; 2] = [1.0, 20.0];
+
+/// A long record's rate, shrunk towards `prior` by `weight` pseudo-counts;
+/// `prior` itself when the record is absent and NaN when unreadable.
+fn long_rate(
+    lookup: Lookup<'_>,
+    numerator: usize,
+    window: WindowId,
+    t: f64,
+    prior: f64,
+    weight: f64,
+) -> f64 {
+    match lookup {
+        None => f64::NAN,
+        Some(None) => prior,
+        Some(Some(r)) => {
+            let hits = r.counter(numerator, window, t);
+            let total = r.counter(src::DONE, window, t);
+            (hits + weight * prior) / (total + weight)
+        }
+    }
 }
 
 /// Order-fallout features of an order, decided at `now`.
 pub fn order_fallout_vector(
     order: &Order,
     now: Timestamp,
-    lookups: [Lookup<'_>; 3],
+    lookups: [Lookup<'_>; ORDER_KEYS],
     network: &Network,
     gaps: &mut Gaps,
 ) -> FeatureVector {
-    let [site_lookup, lane, pair] = lookups;
+    let [site_lookup, lane, pair, site_history, everyone] = lookups;
     let site = SiteView::new(&order.site, site_lookup, now, network);
     site.note_gaps(gaps);
     let t = now.as_secs_f64();
     let lane_rate =
         |window: WindowId| smoothed_rate(lane, sc::FAILED, sc::DONE, window, t, PRIOR_FAILURE_RATE);
     let (hour_sin, hour_cos, weekend) = clock_features(order.created_at);
+    // Long memory, shrunk up the hierarchy: pair → site → network → prior.
+    let all = WindowId::ALL_TIME;
+    let network_fallout = long_rate(
+        everyone,
+        src::FALLOUT,
+        all,
+        t,
+        PRIOR_FALLOUT_RATE,
+        PRIOR_WEIGHT,
+    );
+    let network_late = long_rate(
+        everyone,
+        src::LATE,
+        all,
+        t,
+        PRIOR_FALLOUT_RATE,
+        PRIOR_WEIGHT,
+    );
+    let site_fallout = long_rate(
+        site_history,
+        src::FALLOUT,
+        all,
+        t,
+        network_fallout,
+        SITE_SHRINKAGE,
+    );
+    let site_late = long_rate(
+        site_history,
+        src::LATE,
+        all,
+        t,
+        network_late,
+        SITE_SHRINKAGE,
+    );
+    let [light, heavy] = PAIR_SHRINKAGE;
     FeatureVector::from_slice(&[
         site.backlog_to_limit,
         site.backlog_per_labour,
@@ -336,6 +414,15 @@ pub fn order_fallout_vector(
         hour_sin,
         hour_cos,
         weekend,
+        long_rate(pair, src::FALLOUT, all, t, site_fallout, light),
+        long_rate(pair, src::FALLOUT, all, t, site_fallout, heavy),
+        long_rate(pair, src::LATE, all, t, site_late, heavy),
+        long_rate(pair, src::FALLOUT, WindowId::YEAR, t, site_fallout, heavy),
+        pair.map_or(f64::NAN, |r| {
+            r.map_or(0.0, |r| r.counter(src::DONE, all, t)).ln_1p()
+        }),
+        site_fallout,
+        network_fallout,
     ])
 }
 

@@ -108,6 +108,7 @@ pub fn read_shipments(path: &Path) -> anyhow::Result<(Vec<Shipment>, FileReport)
             "delivered" => ShipmentStatus::Delivered,
             "cancelled" | "canceled" => ShipmentStatus::Cancelled,
             "in_transit" | "" => ShipmentStatus::InTransit,
+            "planned" => ShipmentStatus::Planned,
             other => {
                 return Err(FieldError::new(
                     "status",

@@ -92,6 +92,7 @@ pub fn run(settings: &EvaluateSettings) -> anyhow::Result<Vec<Prediction>> {
             record_from: Some(settings.from),
             unlabelled: true,
             shipment_lead_hours: None,
+            also_at_departure: false,
             announced_hours: settings.announced_hours,
         },
     );

@@ -198,6 +198,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         record_from: Some(from),
         unlabelled: true,
         shipment_lead_hours: Some(settings.lead_hours),
+        also_at_departure: false,
         announced_hours: crate::replay::DEFAULT_ANNOUNCED_HOURS,
     };
     let lanes = lane_carriers(&history);

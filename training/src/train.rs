@@ -69,6 +69,7 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
         record_from: None,
         unlabelled: false,
         shipment_lead_hours: settings.lead_hours,
+        also_at_departure: true,
         announced_hours: settings.announced_hours,
     };
     eprintln!("replaying history through the service's feature code");

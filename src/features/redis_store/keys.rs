@@ -136,6 +136,14 @@ mod tests {
                 AggregateKey::arrival_slot("JFK", 985_012),
                 "ns:arrival_slot:JFK:985012",
             ),
+            (
+                AggregateKey::carrier_network_departures("XPO"),
+                "ns:carrier_network_departures:XPO",
+            ),
+            (AggregateKey::departures_to("JFK"), "ns:departures_to:JFK"),
+            (AggregateKey::arrivals("JFK"), "ns:arrivals:JFK"),
+            (AggregateKey::site_history("ATL"), "ns:site_history:ATL"),
+            (AggregateKey::order_network(), "ns:order_network:all"),
         ];
         let kinds: std::collections::HashSet<_> = expected.iter().map(|(k, _)| k.kind).collect();
         assert_eq!(kinds.len(), every_kind().len(), "every kind is checked");
