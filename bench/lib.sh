@@ -44,7 +44,7 @@ start_redis() {
 # WORKERS=0 is the default of one per core.
 start_detour() {
   DETOUR_PORT=$(free_port)
-  ./target/release/detour serve --listen "127.0.0.1:$DETOUR_PORT" \
+  "${DETOUR_BIN:-./target/release/detour}" serve --listen "127.0.0.1:$DETOUR_PORT" \
     ${REDIS_PORT:+--redis "redis://127.0.0.1:$REDIS_PORT"} --models "$1" --namespace bench \
     --workers "${WORKERS:-1}" ${DETOUR_ARGS:-} \
     >"$WORK/detour.log" 2>&1 &

@@ -191,6 +191,7 @@ pub fn carrier_failure_vector(
         })
     };
     let backlog = Backlog::of(&lookups[13..], slot_fraction(t), t);
+    let lead = lead_time_hours(shipment.scheduled_departure, now);
     FeatureVector::from_slice(&[
         rate(carrier, sc::FAILED, WindowId::WEEK),
         rate(carrier, sc::FAILED, WindowId::MONTH),
@@ -230,16 +231,43 @@ pub fn carrier_failure_vector(
             r.map_or(0.0, |r| r.counter(mc::MOVED, WindowId::HOUR, t))
                 .ln_1p()
         }),
-        late_share(carrier_departures, WindowId::THREE_HOURS),
-        mean_lateness(carrier_departures, WindowId::THREE_HOURS),
+        towards_prior(
+            late_share(carrier_departures, WindowId::THREE_HOURS),
+            PRIOR_LATE_DEPARTURE_RATE,
+            lead,
+        ),
+        towards_prior(
+            mean_lateness(carrier_departures, WindowId::THREE_HOURS),
+            0.0,
+            lead,
+        ),
         planned(departure_slot).ln_1p(),
         planned(arrival_slot).ln_1p(),
         f64::from(shipment.scheduled_departure.weekday_utc()),
-        late_share(carrier_everywhere, WindowId::THREE_HOURS),
+        towards_prior(
+            late_share(carrier_everywhere, WindowId::THREE_HOURS),
+            PRIOR_LATE_DEPARTURE_RATE,
+            lead,
+        ),
         late_share(bound_for_destination, WindowId::THREE_HOURS),
         late_share(arrivals, WindowId::THREE_HOURS),
         mean_lateness(arrivals, WindowId::THREE_HOURS),
     ])
+}
+
+/// How long a carrier's live state (its departures of the last hours) says
+/// something about a leg still to leave: the weight of that state is
+/// `exp(-lead / this)`.
+const LIVE_STATE_HOURS: f64 = 1.0;
+
+/// A carrier's live state as seen from `lead` hours before the leg leaves: at
+/// departure the state itself, further ahead pulled towards its prior, since
+/// how a carrier's departures went this afternoon says little about its leg
+/// tomorrow. (The model compares carriers by these through linear terms only,
+/// which cannot learn that fading from the lead time; the situation's live
+/// state is left whole, since the trees that read it also read the lead.)
+fn towards_prior(value: f64, prior: f64, lead: f64) -> f64 {
+    prior + (value - prior) * (-lead / LIVE_STATE_HOURS).exp()
 }
 
 /// Legs at an origin scheduled to have left by now that have not (neither

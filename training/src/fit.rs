@@ -88,7 +88,22 @@ pub struct Candidate {
     pub test_predictions: Vec<f64>,
     /// Features by mean absolute contribution on the validation slice (log-odds).
     pub top_features: Vec<(String, f64)>,
+    /// Where decisions have a lead (shipments): per lead, the test-slice
+    /// metrics and the features by mean absolute contribution on the
+    /// validation slice — which features carry the signal at each horizon.
+    pub by_lead: Vec<LeadResult>,
     pub fit_seconds: f64,
+}
+
+/// One horizon's figures ([`Candidate::by_lead`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeadResult {
+    /// Hours before departure.
+    pub lead_hours: f64,
+    /// The test slice's decisions at this lead.
+    pub test: Metrics,
+    /// Features by mean absolute contribution at this lead (validation).
+    pub top_features: Vec<(String, f64)>,
 }
 
 /// Calibrates `learner` on the validation slice and measures it.
@@ -125,6 +140,7 @@ pub fn judge(
         .collect();
     top_features.sort_by(|a, b| b.1.total_cmp(&a.1));
     let test_predictions = calibrated(split.test);
+    let by_lead = by_lead(&learner, calibration, split, schema, &test_predictions);
     Ok(Candidate {
         name,
         validation: evaluate(&calibrated(split.validation), &labels(split.validation)),
@@ -133,8 +149,61 @@ pub fn judge(
         learner,
         calibration,
         top_features,
+        by_lead,
         fit_seconds,
     })
+}
+
+/// Per lead: the test metrics and the top features ([`LeadResult`]).
+fn by_lead(
+    learner: &Learner,
+    calibration: Calibration,
+    split: &Split<'_>,
+    schema: &[FeatureDef],
+    test_predictions: &[f64],
+) -> Vec<LeadResult> {
+    let mut leads: Vec<f64> = split.test.iter().filter_map(|r| r.lead_hours).collect();
+    leads.sort_by(f64::total_cmp);
+    leads.dedup();
+    leads
+        .into_iter()
+        .filter_map(|lead| {
+            let (p, y): (Vec<f64>, Vec<bool>) = split
+                .test
+                .iter()
+                .zip(test_predictions)
+                .filter(|(r, _)| r.lead_hours == Some(lead))
+                .map(|(r, p)| (*p, r.label))
+                .unzip();
+            let rows: Vec<&Row> = split
+                .validation
+                .iter()
+                .filter(|r| r.lead_hours == Some(lead))
+                .collect();
+            if p.is_empty() || rows.is_empty() {
+                return None;
+            }
+            let mut totals = [0.0; MAX_FEATURES];
+            for row in &rows {
+                let raw = learner.raw_score(row.features.as_slice());
+                for (total, c) in totals.iter_mut().zip(raw.contributions) {
+                    *total += (c * calibration.slope).abs();
+                }
+            }
+            let mut top: Vec<(String, f64)> = schema
+                .iter()
+                .zip(totals)
+                .map(|(f, total)| (f.name.to_string(), total / rows.len() as f64))
+                .collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            top.truncate(5);
+            Some(LeadResult {
+                lead_hours: lead,
+                test: evaluate(&p, &y),
+                top_features: top,
+            })
+        })
+        .collect()
 }
 
 /// Fits the baseline: a logistic regression on standardised features, missing

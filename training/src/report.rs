@@ -59,6 +59,7 @@ pub fn json_report(result: &FamilyResult) -> serde_json::Value {
                 "validation": c.validation,
                 "test": c.test,
                 "top_features": c.top_features,
+                "by_lead": c.by_lead,
             })
         })
         .collect();
@@ -141,6 +142,34 @@ fn markdown(result: &FamilyResult) -> String {
             }
         }
         let _ = writeln!(out, "{line}");
+    }
+    if !shipped.by_lead.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## By lead — {}\n\n\
+             Decisions taken this many hours before departure: the test slice's figures, and \
+             the five features that move the calibrated log-odds most on the validation slice \
+             (mean absolute contribution).\n\n\
+             | lead (h) | test rows | ROC-AUC | ECE | features that carry the signal |\n\
+             |---:|---:|---:|---:|---|",
+            shipped.name
+        );
+        for lead in &shipped.by_lead {
+            let features: Vec<String> = lead
+                .top_features
+                .iter()
+                .map(|(name, weight)| format!("{name} {weight:.3}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.3} | {:.3} | {} |",
+                lead.lead_hours,
+                lead.test.rows,
+                lead.test.roc_auc,
+                lead.test.ece,
+                features.join(", ")
+            );
+        }
     }
     for c in &result.candidates {
         let _ = writeln!(
