@@ -161,7 +161,6 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     record_def("carrier_origin_late_departure_share_3h", "share"),
     record_def("carrier_origin_mean_departure_delay_3h", "minutes"),
     def("origin_slot_scheduled_log", "ln(1+legs)"),
-    def("destination_slot_scheduled_log", "ln(1+legs)"),
     def("departure_weekday", "0-6, Monday 0"),
     record_def("carrier_late_departure_share_3h", "share"),
     def("destination_bound_late_departure_share_3h", "share"),

@@ -433,13 +433,9 @@ async fn keys_are_namespaced_and_documented() {
         keys.iter().any(|k| k == &format!("entities:{bucket}")),
         "entity bucket missing from {keys:?}"
     );
-    // Departure and arrival slots are read for hours around their time: they
+    // Departure slots are read for hours around their time: they
     // expire three days after their last write; other records never do.
-    for (prefix, expires) in [
-        ("departure_slot:", true),
-        ("arrival_slot:", true),
-        ("carrier:", false),
-    ] {
+    for (prefix, expires) in [("departure_slot:", true), ("carrier:", false)] {
         let key = keys
             .iter()
             .find(|k| k.starts_with(prefix))

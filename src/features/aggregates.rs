@@ -140,8 +140,6 @@ pub enum AggregateKind {
     /// Legs scheduled to leave one location within one slot of
     /// [`SLOT_MINUTES`]: how many were planned, and how many have gone.
     DepartureSlot,
-    /// Legs scheduled to arrive at one location within one slot.
-    ArrivalSlot,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -235,7 +233,6 @@ impl AggregateKind {
             AggregateKind::SiteHistory => "site_history",
             AggregateKind::OrderNetwork => "order_network",
             AggregateKind::DepartureSlot => "departure_slot",
-            AggregateKind::ArrivalSlot => "arrival_slot",
         }
     }
 
@@ -264,7 +261,6 @@ impl AggregateKind {
             | AggregateKind::DeparturesTo => &["departed", "late", "delay_min"],
             AggregateKind::Arrivals => &["arrived", "late", "delay_min"],
             AggregateKind::DepartureSlot => &["planned", "gone"],
-            AggregateKind::ArrivalSlot => &["planned"],
             AggregateKind::Inventory => &[],
         }
     }
@@ -280,7 +276,7 @@ impl AggregateKind {
             AggregateKind::SiteRegion
             | AggregateKind::SiteHistory
             | AggregateKind::OrderNetwork => &PAIR_WINDOWS,
-            AggregateKind::DepartureSlot | AggregateKind::ArrivalSlot => &SLOT_WINDOWS,
+            AggregateKind::DepartureSlot => &SLOT_WINDOWS,
             _ => &WINDOWS,
         }
     }
@@ -289,7 +285,7 @@ impl AggregateKind {
     /// is only of use for a while (a slot is read for hours around its time).
     pub fn ttl_secs(self) -> Option<u64> {
         match self {
-            AggregateKind::DepartureSlot | AggregateKind::ArrivalSlot => Some(3 * 86_400),
+            AggregateKind::DepartureSlot => Some(3 * 86_400),
             _ => None,
         }
     }
@@ -301,7 +297,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 17] = [
+    pub const ALL: [AggregateKind; 16] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -318,7 +314,6 @@ impl AggregateKind {
         AggregateKind::SiteHistory,
         AggregateKind::OrderNetwork,
         AggregateKind::DepartureSlot,
-        AggregateKind::ArrivalSlot,
     ];
 
     /// Gauge names, in index order.
@@ -406,13 +401,6 @@ impl AggregateKey {
     pub fn departure_slot(location: &str, slot: i64) -> Self {
         AggregateKey {
             kind: AggregateKind::DepartureSlot,
-            id: format!("{location}:{slot}"),
-        }
-    }
-    /// The slot of legs scheduled to arrive at `location` in slot number `slot`.
-    pub fn arrival_slot(location: &str, slot: i64) -> Self {
-        AggregateKey {
-            kind: AggregateKind::ArrivalSlot,
             id: format!("{location}:{slot}"),
         }
     }

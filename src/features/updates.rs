@@ -66,7 +66,7 @@ pub struct Fact {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegFacts {
     /// The leg is announced: it counts in the schedule of its departure slot at
-    /// the origin and its arrival slot at the destination.
+    /// the origin.
     pub planned: Fact,
     /// The leg has left (counted in the departure records at its actual
     /// departure, late or not) or was cancelled; either way it leaves its
@@ -92,19 +92,10 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
     let departure_slot = slot_of(shipment.scheduled_departure.as_secs_f64());
     let planned_fact = Fact {
         id: id("planned"),
-        updates: vec![
-            slot(
-                AggregateKey::departure_slot(origin, departure_slot),
-                planned,
-            ),
-            slot(
-                AggregateKey::arrival_slot(
-                    destination,
-                    slot_of(shipment.scheduled_arrival.as_secs_f64()),
-                ),
-                planned,
-            ),
-        ],
+        updates: vec![slot(
+            AggregateKey::departure_slot(origin, departure_slot),
+            planned,
+        )],
     };
     let mut gone = [0.0; COUNTERS];
     gone[slot_counters::GONE] = 1.0;
@@ -222,6 +213,18 @@ pub fn updates_received(
 ) -> EventUpdates {
     let mut out = updates_for(event, settings);
     let latest = received_at.as_secs_f64();
+    // A slot past its lifetime when the report comes (history sent late) is
+    // read by no decision any more: it is not written at all.
+    for fact in &mut out.facts {
+        fact.updates.retain(|u| {
+            u.key
+                .kind
+                .ttl_secs()
+                .is_none_or(|ttl| u.at + ttl as f64 > latest)
+        });
+    }
+    // A fact left with nothing to count needs no id either.
+    out.facts.retain(|fact| !fact.updates.is_empty());
     let facts = out.facts.iter_mut().flat_map(|f| f.updates.iter_mut());
     for update in out.updates.iter_mut().chain(facts) {
         update.at = update.at.min(latest);

@@ -37,7 +37,7 @@ const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
 /// it, four hours in all.
 pub const BACKLOG_SLOTS: usize = 9;
 /// Records a shipment's features read ([`shipment_keys`]).
-pub const SHIPMENT_KEYS: usize = 13 + BACKLOG_SLOTS;
+pub const SHIPMENT_KEYS: usize = 12 + BACKLOG_SLOTS;
 
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
@@ -78,8 +78,8 @@ impl Gaps {
 /// Keys a shipment's features read, decided at `now`: carrier, lane,
 /// carrier-lane, origin site, all outcomes out of its origin and into its
 /// destination; the departures from its origin (over all carriers, and its
-/// carrier's); the schedule of its own departure slot at the origin and arrival
-/// slot at the destination; its carrier's departures everywhere, the
+/// carrier's); the schedule of its own departure slot at the origin; its
+/// carrier's departures everywhere, the
 /// departures bound for its destination and the arrivals there; and the
 /// [`BACKLOG_SLOTS`] departure slots at the origin up to `now`.
 pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
@@ -96,10 +96,6 @@ pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIP
         AggregateKey::departures(origin),
         AggregateKey::carrier_departures(carrier, origin),
         AggregateKey::departure_slot(origin, slot_of(shipment.scheduled_departure.as_secs_f64())),
-        AggregateKey::arrival_slot(
-            destination,
-            slot_of(shipment.scheduled_arrival.as_secs_f64()),
-        ),
         AggregateKey::carrier_network_departures(carrier),
         AggregateKey::departures_to(destination),
         AggregateKey::arrivals(destination),
@@ -131,8 +127,8 @@ pub fn carrier_failure_vector(
         departures,
         carrier_departures,
     ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
-    let (departure_slot, arrival_slot) = (lookups[8], lookups[9]);
-    let [carrier_everywhere, bound_for_destination, arrivals] = [10, 11, 12].map(|i| lookups[i]);
+    let departure_slot = lookups[8];
+    let [carrier_everywhere, bound_for_destination, arrivals] = [9, 10, 11].map(|i| lookups[i]);
     if carrier == Some(None) {
         gaps.decisive(format!("carrier {} has no history", shipment.carrier));
     } else if carrier_lane == Some(None) {
@@ -190,7 +186,7 @@ pub fn carrier_failure_vector(
             })
         })
     };
-    let backlog = Backlog::of(&lookups[13..], slot_fraction(t), t);
+    let backlog = Backlog::of(&lookups[12..], slot_fraction(t), t);
     let lead = lead_time_hours(shipment.scheduled_departure, now);
     FeatureVector::from_slice(&[
         rate(carrier, sc::FAILED, WindowId::WEEK),
@@ -242,7 +238,6 @@ pub fn carrier_failure_vector(
             lead,
         ),
         planned(departure_slot).ln_1p(),
-        planned(arrival_slot).ln_1p(),
         f64::from(shipment.scheduled_departure.weekday_utc()),
         towards_prior(
             late_share(carrier_everywhere, WindowId::THREE_HOURS),

@@ -132,16 +132,23 @@ pub fn walk(
             .unwrap_or_else(|| lead_hours(&s.shipment_id));
         let decided = s.scheduled_departure.plus_minutes(-60.0 * lead);
         steps.push((decided, Step::DecideShipment, i as u32));
+        let mut last_decided = decided;
         if settings.also_at_departure && lead != 0.0 {
             steps.push((s.scheduled_departure, Step::DecideShipment, i as u32));
+            last_decided = last_decided.max(s.scheduled_departure);
         }
         let announced = s
             .scheduled_departure
             .plus_minutes(-60.0 * settings.announced_hours);
         steps.push((announced, Step::ApplyLegPlanned, i as u32));
         let leg = leg_facts(s, &settings.features);
+        // A leg that left early counts as gone only once its own decisions
+        // are taken: a decision about a leg already gone is no decision, and
+        // its own departure would tell it its outcome (most legs that leave
+        // early arrive on time). Others' decisions in between see it later
+        // than they could; serving sees it at once.
         if let Some((at, _)) = leg.gone {
-            steps.push((at, Step::ApplyLegGone, i as u32));
+            steps.push((at.max(last_decided), Step::ApplyLegGone, i as u32));
         }
         if let Some((at, _)) = leg.done {
             steps.push((at, Step::ApplyShipmentOutcome, i as u32));
@@ -605,6 +612,49 @@ mod leakage {
             best > 0.7,
             "the live state scores {best:.3} when reported as it happens"
         );
+    }
+
+    #[test]
+    fn a_decision_never_sees_its_own_leg_leave() {
+        // Legs that leave 30 minutes early: decided at their scheduled
+        // departure, each must see the origin as if it had not left.
+        let early_history = || {
+            let mut history = disrupted_history(3, false);
+            for s in &mut history.shipments {
+                s.actual_departure = Some(s.scheduled_departure.plus_minutes(-30.0));
+            }
+            history
+        };
+        let early = early_history();
+        let mut unknown = early_history();
+        let settings = at_departure(None, true);
+        let seen = replay(&early, &settings);
+        for (i, row) in seen.rows[&RiskKind::CarrierFailure]
+            .iter()
+            .enumerate()
+            .step_by(37)
+        {
+            // The same history with this one leg's departure unreported.
+            let index = early
+                .shipments
+                .iter()
+                .position(|s| s.shipment_id == row.entity_id)
+                .unwrap();
+            unknown.shipments[index].actual_departure = None;
+            unknown.shipments[index].status = ShipmentStatus::InTransit;
+            let without = replay(&unknown, &settings);
+            let other = &without.rows[&RiskKind::CarrierFailure][i];
+            assert_eq!(other.entity_id, row.entity_id);
+            for name in LIVE {
+                let j = column(name);
+                assert_eq!(
+                    row.features.values[j], other.features.values[j],
+                    "{}: {name} sees its own departure",
+                    row.entity_id
+                );
+            }
+            unknown.shipments[index] = early.shipments[index].clone();
+        }
     }
 
     #[test]

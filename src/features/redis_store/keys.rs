@@ -133,10 +133,6 @@ mod tests {
                 "ns:departure_slot:ATL:985000",
             ),
             (
-                AggregateKey::arrival_slot("JFK", 985_012),
-                "ns:arrival_slot:JFK:985012",
-            ),
-            (
                 AggregateKey::carrier_network_departures("XPO"),
                 "ns:carrier_network_departures:XPO",
             ),
