@@ -211,42 +211,41 @@ impl Harness {
         )?;
         for event in &events {
             use pb::event::Payload;
-            let (keys, score): (Vec<AggregateKey>, Option<crate::inputs::Request>) = match &event
-                .payload
-            {
-                Some(Payload::Shipment(s)) => match convert::shipment(Some(s), "") {
-                    Ok(domain) => (
-                        vectors::shipment_keys(&domain, detour::domain::Timestamp::now()).to_vec(),
-                        Some(crate::inputs::Request::Shipment(pb::ScoreShipmentRequest {
-                            shipment: Some(s.clone()),
-                            as_of: None,
+            let (keys, score): (Vec<AggregateKey>, Option<crate::inputs::Request>) =
+                match &event.payload {
+                    Some(Payload::Shipment(s)) => match convert::shipment(Some(s), "") {
+                        Ok(domain) => (
+                            vectors::shipment_keys(&domain, domain.scheduled_departure).to_vec(),
+                            Some(crate::inputs::Request::Shipment(pb::ScoreShipmentRequest {
+                                shipment: Some(s.clone()),
+                                as_of: None,
+                            })),
+                        ),
+                        Err(_) => continue,
+                    },
+                    Some(Payload::Order(o)) => match convert::order(Some(o), "") {
+                        Ok(domain) => (
+                            vectors::order_keys(&domain).to_vec(),
+                            Some(crate::inputs::Request::Order(pb::ScoreOrderRequest {
+                                order: Some(o.clone()),
+                                as_of: None,
+                            })),
+                        ),
+                        Err(_) => continue,
+                    },
+                    Some(Payload::Site(s)) => (
+                        vec![AggregateKey::site(s.site.trim())],
+                        Some(crate::inputs::Request::Site(pb::ScoreSiteRequest {
+                            site: s.site.clone(),
+                            as_of: s.at,
                         })),
                     ),
-                    Err(_) => continue,
-                },
-                Some(Payload::Order(o)) => match convert::order(Some(o), "") {
-                    Ok(domain) => (
-                        vectors::order_keys(&domain).to_vec(),
-                        Some(crate::inputs::Request::Order(pb::ScoreOrderRequest {
-                            order: Some(o.clone()),
-                            as_of: None,
-                        })),
+                    Some(Payload::Inventory(i)) => (
+                        vec![AggregateKey::inventory(i.site.trim(), i.sku.trim())],
+                        None,
                     ),
-                    Err(_) => continue,
-                },
-                Some(Payload::Site(s)) => (
-                    vec![AggregateKey::site(s.site.trim())],
-                    Some(crate::inputs::Request::Site(pb::ScoreSiteRequest {
-                        site: s.site.clone(),
-                        as_of: s.at,
-                    })),
-                ),
-                Some(Payload::Inventory(i)) => (
-                    vec![AggregateKey::inventory(i.site.trim(), i.sku.trim())],
-                    None,
-                ),
-                None => continue,
-            };
+                    None => continue,
+                };
             for (key, record) in keys.iter().zip(services.store.fetch_now(&keys)) {
                 let Some(record) = record else { continue };
                 let now = record.counters_at.unwrap_or(0.0);

@@ -224,7 +224,9 @@ impl AggregateKind {
             AggregateKind::Inventory => "inventory",
             AggregateKind::Origin => "origin",
             AggregateKind::Destination => "destination",
-            AggregateKind::SiteRegion => "site_region",
+            // Renamed when its windows became a year, all time and 28 days, so
+            // records an earlier build wrote (1, 7, 28 days) are not misread.
+            AggregateKind::SiteRegion => "site_region_orders",
             AggregateKind::Departures => "departures",
             AggregateKind::CarrierDepartures => "carrier_departures",
             AggregateKind::CarrierNetworkDepartures => "carrier_network_departures",
@@ -282,10 +284,22 @@ impl AggregateKind {
     }
 
     /// How long a record of this kind is kept after its last write, when it
-    /// is only of use for a while (a slot is read for hours around its time).
+    /// is only of use for a while: a slot is written when its legs are
+    /// announced (a week or so ahead) and read for hours after its time, so
+    /// it lives ten days from its last write.
     pub fn ttl_secs(self) -> Option<u64> {
         match self {
-            AggregateKind::DepartureSlot => Some(3 * 86_400),
+            AggregateKind::DepartureSlot => Some(10 * 86_400),
+            _ => None,
+        }
+    }
+
+    /// How long after its own time a record of this kind is still read, when
+    /// that is bounded (a slot: by the backlog, four hours back; a day here):
+    /// a report that comes later does not write it.
+    pub fn read_for_secs(self) -> Option<f64> {
+        match self {
+            AggregateKind::DepartureSlot => Some(86_400.0),
             _ => None,
         }
     }
@@ -583,8 +597,33 @@ mod tests {
         }
     }
 
+    /// The number of variants: adding one stops this compiling until it is
+    /// counted here, and the test below then fails until it is in `ALL`.
+    fn variants(kind: AggregateKind) -> usize {
+        use AggregateKind::*;
+        match kind {
+            Carrier
+            | Lane
+            | CarrierLane
+            | Site
+            | Inventory
+            | Origin
+            | Destination
+            | SiteRegion
+            | Departures
+            | CarrierDepartures
+            | CarrierNetworkDepartures
+            | DeparturesTo
+            | Arrivals
+            | SiteHistory
+            | OrderNetwork
+            | DepartureSlot => 16,
+        }
+    }
+
     #[test]
     fn every_kind_is_listed_once_at_its_index() {
+        assert_eq!(AggregateKind::ALL.len(), variants(AggregateKind::Carrier));
         for (index, kind) in AggregateKind::ALL.into_iter().enumerate() {
             assert_eq!(kind.index(), index);
         }

@@ -2,7 +2,7 @@
 //! the carriers seen on each lane. Both are written by ingest beside the
 //! aggregates, in the same atomic, deduplicated step.
 
-use crate::domain::{Order, Shipment};
+use crate::domain::{Order, Shipment, ShipmentStatus};
 
 /// An ingested entity.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,13 +66,21 @@ pub fn entity_write(entity: &Entity) -> EntityWrite {
     const STAGE: f64 = 1e15;
     match entity {
         Entity::Shipment(s) => {
-            let at = s
-                .actual_arrival
-                .or(s.actual_departure)
-                .unwrap_or(s.scheduled_departure);
+            // In transit without a departure is still planned. Within a stage
+            // the report applied last wins, except that a finished leg keeps
+            // its latest arrival (a corrected one).
+            let stage = match (s.status, s.actual_departure) {
+                (ShipmentStatus::InTransit, None) => 0,
+                (status, _) => status.stage(),
+            };
+            let at = if stage == 2 {
+                s.actual_arrival.unwrap_or(s.scheduled_departure).0 as f64
+            } else {
+                0.0
+            };
             EntityWrite {
                 key: EntityKey::Shipment(s.shipment_id.clone()),
-                version: f64::from(s.status.stage()) * STAGE + at.0 as f64,
+                version: f64::from(stage) * STAGE + at,
                 entity: entity.clone(),
             }
         }

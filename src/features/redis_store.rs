@@ -12,8 +12,16 @@
 //! | `{ns}:inventory:{site}:{sku}` | record | units on hand (gauge) |
 //! | `{ns}:origin:{location}` | record | shipment outcome counters of everything leaving a location |
 //! | `{ns}:destination:{location}` | record | the same, for everything arriving at a location |
-//! | `{ns}:site_region:{site}:{region}` | record | order outcome counters of one site serving one region |
-//! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events applied in one time bucket (dedupe) |
+//! | `{ns}:site_region_orders:{site}:{region}` | record | order outcome counters of one site serving one region, over a year, all time and 28 days |
+//! | `{ns}:site_history:{site}` | record | the same, for a site over all regions |
+//! | `{ns}:order_network:all` | record | the same, for every order |
+//! | `{ns}:departures:{location}` | record | legs that left a location, and how late, over 1 h, 3 h and a day |
+//! | `{ns}:carrier_departures:{carrier}:{location}` | record | the same, for one carrier |
+//! | `{ns}:carrier_network_departures:{carrier}` | record | the same, for one carrier anywhere |
+//! | `{ns}:departures_to:{location}` | record | the same, for legs bound for a location |
+//! | `{ns}:arrivals:{location}` | record | legs that arrived at a location, and how late |
+//! | `{ns}:departure_slot:{location}:{slot}` | record, 10-day TTL from its last write | legs due to leave in one half-hour slot (number since the epoch): planned, and gone |
+//! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events, and of the leg stages (facts), applied in one time bucket (dedupe) |
 //! | `{ns}:entities:{bucket}` | hash, expires whole | field `shipment:{id}` or `order:{id}`: the state of an ingested shipment or order written in one time bucket — its version (a little-endian double), then its JSON; the newest version over the live buckets is the entity |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
 //! | `{ns}:refused:{…}` | string, 60 s TTL | an ingest round in which a chunk held an id seen before: the chunks after it wait for the retry |

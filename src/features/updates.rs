@@ -100,7 +100,9 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
     let mut gone = [0.0; COUNTERS];
     gone[slot_counters::GONE] = 1.0;
     let gone_fact = match (shipment.status, shipment.actual_departure) {
-        (ShipmentStatus::Cancelled, _) => Some((
+        // Cancelled, or arrived without saying when it left: it has left its
+        // slot, at the latest by its scheduled time; how late is unknown.
+        (ShipmentStatus::Cancelled, _) | (ShipmentStatus::Delivered, None) => Some((
             shipment.scheduled_departure,
             vec![slot(
                 AggregateKey::departure_slot(origin, departure_slot),
@@ -213,14 +215,14 @@ pub fn updates_received(
 ) -> EventUpdates {
     let mut out = updates_for(event, settings);
     let latest = received_at.as_secs_f64();
-    // A slot past its lifetime when the report comes (history sent late) is
-    // read by no decision any more: it is not written at all.
+    // A slot no decision reads any more when the report comes (history sent
+    // late) is not written at all.
     for fact in &mut out.facts {
         fact.updates.retain(|u| {
             u.key
                 .kind
-                .ttl_secs()
-                .is_none_or(|ttl| u.at + ttl as f64 > latest)
+                .read_for_secs()
+                .is_none_or(|read_for| u.at + read_for > latest)
         });
     }
     // A fact left with nothing to count needs no id either.

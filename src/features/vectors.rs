@@ -33,7 +33,7 @@ const PRIOR_FALLOUT_RATE: f64 = 0.15;
 /// Share of departures that leave late before any are seen.
 const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
 /// Departure slots the backlog at an origin counts: the slot the decision
-/// falls in (in proportion to how much of it has passed) and the seven before
+/// falls in (in proportion to how much of it has passed) and the eight before
 /// it, four hours in all.
 pub const BACKLOG_SLOTS: usize = 9;
 /// Records a shipment's features read ([`shipment_keys`]).

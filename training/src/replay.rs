@@ -5,13 +5,16 @@
 //!
 //! Decision times: a shipment some hours before its scheduled departure (0 to 48,
 //! fixed per shipment, with the lead time a feature — the horizon a reroute is
-//! decided at), an order at its creation, a site at each snapshot (after
-//! applying that snapshot). Each stage of a leg is applied when it happened: it
+//! decided at), and with [`ReplaySettings::also_at_departure`] (training) at its
+//! scheduled departure too; an order at its creation, a site at each snapshot
+//! (after applying that snapshot). Each stage of a leg is applied when it happened: it
 //! is announced [`ReplaySettings::announced_hours`] before its scheduled
 //! departure (an export holds no announcement time), it leaves at its actual
 //! departure (or is cancelled at its scheduled one), and its outcome counts at
-//! its arrival; an order's outcome at its promise time. At equal times,
-//! decisions come before everything else, so nothing known only later leaks in.
+//! its arrival — except that a leg that left early counts as gone only after
+//! its own decisions; an order's outcome at its promise time. At equal times,
+//! decisions come before every event but a site's snapshot (a site is decided
+//! on the snapshot it is given), so nothing known only later leaks in.
 
 use std::collections::HashMap;
 use std::time::Duration;

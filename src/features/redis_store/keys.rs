@@ -121,7 +121,7 @@ mod tests {
             (AggregateKey::destination("JFK"), "ns:destination:JFK"),
             (
                 AggregateKey::site_region("ATL", "NE"),
-                "ns:site_region:ATL:NE",
+                "ns:site_region_orders:ATL:NE",
             ),
             (AggregateKey::departures("ATL"), "ns:departures:ATL"),
             (
