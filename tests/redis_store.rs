@@ -587,3 +587,106 @@ async fn the_store_reads_what_a_redis_restart_would_lose() {
         "{snapshots:?}"
     );
 }
+
+/// A leg's life reported stage by stage, its stages repeated in later reports
+/// and within one call: both backends count each stage once, answer the same
+/// outcomes and end with the same records.
+#[tokio::test]
+async fn lifecycle_reports_agree_across_backends() {
+    let (url, _redis) = shared_redis();
+    let redis = redis_store(&url, &unique_namespace("lifecycle"));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let t = |minutes: i64| Timestamp(1_773_000_000_000 + minutes * 60_000);
+    let report = |id: String, n: i64, stage: u8| {
+        let due = t(n * 7);
+        let left = (stage > 0).then(|| due.plus_minutes((n % 5) as f64 * 10.0));
+        Event {
+            event_id: id,
+            payload: EventPayload::Shipment(Shipment {
+                shipment_id: format!("L{n}"),
+                carrier: ["XPO", "UPS"][(n % 2) as usize].into(),
+                origin: "ATL".into(),
+                destination: "JFK".into(),
+                scheduled_departure: due,
+                scheduled_arrival: due.plus_minutes(300.0),
+                actual_departure: left,
+                actual_arrival: (stage == 2)
+                    .then(|| due.plus_minutes(300.0 + (n % 3) as f64 * 20.0)),
+                status: match stage {
+                    0 => ShipmentStatus::Planned,
+                    1 => ShipmentStatus::InTransit,
+                    _ => ShipmentStatus::Delivered,
+                },
+            }),
+        }
+    };
+    let settings = FeatureSettings::default();
+    // Call 1: every leg planned, then half of them left — the departure
+    // reported twice under two ids within the call.
+    let first = as_applied(
+        (0..600)
+            .map(|n| report(format!("p{n}"), n, 0))
+            .chain((0..300).flat_map(|n| {
+                [
+                    report(format!("d{n}"), n, 1),
+                    report(format!("d{n}b"), n, 1),
+                ]
+            }))
+            .map(|e| updates_for(&e, &settings)),
+    );
+    // Call 2: every leg delivered (repeating its plan and departure), some
+    // plans re-sent under new ids, and one event id of call 1 again.
+    let second = as_applied(
+        (0..600)
+            .map(|n| report(format!("v{n}"), n, 2))
+            .chain((0..50).map(|n| report(format!("p{n}again"), n, 0)))
+            .chain([report("d7".into(), 7, 1)])
+            .map(|e| updates_for(&e, &settings)),
+    );
+    for batch in [&first, &second] {
+        let (a, b) = (
+            redis.apply(batch).await.unwrap(),
+            memory.apply(batch).await.unwrap(),
+        );
+        assert_eq!(a, b, "outcomes agree");
+    }
+    let slot = |n: i64| AggregateKey::departure_slot("ATL", slot_of(t(n * 7).as_secs_f64()));
+    let keys: Vec<_> = [
+        AggregateKey::departures("ATL"),
+        AggregateKey::carrier_departures("XPO", "ATL"),
+        AggregateKey::carrier("UPS"),
+        AggregateKey::arrivals("JFK"),
+    ]
+    .into_iter()
+    .chain([0, 100, 333, 599].map(slot))
+    .collect();
+    let (from_redis, from_memory) = (
+        redis.fetch(&keys).await.unwrap(),
+        memory.fetch(&keys).await.unwrap(),
+    );
+    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)) {
+        let (a, b) = (a.expect("written"), b.expect("written"));
+        assert_eq!(a.counters_at, b.counters_at, "{key}");
+        for (x, y) in a.counters.iter().zip(&b.counters) {
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                "{key}: {x} vs {y}"
+            );
+        }
+    }
+    // Each leg counted once in its slot: planned 1, gone 1 (slots hold whole
+    // counts; no decay).
+    let every_slot: Vec<_> = (0..600)
+        .map(slot)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let records = redis.fetch(&every_slot).await.unwrap();
+    let (planned, gone): (f64, f64) = records.iter().flatten().fold((0.0, 0.0), |(p, g), r| {
+        (
+            p + r.counters[0],
+            g + r.counters[detour::features::aggregates::WINDOW_COUNT],
+        )
+    });
+    assert_eq!((planned, gone), (600.0, 600.0));
+}

@@ -62,6 +62,14 @@ pub struct Fact {
     pub updates: Vec<AggregateUpdate>,
 }
 
+/// What every fact id starts with ([`Fact::id`]).
+pub const FACT_PREFIX: char = '\u{1f}';
+
+/// Whether an id is a fact's rather than an event's.
+pub fn is_fact_id(id: &str) -> bool {
+    id.starts_with(FACT_PREFIX)
+}
+
 /// The stages of one leg that its state shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegFacts {
@@ -79,7 +87,7 @@ pub struct LegFacts {
 
 /// The stages a shipment's state shows, each with the time it happened.
 pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
-    let id = |stage: &str| format!("\u{1f}{stage}:{}", shipment.shipment_id);
+    let id = |stage: &str| format!("{FACT_PREFIX}{stage}:{}", shipment.shipment_id);
     let (origin, destination) = (&shipment.origin, &shipment.destination);
     let mut planned = [0.0; COUNTERS];
     planned[slot_counters::PLANNED] = 1.0;

@@ -12,6 +12,7 @@ use super::codec::{encode_entity, encode_record};
 use super::keys::{BUCKETS, unix_now};
 use crate::features::aggregates::{AggregateKind, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOW_COUNT};
 use crate::features::batch::Folded;
+use crate::features::updates::is_fact_id;
 use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 
 type FoldHasher = foldhash::fast::RandomState;
@@ -48,37 +49,51 @@ impl RedisFeatureStore {
         // chunk that holds one that was is refused whole and folded again without
         // it — a second round trip only when duplicates arrive. The chunks after
         // a refused one wait for that retry too (the round's marker tells them),
-        // so the call's events are applied in their order.
+        // so the call's events are applied in their order. The facts of legs'
+        // stages ride along unfolded, each with its changes: the script skips
+        // those seen before instead of refusing the chunk, since a leg's later
+        // reports all carry its earlier stages.
         let mut pending: Vec<Vec<usize>> = first.chunks(APPLY_CHUNK).map(<[_]>::to_vec).collect();
         while !pending.is_empty() {
             let marker = self.keys.round_marker();
             let mut pipeline = redis::pipe();
-            for chunk in &pending {
-                pipeline
-                    .add_command(self.apply_command(chunk.iter().map(|&i| &events[i]), &marker)?);
+            let mut split = Vec::with_capacity(pending.len());
+            for chunk in pending {
+                let (facts, own): (Vec<usize>, Vec<usize>) = chunk
+                    .into_iter()
+                    .partition(|&i| is_fact_id(&events[i].event_id));
+                pipeline.add_command(self.apply_command(&own, &facts, events, &marker)?);
+                split.push((own, facts));
             }
-            let events_sent: usize = pending.iter().map(Vec::len).sum();
+            let sent: usize = split.iter().map(|(o, f)| o.len() + f.len()).sum();
             // Applying takes Redis microseconds an event: scale the deadline.
-            let deadline = self.settings.timeout * (1 + events_sent as u32 / 50);
+            let deadline = self.settings.timeout * (1 + sent as u32 / 50);
             let answers = self.run_scripts(&pipeline, deadline).await?;
             let mut retry = Vec::new();
-            for (chunk, seen) in pending.into_iter().zip(answers) {
-                if seen.is_empty() {
+            for ((own, facts), answer) in split.into_iter().zip(answers) {
+                if answer == [0] {
+                    // Deferred behind a refused chunk.
+                    retry.push(own.into_iter().chain(facts).collect());
                     continue;
                 }
-                if seen == [0] {
-                    retry.push(chunk); // deferred behind a refused chunk
+                if answer.iter().all(|&p| p < 0) {
+                    // Applied; the facts named were seen before and skipped.
+                    for position in answer {
+                        outcomes[facts[(-position - 1) as usize]] = ApplyOutcome::Duplicate;
+                    }
                     continue;
                 }
-                let mut rest = Vec::with_capacity(chunk.len());
-                for (position, i) in chunk.into_iter().enumerate() {
-                    if seen.contains(&(position + 1)) {
+                let mut rest = Vec::with_capacity(own.len() + facts.len());
+                for (position, i) in own.into_iter().enumerate() {
+                    if answer.contains(&(position as i64 + 1)) {
                         outcomes[i] = ApplyOutcome::Duplicate;
                     } else {
                         rest.push(i);
                     }
                 }
+                rest.extend(facts);
                 if !rest.is_empty() {
+                    rest.sort_unstable();
                     retry.push(rest);
                 }
             }
@@ -87,21 +102,39 @@ impl RedisFeatureStore {
         Ok(outcomes)
     }
 
-    /// The script run that applies `events` — all of them, or none if any id
-    /// was seen before — folded into one change per record, entity and lane set.
-    fn apply_command<'a>(
+    /// The script run that applies the events at `own` — all of them, or none
+    /// if any id was seen before — folded into one change per record, entity
+    /// and lane set, and the facts at `facts`, each with its own changes,
+    /// skipped where seen before.
+    fn apply_command(
         &self,
-        events: impl Iterator<Item = &'a EventUpdates> + Clone,
+        own: &[usize],
+        facts: &[usize],
+        events: &[EventUpdates],
         round_marker: &str,
     ) -> Result<redis::Cmd, FeatureError> {
-        let folded = Folded::of(events.clone());
-        let ids = events.clone().count();
+        let folded = Folded::of(own.iter().map(|&i| &events[i]));
+        let fact_records: Vec<(usize, Folded<'_>)> = facts
+            .iter()
+            .enumerate()
+            .map(|(f, &i)| (f + 1, Folded::of([&events[i]])))
+            .collect();
+        let records = folded.records.iter().map(|r| (0, r)).chain(
+            fact_records
+                .iter()
+                .flat_map(|(f, folded)| folded.records.iter().map(move |r| (*f, r))),
+        );
+        let record_count = folded.records.len()
+            + fact_records
+                .iter()
+                .map(|(_, f)| f.records.len())
+                .sum::<usize>();
         let (buckets, expire_at) = self.keys.buckets(unix_now());
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(self.script.get_hash())
-            .arg(folded.records.len() + 2 * BUCKETS + folded.lanes.len() + 1);
-        for (key, _) in &folded.records {
+            .arg(record_count + 2 * BUCKETS + folded.lanes.len() + 1);
+        for (_, (key, _)) in records.clone() {
             command.arg(self.keys.record(key));
         }
         for bucket in buckets {
@@ -126,19 +159,21 @@ impl RedisFeatureStore {
             command.arg(kind.ttl_secs().unwrap_or(0));
         }
         command
-            .arg(folded.records.len())
+            .arg(record_count)
             .arg(folded.entities.len())
             .arg(folded.lanes.len())
-            .arg(ids);
-        for event in events {
-            command.arg(&event.event_id);
+            .arg(own.len())
+            .arg(facts.len());
+        for &i in own.iter().chain(facts) {
+            command.arg(&events[i].event_id);
         }
         let mut bytes = Vec::with_capacity(8 * (2 + MAX_COUNTER_FIELDS + MAX_GAUGES));
-        for (key, record) in &folded.records {
+        for (fact, (key, record)) in records {
             encode_record(key.kind, record, &mut bytes);
             command
                 .arg(key.kind.index())
                 .arg(key.kind.counters().len() * WINDOW_COUNT)
+                .arg(fact)
                 .arg(&bytes[..]);
         }
         for write in &folded.entities {
@@ -152,12 +187,13 @@ impl RedisFeatureStore {
     }
 
     /// Runs script calls in one pipeline, loading the script first if Redis
-    /// forgot it; each call answers the positions of ids it found already seen.
+    /// forgot it; each call answers the positions of ids it found already seen
+    /// (events refused: positive; facts skipped: negative).
     async fn run_scripts(
         &self,
         pipeline: &redis::Pipeline,
         deadline: Duration,
-    ) -> Result<Vec<Vec<usize>>, FeatureError> {
+    ) -> Result<Vec<Vec<i64>>, FeatureError> {
         let script = &self.script;
         self.run_within(deadline, |mut connection| async move {
             match pipeline.query_async(&mut connection).await {

@@ -1,7 +1,10 @@
 -- Applies a run of events, folded by the service into one change per record,
 -- entity and lane set (src/features/batch.rs), all or nothing: if any of the
 -- events' ids was seen before, nothing is written and the script answers which,
--- so the service folds the others again and retries.
+-- so the service folds the others again and retries. Beside the events come the
+-- facts of the legs' stages (src/features/updates.rs), each with its own id and
+-- its own changes: a fact seen before is skipped, not refused, since the later
+-- reports of a leg all carry its earlier stages.
 --
 -- Records are strings of 8-byte little-endian doubles in `field_names` order:
 -- t, every counter x window (counter-major), gt, every gauge; a clock that was
@@ -16,17 +19,23 @@
 --
 -- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets, and the
 --       marker of this round of the call (set when a chunk is refused)
+-- KEYS: R record keys (a key may come more than once: its events' change, then
+--       each fact's), B entity buckets, L lane set keys, B id buckets, and the
+--       marker of this round of the call (set when a chunk is refused)
 -- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
 --       windows; K, the number of record kinds, and per kind its W time
 --       constants in seconds and how long its records live after a write (0:
---       for ever); R, N (entities), L, S (ids); the S ids; per record its kind
---       (0-based), its counter field count (counters x W) and its change; per entity its field and value — the version as a
---       double, then the JSON — kept only if the version is not older than any
---       stored; per lane set its carrier count and the carriers
--- Returns the positions (1-based, among the ids) of ids already seen — empty
--- when everything was applied — or {0} when an earlier chunk of the same round
--- was refused: then this one is not applied either, so that the service's
--- retry applies the call's events in their order. All reads come before the
+--       for ever); R, N (entities), L, S (event ids), F (fact ids); the S ids;
+--       the F fact ids; per record its kind (0-based), its counter field count
+--       (counters x W), the fact it belongs to (1-based among the fact ids; 0:
+--       the events') and its change; per entity its field and value — the
+--       version as a double, then the JSON — kept only if the version is not
+--       older than any stored; per lane set its carrier count and the carriers
+-- Returns the positions (1-based, among the event ids) of event ids already
+-- seen, or {0} when an earlier chunk of the same round was refused: then this
+-- one is not applied either, so that the service's retry applies the call's
+-- events in their order. Applied, it returns the facts it skipped as seen, as
+-- negative positions (empty when none). All reads come before the
 -- first write and ids are marked last, so a script that fails part way leaves
 -- them unmarked and a retry applies the events instead of taking them for
 -- duplicates.
@@ -43,11 +52,14 @@ for k = 1, nkind do
   ttls[k] = tonumber(ARGV[a + nwin])
   a = a + nwin + 1
 end
-local nrec, nent, nlane, nseen =
-  tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-a = a + 4
+local nrec, nent, nlane, nseen, nfact =
+  tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
+  tonumber(ARGV[a + 4])
+a = a + 5
 local ids_at = a
 a = a + nseen
+local facts_at = a
+a = a + nfact
 local entity_buckets = nrec
 local id_buckets = nrec + nbucket + nlane
 
@@ -89,6 +101,18 @@ if next(seen) then
   return positions
 end
 
+-- Which facts were seen before: those are skipped.
+local fact_seen = {}
+for b = 1, nbucket do
+  local key = KEYS[id_buckets + b]
+  if nfact > 0 and redis.call('EXISTS', key) == 1 then
+    local found = sliced('SMISMEMBER', key, facts_at, nfact, 1)
+    for f = 1, nfact do
+      if found[f] == 1 then fact_seen[f] = true end
+    end
+  end
+end
+
 local formats = {}
 local function format_of(n)
   local format = formats[n]
@@ -111,8 +135,8 @@ local function mget(from, count)
   return out
 end
 
--- Where the entities start in ARGV: after the R record triples.
-local entities_at = a + 3 * nrec
+-- Where the entities start in ARGV: after the R record quadruples.
+local entities_at = a + 4 * nrec
 local fields = {}
 for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
 -- The newest stored version of each entity, over the live buckets.
@@ -135,49 +159,67 @@ for b = 1, nbucket do
 end
 
 -- Records: merged in Lua, written with one MSET per thousand. A record not
--- stored yet (or of another layout) is simply the change.
+-- stored yet (or of another layout) is simply its first change; the changes of
+-- one key are merged in their order.
 local stored = mget(0, nrec)
-local writes = {}
+local state = {}
+local order = {}
 local expiring = {}
 for r = 1, nrec do
   local kind = tonumber(ARGV[a]) + 1
   local cw = tonumber(ARGV[a + 1])
-  local change = ARGV[a + 2]
+  local fact = tonumber(ARGV[a + 2])
+  local change = ARGV[a + 3]
   local tau = taus[kind]
-  a = a + 3
-  if ttls[kind] > 0 then expiring[#expiring + 1] = {KEYS[r], ttls[kind]} end
-  local raw = stored[r]
-  if raw and #raw == #change then
+  a = a + 4
+  local key = KEYS[r]
+  if fact == 0 or not fact_seen[fact] then
     local n = #change / 8
     local format = format_of(n)
     local d = {struct.unpack(format, change)}
-    local v = {struct.unpack(format, raw)}
-    local g = 2 + cw
-    local at, last = d[1], v[1]
-    if last ~= last then last = nil end -- NaN: a clock never set
-    if cw > 0 and at == at then
-      if last and at < last then
-        for w = 1, nwin do
-          local weight = math.exp(-(last - at) / tau[w])
-          for i = 1 + w, 1 + cw, nwin do v[i] = v[i] + d[i] * weight end
+    local v = state[key]
+    if not v then
+      order[#order + 1] = key
+      if ttls[kind] > 0 then expiring[#expiring + 1] = {key, ttls[kind]} end
+      local raw = stored[r]
+      if raw and #raw == #change then v = {struct.unpack(format, raw)} end
+    end
+    if not v or #v - 1 ~= n then
+      -- struct.unpack returns the next position last: n values and one more.
+      v = d
+    else
+      local g = 2 + cw
+      local at, last = d[1], v[1]
+      if last ~= last then last = nil end -- NaN: a clock never set
+      if cw > 0 and at == at then
+        if last and at < last then
+          for w = 1, nwin do
+            local weight = math.exp(-(last - at) / tau[w])
+            for i = 1 + w, 1 + cw, nwin do v[i] = v[i] + d[i] * weight end
+          end
+        else
+          for w = 1, nwin do
+            local decay = 0
+            if last then decay = math.exp(-(at - last) / tau[w]) end
+            for i = 1 + w, 1 + cw, nwin do v[i] = v[i] * decay + d[i] end
+          end
+          v[1] = at
         end
-      else
-        for w = 1, nwin do
-          local decay = 0
-          if last then decay = math.exp(-(at - last) / tau[w]) end
-          for i = 1 + w, 1 + cw, nwin do v[i] = v[i] * decay + d[i] end
-        end
-        v[1] = at
+      end
+      local dg, vg = d[g], v[g]
+      if dg == dg and (vg ~= vg or dg >= vg) then
+        for i = g, n do v[i] = d[i] end
       end
     end
-    local dg, vg = d[g], v[g]
-    if dg == dg and (vg ~= vg or dg >= vg) then
-      for i = g, n do v[i] = d[i] end
-    end
-    change = struct.pack(format, unpack(v, 1, n))
+    state[key] = v
   end
-  writes[#writes + 1] = KEYS[r]
-  writes[#writes + 1] = change
+end
+local writes = {}
+for _, key in ipairs(order) do
+  local v = state[key]
+  local n = #v - 1
+  writes[#writes + 1] = key
+  writes[#writes + 1] = struct.pack(format_of(n), unpack(v, 1, n))
   if #writes >= 2000 then
     redis.call('MSET', unpack(writes))
     writes = {}
@@ -210,8 +252,22 @@ for l = 1, nlane do
   a = a + 1 + count
 end
 
+local skipped = {}
+local fresh = {}
+for f = 1, nfact do
+  if fact_seen[f] then
+    skipped[#skipped + 1] = -f
+  else
+    fresh[#fresh + 1] = ARGV[facts_at + f - 1]
+  end
+end
 if nseen > 0 then
   sliced('SADD', KEYS[id_buckets + 1], ids_at, nseen, 1)
+end
+for first = 1, #fresh, 1000 do
+  redis.call('SADD', KEYS[id_buckets + 1], unpack(fresh, first, math.min(first + 999, #fresh)))
+end
+if nseen > 0 or #fresh > 0 then
   redis.call('EXPIREAT', KEYS[id_buckets + 1], expire_at)
 end
-return {}
+return skipped
