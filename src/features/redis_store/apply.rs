@@ -113,18 +113,33 @@ impl RedisFeatureStore {
         events: &[EventUpdates],
         round_marker: &str,
     ) -> Result<redis::Cmd, FeatureError> {
+        // The quick way: everything folded, for when no fact was seen before.
+        let all = Folded::of(own.iter().chain(facts).map(|&i| &events[i]));
+        // The careful way: the events folded, then each fact on its own.
         let folded = Folded::of(own.iter().map(|&i| &events[i]));
         let fact_records: Vec<(usize, Folded<'_>)> = facts
             .iter()
             .enumerate()
             .map(|(f, &i)| (f + 1, Folded::of([&events[i]])))
             .collect();
-        let records = folded.records.iter().map(|r| (0, r)).chain(
-            fact_records
-                .iter()
-                .flat_map(|(f, folded)| folded.records.iter().map(move |r| (*f, r))),
-        );
-        let record_count = folded.records.len()
+        let careful = if facts.is_empty() {
+            &[][..]
+        } else {
+            &folded.records[..]
+        };
+        let records = all
+            .records
+            .iter()
+            .map(|r| (0, r))
+            .chain(careful.iter().map(|r| (0, r)))
+            .chain(
+                fact_records
+                    .iter()
+                    .flat_map(|(f, folded)| folded.records.iter().map(move |r| (*f, r))),
+            );
+        let quick = all.records.len();
+        let record_count = quick
+            + careful.len()
             + fact_records
                 .iter()
                 .map(|(_, f)| f.records.len())
@@ -163,7 +178,8 @@ impl RedisFeatureStore {
             .arg(folded.entities.len())
             .arg(folded.lanes.len())
             .arg(own.len())
-            .arg(facts.len());
+            .arg(facts.len())
+            .arg(quick);
         for &i in own.iter().chain(facts) {
             command.arg(&events[i].event_id);
         }

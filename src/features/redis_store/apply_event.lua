@@ -25,10 +25,14 @@
 -- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
 --       windows; K, the number of record kinds, and per kind its W time
 --       constants in seconds and how long its records live after a write (0:
---       for ever); R, N (entities), L, S (event ids), F (fact ids); the S ids;
---       the F fact ids; per record its kind (0-based), its counter field count
---       (counters x W), the fact it belongs to (1-based among the fact ids; 0:
---       the events') and its change; per entity its field and value — the
+--       for ever); R, N (entities), L, S (event ids), F (fact ids), Q (the
+--       records of the quick way); the S ids; the F fact ids; per record its
+--       kind (0-based), its counter field count (counters x W), the fact it
+--       belongs to (1-based among the fact ids; 0: the events') and its
+--       change. The first Q records are the events and all their facts folded
+--       together, applied when no fact was seen before (the usual case); the
+--       others are the events folded and then each fact's own changes, applied
+--       — skipping the facts seen — when some was; per entity its field and value — the
 --       version as a double, then the JSON — kept only if the version is not
 --       older than any stored; per lane set its carrier count and the carriers
 -- Returns the positions (1-based, among the event ids) of event ids already
@@ -52,10 +56,10 @@ for k = 1, nkind do
   ttls[k] = tonumber(ARGV[a + nwin])
   a = a + nwin + 1
 end
-local nrec, nent, nlane, nseen, nfact =
+local nrec, nent, nlane, nseen, nfact, nfast =
   tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
-  tonumber(ARGV[a + 4])
-a = a + 5
+  tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+a = a + 6
 local ids_at = a
 a = a + nseen
 local facts_at = a
@@ -161,17 +165,20 @@ end
 -- Records: merged in Lua, written with one MSET per thousand. A record not
 -- stored yet (or of another layout) is simply its first change; the changes of
 -- one key are merged in their order.
-local stored = mget(0, nrec)
+local first_rec, last_rec = 1, nfast
+if next(fact_seen) then first_rec, last_rec = nfast + 1, nrec end
+local stored = mget(first_rec - 1, last_rec - first_rec + 1)
 local state = {}
 local order = {}
 local expiring = {}
-for r = 1, nrec do
-  local kind = tonumber(ARGV[a]) + 1
-  local cw = tonumber(ARGV[a + 1])
-  local fact = tonumber(ARGV[a + 2])
-  local change = ARGV[a + 3]
+local ra = a + 4 * (first_rec - 1)
+for r = first_rec, last_rec do
+  local kind = tonumber(ARGV[ra]) + 1
+  local cw = tonumber(ARGV[ra + 1])
+  local fact = tonumber(ARGV[ra + 2])
+  local change = ARGV[ra + 3]
   local tau = taus[kind]
-  a = a + 4
+  ra = ra + 4
   local key = KEYS[r]
   if fact == 0 or not fact_seen[fact] then
     local n = #change / 8
@@ -181,7 +188,7 @@ for r = 1, nrec do
     if not v then
       order[#order + 1] = key
       if ttls[kind] > 0 then expiring[#expiring + 1] = {key, ttls[kind]} end
-      local raw = stored[r]
+      local raw = stored[r - first_rec + 1]
       if raw and #raw == #change then v = {struct.unpack(format, raw)} end
     end
     if not v or #v - 1 ~= n then
@@ -226,6 +233,7 @@ for _, key in ipairs(order) do
   end
 end
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
+a = a + 4 * nrec
 for _, e in ipairs(expiring) do redis.call('EXPIRE', e[1], e[2]) end
 
 -- Entities: kept only if not older than any stored version.
