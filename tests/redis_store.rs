@@ -68,6 +68,25 @@ fn events() -> Vec<Event> {
     out
 }
 
+/// Each key's record written by both backends, with the same clock and
+/// counters (to rounding).
+fn assert_same_counters(
+    keys: &[AggregateKey],
+    from_redis: &[Option<detour::features::AggregateRecord>],
+    from_memory: &[Option<detour::features::AggregateRecord>],
+) {
+    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(from_memory)) {
+        let (a, b) = (a.expect("written"), b.expect("written"));
+        assert_eq!(a.counters_at, b.counters_at, "{key}");
+        for (x, y) in a.counters.iter().zip(&b.counters) {
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                "{key}: {x} vs {y}"
+            );
+        }
+    }
+}
+
 /// Events as the ingest path hands them to a store: each followed by its
 /// facts (`with_facts`).
 fn as_applied(events: impl IntoIterator<Item = EventUpdates>) -> Vec<EventUpdates> {
@@ -184,16 +203,7 @@ async fn large_calls_with_repeated_ids_agree_across_backends() {
         redis.fetch(&keys).await.unwrap(),
         memory.fetch(&keys).await.unwrap(),
     );
-    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)) {
-        let (a, b) = (a.expect("written"), b.expect("written"));
-        assert_eq!(a.counters_at, b.counters_at, "{key}");
-        for (x, y) in a.counters.iter().zip(&b.counters) {
-            assert!(
-                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
-                "{key}: {x} vs {y}"
-            );
-        }
-    }
+    assert_same_counters(&keys, &from_redis, &from_memory);
 }
 
 /// The updates of one state of a shipment leg ATL→JFK departing at a fixed time:
@@ -664,16 +674,7 @@ async fn lifecycle_reports_agree_across_backends() {
         redis.fetch(&keys).await.unwrap(),
         memory.fetch(&keys).await.unwrap(),
     );
-    for (key, (a, b)) in keys.iter().zip(from_redis.iter().zip(&from_memory)) {
-        let (a, b) = (a.expect("written"), b.expect("written"));
-        assert_eq!(a.counters_at, b.counters_at, "{key}");
-        for (x, y) in a.counters.iter().zip(&b.counters) {
-            assert!(
-                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
-                "{key}: {x} vs {y}"
-            );
-        }
-    }
+    assert_same_counters(&keys, &from_redis, &from_memory);
     // Each leg counted once in its slot: planned 1, gone 1 (slots hold whole
     // counts; no decay).
     let every_slot: Vec<_> = (0..600)

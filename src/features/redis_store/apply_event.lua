@@ -85,17 +85,23 @@ end
 local marker = KEYS[id_buckets + nbucket + 1]
 if redis.call('EXISTS', marker) == 1 then return {0} end
 
--- Were any of the ids seen before?
-local seen = {}
-for b = 1, nbucket do
-  local key = KEYS[id_buckets + b]
-  if nseen > 0 and redis.call('EXISTS', key) == 1 then
-    local found = sliced('SMISMEMBER', key, ids_at, nseen, 1)
-    for s = 1, nseen do
-      if found[s] == 1 then seen[s] = true end
+-- Which of the `count` ids from ARGV[first] are in a live id bucket.
+local function seen_among(first, count)
+  local out = {}
+  for b = 1, nbucket do
+    local key = KEYS[id_buckets + b]
+    if count > 0 and redis.call('EXISTS', key) == 1 then
+      local found = sliced('SMISMEMBER', key, first, count, 1)
+      for i = 1, count do
+        if found[i] == 1 then out[i] = true end
+      end
     end
   end
+  return out
 end
+
+-- Were any of the event ids seen before?
+local seen = seen_among(ids_at, nseen)
 if next(seen) then
   local positions = {}
   for s = 1, nseen do
@@ -106,16 +112,7 @@ if next(seen) then
 end
 
 -- Which facts were seen before: those are skipped.
-local fact_seen = {}
-for b = 1, nbucket do
-  local key = KEYS[id_buckets + b]
-  if nfact > 0 and redis.call('EXISTS', key) == 1 then
-    local found = sliced('SMISMEMBER', key, facts_at, nfact, 1)
-    for f = 1, nfact do
-      if found[f] == 1 then fact_seen[f] = true end
-    end
-  end
-end
+local fact_seen = seen_among(facts_at, nfact)
 
 local formats = {}
 local function format_of(n)
