@@ -11,13 +11,19 @@
 //! counts are zero and its rates fall back to a prior. Either way the builders
 //! record the gap in [`Gaps`], which decides whether the band can be trusted.
 
-use crate::domain::{Order, OrderPriority, Shipment, Timestamp};
+use crate::domain::{Order, OrderPriority, Timestamp};
 use crate::network::Network;
 use crate::schema::FeatureVector;
 
 use super::aggregates::{
-    AggregateKey, AggregateRecord, WindowId, movement_counters as mc, shipment_counters as sc,
-    site_fields as sf, site_region_counters as src, slot_counters, slot_fraction, slot_of,
+    AggregateKey, AggregateRecord, WindowId, shipment_counters as sc, site_fields as sf,
+    site_region_counters as src,
+};
+
+mod shipment;
+
+pub use shipment::{
+    BACKLOG_SLOTS, SHIPMENT_KEYS, carrier_failure_vector, lead_time_hours, shipment_keys,
 };
 
 /// A snapshot older than this makes the answer degraded.
@@ -30,15 +36,6 @@ pub const PRIOR_FAILURE_RATE: f64 = 0.1;
 /// About an eighth of failures are cancellations.
 const PRIOR_CANCEL_RATE: f64 = 0.0125;
 const PRIOR_FALLOUT_RATE: f64 = 0.15;
-/// Share of departures that leave late before any are seen.
-const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
-/// Departure slots the backlog at an origin counts: the slot the decision
-/// falls in (in proportion to how much of it has passed) and the eight before
-/// it, four hours in all.
-pub const BACKLOG_SLOTS: usize = 9;
-/// Records a shipment's features read ([`shipment_keys`]).
-pub const SHIPMENT_KEYS: usize = 12 + BACKLOG_SLOTS;
-
 /// What the store answered for a key: `None` when the store could not be read.
 pub type Lookup<'a> = Option<Option<&'a AggregateRecord>>;
 
@@ -73,237 +70,6 @@ impl Gaps {
         self.reasons.clear();
         self.decisive = false;
     }
-}
-
-/// Keys a shipment's features read, decided at `now`: carrier, lane,
-/// carrier-lane, origin site, all outcomes out of its origin and into its
-/// destination; the departures from its origin (over all carriers, and its
-/// carrier's); the schedule of its own departure slot at the origin; its
-/// carrier's departures everywhere, the
-/// departures bound for its destination and the arrivals there; and the
-/// [`BACKLOG_SLOTS`] departure slots at the origin up to `now`.
-pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
-    let (carrier, origin, destination) =
-        (&shipment.carrier, &shipment.origin, &shipment.destination);
-    let now_slot = slot_of(now.as_secs_f64());
-    let fixed = [
-        AggregateKey::carrier(carrier),
-        AggregateKey::lane(origin, destination),
-        AggregateKey::carrier_lane(carrier, origin, destination),
-        AggregateKey::site(origin),
-        AggregateKey::origin(origin),
-        AggregateKey::destination(destination),
-        AggregateKey::departures(origin),
-        AggregateKey::carrier_departures(carrier, origin),
-        AggregateKey::departure_slot(origin, slot_of(shipment.scheduled_departure.as_secs_f64())),
-        AggregateKey::carrier_network_departures(carrier),
-        AggregateKey::departures_to(destination),
-        AggregateKey::arrivals(destination),
-    ];
-    std::array::from_fn(|i| match i.checked_sub(fixed.len()) {
-        None => fixed[i].clone(),
-        Some(back) => AggregateKey::departure_slot(origin, now_slot - back as i64),
-    })
-}
-
-/// Carrier-failure features of a shipment, decided at `now`. `lookups` follow
-/// [`shipment_keys`]. Gaps are added to `gaps`: a carrier never seen is
-/// decisive, a carrier new to the lane is not.
-pub fn carrier_failure_vector(
-    shipment: &Shipment,
-    now: Timestamp,
-    lookups: [Lookup<'_>; SHIPMENT_KEYS],
-    network: &Network,
-    gaps: &mut Gaps,
-) -> FeatureVector {
-    let t = now.as_secs_f64();
-    let [
-        carrier,
-        lane,
-        carrier_lane,
-        origin,
-        outbound,
-        inbound,
-        departures,
-        carrier_departures,
-    ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
-    let departure_slot = lookups[8];
-    let [carrier_everywhere, bound_for_destination, arrivals] = [9, 10, 11].map(|i| lookups[i]);
-    if carrier == Some(None) {
-        gaps.decisive(format!("carrier {} has no history", shipment.carrier));
-    } else if carrier_lane == Some(None) {
-        gaps.note(format!(
-            "carrier {} has no history on lane {}→{}",
-            shipment.carrier, shipment.origin, shipment.destination
-        ));
-    }
-    let rate = |lookup: Lookup<'_>, counter: usize, window: WindowId| {
-        smoothed_rate(lookup, counter, sc::DONE, window, t, PRIOR_FAILURE_RATE)
-    };
-    let volume = |lookup: Lookup<'_>, window: WindowId| {
-        lookup.map_or(f64::NAN, |r| {
-            r.map_or(0.0, |r| r.counter(sc::DONE, window, t)).ln_1p()
-        })
-    };
-    let mean_delay = carrier_lane.map_or(f64::NAN, |r| {
-        r.map_or(0.0, |r| {
-            let done = r.counter(sc::DONE, WindowId::MONTH, t);
-            if done > 0.0 {
-                r.counter(sc::DELAY_MINUTES, WindowId::MONTH, t) / done
-            } else {
-                0.0
-            }
-        })
-    });
-    let site = SiteView::new(&shipment.origin, origin, now, network);
-    let (hour_sin, hour_cos, weekend) = clock_features(shipment.scheduled_departure);
-    let late_share = |lookup: Lookup<'_>, window: WindowId| {
-        smoothed_rate(
-            lookup,
-            mc::LATE,
-            mc::MOVED,
-            window,
-            t,
-            PRIOR_LATE_DEPARTURE_RATE,
-        )
-    };
-    let mean_lateness = |lookup: Lookup<'_>, window: WindowId| {
-        lookup.map_or(f64::NAN, |r| {
-            r.map_or(0.0, |r| {
-                let moved = r.counter(mc::MOVED, window, t);
-                if moved > 0.0 {
-                    r.counter(mc::DELAY_MINUTES, window, t) / moved
-                } else {
-                    0.0
-                }
-            })
-        })
-    };
-    let planned = |lookup: Lookup<'_>| {
-        lookup.map_or(f64::NAN, |r| {
-            r.map_or(0.0, |r| {
-                r.counter(slot_counters::PLANNED, WindowId::COUNT, t)
-            })
-        })
-    };
-    let backlog = Backlog::of(&lookups[12..], slot_fraction(t), t);
-    let lead = lead_time_hours(shipment.scheduled_departure, now);
-    FeatureVector::from_slice(&[
-        rate(carrier, sc::FAILED, WindowId::WEEK),
-        rate(carrier, sc::FAILED, WindowId::MONTH),
-        smoothed_rate(
-            carrier,
-            sc::CANCELLED,
-            sc::DONE,
-            WindowId::MONTH,
-            t,
-            PRIOR_CANCEL_RATE,
-        ),
-        rate(lane, sc::FAILED, WindowId::WEEK),
-        rate(outbound, sc::FAILED, WindowId::DAY),
-        rate(inbound, sc::FAILED, WindowId::DAY),
-        rate(carrier_lane, sc::FAILED, WindowId::WEEK),
-        rate(carrier_lane, sc::FAILED, WindowId::MONTH),
-        // How this carrier compares with everyone on the lane: what a reroute turns on.
-        rate(carrier_lane, sc::FAILED, WindowId::MONTH) - rate(lane, sc::FAILED, WindowId::MONTH),
-        mean_delay,
-        volume(carrier, WindowId::DAY),
-        volume(carrier_lane, WindowId::MONTH),
-        site.dock_utilisation,
-        site.backlog_to_limit,
-        shipment
-            .scheduled_arrival
-            .hours_since(shipment.scheduled_departure),
-        hour_sin,
-        hour_cos,
-        weekend,
-        lead_time_hours(shipment.scheduled_departure, now),
-        backlog.legs.ln_1p(),
-        backlog.legs / backlog.due.max(1.0),
-        late_share(departures, WindowId::HOUR),
-        mean_lateness(departures, WindowId::HOUR),
-        late_share(departures, WindowId::DEPARTURE_DAY),
-        departures.map_or(f64::NAN, |r| {
-            r.map_or(0.0, |r| r.counter(mc::MOVED, WindowId::HOUR, t))
-                .ln_1p()
-        }),
-        towards_prior(
-            late_share(carrier_departures, WindowId::THREE_HOURS),
-            PRIOR_LATE_DEPARTURE_RATE,
-            lead,
-        ),
-        towards_prior(
-            mean_lateness(carrier_departures, WindowId::THREE_HOURS),
-            0.0,
-            lead,
-        ),
-        planned(departure_slot).ln_1p(),
-        f64::from(shipment.scheduled_departure.weekday_utc()),
-        towards_prior(
-            late_share(carrier_everywhere, WindowId::THREE_HOURS),
-            PRIOR_LATE_DEPARTURE_RATE,
-            lead,
-        ),
-        late_share(bound_for_destination, WindowId::THREE_HOURS),
-        late_share(arrivals, WindowId::THREE_HOURS),
-        mean_lateness(arrivals, WindowId::THREE_HOURS),
-    ])
-}
-
-/// How long a carrier's live state (its departures of the last hours) says
-/// something about a leg still to leave: the weight of that state is
-/// `exp(-lead / this)`.
-const LIVE_STATE_HOURS: f64 = 1.0;
-
-/// A carrier's live state as seen from `lead` hours before the leg leaves: at
-/// departure the state itself, further ahead pulled towards its prior, since
-/// how a carrier's departures went this afternoon says little about its leg
-/// tomorrow. (The model compares carriers by these through linear terms only,
-/// which cannot learn that fading from the lead time; the situation's live
-/// state is left whole, since the trees that read it also read the lead.)
-fn towards_prior(value: f64, prior: f64, lead: f64) -> f64 {
-    prior + (value - prior) * (-lead / LIVE_STATE_HOURS).exp()
-}
-
-/// Legs at an origin scheduled to have left by now that have not (neither
-/// left nor been cancelled), over the [`BACKLOG_SLOTS`] slots up to now.
-struct Backlog {
-    /// Legs still waiting.
-    legs: f64,
-    /// Legs scheduled in those slots.
-    due: f64,
-}
-
-impl Backlog {
-    /// `slots` from the one `now` falls in backwards; that one counts in
-    /// proportion to the `elapsed` share of it.
-    fn of(slots: &[Lookup<'_>], elapsed: f64, t: f64) -> Self {
-        let mut out = Backlog {
-            legs: 0.0,
-            due: 0.0,
-        };
-        for (i, lookup) in slots.iter().enumerate() {
-            let Some(record) = lookup else {
-                return Backlog {
-                    legs: f64::NAN,
-                    due: f64::NAN,
-                };
-            };
-            let Some(record) = record else { continue };
-            let weight = if i == 0 { elapsed } else { 1.0 };
-            let planned = record.counter(slot_counters::PLANNED, WindowId::COUNT, t);
-            let gone = record.counter(slot_counters::GONE, WindowId::COUNT, t);
-            out.due += weight * planned;
-            out.legs += weight * (planned - gone).max(0.0);
-        }
-        out
-    }
-}
-
-/// Hours from the decision to the departure, the horizon the model predicts at
-/// (0 at or after departure; capped at four days).
-pub fn lead_time_hours(departure: Timestamp, now: Timestamp) -> f64 {
-    departure.hours_since(now).clamp(0.0, 96.0)
 }
 
 /// Keys an order's features read: its site, the lane from the site to the
