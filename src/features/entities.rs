@@ -35,8 +35,9 @@ impl EntityKey {
 
 /// An entity as an event stores it, with the version that orders its states: a
 /// later stage always beats an earlier one (a leg: planned, in transit,
-/// finished; an order: open, finished), then the later event time wins, so a
-/// late re-delivery of an old state never overwrites a newer one.
+/// finished; an order: open, finished), so a late re-delivery of an old stage
+/// never overwrites a newer one. Within a stage an order's later creation time
+/// wins, a finished leg's later arrival, and otherwise the report applied last.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityWrite {
     /// Which entity it is.

@@ -50,9 +50,10 @@ impl RedisFeatureStore {
         // it — a second round trip only when duplicates arrive. The chunks after
         // a refused one wait for that retry too (the round's marker tells them),
         // so the call's events are applied in their order. The facts of legs'
-        // stages ride along unfolded, each with its changes: the script skips
-        // those seen before instead of refusing the chunk, since a leg's later
-        // reports all carry its earlier stages.
+        // stages never refuse a chunk, since a leg's later reports all carry its
+        // earlier stages: the chunk carries its changes folded with every fact
+        // and, apart, the events folded and each fact's own changes, and the
+        // script takes the second way, skipping the facts seen, when it must.
         let mut pending: Vec<Vec<usize>> = first.chunks(APPLY_CHUNK).map(<[_]>::to_vec).collect();
         while !pending.is_empty() {
             let marker = self.keys.round_marker();
@@ -138,12 +139,7 @@ impl RedisFeatureStore {
                     .flat_map(|(f, folded)| folded.records.iter().map(move |r| (*f, r))),
             );
         let quick = all.records.len();
-        let record_count = quick
-            + careful.len()
-            + fact_records
-                .iter()
-                .map(|(_, f)| f.records.len())
-                .sum::<usize>();
+        let record_count = records.clone().count();
         let (buckets, expire_at) = self.keys.buckets(unix_now());
         let mut command = redis::cmd("EVALSHA");
         command
