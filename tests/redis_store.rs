@@ -599,12 +599,15 @@ async fn the_store_reads_what_a_redis_restart_would_lose() {
 }
 
 /// A leg's life reported stage by stage, its stages repeated in later reports
-/// and within one call: both backends count each stage once, answer the same
+/// and within one call, through two replicas that each believe only what they
+/// applied themselves: both backends count each stage once, answer the same
 /// outcomes and end with the same records.
 #[tokio::test]
 async fn lifecycle_reports_agree_across_backends() {
     let (url, _redis) = shared_redis();
-    let redis = redis_store(&url, &unique_namespace("lifecycle"));
+    let namespace = unique_namespace("lifecycle");
+    let redis = redis_store(&url, &namespace);
+    let replica = redis_store(&url, &namespace);
     let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
     let t = |minutes: i64| Timestamp(1_773_000_000_000 + minutes * 60_000);
     let report = |id: String, n: i64, stage: u8| {
@@ -653,9 +656,14 @@ async fn lifecycle_reports_agree_across_backends() {
             .chain([report("d7".into(), 7, 1)])
             .map(|e| updates_for(&e, &settings)),
     );
-    for batch in [&first, &second] {
+    // Call 3, on the first replica: every delivery again under new ids; it
+    // believes the plans and departures seen, but not the deliveries, which
+    // the other replica applied.
+    let third =
+        as_applied((0..600).map(|n| updates_for(&report(format!("w{n}"), n, 2), &settings)));
+    for (store, batch) in [(&redis, &first), (&replica, &second), (&redis, &third)] {
         let (a, b) = (
-            redis.apply(batch).await.unwrap(),
+            store.apply(batch).await.unwrap(),
             memory.apply(batch).await.unwrap(),
         );
         assert_eq!(a, b, "outcomes agree");
@@ -690,4 +698,61 @@ async fn lifecycle_reports_agree_across_backends() {
         )
     });
     assert_eq!((planned, gone), (600.0, 600.0));
+}
+
+/// A stage this replica believes applied but Redis has forgotten (its dedupe
+/// bucket expired) is counted again, as a stage seen for the first time is:
+/// the belief is checked, not trusted.
+#[tokio::test]
+async fn a_stage_redis_forgot_is_counted_again() {
+    let (url, _redis) = shared_redis();
+    let namespace = unique_namespace("forgot");
+    let redis = redis_store(&url, &namespace);
+    let departed = |id: &str| {
+        let due = Timestamp(1_773_000_000_000);
+        as_applied([updates_for(
+            &Event {
+                event_id: id.into(),
+                payload: EventPayload::Shipment(Shipment {
+                    shipment_id: "L1".into(),
+                    carrier: "XPO".into(),
+                    origin: "ATL".into(),
+                    destination: "JFK".into(),
+                    scheduled_departure: due,
+                    scheduled_arrival: due.plus_minutes(300.0),
+                    actual_departure: Some(due.plus_minutes(30.0)),
+                    actual_arrival: None,
+                    status: ShipmentStatus::InTransit,
+                }),
+            },
+            &FeatureSettings::default(),
+        )])
+    };
+    let departures = || async {
+        let key = AggregateKey::departures("ATL");
+        redis.fetch(std::slice::from_ref(&key)).await.unwrap()[0]
+            .as_ref()
+            .map_or(0.0, |r| r.counters[0])
+    };
+    redis.apply(&departed("a")).await.unwrap();
+    redis.apply(&departed("b")).await.unwrap();
+    assert_eq!(departures().await, 1.0, "the stage counts once");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let seen: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:seen:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(!seen.is_empty());
+    let _: () = redis::cmd("DEL")
+        .arg(&seen)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    redis.apply(&departed("c")).await.unwrap();
+    assert!(
+        (departures().await - 2.0).abs() < 1e-6,
+        "a forgotten stage counts again, not skipped on the replica's word"
+    );
 }

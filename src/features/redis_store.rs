@@ -43,7 +43,8 @@
 //!
 //! The parts: `keys` (the layout above and the buckets), `codec` (records and
 //! entities as bytes), `read` (the read pipeline and its answer), `apply` (the
-//! Lua script, its chunks and retries) and `coalesce` (small reads of concurrent
+//! Lua script, its chunks and retries), `seen_facts` (which legs' stages this
+//! replica believes applied) and `coalesce` (small reads of concurrent
 //! requests sent together). This file holds the store, its connection and
 //! deadlines, and wires them into [`FeatureStore`].
 
@@ -63,6 +64,7 @@ mod coalesce;
 mod codec;
 mod keys;
 mod read;
+mod seen_facts;
 
 pub use keys::BUCKETS;
 
@@ -88,6 +90,8 @@ pub struct RedisFeatureStore {
     settings: RedisSettings,
     keys: Keys,
     script: redis::Script,
+    /// The legs' stages this replica believes Redis has seen.
+    seen_facts: Arc<seen_facts::SeenFacts>,
 }
 
 impl std::fmt::Debug for RedisFeatureStore {
@@ -130,6 +134,7 @@ impl RedisFeatureStore {
             connection,
             keys: Keys::new(&settings.namespace, settings.dedupe_ttl),
             script: apply::script(),
+            seen_facts: Arc::new(seen_facts::SeenFacts::new()),
             settings,
         })
     }

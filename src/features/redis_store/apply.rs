@@ -1,6 +1,7 @@
 //! The write path of the Redis store: events folded per chunk into one run of
 //! `apply_event.lua` each, all chunks in one pipeline, and the retry of chunks
-//! refused for holding an id seen before (and of those held back behind them).
+//! refused for holding an id seen before or a fact believed wrongly (and of
+//! those held back behind them).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,8 +19,9 @@ use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 type FoldHasher = foldhash::fast::RandomState;
 
 const APPLY_EVENT_LUA: &str = include_str!("apply_event.lua");
-/// Events per script run: large enough that many share each record write, small
-/// enough that one run holds Redis for a few milliseconds at most.
+/// Events per script run (each with the facts of its leg): large enough that
+/// many share each record write, small enough that one run holds Redis for a
+/// few milliseconds at most.
 const APPLY_CHUNK: usize = 500;
 
 /// The script that applies a chunk of events.
@@ -45,16 +47,15 @@ impl RedisFeatureStore {
                 outcomes[i] = ApplyOutcome::Duplicate;
             }
         }
-        // Every chunk is folded as if none of its events were seen before; a
-        // chunk that holds one that was is refused whole and folded again without
-        // it — a second round trip only when duplicates arrive. The chunks after
-        // a refused one wait for that retry too (the round's marker tells them),
-        // so the call's events are applied in their order. The facts of legs'
-        // stages never refuse a chunk, since a leg's later reports all carry its
-        // earlier stages: the chunk carries its changes folded with every fact
-        // and, apart, the events folded and each fact's own changes, and the
-        // script takes the second way, skipping the facts seen, when it must.
-        let mut pending: Vec<Vec<usize>> = first.chunks(APPLY_CHUNK).map(<[_]>::to_vec).collect();
+        // Every chunk is folded as if none of its events were seen before, and
+        // with the facts of legs' stages this replica does not believe seen
+        // (`SeenFacts`); the facts believed seen go as bare ids. A chunk in
+        // which the script finds an event seen, or a belief wrong, is refused
+        // whole and folded again, knowing better — a second round trip only
+        // when duplicates arrive or another replica applied a stage. The chunks
+        // after a refused one wait for that retry too (the round's marker tells
+        // them), so the call's events are applied in their order.
+        let mut pending = chunks_of_events(&first, events);
         while !pending.is_empty() {
             let marker = self.keys.round_marker();
             let mut pipeline = redis::pipe();
@@ -63,36 +64,63 @@ impl RedisFeatureStore {
                 let (facts, own): (Vec<usize>, Vec<usize>) = chunk
                     .into_iter()
                     .partition(|&i| is_fact_id(&events[i].event_id));
-                pipeline.add_command(self.apply_command(&own, &facts, events, &marker)?);
-                split.push((own, facts));
+                let fact_ids: Vec<&str> =
+                    facts.iter().map(|&i| events[i].event_id.as_str()).collect();
+                let (fresh, seen): (Vec<_>, Vec<_>) = facts
+                    .into_iter()
+                    .zip(self.seen_facts.believed(&fact_ids))
+                    .partition(|(_, seen)| !seen);
+                let sent = Chunk {
+                    own,
+                    fresh: fresh.into_iter().map(|(i, _)| i).collect(),
+                    seen: seen.into_iter().map(|(i, _)| i).collect(),
+                };
+                pipeline.add_command(self.apply_command(&sent, events, &marker)?);
+                split.push(sent);
             }
-            let sent: usize = split.iter().map(|(o, f)| o.len() + f.len()).sum();
+            let sent: usize = split.iter().map(Chunk::len).sum();
             // Applying takes Redis microseconds an event: scale the deadline.
             let deadline = self.settings.timeout * (1 + sent as u32 / 50);
             let answers = self.run_scripts(&pipeline, deadline).await?;
             let mut retry = Vec::new();
-            for ((own, facts), answer) in split.into_iter().zip(answers) {
+            for (chunk, answer) in split.into_iter().zip(answers) {
+                let id = |i: usize| events[i].event_id.as_str();
                 if answer == [0] {
                     // Deferred behind a refused chunk.
-                    retry.push(own.into_iter().chain(facts).collect());
+                    retry.push(chunk.all().collect());
                     continue;
                 }
-                if answer.iter().all(|&p| p < 0) {
-                    // Applied; the facts named were seen before and skipped.
-                    for position in answer {
-                        outcomes[facts[(-position - 1) as usize]] = ApplyOutcome::Duplicate;
+                if answer.is_empty() {
+                    // Applied; the facts believed seen were, and were skipped.
+                    self.seen_facts
+                        .learn(chunk.fresh.iter().map(|&i| id(i)), []);
+                    for i in chunk.seen {
+                        outcomes[i] = ApplyOutcome::Duplicate;
                     }
                     continue;
                 }
-                let mut rest = Vec::with_capacity(own.len() + facts.len());
-                for (position, i) in own.into_iter().enumerate() {
-                    if answer.contains(&(position as i64 + 1)) {
+                // Refused: the positions, among the ids as sent, of the events
+                // seen before and of the facts believed wrongly.
+                let wrong: HashSet<usize, FoldHasher> =
+                    answer.iter().map(|&p| p as usize - 1).collect();
+                let (own, fresh) = (chunk.own.len(), chunk.fresh.len());
+                let mut rest = Vec::with_capacity(chunk.len());
+                let mut learned_seen = Vec::new();
+                let mut learned_unseen = Vec::new();
+                for (position, i) in chunk.all().enumerate() {
+                    if !wrong.contains(&position) {
+                        rest.push(i);
+                    } else if position < own {
                         outcomes[i] = ApplyOutcome::Duplicate;
+                    } else if position < own + fresh {
+                        learned_seen.push(id(i));
+                        rest.push(i);
                     } else {
+                        learned_unseen.push(id(i));
                         rest.push(i);
                     }
                 }
-                rest.extend(facts);
+                self.seen_facts.learn(learned_seen, learned_unseen);
                 if !rest.is_empty() {
                     rest.sort_unstable();
                     retry.push(rest);
@@ -103,49 +131,23 @@ impl RedisFeatureStore {
         Ok(outcomes)
     }
 
-    /// The script run that applies the events at `own` — all of them, or none
-    /// if any id was seen before — folded into one change per record, entity
-    /// and lane set, and the facts at `facts`, each with its own changes,
-    /// skipped where seen before.
+    /// The script run that applies the events of `chunk.own` and the facts of
+    /// `chunk.fresh`, folded into one change per record, entity and lane set —
+    /// all of them, or none if any event or fresh fact was seen before, or any
+    /// fact of `chunk.seen` was not.
     fn apply_command(
         &self,
-        own: &[usize],
-        facts: &[usize],
+        chunk: &Chunk,
         events: &[EventUpdates],
         round_marker: &str,
     ) -> Result<redis::Cmd, FeatureError> {
-        // The quick way: everything folded, for when no fact was seen before.
-        let all = Folded::of(own.iter().chain(facts).map(|&i| &events[i]));
-        // The careful way: the events folded, then each fact on its own.
-        let folded = Folded::of(own.iter().map(|&i| &events[i]));
-        let fact_records: Vec<(usize, Folded<'_>)> = facts
-            .iter()
-            .enumerate()
-            .map(|(f, &i)| (f + 1, Folded::of([&events[i]])))
-            .collect();
-        let careful = if facts.is_empty() {
-            &[][..]
-        } else {
-            &folded.records[..]
-        };
-        let records = all
-            .records
-            .iter()
-            .map(|r| (0, r))
-            .chain(careful.iter().map(|r| (0, r)))
-            .chain(
-                fact_records
-                    .iter()
-                    .flat_map(|(f, folded)| folded.records.iter().map(move |r| (*f, r))),
-            );
-        let quick = all.records.len();
-        let record_count = records.clone().count();
+        let folded = Folded::of(chunk.own.iter().chain(&chunk.fresh).map(|&i| &events[i]));
         let (buckets, expire_at) = self.keys.buckets(unix_now());
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(self.script.get_hash())
-            .arg(record_count + 2 * BUCKETS + folded.lanes.len() + 1);
-        for (_, (key, _)) in records.clone() {
+            .arg(folded.records.len() + 2 * BUCKETS + folded.lanes.len() + 1);
+        for (key, _) in &folded.records {
             command.arg(self.keys.record(key));
         }
         for bucket in buckets {
@@ -170,22 +172,20 @@ impl RedisFeatureStore {
             command.arg(kind.ttl_secs().unwrap_or(0));
         }
         command
-            .arg(record_count)
+            .arg(folded.records.len())
             .arg(folded.entities.len())
             .arg(folded.lanes.len())
-            .arg(own.len())
-            .arg(facts.len())
-            .arg(quick);
-        for &i in own.iter().chain(facts) {
+            .arg(chunk.own.len() + chunk.fresh.len())
+            .arg(chunk.seen.len());
+        for i in chunk.all() {
             command.arg(&events[i].event_id);
         }
         let mut bytes = Vec::with_capacity(8 * (2 + MAX_COUNTER_FIELDS + MAX_GAUGES));
-        for (fact, (key, record)) in records {
+        for (key, record) in &folded.records {
             encode_record(key.kind, record, &mut bytes);
             command
                 .arg(key.kind.index())
                 .arg(key.kind.counters().len() * WINDOW_COUNT)
-                .arg(fact)
                 .arg(&bytes[..]);
         }
         for write in &folded.entities {
@@ -199,8 +199,9 @@ impl RedisFeatureStore {
     }
 
     /// Runs script calls in one pipeline, loading the script first if Redis
-    /// forgot it; each call answers the positions of ids it found already seen
-    /// (events refused: positive; facts skipped: negative).
+    /// forgot it; each call answers nothing when it applied its chunk, `[0]`
+    /// when it was deferred, and otherwise the positions (1-based) of the ids
+    /// it refused for.
     async fn run_scripts(
         &self,
         pipeline: &redis::Pipeline,
@@ -220,4 +221,47 @@ impl RedisFeatureStore {
         })
         .await
     }
+}
+
+/// One chunk's events as sent: the events themselves, the facts believed new
+/// (folded in with them) and the facts believed seen (sent as bare ids), each
+/// as positions in the call's run; the ids go in that order.
+struct Chunk {
+    own: Vec<usize>,
+    fresh: Vec<usize>,
+    seen: Vec<usize>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.own.len() + self.fresh.len() + self.seen.len()
+    }
+
+    fn all(&self) -> impl Iterator<Item = usize> + '_ {
+        self.own
+            .iter()
+            .chain(&self.fresh)
+            .chain(&self.seen)
+            .copied()
+    }
+}
+
+/// The positions `run` split into chunks of [`APPLY_CHUNK`] events, each
+/// event's facts (which follow it) in its chunk.
+fn chunks_of_events(run: &[usize], events: &[EventUpdates]) -> Vec<Vec<usize>> {
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut in_chunk = APPLY_CHUNK;
+    for &i in run {
+        let event = !is_fact_id(&events[i].event_id);
+        if event && in_chunk == APPLY_CHUNK {
+            chunks.push(Vec::with_capacity(3 * APPLY_CHUNK));
+            in_chunk = 0;
+        }
+        in_chunk += usize::from(event);
+        match chunks.last_mut() {
+            Some(chunk) => chunk.push(i),
+            None => chunks.push(vec![i]),
+        }
+    }
+    chunks
 }

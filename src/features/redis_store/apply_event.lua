@@ -1,10 +1,11 @@
 -- Applies a run of events, folded by the service into one change per record,
--- entity and lane set (src/features/batch.rs), all or nothing: if any of the
--- events' ids was seen before, nothing is written and the script answers which,
--- so the service folds the others again and retries. Beside the events come the
--- facts of the legs' stages (src/features/updates.rs), each with its own id and
--- its own changes: a fact seen before is skipped, not refused, since the later
--- reports of a leg all carry its earlier stages.
+-- entity and lane set (src/features/batch.rs), all or nothing. Beside the
+-- events come the facts of the legs' stages (src/features/updates.rs), each
+-- with its own id, so that a stage counts once however many reports of the leg
+-- carry it: the facts the service believes new are folded in with the events,
+-- those it believes seen come as bare ids. If any event's id was seen before,
+-- or any belief about a fact is wrong, nothing is written and the script
+-- answers which, so the service folds again, knowing better, and retries.
 --
 -- Records are strings of 8-byte little-endian doubles in `field_names` order:
 -- t, every counter x window (counter-major), gt, every gauge; a clock that was
@@ -19,27 +20,20 @@
 --
 -- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets, and the
 --       marker of this round of the call (set when a chunk is refused)
--- KEYS: R record keys (a key may come more than once: its events' change, then
---       each fact's), B entity buckets, L lane set keys, B id buckets, and the
---       marker of this round of the call (set when a chunk is refused)
 -- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
 --       windows; K, the number of record kinds, and per kind its W time
 --       constants in seconds and how long its records live after a write (0:
---       for ever); R, N (entities), L, S (event ids), F (fact ids), Q (the
---       records of the quick way); the S ids; the F fact ids; per record its
---       kind (0-based), its counter field count (counters x W), the fact it
---       belongs to (1-based among the fact ids; 0: the events') and its
---       change. The first Q records are the events and all their facts folded
---       together, applied when no fact was seen before (the usual case); the
---       others are the events folded and then each fact's own changes, applied
---       — skipping the facts seen — when some was; per entity its field and value — the
---       version as a double, then the JSON — kept only if the version is not
---       older than any stored; per lane set its carrier count and the carriers
--- Returns the positions (1-based, among the event ids) of event ids already
--- seen, or {0} when an earlier chunk of the same round was refused: then this
--- one is not applied either, so that the service's retry applies the call's
--- events in their order. Applied, it returns the facts it skipped as seen, as
--- negative positions (empty when none). All reads come before the
+--       for ever); R, N (entities), L, S (ids to apply: the events', then the
+--       facts' believed new), P (fact ids believed seen); the S ids; the P
+--       ids; per record its kind (0-based), its counter field count (counters
+--       x W) and its change; per entity its field and value — the version as
+--       a double, then the JSON — kept only if the version is not older than
+--       any stored; per lane set its carrier count and the carriers
+-- Returns nothing when applied; {0} when an earlier chunk of the same round
+-- was refused (then this one is not applied either, so that the service's
+-- retry applies the call's events in their order); otherwise the positions
+-- (1-based, among the S + P ids) of the ids to apply that were seen before
+-- and of the ids believed seen that were not. All reads come before the
 -- first write and ids are marked last, so a script that fails part way leaves
 -- them unmarked and a retry applies the events instead of taking them for
 -- duplicates.
@@ -56,14 +50,12 @@ for k = 1, nkind do
   ttls[k] = tonumber(ARGV[a + nwin])
   a = a + nwin + 1
 end
-local nrec, nent, nlane, nseen, nfact, nfast =
+local nrec, nent, nlane, nnew, nold =
   tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
-  tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-a = a + 6
+  tonumber(ARGV[a + 4])
+a = a + 5
 local ids_at = a
-a = a + nseen
-local facts_at = a
-a = a + nfact
+a = a + nnew + nold
 local entity_buckets = nrec
 local id_buckets = nrec + nbucket + nlane
 
@@ -100,19 +92,16 @@ local function seen_among(first, count)
   return out
 end
 
--- Were any of the event ids seen before?
-local seen = seen_among(ids_at, nseen)
-if next(seen) then
-  local positions = {}
-  for s = 1, nseen do
-    if seen[s] then positions[#positions + 1] = s end
-  end
-  redis.call('SET', marker, '1', 'EX', 60)
-  return positions
+-- Is every id to apply new, and every id believed seen seen?
+local seen = seen_among(ids_at, nnew + nold)
+local wrong = {}
+for i = 1, nnew + nold do
+  if (i <= nnew) == (seen[i] == true) then wrong[#wrong + 1] = i end
 end
-
--- Which facts were seen before: those are skipped.
-local fact_seen = seen_among(facts_at, nfact)
+if #wrong > 0 then
+  redis.call('SET', marker, '1', 'EX', 60)
+  return wrong
+end
 
 local formats = {}
 local function format_of(n)
@@ -136,8 +125,8 @@ local function mget(from, count)
   return out
 end
 
--- Where the entities start in ARGV: after the R record quadruples.
-local entities_at = a + 4 * nrec
+-- Where the entities start in ARGV: after the R record triples.
+local entities_at = a + 3 * nrec
 local fields = {}
 for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
 -- The newest stored version of each entity, over the live buckets.
@@ -160,63 +149,57 @@ for b = 1, nbucket do
 end
 
 -- Records: merged in Lua, written with one MSET per thousand. A record not
--- stored yet (or of another layout) is simply its first change; the changes of
--- one key are merged in their order.
-local first_rec, last_rec = 1, nfast
-if next(fact_seen) then first_rec, last_rec = nfast + 1, nrec end
-local stored = mget(first_rec - 1, last_rec - first_rec + 1)
+-- stored yet (or of another layout) is simply its change.
+local stored = mget(0, nrec)
 local state = {}
 local order = {}
 local expiring = {}
-local ra = a + 4 * (first_rec - 1)
-for r = first_rec, last_rec do
+local ra = a
+for r = 1, nrec do
   local kind = tonumber(ARGV[ra]) + 1
   local cw = tonumber(ARGV[ra + 1])
-  local fact = tonumber(ARGV[ra + 2])
-  local change = ARGV[ra + 3]
+  local change = ARGV[ra + 2]
   local tau = taus[kind]
-  ra = ra + 4
+  ra = ra + 3
   local key = KEYS[r]
-  if fact == 0 or not fact_seen[fact] then
-    local n = #change / 8
-    local format = format_of(n)
-    local d = {struct.unpack(format, change)}
-    local v = state[key]
-    if not v then
-      order[#order + 1] = key
-      if ttls[kind] > 0 then expiring[#expiring + 1] = {key, ttls[kind]} end
-      local raw = stored[r - first_rec + 1]
-      if raw and #raw == #change then v = {struct.unpack(format, raw)} end
-    end
-    if not v or #v - 1 ~= n then
-      -- struct.unpack returns the next position last: n values and one more.
-      v = d
-    else
-      local g = 2 + cw
-      local at, last = d[1], v[1]
-      if last ~= last then last = nil end -- NaN: a clock never set
-      if cw > 0 and at == at then
-        if last and at < last then
-          for w = 1, nwin do
-            local weight = math.exp(-(last - at) / tau[w])
-            for i = 1 + w, 1 + cw, nwin do v[i] = v[i] + d[i] * weight end
-          end
-        else
-          for w = 1, nwin do
-            local decay = 0
-            if last then decay = math.exp(-(at - last) / tau[w]) end
-            for i = 1 + w, 1 + cw, nwin do v[i] = v[i] * decay + d[i] end
-          end
-          v[1] = at
-        end
-      end
-      local dg, vg = d[g], v[g]
-      if dg == dg and (vg ~= vg or dg >= vg) then
-        for i = g, n do v[i] = d[i] end
-      end
-    end
-    state[key] = v
+  local n = #change / 8
+  local format = format_of(n)
+  local d = {struct.unpack(format, change)}
+  local v = state[key]
+  if not v then
+    order[#order + 1] = key
+    if ttls[kind] > 0 then expiring[#expiring + 1] = {key, ttls[kind]} end
+    local raw = stored[r]
+    if raw and #raw == #change then v = {struct.unpack(format, raw)} end
   end
+  if not v or #v - 1 ~= n then
+    -- struct.unpack returns the next position last: n values and one more.
+    v = d
+  else
+    local g = 2 + cw
+    local at, last = d[1], v[1]
+    if last ~= last then last = nil end -- NaN: a clock never set
+    if cw > 0 and at == at then
+      if last and at < last then
+        for w = 1, nwin do
+          local weight = math.exp(-(last - at) / tau[w])
+          for i = 1 + w, 1 + cw, nwin do v[i] = v[i] + d[i] * weight end
+        end
+      else
+        for w = 1, nwin do
+          local decay = 0
+          if last then decay = math.exp(-(at - last) / tau[w]) end
+          for i = 1 + w, 1 + cw, nwin do v[i] = v[i] * decay + d[i] end
+        end
+        v[1] = at
+      end
+    end
+    local dg, vg = d[g], v[g]
+    if dg == dg and (vg ~= vg or dg >= vg) then
+      for i = g, n do v[i] = d[i] end
+    end
+  end
+  state[key] = v
 end
 local writes = {}
 for _, key in ipairs(order) do
@@ -230,7 +213,7 @@ for _, key in ipairs(order) do
   end
 end
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
-a = a + 4 * nrec
+a = a + 3 * nrec
 for _, e in ipairs(expiring) do redis.call('EXPIRE', e[1], e[2]) end
 
 -- Entities: kept only if not older than any stored version.
@@ -257,22 +240,8 @@ for l = 1, nlane do
   a = a + 1 + count
 end
 
-local skipped = {}
-local fresh = {}
-for f = 1, nfact do
-  if fact_seen[f] then
-    skipped[#skipped + 1] = -f
-  else
-    fresh[#fresh + 1] = ARGV[facts_at + f - 1]
-  end
-end
-if nseen > 0 then
-  sliced('SADD', KEYS[id_buckets + 1], ids_at, nseen, 1)
-end
-for first = 1, #fresh, 1000 do
-  redis.call('SADD', KEYS[id_buckets + 1], unpack(fresh, first, math.min(first + 999, #fresh)))
-end
-if nseen > 0 or #fresh > 0 then
+if nnew > 0 then
+  sliced('SADD', KEYS[id_buckets + 1], ids_at, nnew, 1)
   redis.call('EXPIREAT', KEYS[id_buckets + 1], expire_at)
 end
-return skipped
+return {}
