@@ -700,7 +700,7 @@ async fn lifecycle_reports_agree_across_backends() {
     assert_eq!((planned, gone), (600.0, 600.0));
 }
 
-/// A stage this replica believes applied but Redis has forgotten (its dedupe
+/// A stage this replica believes applied but Redis has forgotten (its leg's
 /// bucket expired) is counted again, as a stage seen for the first time is:
 /// the belief is checked, not trusted.
 #[tokio::test]
@@ -739,14 +739,19 @@ async fn a_stage_redis_forgot_is_counted_again() {
     assert_eq!(departures().await, 1.0, "the stage counts once");
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let seen: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{namespace}:seen:*"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    assert!(!seen.is_empty());
+    // The buckets of ids and entities expire whole: drop them all.
+    let mut buckets: Vec<String> = Vec::new();
+    for pattern in ["seen", "entities"] {
+        let found: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{namespace}:{pattern}:*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(!found.is_empty(), "{pattern}");
+        buckets.extend(found);
+    }
     let _: () = redis::cmd("DEL")
-        .arg(&seen)
+        .arg(&buckets)
         .query_async(&mut connection)
         .await
         .unwrap();

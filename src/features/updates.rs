@@ -70,6 +70,48 @@ pub fn is_fact_id(id: &str) -> bool {
     id.starts_with(FACT_PREFIX)
 }
 
+/// A stage of a leg's life that counts once per leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Announced: counted in its departure slot.
+    Planned,
+    /// Left, or cancelled.
+    Gone,
+    /// Finished: its outcome counted.
+    Done,
+}
+
+impl Stage {
+    /// Every stage, in the order a leg goes through them.
+    pub const ALL: [Stage; 3] = [Stage::Planned, Stage::Gone, Stage::Done];
+
+    /// The stage's name in a fact id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Planned => "planned",
+            Stage::Gone => "gone",
+            Stage::Done => "done",
+        }
+    }
+
+    /// The stage's bit in a mask of the stages counted for a leg.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The id of this stage's fact for leg `shipment_id`.
+    pub fn fact_id(self, shipment_id: &str) -> String {
+        format!("{FACT_PREFIX}{}:{shipment_id}", self.name())
+    }
+}
+
+/// The stage and the leg a fact id names, if it is one.
+pub fn parse_fact_id(id: &str) -> Option<(Stage, &str)> {
+    let (stage, shipment_id) = id.strip_prefix(FACT_PREFIX)?.split_once(':')?;
+    let stage = Stage::ALL.into_iter().find(|s| s.name() == stage)?;
+    Some((stage, shipment_id))
+}
+
 /// The stages of one leg that its state shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegFacts {
@@ -87,7 +129,7 @@ pub struct LegFacts {
 
 /// The stages a shipment's state shows, each with the time it happened.
 pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
-    let id = |stage: &str| format!("{FACT_PREFIX}{stage}:{}", shipment.shipment_id);
+    let id = |stage: Stage| stage.fact_id(&shipment.shipment_id);
     let (origin, destination) = (&shipment.origin, &shipment.destination);
     let mut planned = [0.0; COUNTERS];
     planned[slot_counters::PLANNED] = 1.0;
@@ -99,7 +141,7 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
     };
     let departure_slot = slot_of(shipment.scheduled_departure.as_secs_f64());
     let planned_fact = Fact {
-        id: id("planned"),
+        id: id(Stage::Planned),
         updates: vec![slot(
             AggregateKey::departure_slot(origin, departure_slot),
             planned,
@@ -159,7 +201,7 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
             (
                 at,
                 Fact {
-                    id: id("gone"),
+                    id: id(Stage::Gone),
                     updates,
                 },
             )
@@ -168,7 +210,7 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
             (
                 at,
                 Fact {
-                    id: id("done"),
+                    id: id(Stage::Done),
                     updates,
                 },
             )
@@ -413,6 +455,19 @@ fn gauges(values: &[(usize, f64)]) -> [f64; MAX_GAUGES] {
 mod tests {
     use super::*;
     use crate::domain::OrderPriority;
+
+    #[test]
+    fn fact_ids_name_their_stage_and_leg() {
+        for stage in Stage::ALL {
+            let id = stage.fact_id("S:1");
+            assert!(is_fact_id(&id));
+            assert_eq!(parse_fact_id(&id), Some((stage, "S:1")));
+        }
+        assert_eq!(parse_fact_id("done:S-1"), None);
+        assert_eq!(parse_fact_id("\u{1f}lost:S-1"), None);
+        let bits: Vec<u8> = Stage::ALL.iter().map(|s| s.bit()).collect();
+        assert_eq!(bits, [1, 2, 4]);
+    }
 
     fn order(outcome: Option<OrderOutcome>) -> Event {
         Event {

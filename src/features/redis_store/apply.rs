@@ -3,7 +3,7 @@
 //! refused for holding an id seen before or a fact believed wrongly (and of
 //! those held back behind them).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use redis::{ErrorKind, ServerErrorKind};
@@ -11,9 +11,10 @@ use redis::{ErrorKind, ServerErrorKind};
 use super::RedisFeatureStore;
 use super::codec::{encode_entity, encode_record};
 use super::keys::{BUCKETS, unix_now};
+use crate::features::EntityKey;
 use crate::features::aggregates::{AggregateKind, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOW_COUNT};
 use crate::features::batch::Folded;
-use crate::features::updates::is_fact_id;
+use crate::features::updates::{is_fact_id, parse_fact_id};
 use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 
 type FoldHasher = foldhash::fast::RandomState;
@@ -134,7 +135,8 @@ impl RedisFeatureStore {
     /// The script run that applies the events of `chunk.own` and the facts of
     /// `chunk.fresh`, folded into one change per record, entity and lane set —
     /// all of them, or none if any event or fresh fact was seen before, or any
-    /// fact of `chunk.seen` was not.
+    /// fact of `chunk.seen` was not. A fact is seen when its stage's bit is in
+    /// the mask stored with its leg's state.
     fn apply_command(
         &self,
         chunk: &Chunk,
@@ -142,6 +144,35 @@ impl RedisFeatureStore {
         round_marker: &str,
     ) -> Result<redis::Cmd, FeatureError> {
         let folded = Folded::of(chunk.own.iter().chain(&chunk.fresh).map(|&i| &events[i]));
+        // The entities written, then the legs of facts whose state is not.
+        let mut fields: Vec<String> = folded.entities.iter().map(|w| w.key.suffix()).collect();
+        let mut field_at: HashMap<String, usize, FoldHasher> =
+            HashMap::with_capacity_and_hasher(fields.len(), FoldHasher::default());
+        for (at, field) in fields.iter().enumerate() {
+            field_at.insert(field.clone(), at + 1);
+        }
+        let mut facts = Vec::with_capacity(chunk.fresh.len() + chunk.seen.len());
+        // Per entity, the stages its facts here say are counted once applied:
+        // sent with the value, so the script rewrites it only when Redis knows
+        // of more.
+        let mut masks = vec![0u8; fields.len()];
+        for &i in chunk.fresh.iter().chain(&chunk.seen) {
+            let id = &events[i].event_id;
+            let (stage, shipment_id) = parse_fact_id(id)
+                .ok_or_else(|| FeatureError::corrupt(format!("fact id {id:?}")))?;
+            let field = EntityKey::Shipment(shipment_id.to_string()).suffix();
+            let leg = match field_at.get(&field) {
+                Some(&leg) => leg,
+                None => {
+                    fields.push(field.clone());
+                    field_at.insert(field, fields.len());
+                    fields.len()
+                }
+            };
+            masks.resize(fields.len(), 0);
+            masks[leg - 1] |= stage.bit();
+            facts.push((leg, stage.bit()));
+        }
         let (buckets, expire_at) = self.keys.buckets(unix_now());
         let mut command = redis::cmd("EVALSHA");
         command
@@ -173,12 +204,16 @@ impl RedisFeatureStore {
         }
         command
             .arg(folded.records.len())
-            .arg(folded.entities.len())
+            .arg(fields.len())
             .arg(folded.lanes.len())
-            .arg(chunk.own.len() + chunk.fresh.len())
+            .arg(chunk.own.len())
+            .arg(chunk.fresh.len())
             .arg(chunk.seen.len());
-        for i in chunk.all() {
+        for &i in &chunk.own {
             command.arg(&events[i].event_id);
+        }
+        for (leg, bit) in facts {
+            command.arg(leg).arg(bit);
         }
         let mut bytes = Vec::with_capacity(8 * (2 + MAX_COUNTER_FIELDS + MAX_GAUGES));
         for (key, record) in &folded.records {
@@ -188,9 +223,17 @@ impl RedisFeatureStore {
                 .arg(key.kind.counters().len() * WINDOW_COUNT)
                 .arg(&bytes[..]);
         }
-        for write in &folded.entities {
-            encode_entity(write, &mut bytes)?;
-            command.arg(write.key.suffix()).arg(&bytes[..]);
+        for (at, field) in fields.iter().enumerate() {
+            command.arg(field);
+            match folded.entities.get(at) {
+                Some(write) => {
+                    encode_entity(write, masks[at], &mut bytes)?;
+                    command.arg(&bytes[..]);
+                }
+                None => {
+                    command.arg("");
+                }
+            }
         }
         for (_, carriers) in &folded.lanes {
             command.arg(carriers.len()).arg(carriers);

@@ -1,11 +1,12 @@
 -- Applies a run of events, folded by the service into one change per record,
 -- entity and lane set (src/features/batch.rs), all or nothing. Beside the
 -- events come the facts of the legs' stages (src/features/updates.rs), each
--- with its own id, so that a stage counts once however many reports of the leg
--- carry it: the facts the service believes new are folded in with the events,
--- those it believes seen come as bare ids. If any event's id was seen before,
--- or any belief about a fact is wrong, nothing is written and the script
--- answers which, so the service folds again, knowing better, and retries.
+-- counted once per leg however many reports of the leg carry it: a leg's state
+-- is stored with the mask of its stages counted. The facts the service
+-- believes new are folded in with the events; those it believes counted come
+-- as a leg and a stage only. If any event's id was seen before, or any belief
+-- about a fact is wrong, nothing is written and the script answers which, so
+-- the service folds again, knowing better, and retries.
 --
 -- Records are strings of 8-byte little-endian doubles in `field_names` order:
 -- t, every counter x window (counter-major), gt, every gauge; a clock that was
@@ -16,27 +17,32 @@
 --
 -- Event ids and entities live in time buckets — a set of ids and a hash of
 -- entities per period — that expire whole: the current bucket (written to)
--- comes first, then the ones that may still hold something.
+-- comes first, then the ones that may still hold something. An entity is its
+-- version (a double), the mask of its leg's stages counted (a double), then
+-- its JSON; a leg whose stages were counted while its state was not at hand
+-- is kept as a version of -inf and the mask alone. The masks of a leg over
+-- the live buckets add up.
 --
 -- KEYS: R record keys, B entity buckets, L lane set keys, B id buckets, and the
 --       marker of this round of the call (set when a chunk is refused)
 -- ARGV: when the current buckets expire (Unix seconds); B; W, the number of
 --       windows; K, the number of record kinds, and per kind its W time
 --       constants in seconds and how long its records live after a write (0:
---       for ever); R, N (entities), L, S (ids to apply: the events', then the
---       facts' believed new), P (fact ids believed seen); the S ids; the P
---       ids; per record its kind (0-based), its counter field count (counters
---       x W) and its change; per entity its field and value — the version as
---       a double, then the JSON — kept only if the version is not older than
---       any stored; per lane set its carrier count and the carriers
+--       for ever); R, N (entities), L, E (event ids), F (facts believed new),
+--       P (facts believed counted); the E ids; per fact its entity (1-based)
+--       and its stage's bit; per record its kind (0-based), its counter field
+--       count (counters x W) and its change; per entity its field and its
+--       value, kept only if its version is not older than any stored (empty:
+--       a leg only some of whose facts come), its mask the stages of its
+--       facts here; per lane set its carrier count and the carriers
 -- Returns nothing when applied; {0} when an earlier chunk of the same round
 -- was refused (then this one is not applied either, so that the service's
 -- retry applies the call's events in their order); otherwise the positions
--- (1-based, among the S + P ids) of the ids to apply that were seen before
--- and of the ids believed seen that were not. All reads come before the
--- first write and ids are marked last, so a script that fails part way leaves
--- them unmarked and a retry applies the events instead of taking them for
--- duplicates.
+-- (1-based, among the E ids and then the F + P facts) of the events seen
+-- before, the facts believed new that were counted and the facts believed
+-- counted that were not. All reads come before the first write and ids are
+-- marked last, so a script that fails part way leaves them unmarked and a
+-- retry applies the events instead of taking them for duplicates.
 local expire_at = ARGV[1]
 local nbucket = tonumber(ARGV[2])
 local nwin = tonumber(ARGV[3])
@@ -50,12 +56,14 @@ for k = 1, nkind do
   ttls[k] = tonumber(ARGV[a + nwin])
   a = a + nwin + 1
 end
-local nrec, nent, nlane, nnew, nold =
+local nrec, nent, nlane, nevent, nfresh, nheld =
   tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
-  tonumber(ARGV[a + 4])
-a = a + 5
+  tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+a = a + 6
 local ids_at = a
-a = a + nnew + nold
+a = a + nevent
+local facts_at = a
+a = a + 2 * (nfresh + nheld)
 local entity_buckets = nrec
 local id_buckets = nrec + nbucket + nlane
 
@@ -92,17 +100,7 @@ local function seen_among(first, count)
   return out
 end
 
--- Is every id to apply new, and every id believed seen seen?
-local seen = seen_among(ids_at, nnew + nold)
-local wrong = {}
-for i = 1, nnew + nold do
-  if (i <= nnew) == (seen[i] == true) then wrong[#wrong + 1] = i end
-end
-if #wrong > 0 then
-  redis.call('SET', marker, '1', 'EX', 60)
-  return wrong
-end
-
+local seen = seen_among(ids_at, nevent)
 local formats = {}
 local function format_of(n)
   local format = formats[n]
@@ -129,8 +127,25 @@ end
 local entities_at = a + 3 * nrec
 local fields = {}
 for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
--- The newest stored version of each entity, over the live buckets.
-local newest = {}
+-- The mask of stages counted in a stored entity.
+local function mask_of(value)
+  if #value < 16 or string.sub(value, 9, 9) == '{' then return 0 end
+  return struct.unpack('<d', value, 9)
+end
+-- The value with its mask replaced by `mask`.
+local function with_mask(value, mask)
+  local json = ''
+  if string.sub(value, 9, 9) == '{' then
+    json = string.sub(value, 9)
+  elseif #value > 16 then
+    json = string.sub(value, 17)
+  end
+  return string.sub(value, 1, 8) .. struct.pack('<d', mask) .. json
+end
+-- The newest stored version of each entity and its value, and the stages
+-- counted, over the live buckets.
+local newest, newest_value, counted = {}, {}, {}
+for e = 1, nent do counted[e] = 0 end
 for b = 1, nbucket do
   local key = KEYS[entity_buckets + b]
   if nent > 0 and redis.call('EXISTS', key) == 1 then
@@ -141,11 +156,36 @@ for b = 1, nbucket do
         if got[i] and #got[i] >= 8 then
           local version = struct.unpack('<d', got[i])
           local e = first + i - 1
-          if not newest[e] or version > newest[e] then newest[e] = version end
+          if not newest[e] or version > newest[e] then
+            newest[e] = version
+            newest_value[e] = got[i]
+          end
+          counted[e] = bit.bor(counted[e], mask_of(got[i]))
         end
       end
     end
   end
+end
+
+-- Every event new, every fact as believed?
+local wrong = {}
+for s = 1, nevent do
+  if seen[s] then wrong[#wrong + 1] = s end
+end
+local adds = {}
+for f = 1, nfresh + nheld do
+  local e = tonumber(ARGV[facts_at + 2 * (f - 1)])
+  local stage = tonumber(ARGV[facts_at + 2 * f - 1])
+  local was = bit.band(counted[e], stage) ~= 0
+  if (f <= nfresh) == was then
+    wrong[#wrong + 1] = nevent + f
+  elseif f <= nfresh then
+    adds[e] = bit.bor(adds[e] or 0, stage)
+  end
+end
+if #wrong > 0 then
+  redis.call('SET', marker, '1', 'EX', 60)
+  return wrong
 end
 
 -- Records: merged in Lua, written with one MSET per thousand. A record not
@@ -216,15 +256,24 @@ if #writes > 0 then redis.call('MSET', unpack(writes)) end
 a = a + 3 * nrec
 for _, e in ipairs(expiring) do redis.call('EXPIRE', e[1], e[2]) end
 
--- Entities: kept only if not older than any stored version.
+-- Entities: kept only if not older than any stored version; the stages
+-- counted go with the value written, or with a copy of the newest stored.
 a = a + 2 * nent
 if nent > 0 then
   local writes = {}
   for e = 1, nent do
     local field, value = fields[e], ARGV[entities_at + 2 * e - 1]
-    if not newest[e] or struct.unpack('<d', value) >= newest[e] then
+    local mask = bit.bor(counted[e], adds[e] or 0)
+    local write
+    if #value > 0 and (not newest[e] or struct.unpack('<d', value) >= newest[e]) then
+      write = value
+      if mask_of(value) ~= mask then write = with_mask(value, mask) end
+    elseif mask ~= counted[e] then
+      write = with_mask(newest_value[e] or struct.pack('<d', -math.huge), mask)
+    end
+    if write then
       writes[#writes + 1] = field
-      writes[#writes + 1] = value
+      writes[#writes + 1] = write
     end
     if #writes >= 2000 or (e == nent and #writes > 0) then
       redis.call('HSET', KEYS[entity_buckets + 1], unpack(writes))
@@ -240,8 +289,8 @@ for l = 1, nlane do
   a = a + 1 + count
 end
 
-if nnew > 0 then
-  sliced('SADD', KEYS[id_buckets + 1], ids_at, nnew, 1)
+if nevent > 0 then
+  sliced('SADD', KEYS[id_buckets + 1], ids_at, nevent, 1)
   redis.call('EXPIREAT', KEYS[id_buckets + 1], expire_at)
 end
 return {}

@@ -63,11 +63,17 @@ pub(super) fn parse_record(
     Ok(record)
 }
 
-/// Writes an entity as [`entity_version`] and [`parse_entity`] read it,
-/// replacing what `out` held.
-pub(super) fn encode_entity(write: &EntityWrite, out: &mut Vec<u8>) -> Result<(), FeatureError> {
+/// Writes an entity as [`entity_version`] and [`parse_entity`] read it, with
+/// `stages` as the mask of its leg's stages counted, replacing what `out`
+/// held.
+pub(super) fn encode_entity(
+    write: &EntityWrite,
+    stages: u8,
+    out: &mut Vec<u8>,
+) -> Result<(), FeatureError> {
     out.clear();
     out.extend_from_slice(&write.version.to_le_bytes());
+    out.extend_from_slice(&f64::from(stages).to_le_bytes());
     serde_json::to_writer(&mut *out, &write.entity)
         .map_err(|e| FeatureError::corrupt_with(e.to_string(), e))
 }
@@ -78,12 +84,26 @@ pub(super) fn entity_version(bytes: &[u8]) -> Option<f64> {
     Some(f64::from_le_bytes(raw))
 }
 
-/// Reads a stored entity: its version (8 bytes, skipped) then its JSON.
-pub(super) fn parse_entity(bytes: &[u8]) -> Result<Entity, FeatureError> {
-    let json = bytes
-        .get(8..)
-        .ok_or_else(|| FeatureError::corrupt(format!("stored entity of {} bytes", bytes.len())))?;
+/// Reads a stored entity: its version and the mask of its leg's stages
+/// counted (8 bytes each, skipped), then its JSON; `None` for a mask alone (a
+/// leg's stages counted while its state was not at hand). A value written
+/// before the mask existed has its JSON right after the version.
+pub(super) fn parse_entity(bytes: &[u8]) -> Result<Option<Entity>, FeatureError> {
+    let json = match bytes.get(8) {
+        Some(b'{') => &bytes[8..],
+        Some(_) if bytes.len() >= 16 => &bytes[16..],
+        _ => {
+            return Err(FeatureError::corrupt(format!(
+                "stored entity of {} bytes",
+                bytes.len()
+            )));
+        }
+    };
+    if json.is_empty() {
+        return Ok(None);
+    }
     serde_json::from_slice(json)
+        .map(Some)
         .map_err(|e| FeatureError::corrupt_with(format!("stored entity: {e}"), e))
 }
 
@@ -195,21 +215,29 @@ mod tests {
     }
 
     #[test]
-    fn an_entity_is_its_version_then_its_json() {
+    fn an_entity_is_its_version_its_stages_then_its_json() {
         let write = shipment_write();
         let mut bytes = vec![1, 2, 3];
-        encode_entity(&write, &mut bytes).unwrap();
+        encode_entity(&write, 0, &mut bytes).unwrap();
         assert_eq!(bytes[..8], write.version.to_le_bytes());
-        let json: serde_json::Value = serde_json::from_slice(&bytes[8..]).unwrap();
+        assert_eq!(bytes[8..16], 0.0f64.to_le_bytes(), "no stage counted yet");
+        let json: serde_json::Value = serde_json::from_slice(&bytes[16..]).unwrap();
         assert_eq!(json["kind"], "shipment", "{json}");
         assert_eq!(entity_version(&bytes), Some(write.version));
-        assert_eq!(parse_entity(&bytes).unwrap(), write.entity);
+        assert_eq!(parse_entity(&bytes).unwrap(), Some(write.entity.clone()));
+        // As the script stores it once stages were counted.
+        bytes[8..16].copy_from_slice(&5.0f64.to_le_bytes());
+        assert_eq!(parse_entity(&bytes).unwrap(), Some(write.entity.clone()));
+        // A mask alone is no entity; a value from before masks still is one.
+        assert_eq!(parse_entity(&bytes[..16]).unwrap(), None);
+        let old: Vec<u8> = bytes[..8].iter().chain(&bytes[16..]).copied().collect();
+        assert_eq!(parse_entity(&old).unwrap(), Some(write.entity));
     }
 
     #[test]
     fn garbage_is_not_an_entity() {
         let mut bytes = Vec::new();
-        encode_entity(&shipment_write(), &mut bytes).unwrap();
+        encode_entity(&shipment_write(), 0, &mut bytes).unwrap();
         assert_eq!(entity_version(&bytes[..7]), None, "too short for a version");
         let truncated = parse_entity(&bytes[..bytes.len() - 1]).unwrap_err();
         assert!(

@@ -168,6 +168,6 @@ fn newest_entities(
     }
     newest
         .into_iter()
-        .map(|best| best.map(|(_, bytes)| parse_entity(&bytes)).transpose())
+        .map(|best| best.map_or(Ok(None), |(_, bytes)| parse_entity(&bytes)))
         .collect()
 }
