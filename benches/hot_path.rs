@@ -70,6 +70,7 @@ fn shipment(i: usize, carrier: &str, origin: &str, delivered_late: Option<bool>)
     let departure = Timestamp(T0 + (i as i64 % 200) * HOUR_MS);
     let arrival = Timestamp(departure.0 + 20 * HOUR_MS);
     Shipment {
+        tracking: Default::default(),
         shipment_id: format!("S{i}"),
         carrier: carrier.into(),
         origin: origin.into(),
@@ -89,6 +90,7 @@ fn shipment(i: usize, carrier: &str, origin: &str, delivered_late: Option<bool>)
 
 fn order(site: &str) -> Order {
     Order {
+        progress: Default::default(),
         order_id: "O-1".into(),
         created_at: Timestamp(T0 + 210 * HOUR_MS),
         channel: "web".into(),

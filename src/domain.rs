@@ -137,6 +137,37 @@ pub struct Shipment {
     pub actual_arrival: Option<Timestamp>,
     /// Where the leg stands.
     pub status: ShipmentStatus,
+    /// What its carrier last reported while it was under way.
+    #[serde(default)]
+    pub tracking: Tracking,
+}
+
+/// A carrier's tracking report on a leg: an exception, a new estimated
+/// arrival, or both, and when it was made.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tracking {
+    /// The carrier's reason code for an exception ("WEATHER",
+    /// "MISSED_PICKUP"); `None` when it reported none.
+    #[serde(default)]
+    pub exception: Option<String>,
+    /// When the carrier now expects the leg to arrive.
+    #[serde(default)]
+    pub estimated_arrival: Option<Timestamp>,
+    /// When the report was made: orders reports of one stage (a later one
+    /// wins), and dates the exception. `None`: when it was received.
+    #[serde(default)]
+    pub reported_at: Option<Timestamp>,
+}
+
+impl Tracking {
+    /// Whether the carrier flagged the leg: an exception, or an estimated
+    /// arrival more than `grace_minutes` after the scheduled one.
+    pub fn flagged(&self, scheduled_arrival: Timestamp, grace_minutes: f64) -> bool {
+        self.exception.is_some()
+            || self
+                .estimated_arrival
+                .is_some_and(|eta| eta.hours_since(scheduled_arrival) * 60.0 > grace_minutes)
+    }
 }
 
 /// Whether a finished shipment failed, and by how much it was late.
@@ -234,6 +265,44 @@ pub struct Order {
     pub priority: OrderPriority,
     /// `None` while the order is open.
     pub outcome: Option<OrderOutcome>,
+    /// How far its site has taken it.
+    #[serde(default)]
+    pub progress: OrderProgress,
+}
+
+/// When a site took an order through each step of its work; `None` until
+/// done. Each step is reported as it happens, each report an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OrderProgress {
+    /// Allocated to the site (its stock reserved).
+    #[serde(default)]
+    pub allocated_at: Option<Timestamp>,
+    /// Released to the warehouse floor for picking.
+    #[serde(default)]
+    pub released_at: Option<Timestamp>,
+    /// Picked.
+    #[serde(default)]
+    pub picked_at: Option<Timestamp>,
+    /// Shipped from the site.
+    #[serde(default)]
+    pub shipped_at: Option<Timestamp>,
+}
+
+impl OrderProgress {
+    /// The steps in order, each with its name and time.
+    pub fn steps(&self) -> [(&'static str, Option<Timestamp>); 4] {
+        [
+            ("allocated_at", self.allocated_at),
+            ("released_at", self.released_at),
+            ("picked_at", self.picked_at),
+            ("shipped_at", self.shipped_at),
+        ]
+    }
+
+    /// How many steps are done: an order's stage among open orders.
+    pub fn done(&self) -> u8 {
+        self.steps().iter().filter(|(_, at)| at.is_some()).count() as u8
+    }
 }
 
 /// A periodic snapshot of a site's queue and resources.

@@ -259,6 +259,7 @@ mod lifecycle {
         Ok(Event {
             event_id: id.into(),
             payload: EventPayload::Shipment(Shipment {
+                tracking: Default::default(),
                 shipment_id: "L-1".into(),
                 carrier: "XPO".into(),
                 origin: "ATL".into(),
@@ -348,5 +349,145 @@ mod lifecycle {
                 "{order:?}"
             );
         }
+    }
+
+    async fn entity(store: &InMemoryFeatureStore, key: EntityKey) -> Option<Entity> {
+        store
+            .fetch_all(&FetchRequest {
+                records: Vec::new(),
+                lanes: Vec::new(),
+                entities: vec![key],
+            })
+            .await
+            .unwrap()
+            .entities
+            .pop()
+            .flatten()
+    }
+
+    /// A carrier's reports flag a leg once however many say so, the later
+    /// report is kept whatever the order they arrive in, and a report that
+    /// does not say when it was made counts when it is received.
+    #[tokio::test]
+    async fn a_leg_is_flagged_once_and_the_later_report_wins() {
+        use crate::domain::Tracking;
+        let tracked = |id: &str, exception: Option<&str>, eta: f64, reported: Option<f64>| {
+            let mut event = report(id, ShipmentStatus::InTransit).unwrap();
+            if let EventPayload::Shipment(s) = &mut event.payload {
+                s.tracking = Tracking {
+                    exception: exception.map(str::to_string),
+                    estimated_arrival: Some(DUE.plus_minutes(eta)),
+                    reported_at: reported.map(|m| DUE.plus_minutes(m)),
+                };
+            }
+            Ok(event)
+        };
+        let received = DUE.plus_minutes(600.0);
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(3600)));
+        let ingestor = Ingestor::new(Arc::clone(&store), FeatureSettings::default());
+        let calls = [
+            tracked("t1", Some("WEATHER"), 480.0, Some(60.0)),
+            tracked("t2", None, 540.0, Some(120.0)),
+            // The first report again, late and under another id.
+            tracked("t1b", Some("WEATHER"), 480.0, Some(60.0)),
+        ];
+        for call in calls {
+            let summary = ingestor
+                .ingest_received(vec![call], received)
+                .await
+                .unwrap();
+            assert_eq!(summary.accepted, 1);
+        }
+        let keys = [
+            AggregateKey::carrier_exceptions("XPO", "JFK"),
+            AggregateKey::exceptions_to("JFK"),
+        ];
+        let at = DUE.plus_minutes(60.0).as_secs_f64();
+        for record in store.fetch_now(&keys) {
+            let record = record.expect("written");
+            assert_eq!(record.counters_at, Some(at), "counted when reported");
+            let flagged = record.counter(mc::MOVED, WindowId::DEPARTURE_DAY, at);
+            assert!((flagged - 1.0).abs() < 1e-9, "flagged {flagged} times");
+            let late = record.counter(mc::DELAY_MINUTES, WindowId::DEPARTURE_DAY, at);
+            assert!(
+                (late - 180.0).abs() < 1e-9,
+                "expected 3 h late, got {late} min"
+            );
+        }
+        let Some(Entity::Shipment(kept)) = entity(&store, EntityKey::Shipment("L-1".into())).await
+        else {
+            panic!("the leg is kept");
+        };
+        assert_eq!(
+            kept.tracking.estimated_arrival,
+            Some(DUE.plus_minutes(540.0))
+        );
+
+        // A report without its time counts when received.
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(3600)));
+        let ingestor = Ingestor::new(Arc::clone(&store), FeatureSettings::default());
+        let call = vec![tracked("u", Some("MECHANICAL"), 300.0, None)];
+        ingestor.ingest_received(call, received).await.unwrap();
+        let record = store.fetch_now(&keys[..1])[0].expect("written");
+        assert_eq!(record.counters_at, Some(received.as_secs_f64()));
+    }
+
+    /// An order's steps each count once in its site's flow, and a stale
+    /// report of fewer steps does not replace the order's state.
+    #[tokio::test]
+    async fn an_orders_steps_count_once_and_never_go_back() {
+        use crate::domain::{Order, OrderPriority, OrderProgress};
+        use crate::features::aggregates::flow_counters as flow;
+        let created = DUE;
+        let step = |id: &str, steps: usize| {
+            let times: Vec<Option<Timestamp>> = (0..4)
+                .map(|k| (k < steps).then(|| created.plus_minutes(30.0 * (k + 1) as f64)))
+                .collect();
+            Ok(Event {
+                event_id: id.into(),
+                payload: EventPayload::Order(Order {
+                    order_id: "O-1".into(),
+                    created_at: created,
+                    channel: "web".into(),
+                    site: "ATL".into(),
+                    destination_region: "JFK".into(),
+                    promise_at: created.plus_minutes(2880.0),
+                    line_count: 1,
+                    units: 1.0,
+                    priority: OrderPriority::Standard,
+                    outcome: None,
+                    progress: OrderProgress {
+                        allocated_at: times[0],
+                        released_at: times[1],
+                        picked_at: times[2],
+                        shipped_at: times[3],
+                    },
+                }),
+            })
+        };
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(3600)));
+        let ingestor = Ingestor::new(Arc::clone(&store), FeatureSettings::default());
+        for (id, steps) in [("a", 1), ("r", 2), ("p", 3), ("s", 4), ("r-again", 2)] {
+            let summary = ingestor
+                .ingest_received(vec![step(id, steps)], created.plus_minutes(600.0))
+                .await
+                .unwrap();
+            assert_eq!(summary.accepted, 1, "{id}");
+        }
+        let record = store.fetch_now(&[AggregateKey::site_flow("ATL")])[0].expect("written");
+        for (k, counter) in [flow::ALLOCATED, flow::RELEASED, flow::PICKED, flow::SHIPPED]
+            .into_iter()
+            .enumerate()
+        {
+            let at = created.plus_minutes(30.0 * (k + 1) as f64).as_secs_f64();
+            // Read at the step's own time less the decay since: 1 if once.
+            let count = record.counter(counter, WindowId::DEPARTURE_DAY, at);
+            let decay = (-(record.counters_at.unwrap() - at) / 86_400.0f64).exp();
+            assert!((count - decay).abs() < 1e-9, "step {k}: {count} vs {decay}");
+        }
+        let Some(Entity::Order(kept)) = entity(&store, EntityKey::Order("O-1".into())).await else {
+            panic!("the order is kept");
+        };
+        assert_eq!(kept.progress.done(), 4, "the stale report did not win");
     }
 }

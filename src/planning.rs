@@ -373,6 +373,7 @@ mod tests {
             Policy::REALLOCATION,
         );
         let order = Order {
+            progress: Default::default(),
             order_id: "O-1".into(),
             created_at: Timestamp(1_790_000_000_000),
             channel: "web".into(),

@@ -36,6 +36,7 @@ fn events() -> Vec<Event> {
             out.push(Event {
                 event_id: format!("s-{i}-{j}"),
                 payload: EventPayload::Shipment(Shipment {
+                    tracking: Default::default(),
                     shipment_id: format!("S{i}{j}"),
                     carrier: "XPO".into(),
                     origin: "ATL".into(),
@@ -164,6 +165,7 @@ async fn large_calls_with_repeated_ids_agree_across_backends() {
         Event {
             event_id: format!("e-{}", n % 700),
             payload: EventPayload::Shipment(Shipment {
+                tracking: Default::default(),
                 shipment_id: format!("S{n}"),
                 carrier: carriers[(n % 3) as usize].into(),
                 origin: "ATL".into(),
@@ -214,6 +216,7 @@ fn leg_state(event_id: &str, shipment_id: &str, carrier: &str, delivered: bool) 
     let event = Event {
         event_id: event_id.into(),
         payload: EventPayload::Shipment(Shipment {
+            tracking: Default::default(),
             shipment_id: shipment_id.into(),
             carrier: carrier.into(),
             origin: "ATL".into(),
@@ -616,6 +619,7 @@ async fn lifecycle_reports_agree_across_backends() {
         Event {
             event_id: id,
             payload: EventPayload::Shipment(Shipment {
+                tracking: Default::default(),
                 shipment_id: format!("L{n}"),
                 carrier: ["XPO", "UPS"][(n % 2) as usize].into(),
                 origin: "ATL".into(),
@@ -714,6 +718,7 @@ async fn a_stage_redis_forgot_is_counted_again() {
             &Event {
                 event_id: id.into(),
                 payload: EventPayload::Shipment(Shipment {
+                    tracking: Default::default(),
                     shipment_id: "L1".into(),
                     carrier: "XPO".into(),
                     origin: "ATL".into(),
@@ -759,5 +764,122 @@ async fn a_stage_redis_forgot_is_counted_again() {
     assert!(
         (departures().await - 2.0).abs() < 1e-6,
         "a forgotten stage counts again, not skipped on the replica's word"
+    );
+}
+
+/// Orders' steps and carriers' flags, reported step by step through two
+/// replicas and with stale reports among them: both backends count each once,
+/// answer the same outcomes, keep the same records and the same latest states.
+#[tokio::test]
+async fn order_steps_and_carrier_flags_agree_across_backends() {
+    use detour::domain::{Order, OrderPriority, OrderProgress, Tracking};
+    let (url, _redis) = shared_redis();
+    let namespace = unique_namespace("steps");
+    let (redis, replica) = (redis_store(&url, &namespace), redis_store(&url, &namespace));
+    let memory = InMemoryFeatureStore::new(Duration::from_secs(3600));
+    let t = |minutes: i64| Timestamp(1_773_000_000_000 + minutes * 60_000);
+    let order = |id: String, n: i64, steps: i64| Event {
+        event_id: id,
+        payload: EventPayload::Order(Order {
+            order_id: format!("O{n}"),
+            created_at: t(n),
+            channel: "web".into(),
+            site: ["ATL", "DFW"][(n % 2) as usize].into(),
+            destination_region: "JFK".into(),
+            promise_at: t(n + 2880),
+            line_count: 1,
+            units: 1.0,
+            priority: OrderPriority::Standard,
+            outcome: None,
+            progress: {
+                let step = |k: i64| (steps > k).then(|| t(n + 20 * (k + 1)));
+                OrderProgress {
+                    allocated_at: step(0),
+                    released_at: step(1),
+                    picked_at: step(2),
+                    shipped_at: step(3),
+                }
+            },
+        }),
+    };
+    let flag = |id: String, n: i64, reported: i64| Event {
+        event_id: id,
+        payload: EventPayload::Shipment(Shipment {
+            shipment_id: format!("L{n}"),
+            carrier: ["XPO", "UPS"][(n % 2) as usize].into(),
+            origin: "ATL".into(),
+            destination: "JFK".into(),
+            scheduled_departure: t(n),
+            scheduled_arrival: t(n + 300),
+            actual_departure: Some(t(n + 5)),
+            actual_arrival: None,
+            status: ShipmentStatus::InTransit,
+            tracking: Tracking {
+                exception: (n % 3 == 0).then(|| "WEATHER".to_string()),
+                estimated_arrival: Some(t(n + 300 + reported)),
+                reported_at: Some(t(n + reported)),
+            },
+        }),
+    };
+    let settings = FeatureSettings::default();
+    let call = |events: Vec<Event>| as_applied(events.iter().map(|e| updates_for(e, &settings)));
+    let first = call(
+        (0..300)
+            .flat_map(|n| [order(format!("a{n}"), n, 1), order(format!("r{n}"), n, 2)])
+            .chain((0..200).map(|n| flag(format!("f{n}"), n, 60)))
+            .collect(),
+    );
+    let second = call(
+        (0..300)
+            .map(|n| order(format!("s{n}"), n, 4))
+            .chain((0..300).map(|n| order(format!("stale{n}"), n, 1)))
+            .chain((0..200).map(|n| flag(format!("g{n}"), n, 90)))
+            .chain((0..200).map(|n| flag(format!("f{n}-again"), n, 60)))
+            .collect(),
+    );
+    for (store, batch) in [(&redis, &first), (&replica, &second)] {
+        let (a, b) = (
+            store.apply(batch).await.unwrap(),
+            memory.apply(batch).await.unwrap(),
+        );
+        assert_eq!(a, b, "outcomes agree");
+    }
+    let keys = [
+        AggregateKey::site_flow("ATL"),
+        AggregateKey::site_flow("DFW"),
+        AggregateKey::carrier_exceptions("XPO", "JFK"),
+        AggregateKey::exceptions_to("JFK"),
+    ];
+    let (from_redis, from_memory) = (
+        redis.fetch(&keys).await.unwrap(),
+        memory.fetch(&keys).await.unwrap(),
+    );
+    assert_same_counters(&keys, &from_redis, &from_memory);
+    let entities: Vec<EntityKey> = (0..300)
+        .map(|n| EntityKey::Order(format!("O{n}")))
+        .chain((0..200).map(|n| EntityKey::Shipment(format!("L{n}"))))
+        .collect();
+    let request = FetchRequest {
+        records: Vec::new(),
+        lanes: Vec::new(),
+        entities,
+    };
+    let (a, b) = (
+        redis.fetch_all(&request).await.unwrap().entities,
+        memory.fetch_all(&request).await.unwrap().entities,
+    );
+    assert_eq!(a, b, "the same latest states");
+    assert!(
+        a.iter()
+            .take(300)
+            .all(|e| matches!(e, Some(Entity::Order(o)) if o.progress.shipped_at.is_some())),
+        "every order shipped"
+    );
+    assert!(
+        a.iter()
+            .skip(300)
+            .all(|e| matches!(e, Some(Entity::Shipment(s))
+            if s.tracking.reported_at == Some(s.scheduled_departure.plus_minutes(90.0)))),
+        "the later report kept"
     );
 }

@@ -119,6 +119,9 @@ pub fn shipment(message: Option<&pb::Shipment>, at: &str) -> Result<Shipment> {
         actual_departure: time_input(m.actual_departure.as_ref()),
         actual_arrival: time_input(m.actual_arrival.as_ref()),
         status,
+        exception: &m.exception,
+        estimated_arrival: time_input(m.estimated_arrival.as_ref()),
+        reported_at: time_input(m.reported_at.as_ref()),
     })
     .map_err(invalid_at(at))
 }
@@ -148,6 +151,10 @@ pub fn order(message: Option<&pb::Order>, at: &str) -> Result<Order> {
         units: m.units,
         priority,
         outcome,
+        allocated_at: time_input(m.allocated_at.as_ref()),
+        released_at: time_input(m.released_at.as_ref()),
+        picked_at: time_input(m.picked_at.as_ref()),
+        shipped_at: time_input(m.shipped_at.as_ref()),
     })
     .map_err(invalid_at(at))
 }

@@ -6,7 +6,8 @@
 
 use super::validate::{self, FieldError, TimeInput};
 use super::{
-    InventoryPosition, Order, OrderOutcome, OrderPriority, Shipment, ShipmentStatus, SiteSnapshot,
+    InventoryPosition, Order, OrderOutcome, OrderPriority, OrderProgress, Shipment, ShipmentStatus,
+    SiteSnapshot, Tracking,
 };
 
 /// Length of a site snapshot's period when the source does not say.
@@ -39,6 +40,12 @@ pub struct ShipmentFields<'a> {
     pub actual_arrival: TimeInput,
     /// Where the leg stands.
     pub status: ShipmentStatus,
+    /// The carrier's exception reason, a code; empty when none.
+    pub exception: &'a str,
+    /// Optional; not before the scheduled departure.
+    pub estimated_arrival: TimeInput,
+    /// Optional.
+    pub reported_at: TimeInput,
 }
 
 impl Shipment {
@@ -55,7 +62,28 @@ impl Shipment {
             actual_departure: validate::optional_time(f.actual_departure, "actual_departure")?,
             actual_arrival: validate::optional_time(f.actual_arrival, "actual_arrival")?,
             status: f.status,
+            tracking: Tracking {
+                exception: match f.exception {
+                    "" => None,
+                    code => Some(validate::code(code, "exception")?),
+                },
+                estimated_arrival: validate::optional_time(
+                    f.estimated_arrival,
+                    "estimated_arrival",
+                )?,
+                reported_at: validate::optional_time(f.reported_at, "reported_at")?,
+            },
         };
+        if shipment
+            .tracking
+            .estimated_arrival
+            .is_some_and(|eta| eta < shipment.scheduled_departure)
+        {
+            return Err(FieldError::new(
+                "estimated_arrival",
+                "is before scheduled_departure",
+            ));
+        }
         if shipment.scheduled_arrival < shipment.scheduled_departure {
             return Err(FieldError::new(
                 "scheduled_arrival",
@@ -108,6 +136,15 @@ pub struct OrderFields<'a> {
     pub priority: OrderPriority,
     /// `None` while open.
     pub outcome: Option<OrderOutcome>,
+    /// Optional; the steps not before the creation nor before the step
+    /// ahead of them.
+    pub allocated_at: TimeInput,
+    /// Optional.
+    pub released_at: TimeInput,
+    /// Optional.
+    pub picked_at: TimeInput,
+    /// Optional.
+    pub shipped_at: TimeInput,
 }
 
 impl Order {
@@ -125,7 +162,22 @@ impl Order {
             units: validate::quantity(f.units, "units")?,
             priority: f.priority,
             outcome: f.outcome,
+            progress: OrderProgress {
+                allocated_at: validate::optional_time(f.allocated_at, "allocated_at")?,
+                released_at: validate::optional_time(f.released_at, "released_at")?,
+                picked_at: validate::optional_time(f.picked_at, "picked_at")?,
+                shipped_at: validate::optional_time(f.shipped_at, "shipped_at")?,
+            },
         };
+        let mut ahead = ("created_at", order.created_at);
+        for (field, at) in order.progress.steps() {
+            if let Some(at) = at {
+                if at < ahead.1 {
+                    return Err(FieldError::new(field, format!("is before {}", ahead.0)));
+                }
+                ahead = (field, at);
+            }
+        }
         if !(1..=MAX_LINE_COUNT).contains(&order.line_count) {
             return Err(FieldError::new(
                 "line_count",

@@ -181,6 +181,9 @@ fn shipment_fields() -> ShipmentFields<'static> {
         actual_departure: TimeInput::Absent,
         actual_arrival: TimeInput::Absent,
         status: ShipmentStatus::InTransit,
+        exception: "",
+        estimated_arrival: TimeInput::Absent,
+        reported_at: TimeInput::Absent,
     }
 }
 
@@ -223,6 +226,64 @@ fn a_shipment_keeps_its_rules() {
     assert_eq!(error(f).field, "carrier");
 }
 
+#[test]
+fn a_tracking_report_keeps_its_rules() {
+    let mut f = shipment_fields();
+    f.exception = " WEATHER ";
+    f.estimated_arrival = at("2026-03-01T23:00:00Z").into();
+    f.reported_at = at("2026-03-01T12:00:00Z").into();
+    let shipment = Shipment::new(f).unwrap();
+    assert_eq!(shipment.tracking.exception.as_deref(), Some("WEATHER"));
+    let scheduled = shipment.scheduled_arrival;
+    assert!(shipment.tracking.flagged(scheduled, 15.0));
+    let mut quiet = shipment.tracking.clone();
+    quiet.exception = None;
+    assert!(
+        quiet.flagged(scheduled, 15.0),
+        "three hours late is flagged"
+    );
+    quiet.estimated_arrival = Some(scheduled.plus_minutes(10.0));
+    assert!(
+        !quiet.flagged(scheduled, 15.0),
+        "ten minutes is within grace"
+    );
+
+    let error = |fields: ShipmentFields<'_>| Shipment::new(fields).unwrap_err();
+    let mut f = shipment_fields();
+    f.exception = "NO:PE";
+    assert_eq!(error(f).field, "exception");
+    let mut f = shipment_fields();
+    f.estimated_arrival = at("2026-03-01T07:00:00Z").into();
+    assert_eq!(
+        error(f),
+        FieldError::new("estimated_arrival", "is before scheduled_departure")
+    );
+    let mut f = shipment_fields();
+    f.reported_at = TimeInput::rfc3339("noon");
+    assert_eq!(error(f).field, "reported_at");
+}
+
+#[test]
+fn an_orders_steps_keep_their_order() {
+    let mut f = order_fields();
+    f.allocated_at = at("2026-03-20T10:05:00Z").into();
+    f.released_at = at("2026-03-20T11:00:00Z").into();
+    f.shipped_at = at("2026-03-20T15:00:00Z").into();
+    let order = Order::new(f.clone()).unwrap();
+    assert_eq!(order.progress.done(), 3, "picking unreported is allowed");
+    f.picked_at = at("2026-03-20T10:30:00Z").into();
+    assert_eq!(
+        Order::new(f).unwrap_err(),
+        FieldError::new("picked_at", "is before released_at")
+    );
+    let mut f = order_fields();
+    f.released_at = at("2026-03-20T09:00:00Z").into();
+    assert_eq!(
+        Order::new(f).unwrap_err(),
+        FieldError::new("released_at", "is before created_at")
+    );
+}
+
 fn order_fields() -> OrderFields<'static> {
     OrderFields {
         order_id: "O-1",
@@ -235,6 +296,10 @@ fn order_fields() -> OrderFields<'static> {
         units: 3.0,
         priority: OrderPriority::Express,
         outcome: Some(OrderOutcome::Late),
+        allocated_at: TimeInput::Absent,
+        released_at: TimeInput::Absent,
+        picked_at: TimeInput::Absent,
+        shipped_at: TimeInput::Absent,
     }
 }
 

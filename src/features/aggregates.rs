@@ -105,8 +105,8 @@ impl WindowId {
 mod kinds;
 
 pub use kinds::{
-    AggregateKey, AggregateKind, ON_HAND, movement_counters, shipment_counters, site_fields,
-    site_region_counters, slot_counters, slot_fraction, slot_of,
+    AggregateKey, AggregateKind, ON_HAND, flow_counters, movement_counters, shipment_counters,
+    site_fields, site_region_counters, slot_counters, slot_fraction, slot_of,
 };
 
 /// The stored state of one record.
@@ -281,7 +281,10 @@ mod tests {
             | Arrivals
             | SiteHistory
             | OrderNetwork
-            | DepartureSlot => 16,
+            | DepartureSlot
+            | CarrierExceptions
+            | ExceptionsTo
+            | SiteFlow => 19,
         }
     }
 

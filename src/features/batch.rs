@@ -77,6 +77,7 @@ mod tests {
             &Event {
                 event_id: id.into(),
                 payload: EventPayload::Shipment(Shipment {
+                    tracking: Default::default(),
                     shipment_id: "S1".into(),
                     carrier: carrier.into(),
                     origin: "ATL".into(),

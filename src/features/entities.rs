@@ -35,14 +35,16 @@ impl EntityKey {
 
 /// An entity as an event stores it, with the version that orders its states: a
 /// later stage always beats an earlier one (a leg: planned, in transit,
-/// finished; an order: open, finished), so a late re-delivery of an old stage
-/// never overwrites a newer one. Within a stage an order's later creation time
-/// wins, a finished leg's later arrival, and otherwise the report applied last.
+/// finished; an order: open with 0 to 4 of its site's steps done, finished),
+/// so a late re-delivery of an old stage never overwrites a newer one. Within
+/// a stage an order's later creation time wins, a finished leg's later
+/// arrival, an unfinished leg's later carrier report (`reported_at`), and
+/// otherwise the report applied last.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityWrite {
     /// Which entity it is.
     pub key: EntityKey,
-    /// The state's time in milliseconds, plus 1e15 once finished; a stored
+    /// The stage times 1e15 plus the state's time in milliseconds; a stored
     /// state is never replaced by one of a lower version.
     pub version: f64,
     /// The state to store.
@@ -77,7 +79,8 @@ pub fn entity_write(entity: &Entity) -> EntityWrite {
             let at = if stage == 2 {
                 s.actual_arrival.unwrap_or(s.scheduled_departure).0 as f64
             } else {
-                0.0
+                // A carrier's later report of the same stage wins.
+                s.tracking.reported_at.map_or(0.0, |t| t.0 as f64)
             };
             EntityWrite {
                 key: EntityKey::Shipment(s.shipment_id.clone()),
@@ -87,7 +90,13 @@ pub fn entity_write(entity: &Entity) -> EntityWrite {
         }
         Entity::Order(o) => EntityWrite {
             key: EntityKey::Order(o.order_id.clone()),
-            version: f64::from(u8::from(o.outcome.is_some())) * STAGE + o.created_at.0 as f64,
+            // Open with more steps done, then finished.
+            version: f64::from(if o.outcome.is_some() {
+                5
+            } else {
+                o.progress.done()
+            }) * STAGE
+                + o.created_at.0 as f64,
             entity: entity.clone(),
         },
     }

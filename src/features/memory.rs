@@ -277,6 +277,7 @@ mod tests {
             &Event {
                 event_id: format!("e-{i}"),
                 payload: EventPayload::Shipment(Shipment {
+                    tracking: Default::default(),
                     shipment_id: format!("S-{i}"),
                     carrier: format!("C{}", i % 7),
                     origin: format!("O{i}"),

@@ -6,11 +6,11 @@ use crate::domain::{
 };
 
 use super::aggregates::{
-    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOW_COUNT, movement_counters as mc,
-    shipment_counters as sc, site_fields as sf, site_region_counters as src, slot_counters,
-    slot_of,
+    AggregateKey, AggregateUpdate, MAX_GAUGES, WINDOW_COUNT, flow_counters as flow,
+    movement_counters as mc, shipment_counters as sc, site_fields as sf,
+    site_region_counters as src, slot_counters, slot_of,
 };
-use super::entities::{Entity, EntityWrite, LaneCarrier, entity_write};
+use super::entities::{Entity, EntityKey, EntityWrite, LaneCarrier, entity_write};
 
 const COUNTERS: usize = super::aggregates::MAX_COUNTER_FIELDS / WINDOW_COUNT;
 /// Lateness above this counts as this much in the mean-delay features.
@@ -70,20 +70,39 @@ pub fn is_fact_id(id: &str) -> bool {
     id.starts_with(FACT_PREFIX)
 }
 
-/// A stage of a leg's life that counts once per leg.
+/// A stage of a leg's or an order's life that counts once for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Announced: counted in its departure slot.
+    /// A leg announced: counted in its departure slot.
     Planned,
-    /// Left, or cancelled.
+    /// A leg left, or was cancelled.
     Gone,
-    /// Finished: its outcome counted.
+    /// A leg finished: its outcome counted.
     Done,
+    /// A leg flagged by its carrier (an exception, or a late estimate).
+    Flagged,
+    /// An order allocated to its site.
+    Allocated,
+    /// An order released to the floor.
+    Released,
+    /// An order picked.
+    Picked,
+    /// An order shipped from its site.
+    Shipped,
 }
 
 impl Stage {
-    /// Every stage, in the order a leg goes through them.
-    pub const ALL: [Stage; 3] = [Stage::Planned, Stage::Gone, Stage::Done];
+    /// Every stage: a leg's, then an order's.
+    pub const ALL: [Stage; 8] = [
+        Stage::Planned,
+        Stage::Gone,
+        Stage::Done,
+        Stage::Flagged,
+        Stage::Allocated,
+        Stage::Released,
+        Stage::Picked,
+        Stage::Shipped,
+    ];
 
     /// The stage's name in a fact id.
     pub fn name(self) -> &'static str {
@@ -91,6 +110,21 @@ impl Stage {
             Stage::Planned => "planned",
             Stage::Gone => "gone",
             Stage::Done => "done",
+            Stage::Flagged => "flagged",
+            Stage::Allocated => "allocated",
+            Stage::Released => "released",
+            Stage::Picked => "picked",
+            Stage::Shipped => "shipped",
+        }
+    }
+
+    /// The entity whose stage this is, for the id of a leg or an order.
+    pub fn entity(self, id: &str) -> EntityKey {
+        match self {
+            Stage::Planned | Stage::Gone | Stage::Done | Stage::Flagged => {
+                EntityKey::Shipment(id.to_string())
+            }
+            _ => EntityKey::Order(id.to_string()),
         }
     }
 
@@ -99,17 +133,17 @@ impl Stage {
         1 << (self as u8)
     }
 
-    /// The id of this stage's fact for leg `shipment_id`.
-    pub fn fact_id(self, shipment_id: &str) -> String {
-        format!("{FACT_PREFIX}{}:{shipment_id}", self.name())
+    /// The id of this stage's fact for the leg or order `id`.
+    pub fn fact_id(self, id: &str) -> String {
+        format!("{FACT_PREFIX}{}:{id}", self.name())
     }
 }
 
-/// The stage and the leg a fact id names, if it is one.
+/// The stage and the leg's or order's id a fact id names, if it is one.
 pub fn parse_fact_id(id: &str) -> Option<(Stage, &str)> {
-    let (stage, shipment_id) = id.strip_prefix(FACT_PREFIX)?.split_once(':')?;
+    let (stage, entity_id) = id.strip_prefix(FACT_PREFIX)?.split_once(':')?;
     let stage = Stage::ALL.into_iter().find(|s| s.name() == stage)?;
-    Some((stage, shipment_id))
+    Some((stage, entity_id))
 }
 
 /// The stages of one leg that its state shows.
@@ -125,6 +159,10 @@ pub struct LegFacts {
     /// The leg finished: its outcome counts against its carrier, lane,
     /// carrier-lane, origin and destination.
     pub done: Option<(Timestamp, Fact)>,
+    /// Its carrier flagged it (an exception, or an estimated arrival past the
+    /// grace): it counts in the carrier's exceptions towards its destination
+    /// and in every carrier's, at the report's time (`None`: when received).
+    pub flagged: Option<(Option<Timestamp>, Fact)>,
 }
 
 /// The stages a shipment's state shows, each with the time it happened.
@@ -195,7 +233,43 @@ pub fn leg_facts(shipment: &Shipment, settings: &FeatureSettings) -> LegFacts {
         }
         (outcome.known_at, updates)
     });
+    let flagged = shipment
+        .tracking
+        .flagged(shipment.scheduled_arrival, settings.sla_grace_minutes)
+        .then(|| {
+            let reported = shipment.tracking.reported_at;
+            // Unreported, the latest time the leg itself shows; a live
+            // report counts when received instead (`updates_received`).
+            let at = reported
+                .or(shipment.actual_departure)
+                .unwrap_or(shipment.scheduled_departure)
+                .as_secs_f64();
+            let late_minutes = shipment.tracking.estimated_arrival.map_or(0.0, |eta| {
+                eta.hours_since(shipment.scheduled_arrival) * 60.0
+            });
+            let increments = movement(late_minutes, settings);
+            let update = |key| AggregateUpdate {
+                key,
+                at,
+                increments,
+                gauges: None,
+            };
+            (
+                reported,
+                Fact {
+                    id: id(Stage::Flagged),
+                    updates: vec![
+                        update(AggregateKey::carrier_exceptions(
+                            &shipment.carrier,
+                            destination,
+                        )),
+                        update(AggregateKey::exceptions_to(destination)),
+                    ],
+                },
+            )
+        });
     LegFacts {
+        flagged,
         planned: planned_fact,
         gone: gone_fact.map(|(at, updates)| {
             (
@@ -277,6 +351,17 @@ pub fn updates_received(
     }
     // A fact left with nothing to count needs no id either.
     out.facts.retain(|fact| !fact.updates.is_empty());
+    // A carrier's report that does not say when it was made counts now.
+    if let EventPayload::Shipment(shipment) = &event.payload
+        && shipment.tracking.reported_at.is_none()
+    {
+        let flagged = Stage::Flagged.fact_id(&shipment.shipment_id);
+        for fact in out.facts.iter_mut().filter(|f| f.id == flagged) {
+            for update in &mut fact.updates {
+                update.at = latest;
+            }
+        }
+    }
     let facts = out.facts.iter_mut().flat_map(|f| f.updates.iter_mut());
     for update in out.updates.iter_mut().chain(facts) {
         update.at = update.at.min(latest);
@@ -293,9 +378,13 @@ pub fn updates_for(event: &Event, settings: &FeatureSettings) -> EventUpdates {
             facts.push(leg.planned);
             facts.extend(leg.gone.map(|(_, fact)| fact));
             facts.extend(leg.done.map(|(_, fact)| fact));
+            facts.extend(leg.flagged.map(|(_, fact)| fact));
             Vec::new()
         }
-        EventPayload::Order(order) => order_updates(order),
+        EventPayload::Order(order) => {
+            facts.extend(order_facts(order).into_iter().map(|(_, fact)| fact));
+            order_updates(order)
+        }
         EventPayload::Site(snapshot) => vec![snapshot_update(snapshot)],
         EventPayload::Inventory(position) => vec![AggregateUpdate {
             key: AggregateKey::inventory(&position.site, &position.sku),
@@ -367,6 +456,39 @@ pub fn order_updates(order: &Order) -> Vec<AggregateUpdate> {
         None => vec![order_created_update(order)],
         Some(outcome) => order_outcome_updates(order, outcome).to_vec(),
     }
+}
+
+/// The steps a site took an order through, each a fact counted once per order
+/// in the site's flow at the step's time.
+pub fn order_facts(order: &Order) -> Vec<(Timestamp, Fact)> {
+    let steps = [
+        (
+            Stage::Allocated,
+            order.progress.allocated_at,
+            flow::ALLOCATED,
+        ),
+        (Stage::Released, order.progress.released_at, flow::RELEASED),
+        (Stage::Picked, order.progress.picked_at, flow::PICKED),
+        (Stage::Shipped, order.progress.shipped_at, flow::SHIPPED),
+    ];
+    steps
+        .into_iter()
+        .filter_map(|(stage, at, counter)| {
+            let at = at?;
+            let mut increments = [0.0; COUNTERS];
+            increments[counter] = 1.0;
+            let fact = Fact {
+                id: stage.fact_id(&order.order_id),
+                updates: vec![AggregateUpdate {
+                    key: AggregateKey::site_flow(&order.site),
+                    at: at.as_secs_f64(),
+                    increments,
+                    gauges: None,
+                }],
+            };
+            Some((at, fact))
+        })
+        .collect()
 }
 
 /// A new order adds to its site's demand at its creation time.
@@ -473,6 +595,7 @@ mod tests {
         Event {
             event_id: "e".into(),
             payload: EventPayload::Order(Order {
+                progress: Default::default(),
                 order_id: "O".into(),
                 created_at: Timestamp(1_000 * 3_600_000),
                 channel: "web".into(),

@@ -120,6 +120,7 @@ fn network(serves: &[bool], site_lanes: &[bool], seed: u64) -> Network {
 
 fn shipment(carrier: &str) -> Shipment {
     Shipment {
+        tracking: Default::default(),
         shipment_id: "S-1".into(),
         carrier: carrier.into(),
         origin: "S0".into(),
@@ -134,6 +135,7 @@ fn shipment(carrier: &str) -> Shipment {
 
 fn order(site: &str) -> Order {
     Order {
+        progress: Default::default(),
         order_id: "O-1".into(),
         created_at: Timestamp(1_780_000_000_000),
         channel: "web".into(),

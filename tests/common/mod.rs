@@ -226,6 +226,9 @@ pub fn shipment(
         ),
     };
     pb::Shipment {
+        estimated_arrival: Default::default(),
+        exception: Default::default(),
+        reported_at: Default::default(),
         shipment_id: id.to_string(),
         carrier: carrier.to_string(),
         origin: origin.to_string(),
@@ -247,6 +250,10 @@ pub fn shipment_event(event_id: &str, shipment: pb::Shipment) -> pb::Event {
 
 pub fn order(id: &str, site: &str) -> pb::Order {
     pb::Order {
+        shipped_at: Default::default(),
+        allocated_at: Default::default(),
+        picked_at: Default::default(),
+        released_at: Default::default(),
         order_id: id.to_string(),
         created_at: ts("2026-03-20T10:00:00Z"),
         channel: "web".into(),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 const EXAMPLES: usize = 5;
 
 /// One row of `shipments.csv`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ShipmentRow {
     pub shipment_id: String,
     pub carrier: String,
@@ -31,10 +31,17 @@ pub struct ShipmentRow {
     #[serde(default)]
     pub actual_arrival: String,
     pub status: String,
+    /// The carrier's last tracking report, when the export has one.
+    #[serde(default)]
+    pub exception: String,
+    #[serde(default)]
+    pub estimated_arrival: String,
+    #[serde(default)]
+    pub reported_at: String,
 }
 
 /// One row of `orders.csv`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OrderRow {
     pub order_id: String,
     pub created_at: String,
@@ -49,6 +56,15 @@ pub struct OrderRow {
     pub priority: String,
     #[serde(default)]
     pub outcome: String,
+    /// The site's steps, when the export has them.
+    #[serde(default)]
+    pub allocated_at: String,
+    #[serde(default)]
+    pub released_at: String,
+    #[serde(default)]
+    pub picked_at: String,
+    #[serde(default)]
+    pub shipped_at: String,
 }
 
 /// One row of `site_metrics.csv`.
@@ -126,6 +142,9 @@ pub fn read_shipments(path: &Path) -> anyhow::Result<(Vec<Shipment>, FileReport)
             actual_departure: TimeInput::rfc3339(&row.actual_departure),
             actual_arrival: TimeInput::rfc3339(&row.actual_arrival),
             status,
+            exception: &row.exception,
+            estimated_arrival: TimeInput::rfc3339(&row.estimated_arrival),
+            reported_at: TimeInput::rfc3339(&row.reported_at),
         })?;
         Ok((shipment.shipment_id.clone(), shipment))
     })
@@ -169,6 +188,10 @@ pub fn read_orders(path: &Path) -> anyhow::Result<(Vec<Order>, FileReport)> {
             units: number(&row.units, "units")?,
             priority,
             outcome,
+            allocated_at: TimeInput::rfc3339(&row.allocated_at),
+            released_at: TimeInput::rfc3339(&row.released_at),
+            picked_at: TimeInput::rfc3339(&row.picked_at),
+            shipped_at: TimeInput::rfc3339(&row.shipped_at),
         })?;
         Ok((order.order_id.clone(), order))
     })

@@ -393,6 +393,7 @@ mod tests {
 
     fn late_shipment(id: &str, departure: i64, arrival: i64) -> Shipment {
         Shipment {
+            tracking: Default::default(),
             shipment_id: id.into(),
             carrier: "XPO".into(),
             origin: "ATL".into(),

@@ -16,6 +16,9 @@ pub fn shipment() -> impl Strategy<Value = pb::Shipment> {
         .prop_map(
             |((shipment_id, carrier, origin, destination), (sd, sa, ad, aa), status)| {
                 pb::Shipment {
+                    estimated_arrival: Default::default(),
+                    exception: Default::default(),
+                    reported_at: Default::default(),
                     shipment_id,
                     carrier,
                     origin,
@@ -46,6 +49,10 @@ pub fn order() -> impl Strategy<Value = pb::Order> {
                 (order_id, created_at, channel, site, destination_region, promise_at),
                 (line_count, units, priority, outcome),
             )| pb::Order {
+                shipped_at: Default::default(),
+                allocated_at: Default::default(),
+                picked_at: Default::default(),
+                released_at: Default::default(),
                 order_id,
                 created_at,
                 channel,

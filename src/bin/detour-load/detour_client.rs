@@ -68,6 +68,10 @@ impl Requests {
                 let site = &network.sites[i % network.sites.len()].code;
                 let region = &network.regions[(i * 31) % network.regions.len().max(1)].code;
                 pb::Order {
+                    shipped_at: Default::default(),
+                    allocated_at: Default::default(),
+                    picked_at: Default::default(),
+                    released_at: Default::default(),
                     order_id: format!("LO{i}"),
                     created_at: "2026-09-01T10:00:00Z".parse().ok(),
                     channel: "web".into(),

@@ -43,6 +43,15 @@ pub enum AggregateKind {
     /// Legs scheduled to leave one location within one slot of
     /// [`SLOT_MINUTES`]: how many were planned, and how many have gone.
     DepartureSlot,
+    /// Legs of one carrier bound for one location that the carrier flagged
+    /// (an exception, or an estimated arrival past the grace), by when.
+    CarrierExceptions,
+    /// Legs bound for one location flagged by their carriers, over all
+    /// carriers.
+    ExceptionsTo,
+    /// The steps a site took its orders through, by when: allocated,
+    /// released, picked, shipped.
+    SiteFlow,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -105,6 +114,18 @@ pub mod movement_counters {
     pub const DELAY_MINUTES: usize = 2;
 }
 
+/// Counters of a site's flow of orders: each step counted when it happened.
+pub mod flow_counters {
+    /// Orders allocated to the site.
+    pub const ALLOCATED: usize = 0;
+    /// Orders released to the floor.
+    pub const RELEASED: usize = 1;
+    /// Orders picked.
+    pub const PICKED: usize = 2;
+    /// Orders shipped from the site.
+    pub const SHIPPED: usize = 3;
+}
+
 /// Counters of slots.
 pub mod slot_counters {
     /// Legs announced for the slot.
@@ -138,6 +159,9 @@ impl AggregateKind {
             AggregateKind::SiteHistory => "site_history",
             AggregateKind::OrderNetwork => "order_network",
             AggregateKind::DepartureSlot => "departure_slot",
+            AggregateKind::CarrierExceptions => "carrier_exceptions",
+            AggregateKind::ExceptionsTo => "exceptions_to",
+            AggregateKind::SiteFlow => "site_flow",
         }
     }
 
@@ -165,6 +189,12 @@ impl AggregateKind {
             | AggregateKind::CarrierNetworkDepartures
             | AggregateKind::DeparturesTo => &["departed", "late", "delay_min"],
             AggregateKind::Arrivals => &["arrived", "late", "delay_min"],
+            // Flagged legs; those expected later than the grace; the minutes
+            // expected late.
+            AggregateKind::CarrierExceptions | AggregateKind::ExceptionsTo => {
+                &["flagged", "late", "delay_min"]
+            }
+            AggregateKind::SiteFlow => &["allocated", "released", "picked", "shipped"],
             AggregateKind::DepartureSlot => &["planned", "gone"],
             AggregateKind::Inventory => &[],
         }
@@ -177,7 +207,10 @@ impl AggregateKind {
             | AggregateKind::CarrierDepartures
             | AggregateKind::CarrierNetworkDepartures
             | AggregateKind::DeparturesTo
-            | AggregateKind::Arrivals => &DEPARTURE_WINDOWS,
+            | AggregateKind::Arrivals
+            | AggregateKind::CarrierExceptions
+            | AggregateKind::ExceptionsTo
+            | AggregateKind::SiteFlow => &DEPARTURE_WINDOWS,
             AggregateKind::SiteRegion
             | AggregateKind::SiteHistory
             | AggregateKind::OrderNetwork => &PAIR_WINDOWS,
@@ -214,7 +247,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 16] = [
+    pub const ALL: [AggregateKind; 19] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -231,6 +264,9 @@ impl AggregateKind {
         AggregateKind::SiteHistory,
         AggregateKind::OrderNetwork,
         AggregateKind::DepartureSlot,
+        AggregateKind::CarrierExceptions,
+        AggregateKind::ExceptionsTo,
+        AggregateKind::SiteFlow,
     ];
 
     /// Gauge names, in index order.
@@ -312,6 +348,18 @@ impl AggregateKey {
     /// The record of legs that arrived at `location`.
     pub fn arrivals(location: &str) -> Self {
         Self::of(AggregateKind::Arrivals, &[location])
+    }
+    /// The record of `carrier`'s legs bound for `location` that it flagged.
+    pub fn carrier_exceptions(carrier: &str, location: &str) -> Self {
+        Self::of(AggregateKind::CarrierExceptions, &[carrier, location])
+    }
+    /// The record of legs bound for `location` flagged by their carriers.
+    pub fn exceptions_to(location: &str) -> Self {
+        Self::of(AggregateKind::ExceptionsTo, &[location])
+    }
+    /// The record of the steps `site` took its orders through.
+    pub fn site_flow(site: &str) -> Self {
+        Self::of(AggregateKind::SiteFlow, &[site])
     }
     /// The slot of legs scheduled to leave `location` in slot number `slot`
     /// (see [`slot_of`]).

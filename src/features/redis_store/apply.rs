@@ -11,7 +11,6 @@ use redis::{ErrorKind, ServerErrorKind};
 use super::RedisFeatureStore;
 use super::codec::{encode_entity, encode_record};
 use super::keys::{BUCKETS, unix_now};
-use crate::features::EntityKey;
 use crate::features::aggregates::{AggregateKind, MAX_COUNTER_FIELDS, MAX_GAUGES, WINDOW_COUNT};
 use crate::features::batch::Folded;
 use crate::features::updates::{is_fact_id, parse_fact_id};
@@ -158,9 +157,9 @@ impl RedisFeatureStore {
         let mut masks = vec![0u8; fields.len()];
         for &i in chunk.fresh.iter().chain(&chunk.seen) {
             let id = &events[i].event_id;
-            let (stage, shipment_id) = parse_fact_id(id)
+            let (stage, entity_id) = parse_fact_id(id)
                 .ok_or_else(|| FeatureError::corrupt(format!("fact id {id:?}")))?;
-            let field = EntityKey::Shipment(shipment_id.to_string()).suffix();
+            let field = stage.entity(entity_id).suffix();
             let leg = match field_at.get(&field) {
                 Some(&leg) => leg,
                 None => {

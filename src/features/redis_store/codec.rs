@@ -202,6 +202,7 @@ mod tests {
     fn shipment_write() -> EntityWrite {
         let departure = Timestamp(1_773_000_000_000);
         entity_write(&Entity::Shipment(Shipment {
+            tracking: Default::default(),
             shipment_id: "S-1".into(),
             carrier: "XPO".into(),
             origin: "ATL".into(),

@@ -58,6 +58,7 @@ fn the_whole_history_naive_counts_outcomes_known_before_the_decision() {
     // earlier), arriving `late` minutes late, or cancelled (known at its
     // departure).
     let leg = |carrier: &str, arrived: i64, late: Option<i64>| Shipment {
+        tracking: Default::default(),
         shipment_id: format!("{carrier}{arrived}"),
         carrier: carrier.into(),
         origin: "O".into(),
@@ -382,6 +383,7 @@ fn the_naive_policies_smooth_with_the_features_prior() {
     // legs known before 10 h.
     let hour = 3_600_000;
     let leg = |id: &str, arrived: i64, late: i64| Shipment {
+        tracking: Default::default(),
         shipment_id: id.into(),
         carrier: "A".into(),
         origin: "O".into(),

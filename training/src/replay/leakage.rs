@@ -41,6 +41,7 @@ fn disrupted_history(days: i64, departures_after_outcomes: bool) -> History {
                 left
             };
             shipments.push(Shipment {
+                tracking: Default::default(),
                 shipment_id: format!("L{day}-{slot}"),
                 carrier: if slot % 2 == 0 { "XPO" } else { "UPS" }.into(),
                 origin: "ATL".into(),

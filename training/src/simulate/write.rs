@@ -84,6 +84,7 @@ impl Writers {
             units: order.units.to_string(),
             priority: if order.express { "express" } else { "standard" }.into(),
             outcome: outcome.unwrap_or("").into(),
+            ..OrderRow::default()
         })?;
         Ok(())
     }
@@ -124,6 +125,7 @@ impl Writers {
             actual_departure: time(shipment.actual_departure),
             actual_arrival: time(shipment.actual_arrival),
             status: shipment.status.into(),
+            ..ShipmentRow::default()
         })?;
         Ok(())
     }
