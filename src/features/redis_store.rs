@@ -21,10 +21,13 @@
 //! | `{ns}:departures_to:{location}` | record | the same, for legs bound for a location |
 //! | `{ns}:arrivals:{location}` | record | legs that arrived at a location, and how late |
 //! | `{ns}:departure_slot:{location}:{slot}` | record, 10-day TTL from its last write | legs due to leave in one half-hour slot (number since the epoch): planned, and gone |
-//! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events, and of the leg stages (facts), applied in one time bucket (dedupe) |
-//! | `{ns}:entities:{bucket}` | hash, expires whole | field `shipment:{id}` or `order:{id}`: the state of an ingested shipment or order written in one time bucket — its version (a little-endian double), then its JSON; the newest version over the live buckets is the entity |
+//! | `{ns}:carrier_exceptions:{carrier}:{location}` | record | legs of a carrier bound for a location that it flagged (an exception, or an estimated arrival past the grace), and how late it expects them, over 1 h, 3 h and a day |
+//! | `{ns}:exceptions_to:{location}` | record | the same, over all carriers |
+//! | `{ns}:site_flow:{site}` | record | a site's orders allocated, released, picked and shipped, over 1 h, 3 h and a day |
+//! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events applied in one time bucket (dedupe) |
+//! | `{ns}:entities:{bucket}` | hash, expires whole | field `shipment:{id}` or `order:{id}`: the state of an ingested shipment or order written in one time bucket — its version and the bit mask of its stages counted (two little-endian doubles), then its JSON (none: only stages were counted); the newest version over the live buckets is the entity, and its stages counted are those of every live bucket |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |
-//! | `{ns}:refused:{…}` | string, 60 s TTL | an ingest round in which a chunk held an id seen before: the chunks after it wait for the retry |
+//! | `{ns}:refused:{…}` | string, 60 s TTL | an ingest round in which a chunk held an id seen before or a wrong belief about a stage: the chunks after it wait for the retry |
 //!
 //! A record is a string of 8-byte little-endian IEEE-754 doubles, in the order
 //! of [`super::aggregates::field_names`]: `t` (counter clock, epoch seconds), every

@@ -588,7 +588,11 @@ mod tests {
         assert_eq!(parse_fact_id("done:S-1"), None);
         assert_eq!(parse_fact_id("\u{1f}lost:S-1"), None);
         let bits: Vec<u8> = Stage::ALL.iter().map(|s| s.bit()).collect();
-        assert_eq!(bits, [1, 2, 4]);
+        assert_eq!(
+            bits,
+            [1, 2, 4, 8, 16, 32, 64, 128],
+            "one bit each, in a byte"
+        );
     }
 
     fn order(outcome: Option<OrderOutcome>) -> Event {

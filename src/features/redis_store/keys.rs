@@ -146,6 +146,12 @@ mod tests {
             (AggregateKey::arrivals("JFK"), "ns:arrivals:JFK"),
             (AggregateKey::site_history("ATL"), "ns:site_history:ATL"),
             (AggregateKey::order_network(), "ns:order_network:all"),
+            (
+                AggregateKey::carrier_exceptions("XPO", "JFK"),
+                "ns:carrier_exceptions:XPO:JFK",
+            ),
+            (AggregateKey::exceptions_to("JFK"), "ns:exceptions_to:JFK"),
+            (AggregateKey::site_flow("ATL"), "ns:site_flow:ATL"),
         ];
         let kinds: std::collections::HashSet<_> = expected.iter().map(|(k, _)| k.kind).collect();
         assert_eq!(kinds.len(), every_kind().len(), "every kind is checked");
