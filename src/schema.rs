@@ -166,6 +166,11 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     def("destination_bound_late_departure_share_3h", "share"),
     def("destination_late_arrival_share_3h", "share"),
     def("destination_mean_arrival_delay_3h", "minutes"),
+    record_def("carrier_lane_failure_rate_all_light", "share"),
+    record_def("carrier_lane_failure_rate_all", "share"),
+    option_def("carrier_lane_volume_all_log", "ln(1+shipments)"),
+    record_def("carrier_failure_rate_all", "share"),
+    def("lane_failure_rate_all", "share"),
 ];
 
 /// Inputs of the order-fallout family, in order.

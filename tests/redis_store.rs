@@ -823,6 +823,9 @@ async fn order_steps_and_carrier_flags_agree_across_backends() {
     };
     let settings = FeatureSettings::default();
     let call = |events: Vec<Event>| as_applied(events.iter().map(|e| updates_for(e, &settings)));
+    // Call 0: the orders as created, before any step: stored with no stage
+    // counted, which the steps that follow must find so.
+    let created = call((0..300).map(|n| order(format!("c{n}"), n, 0)).collect());
     let first = call(
         (0..300)
             .flat_map(|n| [order(format!("a{n}"), n, 1), order(format!("r{n}"), n, 2)])
@@ -837,7 +840,7 @@ async fn order_steps_and_carrier_flags_agree_across_backends() {
             .chain((0..200).map(|n| flag(format!("f{n}-again"), n, 60)))
             .collect(),
     );
-    for (store, batch) in [(&redis, &first), (&replica, &second)] {
+    for (store, batch) in [(&redis, &created), (&redis, &first), (&replica, &second)] {
         let (a, b) = (
             store.apply(batch).await.unwrap(),
             memory.apply(batch).await.unwrap(),

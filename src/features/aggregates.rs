@@ -284,7 +284,10 @@ mod tests {
             | DepartureSlot
             | CarrierExceptions
             | ExceptionsTo
-            | SiteFlow => 19,
+            | SiteFlow
+            | CarrierLaneHistory
+            | LaneHistory
+            | CarrierHistory => 22,
         }
     }
 

@@ -89,15 +89,20 @@ pub fn order_keys(order: &Order) -> [AggregateKey; ORDER_KEYS] {
 pub const ORDER_KEYS: usize = 5;
 /// Pseudo-orders that pull a site's long record towards the network's.
 const SITE_SHRINKAGE: f64 = 10.0;
+/// Pseudo-shipments that pull a lane's or a carrier's long record towards the
+/// prior.
+const LANE_SHRINKAGE: f64 = 10.0;
 /// Pseudo-orders that pull a site-region pair's long record towards its
 /// site's: lightly (the pair's own record, barely smoothed) and heavily (the
 /// pair's record trusted only once it holds tens of orders). The model sees
 /// both and the pair's volume, and so learns from the data how far to trust a
-/// pair seen a few times a year.
+/// pair seen a few times a year. A carrier-lane's long record is shrunk
+/// towards its lane's the same way.
 const PAIR_SHRINKAGE: [f64; 2] = [1.0, 20.0];
 
 /// A long record's rate, shrunk towards `prior` by `weight` pseudo-counts;
-/// `prior` itself when the record is absent and NaN when unreadable.
+/// `prior` itself when the record is absent and NaN when unreadable. The
+/// denominator is counter 0, finished orders or shipments alike.
 fn long_rate(
     lookup: Lookup<'_>,
     numerator: usize,
@@ -111,6 +116,7 @@ fn long_rate(
         Some(None) => prior,
         Some(Some(r)) => {
             let hits = r.counter(numerator, window, t);
+            const _: () = assert!(src::DONE == sc::DONE, "one denominator for both");
             let total = r.counter(src::DONE, window, t);
             (hits + weight * prior) / (total + weight)
         }

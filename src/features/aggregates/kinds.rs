@@ -52,6 +52,12 @@ pub enum AggregateKind {
     /// The steps a site took its orders through, by when: allocated,
     /// released, picked, shipped.
     SiteFlow,
+    /// Shipments of one carrier on one lane, over a year and all time.
+    CarrierLaneHistory,
+    /// Shipments on one lane over all carriers, over a year and all time.
+    LaneHistory,
+    /// Shipments of one carrier over all lanes, over a year and all time.
+    CarrierHistory,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -162,6 +168,9 @@ impl AggregateKind {
             AggregateKind::CarrierExceptions => "carrier_exceptions",
             AggregateKind::ExceptionsTo => "exceptions_to",
             AggregateKind::SiteFlow => "site_flow",
+            AggregateKind::CarrierLaneHistory => "carrier_lane_history",
+            AggregateKind::LaneHistory => "lane_history",
+            AggregateKind::CarrierHistory => "carrier_history",
         }
     }
 
@@ -172,7 +181,10 @@ impl AggregateKind {
             | AggregateKind::Lane
             | AggregateKind::CarrierLane
             | AggregateKind::Origin
-            | AggregateKind::Destination => &["done", "failed", "cancelled", "delay_min"],
+            | AggregateKind::Destination
+            | AggregateKind::CarrierLaneHistory
+            | AggregateKind::LaneHistory
+            | AggregateKind::CarrierHistory => &["done", "failed", "cancelled", "delay_min"],
             AggregateKind::Site => &[
                 "orders",
                 "orders_done",
@@ -213,7 +225,10 @@ impl AggregateKind {
             | AggregateKind::SiteFlow => &DEPARTURE_WINDOWS,
             AggregateKind::SiteRegion
             | AggregateKind::SiteHistory
-            | AggregateKind::OrderNetwork => &PAIR_WINDOWS,
+            | AggregateKind::OrderNetwork
+            | AggregateKind::CarrierLaneHistory
+            | AggregateKind::LaneHistory
+            | AggregateKind::CarrierHistory => &PAIR_WINDOWS,
             AggregateKind::DepartureSlot => &SLOT_WINDOWS,
             _ => &WINDOWS,
         }
@@ -247,7 +262,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 19] = [
+    pub const ALL: [AggregateKind; 22] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -267,6 +282,9 @@ impl AggregateKind {
         AggregateKind::CarrierExceptions,
         AggregateKind::ExceptionsTo,
         AggregateKind::SiteFlow,
+        AggregateKind::CarrierLaneHistory,
+        AggregateKind::LaneHistory,
+        AggregateKind::CarrierHistory,
     ];
 
     /// Gauge names, in index order.
@@ -356,6 +374,21 @@ impl AggregateKey {
     /// The record of legs bound for `location` flagged by their carriers.
     pub fn exceptions_to(location: &str) -> Self {
         Self::of(AggregateKind::ExceptionsTo, &[location])
+    }
+    /// The long record of one carrier on one lane.
+    pub fn carrier_lane_history(carrier: &str, origin: &str, destination: &str) -> Self {
+        Self::of(
+            AggregateKind::CarrierLaneHistory,
+            &[carrier, origin, destination],
+        )
+    }
+    /// The long record of one lane over all carriers.
+    pub fn lane_history(origin: &str, destination: &str) -> Self {
+        Self::of(AggregateKind::LaneHistory, &[origin, destination])
+    }
+    /// The long record of one carrier over all lanes.
+    pub fn carrier_history(carrier: &str) -> Self {
+        Self::of(AggregateKind::CarrierHistory, &[carrier])
     }
     /// The record of the steps `site` took its orders through.
     pub fn site_flow(site: &str) -> Self {

@@ -130,7 +130,9 @@ for e = 1, nent do fields[e] = ARGV[entities_at + 2 * (e - 1)] end
 -- The mask of stages counted in a stored entity.
 local function mask_of(value)
   if #value < 16 or string.sub(value, 9, 9) == '{' then return 0 end
-  return struct.unpack('<d', value, 9)
+  -- struct.unpack also returns the position after the value: drop it.
+  local mask = struct.unpack('<d', value, 9)
+  return mask
 end
 -- The value with its mask replaced by `mask`.
 local function with_mask(value, mask)
