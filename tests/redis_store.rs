@@ -403,7 +403,7 @@ async fn keys_are_namespaced_and_documented() {
     for expected in [
         "carrier:XPO",
         "lane:ATL:JFK",
-        "carrier_lane:XPO:ATL:BOS",
+        "carrier_lane_shipments:XPO:ATL:BOS",
         "site:ATL",
     ] {
         assert!(

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `{ns}:carrier:{carrier}` | record | shipment outcome counters of a carrier |
 //! | `{ns}:lane:{origin}:{destination}` | record | the same, for a lane over all carriers |
-//! | `{ns}:carrier_lane:{carrier}:{origin}:{destination}` | record | the same, per carrier-lane |
+//! | `{ns}:carrier_lane_shipments:{carrier}:{origin}:{destination}` | record | the same, per carrier-lane, over all time, 7 and 28 days |
 //! | `{ns}:site:{site}` | record | order counters and the latest snapshot gauges of a site |
 //! | `{ns}:inventory:{site}:{sku}` | record | units on hand (gauge) |
 //! | `{ns}:origin:{location}` | record | shipment outcome counters of everything leaving a location |

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use super::{
-    DEPARTURE_WINDOWS, PAIR_WINDOWS, SLOT_MINUTES, SLOT_WINDOWS, WINDOW_COUNT, WINDOWS, Window,
+    CARRIER_LANE_WINDOWS, DEPARTURE_WINDOWS, PAIR_WINDOWS, SLOT_MINUTES, SLOT_WINDOWS,
+    WINDOW_COUNT, WINDOWS, Window,
 };
 
 /// What a record is about.
@@ -52,8 +53,6 @@ pub enum AggregateKind {
     /// The steps a site took its orders through, by when: allocated,
     /// released, picked, shipped.
     SiteFlow,
-    /// Shipments of one carrier on one lane, over a year and all time.
-    CarrierLaneHistory,
     /// Shipments on one lane over all carriers, over a year and all time.
     LaneHistory,
     /// Shipments of one carrier over all lanes, over a year and all time.
@@ -149,7 +148,9 @@ impl AggregateKind {
         match self {
             AggregateKind::Carrier => "carrier",
             AggregateKind::Lane => "lane",
-            AggregateKind::CarrierLane => "carrier_lane",
+            // Renamed when its first window became all time (was a day), so
+            // records an earlier build wrote are not misread.
+            AggregateKind::CarrierLane => "carrier_lane_shipments",
             AggregateKind::Site => "site",
             AggregateKind::Inventory => "inventory",
             AggregateKind::Origin => "origin",
@@ -168,7 +169,6 @@ impl AggregateKind {
             AggregateKind::CarrierExceptions => "carrier_exceptions",
             AggregateKind::ExceptionsTo => "exceptions_to",
             AggregateKind::SiteFlow => "site_flow",
-            AggregateKind::CarrierLaneHistory => "carrier_lane_history",
             AggregateKind::LaneHistory => "lane_history",
             AggregateKind::CarrierHistory => "carrier_history",
         }
@@ -182,7 +182,6 @@ impl AggregateKind {
             | AggregateKind::CarrierLane
             | AggregateKind::Origin
             | AggregateKind::Destination
-            | AggregateKind::CarrierLaneHistory
             | AggregateKind::LaneHistory
             | AggregateKind::CarrierHistory => &["done", "failed", "cancelled", "delay_min"],
             AggregateKind::Site => &[
@@ -226,9 +225,9 @@ impl AggregateKind {
             AggregateKind::SiteRegion
             | AggregateKind::SiteHistory
             | AggregateKind::OrderNetwork
-            | AggregateKind::CarrierLaneHistory
             | AggregateKind::LaneHistory
             | AggregateKind::CarrierHistory => &PAIR_WINDOWS,
+            AggregateKind::CarrierLane => &CARRIER_LANE_WINDOWS,
             AggregateKind::DepartureSlot => &SLOT_WINDOWS,
             _ => &WINDOWS,
         }
@@ -262,7 +261,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 22] = [
+    pub const ALL: [AggregateKind; 21] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -282,7 +281,6 @@ impl AggregateKind {
         AggregateKind::CarrierExceptions,
         AggregateKind::ExceptionsTo,
         AggregateKind::SiteFlow,
-        AggregateKind::CarrierLaneHistory,
         AggregateKind::LaneHistory,
         AggregateKind::CarrierHistory,
     ];
@@ -374,13 +372,6 @@ impl AggregateKey {
     /// The record of legs bound for `location` flagged by their carriers.
     pub fn exceptions_to(location: &str) -> Self {
         Self::of(AggregateKind::ExceptionsTo, &[location])
-    }
-    /// The long record of one carrier on one lane.
-    pub fn carrier_lane_history(carrier: &str, origin: &str, destination: &str) -> Self {
-        Self::of(
-            AggregateKind::CarrierLaneHistory,
-            &[carrier, origin, destination],
-        )
     }
     /// The long record of one lane over all carriers.
     pub fn lane_history(origin: &str, destination: &str) -> Self {

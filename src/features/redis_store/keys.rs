@@ -116,7 +116,7 @@ mod tests {
             (AggregateKey::lane("ATL", "JFK"), "ns:lane:ATL:JFK"),
             (
                 AggregateKey::carrier_lane("XPO", "ATL", "JFK"),
-                "ns:carrier_lane:XPO:ATL:JFK",
+                "ns:carrier_lane_shipments:XPO:ATL:JFK",
             ),
             (AggregateKey::site("ATL"), "ns:site:ATL"),
             (
@@ -152,10 +152,6 @@ mod tests {
             ),
             (AggregateKey::exceptions_to("JFK"), "ns:exceptions_to:JFK"),
             (AggregateKey::site_flow("ATL"), "ns:site_flow:ATL"),
-            (
-                AggregateKey::carrier_lane_history("XPO", "ATL", "JFK"),
-                "ns:carrier_lane_history:XPO:ATL:JFK",
-            ),
             (
                 AggregateKey::lane_history("ATL", "JFK"),
                 "ns:lane_history:ATL:JFK",

@@ -23,7 +23,7 @@ const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
 /// it, four hours in all.
 pub const BACKLOG_SLOTS: usize = 9;
 /// Records a shipment's features read ([`shipment_keys`]).
-pub const SHIPMENT_KEYS: usize = 15 + BACKLOG_SLOTS;
+pub const SHIPMENT_KEYS: usize = 14 + BACKLOG_SLOTS;
 
 /// Keys a shipment's features read, decided at `now`: carrier, lane,
 /// carrier-lane, origin site, all outcomes out of its origin and into its
@@ -31,7 +31,7 @@ pub const SHIPMENT_KEYS: usize = 15 + BACKLOG_SLOTS;
 /// carrier's); the schedule of its own departure slot at the origin; its
 /// carrier's departures everywhere, the
 /// departures bound for its destination and the arrivals there; the long
-/// records of its carrier-lane, lane and carrier; and the [`BACKLOG_SLOTS`]
+/// records of its lane and carrier; and the [`BACKLOG_SLOTS`]
 /// departure slots at the origin up to `now`.
 pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
     let (carrier, origin, destination) =
@@ -50,7 +50,6 @@ pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIP
         AggregateKey::carrier_network_departures(carrier),
         AggregateKey::departures_to(destination),
         AggregateKey::arrivals(destination),
-        AggregateKey::carrier_lane_history(carrier, origin, destination),
         AggregateKey::lane_history(origin, destination),
         AggregateKey::carrier_history(carrier),
     ];
@@ -83,7 +82,7 @@ pub fn carrier_failure_vector(
     ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
     let departure_slot = lookups[8];
     let [carrier_everywhere, bound_for_destination, arrivals] = [9, 10, 11].map(|i| lookups[i]);
-    let [carrier_lane_history, lane_history, carrier_history] = [12, 13, 14].map(|i| lookups[i]);
+    let [lane_history, carrier_history] = [12, 13].map(|i| lookups[i]);
     if carrier == Some(None) {
         gaps.decisive(format!("carrier {} has no history", shipment.carrier));
     } else if carrier_lane == Some(None) {
@@ -141,11 +140,12 @@ pub fn carrier_failure_vector(
             })
         })
     };
-    let backlog = Backlog::of(&lookups[15..], slot_fraction(t), t);
+    let backlog = Backlog::of(&lookups[14..], slot_fraction(t), t);
     // Long memory, shrunk up the hierarchy: carrier-lane → lane → prior, and
     // the carrier → prior. The pair lightly and heavily, with its volume, so
     // the model learns from the data how far to trust a sparse carrier-lane.
     let all = WindowId::ALL_TIME;
+    let lane_memory = WindowId::CARRIER_LANE_ALL_TIME;
     let lane_all = long_rate(
         lane_history,
         sc::FAILED,
@@ -215,9 +215,9 @@ pub fn carrier_failure_vector(
         late_share(bound_for_destination, WindowId::THREE_HOURS),
         late_share(arrivals, WindowId::THREE_HOURS),
         mean_lateness(arrivals, WindowId::THREE_HOURS),
-        long_rate(carrier_lane_history, sc::FAILED, all, t, lane_all, light),
-        long_rate(carrier_lane_history, sc::FAILED, all, t, lane_all, heavy),
-        volume(carrier_lane_history, all),
+        long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_all, light),
+        long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_all, heavy),
+        volume(carrier_lane, lane_memory),
         long_rate(
             carrier_history,
             sc::FAILED,
