@@ -138,7 +138,7 @@ pub struct Shipment {
     /// Where the leg stands.
     pub status: ShipmentStatus,
     /// What its carrier last reported while it was under way.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Tracking::is_empty")]
     pub tracking: Tracking,
 }
 
@@ -148,18 +148,23 @@ pub struct Shipment {
 pub struct Tracking {
     /// The carrier's reason code for an exception ("WEATHER",
     /// "MISSED_PICKUP"); `None` when it reported none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
     /// When the carrier now expects the leg to arrive.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_arrival: Option<Timestamp>,
     /// When the report was made: orders reports of one stage (a later one
     /// wins), and dates the exception. `None`: when it was received.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_at: Option<Timestamp>,
 }
 
 impl Tracking {
+    /// Whether the carrier reported nothing (so a stored leg need not say so).
+    pub fn is_empty(&self) -> bool {
+        *self == Tracking::default()
+    }
+
     /// Whether the carrier flagged the leg: an exception, or an estimated
     /// arrival more than `grace_minutes` after the scheduled one.
     pub fn flagged(&self, scheduled_arrival: Timestamp, grace_minutes: f64) -> bool {
@@ -266,7 +271,7 @@ pub struct Order {
     /// `None` while the order is open.
     pub outcome: Option<OrderOutcome>,
     /// How far its site has taken it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "OrderProgress::is_empty")]
     pub progress: OrderProgress,
 }
 
@@ -275,20 +280,25 @@ pub struct Order {
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderProgress {
     /// Allocated to the site (its stock reserved).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocated_at: Option<Timestamp>,
     /// Released to the warehouse floor for picking.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_at: Option<Timestamp>,
     /// Picked.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picked_at: Option<Timestamp>,
     /// Shipped from the site.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipped_at: Option<Timestamp>,
 }
 
 impl OrderProgress {
+    /// Whether no step is done (so a stored order need not say so).
+    pub fn is_empty(&self) -> bool {
+        *self == OrderProgress::default()
+    }
+
     /// The steps in order, each with its name and time.
     pub fn steps(&self) -> [(&'static str, Option<Timestamp>); 4] {
         [

@@ -169,8 +169,6 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     record_def("carrier_lane_failure_rate_all_light", "share"),
     record_def("carrier_lane_failure_rate_all", "share"),
     option_def("carrier_lane_volume_all_log", "ln(1+shipments)"),
-    record_def("carrier_failure_rate_all", "share"),
-    def("lane_failure_rate_all", "share"),
 ];
 
 /// Inputs of the order-fallout family, in order.

@@ -295,9 +295,7 @@ mod tests {
             | DepartureSlot
             | CarrierExceptions
             | ExceptionsTo
-            | SiteFlow
-            | LaneHistory
-            | CarrierHistory => 21,
+            | SiteFlow => 19,
         }
     }
 

@@ -438,8 +438,6 @@ pub fn shipment_updates(shipment: &Shipment, settings: &FeatureSettings) -> Vec<
         AggregateKey::carrier_lane(carrier, origin, destination),
         AggregateKey::origin(origin),
         AggregateKey::destination(destination),
-        AggregateKey::lane_history(origin, destination),
-        AggregateKey::carrier_history(carrier),
     ]
     .into_iter()
     .map(|key| AggregateUpdate {

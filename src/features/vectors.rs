@@ -89,9 +89,6 @@ pub fn order_keys(order: &Order) -> [AggregateKey; ORDER_KEYS] {
 pub const ORDER_KEYS: usize = 5;
 /// Pseudo-orders that pull a site's long record towards the network's.
 const SITE_SHRINKAGE: f64 = 10.0;
-/// Pseudo-shipments that pull a lane's or a carrier's long record towards the
-/// prior.
-const LANE_SHRINKAGE: f64 = 10.0;
 /// Pseudo-orders that pull a site-region pair's long record towards its
 /// site's: lightly (the pair's own record, barely smoothed) and heavily (the
 /// pair's record trusted only once it holds tens of orders). The model sees

@@ -53,10 +53,6 @@ pub enum AggregateKind {
     /// The steps a site took its orders through, by when: allocated,
     /// released, picked, shipped.
     SiteFlow,
-    /// Shipments on one lane over all carriers, over a year and all time.
-    LaneHistory,
-    /// Shipments of one carrier over all lanes, over a year and all time.
-    CarrierHistory,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -169,8 +165,6 @@ impl AggregateKind {
             AggregateKind::CarrierExceptions => "carrier_exceptions",
             AggregateKind::ExceptionsTo => "exceptions_to",
             AggregateKind::SiteFlow => "site_flow",
-            AggregateKind::LaneHistory => "lane_history",
-            AggregateKind::CarrierHistory => "carrier_history",
         }
     }
 
@@ -181,9 +175,7 @@ impl AggregateKind {
             | AggregateKind::Lane
             | AggregateKind::CarrierLane
             | AggregateKind::Origin
-            | AggregateKind::Destination
-            | AggregateKind::LaneHistory
-            | AggregateKind::CarrierHistory => &["done", "failed", "cancelled", "delay_min"],
+            | AggregateKind::Destination => &["done", "failed", "cancelled", "delay_min"],
             AggregateKind::Site => &[
                 "orders",
                 "orders_done",
@@ -224,9 +216,7 @@ impl AggregateKind {
             | AggregateKind::SiteFlow => &DEPARTURE_WINDOWS,
             AggregateKind::SiteRegion
             | AggregateKind::SiteHistory
-            | AggregateKind::OrderNetwork
-            | AggregateKind::LaneHistory
-            | AggregateKind::CarrierHistory => &PAIR_WINDOWS,
+            | AggregateKind::OrderNetwork => &PAIR_WINDOWS,
             AggregateKind::CarrierLane => &CARRIER_LANE_WINDOWS,
             AggregateKind::DepartureSlot => &SLOT_WINDOWS,
             _ => &WINDOWS,
@@ -261,7 +251,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 21] = [
+    pub const ALL: [AggregateKind; 19] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -281,8 +271,6 @@ impl AggregateKind {
         AggregateKind::CarrierExceptions,
         AggregateKind::ExceptionsTo,
         AggregateKind::SiteFlow,
-        AggregateKind::LaneHistory,
-        AggregateKind::CarrierHistory,
     ];
 
     /// Gauge names, in index order.
@@ -372,14 +360,6 @@ impl AggregateKey {
     /// The record of legs bound for `location` flagged by their carriers.
     pub fn exceptions_to(location: &str) -> Self {
         Self::of(AggregateKind::ExceptionsTo, &[location])
-    }
-    /// The long record of one lane over all carriers.
-    pub fn lane_history(origin: &str, destination: &str) -> Self {
-        Self::of(AggregateKind::LaneHistory, &[origin, destination])
-    }
-    /// The long record of one carrier over all lanes.
-    pub fn carrier_history(carrier: &str) -> Self {
-        Self::of(AggregateKind::CarrierHistory, &[carrier])
     }
     /// The record of the steps `site` took its orders through.
     pub fn site_flow(site: &str) -> Self {

@@ -152,14 +152,6 @@ mod tests {
             ),
             (AggregateKey::exceptions_to("JFK"), "ns:exceptions_to:JFK"),
             (AggregateKey::site_flow("ATL"), "ns:site_flow:ATL"),
-            (
-                AggregateKey::lane_history("ATL", "JFK"),
-                "ns:lane_history:ATL:JFK",
-            ),
-            (
-                AggregateKey::carrier_history("XPO"),
-                "ns:carrier_history:XPO",
-            ),
         ];
         let kinds: std::collections::HashSet<_> = expected.iter().map(|(k, _)| k.kind).collect();
         assert_eq!(kinds.len(), every_kind().len(), "every kind is checked");

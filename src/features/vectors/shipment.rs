@@ -12,8 +12,8 @@ use super::super::aggregates::{
     slot_fraction, slot_of,
 };
 use super::{
-    Gaps, LANE_SHRINKAGE, Lookup, PAIR_SHRINKAGE, PRIOR_CANCEL_RATE, PRIOR_FAILURE_RATE, SiteView,
-    clock_features, long_rate, smoothed_rate,
+    Gaps, Lookup, PAIR_SHRINKAGE, PRIOR_CANCEL_RATE, PRIOR_FAILURE_RATE, SiteView, clock_features,
+    long_rate, smoothed_rate,
 };
 
 /// Share of departures that leave late before any are seen.
@@ -23,15 +23,15 @@ const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
 /// it, four hours in all.
 pub const BACKLOG_SLOTS: usize = 9;
 /// Records a shipment's features read ([`shipment_keys`]).
-pub const SHIPMENT_KEYS: usize = 14 + BACKLOG_SLOTS;
+pub const SHIPMENT_KEYS: usize = 12 + BACKLOG_SLOTS;
 
 /// Keys a shipment's features read, decided at `now`: carrier, lane,
 /// carrier-lane, origin site, all outcomes out of its origin and into its
 /// destination; the departures from its origin (over all carriers, and its
 /// carrier's); the schedule of its own departure slot at the origin; its
 /// carrier's departures everywhere, the
-/// departures bound for its destination and the arrivals there; the long
-/// records of its lane and carrier; and the [`BACKLOG_SLOTS`]
+/// departures bound for its destination and the arrivals there; and the
+/// [`BACKLOG_SLOTS`]
 /// departure slots at the origin up to `now`.
 pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
     let (carrier, origin, destination) =
@@ -50,8 +50,6 @@ pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIP
         AggregateKey::carrier_network_departures(carrier),
         AggregateKey::departures_to(destination),
         AggregateKey::arrivals(destination),
-        AggregateKey::lane_history(origin, destination),
-        AggregateKey::carrier_history(carrier),
     ];
     std::array::from_fn(|i| match i.checked_sub(fixed.len()) {
         None => fixed[i].clone(),
@@ -82,7 +80,6 @@ pub fn carrier_failure_vector(
     ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
     let departure_slot = lookups[8];
     let [carrier_everywhere, bound_for_destination, arrivals] = [9, 10, 11].map(|i| lookups[i]);
-    let [lane_history, carrier_history] = [12, 13].map(|i| lookups[i]);
     if carrier == Some(None) {
         gaps.decisive(format!("carrier {} has no history", shipment.carrier));
     } else if carrier_lane == Some(None) {
@@ -140,20 +137,13 @@ pub fn carrier_failure_vector(
             })
         })
     };
-    let backlog = Backlog::of(&lookups[14..], slot_fraction(t), t);
-    // Long memory, shrunk up the hierarchy: carrier-lane → lane → prior, and
-    // the carrier → prior. The pair lightly and heavily, with its volume, so
-    // the model learns from the data how far to trust a sparse carrier-lane.
-    let all = WindowId::ALL_TIME;
+    let backlog = Backlog::of(&lookups[12..], slot_fraction(t), t);
+    // Long memory: the carrier-lane's record over all time, shrunk towards
+    // its lane's four weeks (the level the lane runs at now) lightly and
+    // heavily; with its volume, the model learns from the data how far to
+    // trust a sparse carrier-lane.
+    let lane_level = rate(lane, sc::FAILED, WindowId::MONTH);
     let lane_memory = WindowId::CARRIER_LANE_ALL_TIME;
-    let lane_all = long_rate(
-        lane_history,
-        sc::FAILED,
-        all,
-        t,
-        PRIOR_FAILURE_RATE,
-        LANE_SHRINKAGE,
-    );
     let [light, heavy] = PAIR_SHRINKAGE;
     let lead = lead_time_hours(shipment.scheduled_departure, now);
     FeatureVector::from_slice(&[
@@ -215,18 +205,9 @@ pub fn carrier_failure_vector(
         late_share(bound_for_destination, WindowId::THREE_HOURS),
         late_share(arrivals, WindowId::THREE_HOURS),
         mean_lateness(arrivals, WindowId::THREE_HOURS),
-        long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_all, light),
-        long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_all, heavy),
+        long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_level, light),
+        long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_level, heavy),
         volume(carrier_lane, lane_memory),
-        long_rate(
-            carrier_history,
-            sc::FAILED,
-            all,
-            t,
-            PRIOR_FAILURE_RATE,
-            LANE_SHRINKAGE,
-        ),
-        lane_all,
     ])
 }
 
