@@ -48,8 +48,9 @@ impl RedisFeatureStore {
             }
         }
         // Every chunk is folded as if none of its events were seen before, and
-        // with the facts of legs' stages this replica does not believe seen
-        // (`SeenFacts`); the facts believed seen go as bare ids. A chunk in
+        // with the facts of legs' and orders' stages this replica does not
+        // believe counted (`SeenFacts`); those it believes counted go as their
+        // entity and stage only, for the script to check. A chunk in
         // which the script finds an event seen, or a belief wrong, is refused
         // whole and folded again, knowing better — a second round trip only
         // when duplicates arrive or another replica applied a stage. The chunks
