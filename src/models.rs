@@ -364,6 +364,7 @@ mod tests {
         };
         for (feature, accepted) in [(situation, true), (option, false)] {
             let mut manifest = manifest.clone();
+            manifest.golden_file = None;
             let weights = artifact::weights_json(&Learner::LinearTrees(stump(feature)));
             artifact::save_model(&dir, &mut manifest, &weights).unwrap();
             let loaded = load_model(&dir, RiskKind::CarrierFailure, schema);
@@ -373,6 +374,68 @@ mod tests {
                 (other, _) => panic!("split on {}: {other:?}", schema[feature].name),
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The gate a checksum cannot be: weights written out wrongly (here, one
+    /// coefficient off, with a checksum that matches the wrong file) are
+    /// refused because they do not reproduce the trainer's probabilities, and
+    /// so is a golden row that was tampered with. The row is named.
+    #[test]
+    fn an_artifact_that_does_not_reproduce_its_golden_rows_is_refused() {
+        use crate::schema::schema_of;
+        let schema = schema_of(RiskKind::OrderFallout);
+        let width = schema.len();
+        let dir = std::env::temp_dir().join(format!("detour-golden-{}", std::process::id()));
+        let mut manifest: Manifest =
+            serde_json::from_str(include_str!("../models/order_fallout/manifest.json")).unwrap();
+        manifest.learner = artifact::LOGISTIC_REGRESSION.to_string();
+        let weights = |first: f64| {
+            let mut coefficients = vec![0.1; width];
+            coefficients[0] = first;
+            Learner::Logistic(LogisticWeights {
+                mean: vec![0.0; width],
+                std: vec![1.0; width],
+                coefficients,
+                intercept: -1.0,
+            })
+        };
+        let trained = LoadedModel {
+            manifest: manifest.clone(),
+            kind: RiskKind::OrderFallout,
+            learner: weights(0.5),
+        };
+        let rows: Vec<FeatureVector> = (0..20)
+            .map(|i| {
+                let mut values = vec![f64::from(i) / 10.0; width];
+                values[1] = f64::NAN;
+                FeatureVector::from_slice(&values)
+            })
+            .collect();
+        let refs: Vec<&FeatureVector> = rows.iter().collect();
+        let golden = artifact::GoldenRows::of(&trained, &refs);
+        let write = |learner: &Learner, golden: &artifact::GoldenRows| {
+            let mut manifest = manifest.clone();
+            artifact::save_golden_rows(&dir, &mut manifest, golden).unwrap();
+            artifact::save_model(&dir, &mut manifest, &artifact::weights_json(learner)).unwrap();
+            load_model(&dir, RiskKind::OrderFallout, schema)
+        };
+        assert!(
+            write(&weights(0.5), &golden).is_ok(),
+            "the model as trained loads"
+        );
+        let miswritten = write(&weights(0.5 + 1e-6), &golden).unwrap_err();
+        assert!(
+            miswritten.to_string().contains("golden row 1 of 20"),
+            "{miswritten}"
+        );
+        let mut tampered = golden.clone();
+        tampered.rows[7].probability += 1e-8;
+        let refused = write(&weights(0.5), &tampered).unwrap_err();
+        assert!(
+            refused.to_string().contains("golden row 7 of 20"),
+            "{refused}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

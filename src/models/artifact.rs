@@ -1,6 +1,10 @@
 //! Model artifacts on disk: `{dir}/{family}/manifest.json` beside a weights file
-//! whose SHA-256 the manifest records. Loading checks the checksum, the family and
-//! the feature schema against what this build computes, and refuses anything else.
+//! whose SHA-256 the manifest records, and golden rows: input rows with the
+//! probabilities the trainer computed for them. Loading checks the checksum, the
+//! family and the feature schema against what this build computes, then that
+//! the loaded model reproduces every golden row to [`GOLDEN_TOLERANCE`] (which
+//! catches a mis-exported or mis-parsed model a checksum cannot), and refuses
+//! anything else.
 
 use std::path::Path;
 
@@ -11,8 +15,7 @@ use super::logistic::LogisticWeights;
 use super::trees::TreeEnsemble;
 use super::{Learner, LinearTrees, LoadedModel, ModelError};
 use crate::domain::validate::echoed;
-use crate::schema::FeatureDef;
-use crate::schema::RiskKind;
+use crate::schema::{FeatureDef, FeatureVector, RiskKind};
 
 /// Learner name of a logistic regression artifact (weights: [`LogisticWeights`]).
 pub const LOGISTIC_REGRESSION: &str = "logistic_regression";
@@ -48,6 +51,54 @@ pub struct Manifest {
     /// Headline held-out metrics.
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// Golden rows file ([`GoldenRows`]), relative to the manifest; artifacts
+    /// from before golden rows have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_file: Option<String>,
+    /// Lower-case hex SHA-256 of the golden rows file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_sha256: Option<String>,
+}
+
+/// How far a loaded model's probability of a golden row may be from the
+/// trainer's.
+pub const GOLDEN_TOLERANCE: f64 = 1e-9;
+
+/// Input rows and the probabilities the trainer computed for them with the
+/// model it had in memory, before writing it out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldenRows {
+    /// The rows.
+    pub rows: Vec<GoldenRow>,
+}
+
+/// One golden row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldenRow {
+    /// The features in schema order; `null` for a missing one.
+    pub features: Vec<Option<f64>>,
+    /// The calibrated probability the trainer computed.
+    pub probability: f64,
+}
+
+impl GoldenRows {
+    /// Golden rows of `model` for `rows`: each row with the probability the
+    /// model computes for it.
+    pub fn of(model: &LoadedModel, rows: &[&FeatureVector]) -> Self {
+        GoldenRows {
+            rows: rows
+                .iter()
+                .map(|features| GoldenRow {
+                    features: features
+                        .as_slice()
+                        .iter()
+                        .map(|v| (!v.is_nan()).then_some(*v))
+                        .collect(),
+                    probability: model.probability(features),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A feature as the manifest records it.
@@ -224,11 +275,83 @@ pub fn load_model(
             )));
         }
     };
-    Ok(LoadedModel {
+    let model = LoadedModel {
         manifest,
         kind,
         learner,
-    })
+    };
+    check_golden_rows(&model, &family_dir, schema.len())?;
+    Ok(model)
+}
+
+/// Checks that `model` reproduces the golden rows its manifest names.
+fn check_golden_rows(
+    model: &LoadedModel,
+    family_dir: &Path,
+    width: usize,
+) -> Result<(), ModelError> {
+    let Some(file) = &model.manifest.golden_file else {
+        return Ok(());
+    };
+    let path = family_dir.join(file);
+    let shown = path.display().to_string();
+    let bytes = read_bytes(&path)?;
+    let actual = sha256_hex(&bytes);
+    let expected = model.manifest.golden_sha256.clone().unwrap_or_default();
+    if actual != expected {
+        return Err(ModelError::Checksum {
+            path: shown,
+            expected,
+            actual,
+        });
+    }
+    let golden: GoldenRows = serde_json::from_slice(&bytes).map_err(|e| ModelError::Parse {
+        path: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    let count = golden.rows.len();
+    for (i, row) in golden.rows.iter().enumerate() {
+        let fail = |detail: String| ModelError::Mismatch {
+            path: shown.clone(),
+            detail: format!("golden row {i} of {count}: {detail}"),
+        };
+        if row.features.len() != width {
+            return Err(fail(format!(
+                "{} features, the schema has {width}",
+                row.features.len()
+            )));
+        }
+        let values: Vec<f64> = row.features.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let computed = model.probability(&FeatureVector::from_slice(&values));
+        // A NaN is not close either.
+        let close = (computed - row.probability).abs() <= GOLDEN_TOLERANCE;
+        if !close {
+            return Err(fail(format!(
+                "this build computes {computed:.12} where the trainer computed {:.12} \
+                 (tolerance {GOLDEN_TOLERANCE:e}): the weights do not describe the model that \
+                 was trained",
+                row.probability
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes golden rows beside an artifact's manifest (before [`save_model`],
+/// which then writes the manifest that names them).
+pub fn save_golden_rows(
+    dir: &Path,
+    manifest: &mut Manifest,
+    golden: &GoldenRows,
+) -> std::io::Result<()> {
+    let family_dir = dir.join(&manifest.family);
+    std::fs::create_dir_all(&family_dir)?;
+    let bytes = serde_json::to_vec(golden)?;
+    let file = "golden.json";
+    std::fs::write(family_dir.join(file), &bytes)?;
+    manifest.golden_file = Some(file.to_string());
+    manifest.golden_sha256 = Some(sha256_hex(&bytes));
+    Ok(())
 }
 
 /// Writes an artifact: the weights (already serialised), then the manifest with

@@ -30,6 +30,8 @@ fn model(kind: RiskKind, weights: Vec<f64>) -> LoadedModel {
     let n = schema.len();
     LoadedModel {
         manifest: Manifest {
+            golden_file: Default::default(),
+            golden_sha256: Default::default(),
             name: "test".into(),
             family: kind.name().into(),
             version: "test-1".into(),

@@ -10,13 +10,13 @@ use anyhow::Context;
 use detour::domain::Timestamp;
 use detour::features::FeatureSettings;
 use detour::models::artifact::{
-    GRADIENT_BOOSTED_TREES, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, learner_name, save_model,
-    sha256_hex, weights_json,
+    GRADIENT_BOOSTED_TREES, GoldenRows, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, learner_name,
+    save_golden_rows, save_model, sha256_hex, weights_json,
 };
-use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, Manifest};
+use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, LoadedModel, Manifest};
 use detour::network::Network;
-use detour::schema::RiskKind;
 use detour::schema::schema_of;
+use detour::schema::{FeatureVector, RiskKind};
 use serde_json::json;
 
 use crate::boost::{BoostSettings, Start, fit_boosted};
@@ -284,7 +284,7 @@ fn train_family(
         imputed(split.test),
         split.test.len()
     );
-    write_artifact(settings, &mut result)?;
+    write_artifact(settings, &mut result, split.test)?;
     Ok(result)
 }
 
@@ -377,7 +377,14 @@ fn print_report(report: &FileReport) {
     }
 }
 
-fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow::Result<()> {
+/// Golden rows an artifact carries: this many test rows, evenly spaced.
+const GOLDEN_ROWS: usize = 256;
+
+fn write_artifact(
+    settings: &TrainSettings,
+    result: &mut FamilyResult,
+    test_rows: &[Row],
+) -> anyhow::Result<()> {
     let kind = result.kind;
     let shipped = result.shipped().clone();
     let weights = weights_json(&shipped.learner);
@@ -448,7 +455,27 @@ fn write_artifact(settings: &TrainSettings, result: &mut FamilyResult) -> anyhow
             "ceiling_roc_auc": result.ceiling_roc_auc,
             "learners": learners,
         }),
+        golden_file: None,
+        golden_sha256: None,
     };
+    // The probabilities of the model as it is in memory, before it is written
+    // out: loading must reproduce them.
+    let in_memory = LoadedModel {
+        manifest: manifest.clone(),
+        kind,
+        learner: shipped.learner.clone(),
+    };
+    let step = test_rows.len().div_ceil(GOLDEN_ROWS).max(1);
+    let golden: Vec<&FeatureVector> = test_rows
+        .iter()
+        .step_by(step)
+        .map(|r| &r.features)
+        .collect();
+    save_golden_rows(
+        &settings.out,
+        &mut manifest,
+        &GoldenRows::of(&in_memory, &golden),
+    )?;
     save_model(&settings.out, &mut manifest, &weights)?;
     write_reports(&settings.out.join(kind.name()), result)
 }
