@@ -158,8 +158,30 @@ fn train_family(
     let never_negative: Vec<usize> = (0..schema.len())
         .filter(|&j| schema[j].never_lowers_risk)
         .collect();
-    let (logistic, seconds) =
-        fit_logistic(split.train, schema.len(), settings.l2, &never_negative)?;
+    // The logistic regression and the boosted trees do not depend on each
+    // other: fit them on the two cores at once (the trees over the logistic
+    // regression, below, wait for it).
+    let (logistic, boosted) = std::thread::scope(|scope| {
+        let trees = scope.spawn(|| {
+            eprintln!("{}: fitting boosted trees", kind.name());
+            let began = Instant::now();
+            let fitted = fit_boosted(
+                split.train,
+                split.validation,
+                schema.len(),
+                &settings.boost,
+                Start::default(),
+            );
+            fitted.map(|trees| (Learner::Boosted(trees), began.elapsed().as_secs_f64()))
+        });
+        let logistic = fit_logistic(split.train, schema.len(), settings.l2, &never_negative);
+        let boosted = trees
+            .join()
+            .expect("the boosted trees' thread does not panic");
+        (logistic, boosted)
+    });
+    let (logistic, seconds) = logistic?;
+    let (boosted, boosted_seconds) = boosted?;
     let mut candidates = vec![judge(
         LOGISTIC_REGRESSION,
         logistic,
@@ -167,16 +189,7 @@ fn train_family(
         schema,
         seconds,
     )?];
-    eprintln!("{}: fitting boosted trees", kind.name());
-    let boost_began = Instant::now();
-    let boosted = Learner::Boosted(fit_boosted(
-        split.train,
-        split.validation,
-        schema.len(),
-        &settings.boost,
-        Start::default(),
-    )?);
-    let seconds = boost_began.elapsed().as_secs_f64();
+    let seconds = boosted_seconds;
     candidates.push(judge(
         GRADIENT_BOOSTED_TREES,
         boosted,
