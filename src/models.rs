@@ -1,13 +1,17 @@
 //! Models: artifacts (manifest + weights + checksum) and inference.
 //!
-//! Boundary: no IO except reading an artifact at load time; inference never
-//! awaits. Artifacts are data: loading parses JSON and checks it, nothing more.
+//! Boundary: no IO but the model repository's files (reading artifacts,
+//! the families' state); inference never awaits. Artifacts are data: loading parses JSON and checks it, nothing more.
 
 pub mod artifact;
 pub mod logistic;
+pub mod repository;
 pub mod trees;
 
-pub use artifact::{BandThresholds, Calibration, FeatureSpec, Manifest, load_model};
+pub use artifact::{
+    ArtifactFiles, BandThresholds, Calibration, FeatureSpec, Manifest, load_files, load_version,
+};
+pub use repository::load_model;
 pub use logistic::LogisticWeights;
 pub use trees::TreeEnsemble;
 
@@ -294,7 +298,7 @@ mod tests {
         assert!((score.contributions[1] - (-2.0 + 0.6)).abs() < 1e-12);
 
         let loaded = LoadedModel {
-            manifest: serde_json::from_str(include_str!("../models/carrier_failure/manifest.json"))
+            manifest: serde_json::from_str(include_str!("../models/carrier_failure/lrgbt-5cda13bbe0/manifest.json"))
                 .unwrap(),
             kind: RiskKind::CarrierFailure,
             learner: Learner::LinearTrees(model),
@@ -342,7 +346,7 @@ mod tests {
         let option = schema.iter().position(|f| f.of_option).unwrap();
         let dir = std::env::temp_dir().join(format!("detour-lt-{}", std::process::id()));
         let manifest: Manifest =
-            serde_json::from_str(include_str!("../models/carrier_failure/manifest.json")).unwrap();
+            serde_json::from_str(include_str!("../models/carrier_failure/lrgbt-5cda13bbe0/manifest.json")).unwrap();
         let stump = |feature: usize| LinearTrees {
             linear: LogisticWeights {
                 mean: vec![0.0; width],
@@ -367,7 +371,7 @@ mod tests {
             manifest.golden_file = None;
             let weights = artifact::weights_json(&Learner::LinearTrees(stump(feature)));
             artifact::save_model(&dir, &mut manifest, &weights).unwrap();
-            let loaded = load_model(&dir, RiskKind::CarrierFailure, schema);
+            let loaded = load_version(&dir, RiskKind::CarrierFailure, schema);
             match (loaded, accepted) {
                 (Ok(_), true) => {}
                 (Err(e), false) => assert!(e.to_string().contains(schema[option].name), "{e}"),
@@ -388,7 +392,7 @@ mod tests {
         let width = schema.len();
         let dir = std::env::temp_dir().join(format!("detour-golden-{}", std::process::id()));
         let mut manifest: Manifest =
-            serde_json::from_str(include_str!("../models/order_fallout/manifest.json")).unwrap();
+            serde_json::from_str(include_str!("../models/order_fallout/gbt-d15ebcad6b/manifest.json")).unwrap();
         manifest.learner = artifact::LOGISTIC_REGRESSION.to_string();
         let weights = |first: f64| {
             let mut coefficients = vec![0.1; width];
@@ -418,7 +422,7 @@ mod tests {
             let mut manifest = manifest.clone();
             artifact::save_golden_rows(&dir, &mut manifest, golden).unwrap();
             artifact::save_model(&dir, &mut manifest, &artifact::weights_json(learner)).unwrap();
-            load_model(&dir, RiskKind::OrderFallout, schema)
+            load_version(&dir, RiskKind::OrderFallout, schema)
         };
         assert!(
             write(&weights(0.5), &golden).is_ok(),

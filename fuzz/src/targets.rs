@@ -60,7 +60,7 @@ impl Harness {
         let network = Arc::new(Network::load(&models.join("network.toml"))?);
         let mut manifests = Vec::new();
         for kind in RiskKind::ALL {
-            let path = models.join(kind.name()).join("manifest.json");
+            let path = detour::models::repository::active_dir(models, kind)?.join("manifest.json");
             manifests.push((kind, serde_json::from_slice(&std::fs::read(path)?)?));
         }
         std::fs::create_dir_all(scratch)?;

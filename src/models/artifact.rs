@@ -1,11 +1,14 @@
-//! Model artifacts on disk: `{dir}/{family}/manifest.json` beside a weights file
-//! whose SHA-256 the manifest records, and golden rows: input rows with the
-//! probabilities the trainer computed for them. Loading checks the checksum, the
+//! Model artifacts: a `manifest.json` beside a weights file whose SHA-256 the
+//! manifest records, and golden rows: input rows with the probabilities the
+//! trainer computed for them. An artifact is a set of named files
+//! ([`ArtifactFiles`]), read from a version folder of the model repository
+//! (`repository.rs`) or received over the wire. Loading checks the checksum, the
 //! family and the feature schema against what this build computes, then that
 //! the loaded model reproduces every golden row to [`GOLDEN_TOLERANCE`] (which
 //! catches a mis-exported or mis-parsed model a checksum cannot), and refuses
 //! anything else.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -141,17 +144,155 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Loads and checks the artifact of `kind` under `dir` (`{dir}/{family}/`), whose
-/// features must be exactly `schema`.
-pub fn load_model(
+/// The most bytes one file of an artifact may hold (weights of a few hundred
+/// trees take about 1 MB).
+pub const MAX_ARTIFACT_FILE_BYTES: usize = 8 << 20;
+/// The most bytes all files of an artifact may hold together.
+pub const MAX_ARTIFACT_BYTES: usize = 16 << 20;
+/// The most files an artifact may hold.
+pub const MAX_ARTIFACT_FILES: usize = 16;
+/// The manifest's file name.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// An artifact's files by name (`manifest.json`, the weights and golden rows it
+/// names, and the trainer's reports), as read from a folder or received over
+/// the wire; `origin` says where from, and prefixes every path an error names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArtifactFiles {
+    /// Where the files came from (a folder, or `upload`).
+    pub origin: String,
+    /// Name → content. Names are plain file names, no folders.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl ArtifactFiles {
+    /// Every regular file of `dir` (not its sub-folders), within the limits.
+    pub fn read_dir(dir: &Path) -> Result<Self, ModelError> {
+        let origin = dir.display().to_string();
+        let read_error = |source| ModelError::Read {
+            path: origin.clone(),
+            source,
+        };
+        let mut out = ArtifactFiles {
+            origin: origin.clone(),
+            files: BTreeMap::new(),
+        };
+        for entry in std::fs::read_dir(dir).map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            if !entry.file_type().map_err(read_error)?.is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = read_bytes(&entry.path())?;
+            out.add(name, bytes)?;
+        }
+        Ok(out)
+    }
+
+    /// Adds one file, refusing a name that is not a plain file name, a second
+    /// file of the same name, and sizes beyond the limits.
+    pub fn add(&mut self, name: String, bytes: Vec<u8>) -> Result<(), ModelError> {
+        let path = format!("{}/{}", self.origin, echoed(&name));
+        let refuse = |detail: String| ModelError::Mismatch {
+            path: path.clone(),
+            detail,
+        };
+        if name.is_empty()
+            || name.starts_with('.')
+            || name.contains(['/', '\\', '\0'])
+            || name.chars().any(char::is_control)
+        {
+            return Err(refuse(
+                "a file name must be a plain name (no folders, not hidden)".into(),
+            ));
+        }
+        if self.files.contains_key(&name) {
+            return Err(refuse("the same file is given twice".into()));
+        }
+        if self.files.len() >= MAX_ARTIFACT_FILES {
+            return Err(refuse(format!(
+                "an artifact holds at most {MAX_ARTIFACT_FILES} files"
+            )));
+        }
+        if bytes.len() > MAX_ARTIFACT_FILE_BYTES {
+            return Err(refuse(format!(
+                "{} bytes; a file of an artifact holds at most {MAX_ARTIFACT_FILE_BYTES}",
+                bytes.len()
+            )));
+        }
+        if self.total_bytes() + bytes.len() > MAX_ARTIFACT_BYTES {
+            return Err(refuse(format!(
+                "the artifact's files hold more than {MAX_ARTIFACT_BYTES} bytes together"
+            )));
+        }
+        self.files.insert(name, bytes);
+        Ok(())
+    }
+
+    /// The bytes of all files together.
+    pub fn total_bytes(&self) -> usize {
+        self.files.values().map(Vec::len).sum()
+    }
+
+    /// The content of `name`, or a read error naming it.
+    pub fn get(&self, name: &str) -> Result<&[u8], ModelError> {
+        self.files
+            .get(name)
+            .map(Vec::as_slice)
+            .ok_or_else(|| ModelError::Read {
+                path: self.path(name),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            })
+    }
+
+    /// The parsed manifest (checked no further).
+    pub fn manifest(&self) -> Result<Manifest, ModelError> {
+        serde_json::from_slice(self.get(MANIFEST_FILE)?).map_err(|e| ModelError::Parse {
+            path: self.path(MANIFEST_FILE),
+            detail: e.to_string(),
+        })
+    }
+
+    /// What identifies the model these files describe: the SHA-256 of the
+    /// manifest, which records the checksums of the weights and golden rows.
+    pub fn identity(&self) -> Result<String, ModelError> {
+        Ok(sha256_hex(self.get(MANIFEST_FILE)?))
+    }
+
+    /// Writes every file into `dir`, creating it.
+    pub fn write_dir(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, bytes) in &self.files {
+            std::fs::write(dir.join(name), bytes)?;
+        }
+        Ok(())
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.origin)
+    }
+}
+
+/// Loads and checks the artifact in the folder `dir` (its `manifest.json` and
+/// the files it names), whose features must be exactly `schema`.
+pub fn load_version(
     dir: &Path,
     kind: RiskKind,
     schema: &[FeatureDef],
 ) -> Result<LoadedModel, ModelError> {
-    let family_dir = dir.join(kind.name());
-    let manifest_path = family_dir.join("manifest.json");
-    let manifest: Manifest = read_json(&manifest_path)?;
-    let shown = manifest_path.display().to_string();
+    load_files(&ArtifactFiles::read_dir(dir)?, kind, schema)
+}
+
+/// Loads and checks an artifact from its files, whose features must be
+/// exactly `schema`. Golden rows are checked when the manifest names them
+/// ([`require_golden_rows`] makes them mandatory).
+pub fn load_files(
+    files: &ArtifactFiles,
+    kind: RiskKind,
+    schema: &[FeatureDef],
+) -> Result<LoadedModel, ModelError> {
+    let manifest = files.manifest()?;
+    let shown = files.path(MANIFEST_FILE);
     let mismatch = |detail: String| ModelError::Mismatch {
         path: shown.clone(),
         detail,
@@ -209,17 +350,16 @@ pub fn load_model(
         )));
     }
 
-    let weights_path = family_dir.join(&manifest.weights_file);
-    let bytes = read_bytes(&weights_path)?;
-    let actual = sha256_hex(&bytes);
+    let weights_shown = files.path(&manifest.weights_file);
+    let bytes = files.get(&manifest.weights_file)?;
+    let actual = sha256_hex(bytes);
     if actual != manifest.weights_sha256 {
         return Err(ModelError::Checksum {
-            path: weights_path.display().to_string(),
+            path: weights_shown,
             expected: manifest.weights_sha256.clone(),
             actual,
         });
     }
-    let weights_shown = weights_path.display().to_string();
     let parse_error = |e: serde_json::Error| ModelError::Parse {
         path: weights_shown.clone(),
         detail: e.to_string(),
@@ -230,7 +370,7 @@ pub fn load_model(
     };
     let learner = match manifest.learner.as_str() {
         LOGISTIC_REGRESSION => {
-            let weights: LogisticWeights = serde_json::from_slice(&bytes).map_err(parse_error)?;
+            let weights: LogisticWeights = serde_json::from_slice(bytes).map_err(parse_error)?;
             weights.check().map_err(bad_weights)?;
             if weights.len() != schema.len() {
                 return Err(bad_weights(format!(
@@ -242,13 +382,13 @@ pub fn load_model(
             Learner::Logistic(weights)
         }
         GRADIENT_BOOSTED_TREES => {
-            let mut ensemble: TreeEnsemble = serde_json::from_slice(&bytes).map_err(parse_error)?;
+            let mut ensemble: TreeEnsemble = serde_json::from_slice(bytes).map_err(parse_error)?;
             ensemble.check(schema.len()).map_err(bad_weights)?;
             ensemble.pack();
             Learner::Boosted(ensemble)
         }
         LOGISTIC_PLUS_TREES => {
-            let mut model: LinearTrees = serde_json::from_slice(&bytes).map_err(parse_error)?;
+            let mut model: LinearTrees = serde_json::from_slice(bytes).map_err(parse_error)?;
             model.linear.check().map_err(bad_weights)?;
             if model.linear.len() != schema.len() {
                 return Err(bad_weights(format!(
@@ -280,23 +420,37 @@ pub fn load_model(
         kind,
         learner,
     };
-    check_golden_rows(&model, &family_dir, schema.len())?;
+    check_golden_rows(&model, files, schema.len())?;
     Ok(model)
+}
+
+/// Refuses an artifact without golden rows: the deploy gate's rule, where
+/// the service's own start still accepts artifacts from before golden rows.
+pub fn require_golden_rows(model: &LoadedModel, files: &ArtifactFiles) -> Result<(), ModelError> {
+    match &model.manifest.golden_file {
+        Some(_) => Ok(()),
+        None => Err(ModelError::Mismatch {
+            path: files.path(MANIFEST_FILE),
+            detail: "no golden rows (golden_file): a deployed artifact must carry the rows and \
+                     probabilities its trainer computed, so that the server can check it \
+                     reproduces them"
+                .into(),
+        }),
+    }
 }
 
 /// Checks that `model` reproduces the golden rows its manifest names.
 fn check_golden_rows(
     model: &LoadedModel,
-    family_dir: &Path,
+    files: &ArtifactFiles,
     width: usize,
 ) -> Result<(), ModelError> {
     let Some(file) = &model.manifest.golden_file else {
         return Ok(());
     };
-    let path = family_dir.join(file);
-    let shown = path.display().to_string();
-    let bytes = read_bytes(&path)?;
-    let actual = sha256_hex(&bytes);
+    let shown = files.path(file);
+    let bytes = files.get(file)?;
+    let actual = sha256_hex(bytes);
     let expected = model.manifest.golden_sha256.clone().unwrap_or_default();
     if actual != expected {
         return Err(ModelError::Checksum {
@@ -305,7 +459,7 @@ fn check_golden_rows(
             actual,
         });
     }
-    let golden: GoldenRows = serde_json::from_slice(&bytes).map_err(|e| ModelError::Parse {
+    let golden: GoldenRows = serde_json::from_slice(bytes).map_err(|e| ModelError::Parse {
         path: shown.clone(),
         detail: e.to_string(),
     })?;
@@ -337,34 +491,29 @@ fn check_golden_rows(
     Ok(())
 }
 
-/// Writes golden rows beside an artifact's manifest (before [`save_model`],
+/// Writes golden rows into an artifact's folder `dir` (before [`save_model`],
 /// which then writes the manifest that names them).
 pub fn save_golden_rows(
     dir: &Path,
     manifest: &mut Manifest,
     golden: &GoldenRows,
 ) -> std::io::Result<()> {
-    let family_dir = dir.join(&manifest.family);
-    std::fs::create_dir_all(&family_dir)?;
+    std::fs::create_dir_all(dir)?;
     let bytes = serde_json::to_vec(golden)?;
     let file = "golden.json";
-    std::fs::write(family_dir.join(file), &bytes)?;
+    std::fs::write(dir.join(file), &bytes)?;
     manifest.golden_file = Some(file.to_string());
     manifest.golden_sha256 = Some(sha256_hex(&bytes));
     Ok(())
 }
 
-/// Writes an artifact: the weights (already serialised), then the manifest with
-/// their checksum.
+/// Writes an artifact into its folder `dir`: the weights (already
+/// serialised), then the manifest with their checksum.
 pub fn save_model(dir: &Path, manifest: &mut Manifest, weights_json: &[u8]) -> std::io::Result<()> {
-    let family_dir = dir.join(&manifest.family);
-    std::fs::create_dir_all(&family_dir)?;
-    std::fs::write(family_dir.join(&manifest.weights_file), weights_json)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(&manifest.weights_file), weights_json)?;
     manifest.weights_sha256 = sha256_hex(weights_json);
-    std::fs::write(
-        family_dir.join("manifest.json"),
-        serde_json::to_vec_pretty(manifest)?,
-    )
+    std::fs::write(dir.join(MANIFEST_FILE), serde_json::to_vec_pretty(manifest)?)
 }
 
 /// A learner's weights as the artifact stores them.
@@ -390,12 +539,5 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelError> {
     std::fs::read(path).map_err(|source| ModelError::Read {
         path: path.display().to_string(),
         source,
-    })
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
-    serde_json::from_slice(&read_bytes(path)?).map_err(|e| ModelError::Parse {
-        path: path.display().to_string(),
-        detail: e.to_string(),
     })
 }

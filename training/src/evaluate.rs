@@ -66,13 +66,7 @@ pub fn run(settings: &EvaluateSettings) -> anyhow::Result<Vec<Prediction>> {
     }
     let models: Vec<LoadedModel> = RiskKind::ALL
         .into_iter()
-        .filter(|kind| {
-            settings
-                .models
-                .join(kind.name())
-                .join("manifest.json")
-                .exists()
-        })
+        .filter(|kind| settings.models.join(kind.name()).is_dir())
         .map(|kind| load_model(&settings.models, kind, schema_of(kind)))
         .collect::<Result<_, _>>()
         .context("loading artifacts")?;

@@ -10,10 +10,12 @@ use anyhow::Context;
 use detour::domain::Timestamp;
 use detour::features::FeatureSettings;
 use detour::models::artifact::{
+    MANIFEST_FILE,
     GRADIENT_BOOSTED_TREES, GoldenRows, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, learner_name,
     save_golden_rows, save_model, sha256_hex, weights_json,
 };
 use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, LoadedModel, Manifest};
+use detour::models::repository::{register_trained, version_dir};
 use detour::network::Network;
 use detour::schema::schema_of;
 use detour::schema::{FeatureVector, RiskKind};
@@ -484,11 +486,23 @@ fn write_artifact(
         .step_by(step)
         .map(|r| &r.features)
         .collect();
-    save_golden_rows(
-        &settings.out,
-        &mut manifest,
-        &GoldenRows::of(&in_memory, &golden),
-    )?;
-    save_model(&settings.out, &mut manifest, &weights)?;
-    write_reports(&settings.out.join(kind.name()), result)
+    // A new version folder; an existing version of the same name holds the
+    // same weights (the name is their checksum) unless `--version` named it.
+    let dir = version_dir(&settings.out, kind, &result.version);
+    save_golden_rows(&dir, &mut manifest, &GoldenRows::of(&in_memory, &golden))?;
+    save_model(&dir, &mut manifest, &weights)?;
+    write_reports(&dir, result)?;
+    let identity = sha256_hex(&std::fs::read(dir.join(MANIFEST_FILE))?);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if !register_trained(&settings.out, kind, &result.version, identity, now)? {
+        eprintln!(
+            "{}: wrote version {} to {}; the family's active version is unchanged \
+             (deploy it: detour admin deploy {})",
+            kind.name(),
+            result.version,
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }

@@ -83,16 +83,23 @@ async fn a_retrained_artifact_loads_in_the_server_and_changes_its_answers() {
         "same answer from different models: {}",
         after.probability
     );
+    let shipped_dir = detour::models::repository::active_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"),
+        detour::schema::RiskKind::CarrierFailure,
+    )
+    .unwrap();
     for file in ["report.md", "report.json", "reliability.svg"] {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/carrier_failure");
-        assert!(dir.join(file).exists(), "{file} ships beside the artifact");
+        assert!(
+            shipped_dir.join(file).exists(),
+            "{file} ships beside the artifact"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_artifact_is_refused_before_listening() {
     let models = train_small(&scratch("tampered"));
-    let weights = models.join("order_fallout/weights.json");
+    let weights = models.join("order_fallout/retrained-test/weights.json");
     let mut bytes = std::fs::read(&weights).unwrap();
     let last = bytes.len() - 2;
     bytes[last] = if bytes[last] == b'1' { b'2' } else { b'1' };

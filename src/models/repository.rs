@@ -1,0 +1,221 @@
+//! The model repository on disk: one folder per family, one folder per
+//! version inside it, and the family's state beside the versions:
+//!
+//! ```text
+//! models/
+//!   network.toml
+//!   carrier_failure/
+//!     state.json              which version is active, the ones before it,
+//!                             the candidate (shadow or canary), who deployed what
+//!     lrgbt-5cda13bbe0/       manifest.json, weights.json, golden.json, reports
+//!     lrgbt-7e01c2aa31/
+//! ```
+//!
+//! The state says which version serves; without it, a family with a single
+//! version folder serves that one. Artifacts from before versioning
+//! (`{family}/manifest.json`, no version folders) still load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::artifact::{MANIFEST_FILE, load_version};
+use super::{LoadedModel, ModelError};
+use crate::schema::{FeatureDef, RiskKind};
+
+/// The state file's name, in each family's folder.
+pub const STATE_FILE: &str = "state.json";
+
+/// The most versions [`FamilyState::previous`] remembers for rollback.
+pub const MAX_PREVIOUS: usize = 8;
+
+/// Which versions of one family exist and what each does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FamilyState {
+    /// The version answering every request (but a canary's share).
+    pub active: Option<String>,
+    /// The versions active before, most recent last: [`RollbackModel`] goes
+    /// back to the last one. They stay loaded.
+    ///
+    /// [`RollbackModel`]: crate::lifecycle
+    pub previous: Vec<String>,
+    /// The version being compared with the active one, if any, and how.
+    pub candidate: Option<Candidate>,
+    /// Every registered version, by name.
+    pub versions: BTreeMap<String, VersionInfo>,
+}
+
+/// A version being compared with the active one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The version.
+    pub version: String,
+    /// `None`: shadow (every request is also scored by it; callers get the
+    /// active version's answer). `Some(p)`: canary, answering `p` percent of
+    /// entities, chosen by a hash of the entity id.
+    pub canary_percent: Option<f64>,
+    /// Promote it automatically once the comparison on outcomes says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promote: Option<AutoPromote>,
+    /// When it became the candidate, RFC 3339.
+    pub since: String,
+}
+
+/// When a candidate is promoted without a person: better than the active
+/// version, on Brier score, on at least `min_outcomes` resolved decisions by
+/// more than `sigmas` standard errors of the difference.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AutoPromote {
+    /// Resolved decisions needed before the rule is looked at.
+    pub min_outcomes: u64,
+    /// How many standard errors the candidate's Brier score must be below
+    /// the active version's.
+    pub sigmas: f64,
+}
+
+/// What is recorded of a registered version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VersionInfo {
+    /// When it was deployed, RFC 3339.
+    pub deployed_at: String,
+    /// Who deployed it.
+    pub deployed_by: String,
+    /// Whether the metric check was overridden.
+    pub forced: bool,
+    /// SHA-256 of its manifest (which records its files' checksums).
+    pub identity: String,
+}
+
+impl FamilyState {
+    /// Every version that must stay loaded: the active one, those a
+    /// rollback may return to, and the candidate.
+    pub fn needed(&self) -> impl Iterator<Item = &str> {
+        self.active
+            .iter()
+            .chain(&self.previous)
+            .map(String::as_str)
+            .chain(self.candidate.iter().map(|c| c.version.as_str()))
+    }
+}
+
+/// The folder of one version.
+pub fn version_dir(repo: &Path, kind: RiskKind, version: &str) -> PathBuf {
+    repo.join(kind.name()).join(version)
+}
+
+/// The family's recorded state; `None` when it has none yet.
+pub fn read_state(repo: &Path, kind: RiskKind) -> Result<Option<FamilyState>, ModelError> {
+    let path = repo.join(kind.name()).join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ModelError::Parse {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ModelError::Read {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Records the family's state, atomically (written aside, then renamed).
+pub fn write_state(repo: &Path, kind: RiskKind, state: &FamilyState) -> std::io::Result<()> {
+    let dir = repo.join(kind.name());
+    std::fs::create_dir_all(&dir)?;
+    let temporary = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
+    std::fs::write(&temporary, serde_json::to_vec_pretty(state)?)?;
+    std::fs::rename(&temporary, dir.join(STATE_FILE))
+}
+
+/// The version folders of a family, by name.
+pub fn version_names(repo: &Path, kind: RiskKind) -> std::io::Result<Vec<String>> {
+    let dir = repo.join(kind.name());
+    let mut names = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() && entry.path().join(MANIFEST_FILE).is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Where the active artifact of a family is: the state's active version, the
+/// only version folder when there is no state, or the family folder itself
+/// for an artifact from before versioning.
+pub fn active_dir(repo: &Path, kind: RiskKind) -> Result<PathBuf, ModelError> {
+    let family = repo.join(kind.name());
+    if let Some(active) = read_state(repo, kind)?.and_then(|s| s.active) {
+        return Ok(version_dir(repo, kind, &active));
+    }
+    let names = version_names(repo, kind).map_err(|source| ModelError::Read {
+        path: family.display().to_string(),
+        source,
+    })?;
+    match names.as_slice() {
+        [only] => Ok(version_dir(repo, kind, only)),
+        [] => Ok(family),
+        _ => Err(ModelError::Mismatch {
+            path: family.join(STATE_FILE).display().to_string(),
+            detail: format!(
+                "{} versions ({}) and no state saying which is active",
+                names.len(),
+                names.join(", ")
+            ),
+        }),
+    }
+}
+
+/// Loads the active version of `kind` from the repository `repo`; its
+/// features must be exactly `schema`.
+pub fn load_model(
+    repo: &Path,
+    kind: RiskKind,
+    schema: &[FeatureDef],
+) -> Result<LoadedModel, ModelError> {
+    load_version(&active_dir(repo, kind)?, kind, schema)
+}
+
+/// Registers a version the trainer has just written, when it is the family's
+/// first: it becomes active, so a fresh repository serves at once. A later
+/// version is left unregistered: it reaches traffic through the lifecycle
+/// (deploy, shadow, canary, promote). Returns whether it became active.
+pub fn register_trained(
+    repo: &Path,
+    kind: RiskKind,
+    version: &str,
+    identity: String,
+    now: String,
+) -> std::io::Result<bool> {
+    let state = read_state(repo, kind).map_err(|e| std::io::Error::other(e.to_string()))?;
+    if state.is_some() {
+        return Ok(false);
+    }
+    let mut state = FamilyState {
+        active: Some(version.to_string()),
+        ..FamilyState::default()
+    };
+    state.versions.insert(
+        version.to_string(),
+        VersionInfo {
+            deployed_at: now,
+            deployed_by: "detour-train".into(),
+            forced: false,
+            identity,
+        },
+    );
+    write_state(repo, kind, &state)?;
+    Ok(true)
+}
