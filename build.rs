@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/detour/v1/scoring.proto",
     "proto/detour/v1/ingest.proto",
     "proto/detour/v1/recommend.proto",
+    "proto/detour/v1/admin.proto",
 ];
 
 /// Imported files reflection must be able to hand out.

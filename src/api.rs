@@ -5,6 +5,7 @@
 //! Every error leaves through the one exhaustive mapping from [`ApiError`] to
 //! [`tonic::Status`], in [`error`] with every other conversion into it.
 
+pub mod admin;
 pub mod codec;
 pub mod convert;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod recommend;
 pub mod scoring;
 pub mod status_codes;
 
+pub use admin::ModelAdminService;
 pub use error::ApiError;
 pub use ingest::EventIngestService;
 pub use recommend::RecommendationsService;

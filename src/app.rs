@@ -10,19 +10,26 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{EventIngestService, RecommendationsService, RiskScoringService};
+use crate::api::{
+    EventIngestService, ModelAdminService, RecommendationsService, RiskScoringService,
+};
 use crate::config::Config;
 use crate::features::{
     FeatureError, FeatureSettings, FeatureStore, InMemoryFeatureStore, RedisFeatureStore,
     RedisSettings,
 };
 use crate::ingest::Ingestor;
+use crate::lifecycle::shared::SharedRegistry;
+use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::models::ModelError;
 use crate::network::{Network, NetworkError};
 use crate::pb;
 use crate::planning::Planner;
 use crate::registry::ModelRegistry;
 use crate::scoring::Scorer;
+
+/// The largest admin request: an artifact's files (at most 16 MB) and framing.
+const ADMIN_MAX_MESSAGE_BYTES: usize = crate::models::artifact::MAX_ARTIFACT_BYTES + (1 << 20);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +66,37 @@ pub async fn run(
         tracing::warn!(path = %network_path.display(), "no network file; site limits unknown");
         Network::default()
     };
-    let registry = ModelRegistry::load(&models_dir)?;
-    let models = registry.snapshot();
-    for kind in crate::schema::RiskKind::ALL {
-        let manifest = &models.model(kind).manifest;
-        tracing::info!(family = kind.name(), model = %manifest.name, version = %manifest.version, "model loaded");
+    let shared = match &config.redis {
+        Some(url) => Some(
+            SharedRegistry::new(url, &config.namespace, config.redis_timeout())
+                .map_err(|detail| FeatureError::Unavailable {
+                    detail,
+                    source: None,
+                })?,
+        ),
+        None => None,
+    };
+    let lifecycle = Lifecycle::start(
+        LifecycleSettings {
+            repo: models_dir.clone(),
+            metric_tolerance: config.metric_tolerance,
+        },
+        shared,
+    )
+    .await?;
+    lifecycle.spawn_background();
+    let registry = Arc::clone(lifecycle.registry());
+    tracing::info!(models = %registry.snapshot().versions(), registry = lifecycle.backend(), "models loaded");
+    match &config.admin_token {
+        Some(_) => tracing::info!("model admin enabled (ModelAdmin, bearer token)"),
+        None => tracing::warn!(
+            "model admin disabled: no admin token (set admin_token or DETOUR_ADMIN_TOKEN to \
+             deploy, promote and roll back models while serving)"
+        ),
     }
     let parts = Parts {
-        registry: Arc::new(registry),
+        lifecycle,
+        registry,
         network: Arc::new(network),
         settings: FeatureSettings {
             sla_grace_minutes: config.sla_grace_minutes,
@@ -113,6 +143,7 @@ pub async fn run(
 
 /// What every backend's server is built from.
 struct Parts {
+    lifecycle: Arc<Lifecycle>,
     registry: Arc<ModelRegistry>,
     network: Arc<Network>,
     settings: FeatureSettings,
@@ -133,7 +164,7 @@ async fn serve<S: FeatureStore>(
     ));
     let planner = Arc::new(Planner::new(
         Arc::clone(&store),
-        parts.registry,
+        Arc::clone(&parts.registry),
         parts.network,
         config.reroute_policy(),
         config.reallocation_policy(),
@@ -142,7 +173,15 @@ async fn serve<S: FeatureStore>(
         RecommendationsService::new(planner),
     );
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
-    let ingestor = Arc::new(Ingestor::new(Arc::clone(&store), parts.settings));
+    let ingestor = Arc::new(
+        Ingestor::new(Arc::clone(&store), parts.settings).with_outcomes(parts.registry),
+    );
+    let admin = pb::model_admin_server::ModelAdminServer::new(ModelAdminService::new(
+        parts.lifecycle,
+        config.admin_token.as_deref(),
+    ))
+    // An artifact's files travel in one request.
+    .max_decoding_message_size(ADMIN_MAX_MESSAGE_BYTES);
     let ingest = pb::event_ingest_server::EventIngestServer::new(EventIngestService::new(ingestor));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -201,6 +240,7 @@ async fn serve<S: FeatureStore>(
         .add_service(scoring)
         .add_service(ingest)
         .add_service(recommendations)
+        .add_service(admin)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop_accepting,

@@ -61,6 +61,13 @@ pub struct Config {
     /// single calls faster (threads that outnumber the free cores spend their
     /// time waking each other) and batches somewhat slower.
     pub workers: usize,
+    /// The token `ModelAdmin` callers must present (`authorization: Bearer
+    /// …`); admin is disabled without one.
+    pub admin_token: Option<String>,
+    /// How much worse (relative) a deployed version's held-out ROC-AUC, Brier
+    /// score or log loss may be than the active version's before the deploy
+    /// gate refuses it without `force`.
+    pub metric_tolerance: f64,
 }
 
 /// How log lines are written.
@@ -91,6 +98,8 @@ impl Default for Config {
             approval_cost_delta: Policy::REROUTE.approval_cost_delta,
             safe_risk: Policy::REROUTE.safe_risk,
             workers: 0,
+            admin_token: None,
+            metric_tolerance: 0.02,
         }
     }
 }
@@ -229,6 +238,18 @@ impl Config {
                 problems.push(format!("{name} must be a number ≥ 0"));
             }
         }
+        if !(self.metric_tolerance.is_finite() && self.metric_tolerance >= 0.0) {
+            problems.push("metric_tolerance must be a number ≥ 0".into());
+        }
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16 || t.trim() != t)
+        {
+            problems.push(
+                "admin_token must be at least 16 characters, without surrounding spaces".into(),
+            );
+        }
         if self.workers > 1024 {
             problems.push("workers must be at most 1024 (0: one per core)".into());
         }
@@ -284,7 +305,7 @@ fn models_problem(models: &Path) -> Option<String> {
 }
 
 /// Every key a layer may set.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
     "listen",
     "redis",
     "models",
@@ -300,10 +321,19 @@ const KEYS: [&str; 15] = [
     "approval_cost_delta",
     "safe_risk",
     "workers",
+    "admin_token",
+    "metric_tolerance",
 ];
 
 /// Keys whose values are text even when they look like numbers.
-const TEXT_KEYS: [&str; 5] = ["listen", "redis", "models", "namespace", "log_format"];
+const TEXT_KEYS: [&str; 6] = [
+    "listen",
+    "redis",
+    "models",
+    "namespace",
+    "log_format",
+    "admin_token",
+];
 
 /// A raw environment or flag value as TOML: text for the text keys; otherwise a
 /// number or boolean when it reads as one, text when not.

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use crate::domain::{Event, Timestamp};
+use crate::registry::ModelRegistry;
+use crate::schema::RiskKind;
+
+use crate::domain::{Event, EventPayload, Timestamp};
 use crate::features::{
     ApplyOutcome, EventUpdates, FeatureError, FeatureSettings, FeatureStore, updates_received,
     with_facts,
@@ -94,12 +97,25 @@ pub fn check_count(count: usize) -> Result<(), IngestError> {
 pub struct Ingestor<S> {
     store: Arc<S>,
     settings: FeatureSettings,
+    outcomes: Option<Arc<ModelRegistry>>,
 }
 
 impl<S: FeatureStore> Ingestor<S> {
     /// An ingestor writing to `store`.
     pub fn new(store: Arc<S>, settings: FeatureSettings) -> Self {
-        Ingestor { store, settings }
+        Ingestor {
+            store,
+            settings,
+            outcomes: None,
+        }
+    }
+
+    /// Reports the outcomes of orders and shipment legs to the registry's
+    /// running comparisons (a candidate against the active model), once they
+    /// are applied.
+    pub fn with_outcomes(mut self, registry: Arc<ModelRegistry>) -> Self {
+        self.outcomes = Some(registry);
+        self
     }
 
     /// Applies the valid events of one call, received now, in order.
@@ -121,9 +137,16 @@ impl<S: FeatureStore> Ingestor<S> {
         let total = events.len();
         let mut rejections = Vec::new();
         let mut valid: Vec<EventUpdates> = Vec::with_capacity(total);
+        let comparing = self.outcomes.as_ref().filter(|r| r.comparing());
+        let mut outcomes = Vec::new();
         for (index, event) in events.into_iter().enumerate() {
             match event {
-                Ok(event) => valid.push(updates_received(&event, &self.settings, received_at)),
+                Ok(event) => {
+                    if comparing.is_some() {
+                        outcomes.extend(outcome_of(&event, self.settings.sla_grace_minutes));
+                    }
+                    valid.push(updates_received(&event, &self.settings, received_at));
+                }
                 Err(invalid) => rejections.push(Rejection { index, invalid }),
             }
         }
@@ -135,7 +158,7 @@ impl<S: FeatureStore> Ingestor<S> {
         );
         let valid_count = valid.len();
         let (run, positions) = with_facts(valid);
-        let outcomes = self
+        let applied = self
             .store
             .apply(&run)
             .instrument(span)
@@ -149,8 +172,13 @@ impl<S: FeatureStore> Ingestor<S> {
             })?;
         let accepted = positions
             .iter()
-            .filter(|&&i| outcomes[i] == ApplyOutcome::Applied)
+            .filter(|&&i| applied[i] == ApplyOutcome::Applied)
             .count();
+        if let Some(registry) = comparing {
+            for (kind, id, adverse) in outcomes {
+                registry.observe_outcome(kind, &id, adverse);
+            }
+        }
         Ok(IngestSummary {
             accepted,
             duplicate: positions.len() - accepted,
@@ -489,5 +517,23 @@ mod lifecycle {
             panic!("the order is kept");
         };
         assert_eq!(kept.progress.done(), 4, "the stale report did not win");
+    }
+}
+
+/// The outcome an event reports, if it reports one: a shipment leg's failure
+/// (cancelled, or delivered later than the grace) or an order's fallout.
+fn outcome_of(event: &Event, grace_minutes: f64) -> Option<(RiskKind, String, bool)> {
+    match &event.payload {
+        EventPayload::Shipment(shipment) => shipment.outcome(grace_minutes).map(|o| {
+            (
+                RiskKind::CarrierFailure,
+                shipment.shipment_id.clone(),
+                o.failed,
+            )
+        }),
+        EventPayload::Order(order) => order
+            .outcome
+            .map(|o| (RiskKind::OrderFallout, order.order_id.clone(), o.is_fallout())),
+        _ => None,
     }
 }

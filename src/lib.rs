@@ -8,14 +8,20 @@
 //! - [`api`]: gRPC handlers. Validates requests, converts `pb` ↔ domain, maps errors
 //!   to status codes. The only module that knows tonic and protobuf, with [`pb`] and
 //!   [`app`].
-//! - [`ingest`]: the one ingest path every event source calls.
+//! - [`lifecycle`]: model versions deployed, compared (shadow, canary, on
+//!   outcomes), promoted and rolled back while serving; the registry's state on
+//!   disk or in Redis.
+//! - [`ingest`]: the one ingest path every event source calls (and which
+//!   reports outcomes to a running comparison).
 //! - [`planning`]: the IO around a recommendation (which records, one read).
 //! - [`scoring`]: turns scoring targets into feature vectors (one store round trip)
 //!   and runs the models of one snapshot.
 //! - [`recommend`]: candidates, hard constraints and ranking. No IO; never awaits.
-//! - [`registry`]: the snapshot of one loaded model per family, swapped atomically.
-//! - [`models`]: model artifacts (manifest, weights, checksum) and inference. No IO
-//!   beyond reading an artifact at load time; never awaits.
+//! - [`registry`]: the snapshot of each family's route (active model, candidate),
+//!   swapped atomically; comparisons of a candidate with the active model.
+//! - [`models`]: model artifacts (manifest, weights, checksum, golden rows), the
+//!   model repository on disk, and inference. No IO beyond the repository's
+//!   files; never awaits.
 //! - [`features`]: the [`features::FeatureStore`] trait and its in-memory and Redis
 //!   backends; how events update aggregates; how aggregates become feature vectors.
 //! - [`schema`]: each family's feature schema, the feature vector, the table of
@@ -39,6 +45,7 @@ pub mod cpu;
 pub mod domain;
 pub mod features;
 pub mod ingest;
+pub mod lifecycle;
 pub mod models;
 pub mod network;
 pub mod pb;

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+mod admin_cli;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use detour::config::Config;
@@ -27,6 +29,9 @@ struct Cli {
 enum Command {
     /// Serves the gRPC API. Settings: flags > DETOUR_* environment > config file > defaults.
     Serve(ServeArgs),
+    /// Model lifecycle against a running server: models, deploy, promote,
+    /// rollback, shadow, canary, unload, compare (token: DETOUR_ADMIN_TOKEN).
+    Admin(admin_cli::AdminArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,12 +57,24 @@ struct ServeArgs {
     /// Threads serving requests [default: 0, one per core].
     #[arg(long)]
     workers: Option<String>,
+    /// Admin token enabling ModelAdmin (prefer DETOUR_ADMIN_TOKEN: flags show
+    /// in process lists).
+    #[arg(long)]
+    admin_token: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Admin(args) => {
+            // A refusal is an answer, not a crash: its message, no backtrace.
+            if let Err(error) = admin_cli::run(args) {
+                eprintln!("error: {error:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -69,6 +86,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ("namespace", args.namespace),
         ("log_format", args.log_format),
         ("workers", args.workers),
+        ("admin_token", args.admin_token),
     ]
     .into_iter()
     .filter_map(|(key, value)| value.map(|v| (key, v)))

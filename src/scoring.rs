@@ -392,8 +392,27 @@ fn assess(
     gaps: Gaps,
 ) -> Assessment {
     let kind = target.kind();
-    let model = models.model(kind);
+    let route = models.route(kind);
+    let (model, by_candidate) = route.answering(target.entity_id());
     let prediction = model.predict(features);
+    if let Some(candidate) = &route.candidate {
+        // Both versions score the same features: the pair is what the
+        // comparison on outcomes counts.
+        let other = if by_candidate {
+            &route.active
+        } else {
+            &candidate.model
+        };
+        let other = other.probability(features);
+        let (active, by) = if by_candidate {
+            (other, prediction.probability)
+        } else {
+            (prediction.probability, other)
+        };
+        candidate
+            .comparison
+            .record(target.entity_id(), active, by);
+    }
     let schema = schema_of(kind);
     let mut order: Vec<usize> = (0..features.len)
         .filter(|&i| !features.values[i].is_nan() && prediction.contributions[i] != 0.0)

@@ -5,6 +5,7 @@
 use crate::domain::FieldError;
 use crate::features::FeatureError;
 use crate::ingest::IngestError;
+use crate::lifecycle::LifecycleError;
 use crate::pb;
 use crate::planning::PlanningError;
 use crate::scoring::UnknownCode;
@@ -23,6 +24,12 @@ pub enum ApiError {
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The state does not allow the request now.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The thing to create exists already, with other content.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A dependency could not do its part; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
@@ -48,6 +55,8 @@ impl ApiError {
         match self {
             ApiError::InvalidArgument { .. } => "INVALID_ARGUMENT",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            ApiError::AlreadyExists(_) => "ALREADY_EXISTS",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             ApiError::Internal(_) => "INTERNAL",
@@ -86,6 +95,8 @@ impl From<ApiError> for tonic::Status {
         match error {
             ApiError::InvalidArgument { .. } => tonic::Status::invalid_argument(message),
             ApiError::NotFound(_) => tonic::Status::not_found(message),
+            ApiError::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
+            ApiError::AlreadyExists(_) => tonic::Status::already_exists(message),
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
             ApiError::DeadlineExceeded(_) => tonic::Status::deadline_exceeded(message),
             ApiError::Internal(_) => tonic::Status::internal(message),
@@ -113,6 +124,20 @@ pub fn unknown_code(error: &UnknownCode, at: &str) -> ApiError {
     } else {
         format!("{at}.{message}")
     })
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            // The artifact or request is at fault; the message names the file
+            // or the field.
+            LifecycleError::Invalid(reason) => ApiError::invalid("request", reason),
+            LifecycleError::NotFound(m) => ApiError::NotFound(m),
+            LifecycleError::Precondition(m) => ApiError::FailedPrecondition(m),
+            LifecycleError::Exists(m) => ApiError::AlreadyExists(m),
+            LifecycleError::Unavailable(m) => ApiError::Unavailable(m),
+        }
+    }
 }
 
 impl From<IngestError> for ApiError {
