@@ -17,7 +17,12 @@ pub struct AdminArgs {
     #[arg(long, default_value = "127.0.0.1:50051", global = true)]
     server: String,
     /// The admin token.
-    #[arg(long, env = "DETOUR_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "DETOUR_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     token: Option<String>,
     /// Who acts, for the audit log [default: $USER].
     #[arg(long = "as", global = true)]
@@ -261,11 +266,7 @@ fn print_list(list: &pb::ListModelsResponse) {
     if !list.recent_actions.is_empty() {
         println!("\nrecent admin actions (newest first):");
         for a in list.recent_actions.iter().take(10) {
-            let at = a
-                .at
-                .as_ref()
-                .map(|t| t.to_string())
-                .unwrap_or_default();
+            let at = a.at.as_ref().map(|t| t.to_string()).unwrap_or_default();
             println!(
                 "  {at}  {:<8} {:<9} {} {} {}: {}",
                 a.who, a.action, a.family, a.version, a.outcome, a.detail

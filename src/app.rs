@@ -68,11 +68,12 @@ pub async fn run(
     };
     let shared = match &config.redis {
         Some(url) => Some(
-            SharedRegistry::new(url, &config.namespace, config.redis_timeout())
-                .map_err(|detail| FeatureError::Unavailable {
+            SharedRegistry::new(url, &config.namespace, config.redis_timeout()).map_err(
+                |detail| FeatureError::Unavailable {
                     detail,
                     source: None,
-                })?,
+                },
+            )?,
         ),
         None => None,
     };
@@ -173,9 +174,8 @@ async fn serve<S: FeatureStore>(
         RecommendationsService::new(planner),
     );
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
-    let ingestor = Arc::new(
-        Ingestor::new(Arc::clone(&store), parts.settings).with_outcomes(parts.registry),
-    );
+    let ingestor =
+        Arc::new(Ingestor::new(Arc::clone(&store), parts.settings).with_outcomes(parts.registry));
     let admin = pb::model_admin_server::ModelAdminServer::new(ModelAdminService::new(
         parts.lifecycle,
         config.admin_token.as_deref(),

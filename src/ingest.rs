@@ -531,9 +531,13 @@ fn outcome_of(event: &Event, grace_minutes: f64) -> Option<(RiskKind, String, bo
                 o.failed,
             )
         }),
-        EventPayload::Order(order) => order
-            .outcome
-            .map(|o| (RiskKind::OrderFallout, order.order_id.clone(), o.is_fallout())),
+        EventPayload::Order(order) => order.outcome.map(|o| {
+            (
+                RiskKind::OrderFallout,
+                order.order_id.clone(),
+                o.is_fallout(),
+            )
+        }),
         _ => None,
     }
 }

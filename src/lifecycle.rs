@@ -345,12 +345,14 @@ impl Lifecycle {
                 };
                 match loaded {
                     Ok(model) => {
-                        held.loaded.insert((kind, version.to_string()), Arc::new(model));
+                        held.loaded
+                            .insert((kind, version.to_string()), Arc::new(model));
                     }
                     Err(e) if Some(version) == state.active.as_deref() => return Err(e),
                     Err(e) => {
                         tracing::warn!(family = kind.name(), version, error = %e, "version not loaded");
-                        held.refused.insert((kind, version.to_string()), e.to_string());
+                        held.refused
+                            .insert((kind, version.to_string()), e.to_string());
                     }
                 }
             }
@@ -472,12 +474,20 @@ impl Lifecycle {
                 None => {
                     // First replica on this Redis: publish ours.
                     let ours = &held.states[kind.index()];
-                    for version in ours.needed() {
+                    let versions: std::collections::BTreeSet<&str> = ours.needed().collect();
+                    for version in versions {
                         if let Some(files) = self.local_files(kind, version) {
-                            shared.put_files(kind, version, &files).await.map_err(unavailable)?;
+                            shared
+                                .put_files(kind, version, &files)
+                                .await
+                                .map_err(unavailable)?;
                         }
                     }
-                    match shared.put_state(epoch, kind, ours).await.map_err(unavailable)? {
+                    match shared
+                        .put_state(epoch, kind, ours)
+                        .await
+                        .map_err(unavailable)?
+                    {
                         Some(e) => epoch = e,
                         None => {
                             return Err(LifecycleError::Unavailable(
@@ -569,7 +579,10 @@ impl Lifecycle {
             .collect();
         drop(held);
         let recent = match &self.shared {
-            Some(shared) => shared.recent_actions(50).await.unwrap_or_else(|_| self.recent_local()),
+            Some(shared) => shared
+                .recent_actions(50)
+                .await
+                .unwrap_or_else(|_| self.recent_local()),
             None => self.recent_local(),
         };
         RegistryView {
@@ -590,7 +603,14 @@ impl Lifecycle {
         self.held.lock().await.comparisons[kind.index()].clone()
     }
 
-    async fn record(&self, who: &Actor, action: &str, family: &str, version: &str, result: &Result<String, LifecycleError>) {
+    async fn record(
+        &self,
+        who: &Actor,
+        action: &str,
+        family: &str,
+        version: &str,
+        result: &Result<String, LifecycleError>,
+    ) {
         let (outcome, detail) = match result {
             Ok(detail) => ("ok", detail.clone()),
             Err(e) => ("refused", e.to_string()),
@@ -652,7 +672,8 @@ impl Lifecycle {
             Ok(detail)
         }
         .await;
-        self.record(who, action, kind.name(), version, &result).await;
+        self.record(who, action, kind.name(), version, &result)
+            .await;
         result
     }
 
@@ -889,7 +910,11 @@ impl Lifecycle {
                 }
             }
             state.active = Some(version.to_string());
-            if state.candidate.as_ref().is_some_and(|c| c.version == version) {
+            if state
+                .candidate
+                .as_ref()
+                .is_some_and(|c| c.version == version)
+            {
                 state.candidate = None;
             }
             Ok(format!("{version} is active"))
@@ -977,7 +1002,11 @@ impl Lifecycle {
                         "{version} is the active version; promote or roll back to another first"
                     )));
                 }
-                if state.candidate.as_ref().is_some_and(|c| c.version == version) {
+                if state
+                    .candidate
+                    .as_ref()
+                    .is_some_and(|c| c.version == version)
+                {
                     return Err(LifecycleError::Precondition(format!(
                         "{version} is the candidate; clear the shadow or canary first"
                     )));
@@ -1005,7 +1034,10 @@ impl Lifecycle {
             let held = self.held.lock().await;
             let state = &held.states[kind.index()];
             state.active.as_deref() == Some(comparison.active_version.as_str())
-                && state.candidate.as_ref().is_some_and(|c| c.version == version)
+                && state
+                    .candidate
+                    .as_ref()
+                    .is_some_and(|c| c.version == version)
         };
         if !still_current {
             return;

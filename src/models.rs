@@ -11,8 +11,8 @@ pub mod trees;
 pub use artifact::{
     ArtifactFiles, BandThresholds, Calibration, FeatureSpec, Manifest, load_files, load_version,
 };
-pub use repository::load_model;
 pub use logistic::LogisticWeights;
+pub use repository::load_model;
 pub use trees::TreeEnsemble;
 
 use crate::domain::RiskBand;
@@ -298,8 +298,10 @@ mod tests {
         assert!((score.contributions[1] - (-2.0 + 0.6)).abs() < 1e-12);
 
         let loaded = LoadedModel {
-            manifest: serde_json::from_str(include_str!("../models/carrier_failure/lrgbt-5cda13bbe0/manifest.json"))
-                .unwrap(),
+            manifest: serde_json::from_str(include_str!(
+                "../models/carrier_failure/lrgbt-5cda13bbe0/manifest.json"
+            ))
+            .unwrap(),
             kind: RiskKind::CarrierFailure,
             learner: Learner::LinearTrees(model),
         };
@@ -345,8 +347,10 @@ mod tests {
         let situation = schema.iter().position(|f| !f.of_option).unwrap();
         let option = schema.iter().position(|f| f.of_option).unwrap();
         let dir = std::env::temp_dir().join(format!("detour-lt-{}", std::process::id()));
-        let manifest: Manifest =
-            serde_json::from_str(include_str!("../models/carrier_failure/lrgbt-5cda13bbe0/manifest.json")).unwrap();
+        let manifest: Manifest = serde_json::from_str(include_str!(
+            "../models/carrier_failure/lrgbt-5cda13bbe0/manifest.json"
+        ))
+        .unwrap();
         let stump = |feature: usize| LinearTrees {
             linear: LogisticWeights {
                 mean: vec![0.0; width],
@@ -391,8 +395,10 @@ mod tests {
         let schema = schema_of(RiskKind::OrderFallout);
         let width = schema.len();
         let dir = std::env::temp_dir().join(format!("detour-golden-{}", std::process::id()));
-        let mut manifest: Manifest =
-            serde_json::from_str(include_str!("../models/order_fallout/gbt-d15ebcad6b/manifest.json")).unwrap();
+        let mut manifest: Manifest = serde_json::from_str(include_str!(
+            "../models/order_fallout/gbt-d15ebcad6b/manifest.json"
+        ))
+        .unwrap();
         manifest.learner = artifact::LOGISTIC_REGRESSION.to_string();
         let weights = |first: f64| {
             let mut coefficients = vec![0.1; width];

@@ -62,8 +62,11 @@ impl CandidateRoute {
     ) -> Self {
         CandidateRoute {
             model,
-            canary_parts: canary_percent
-                .map(|p| (p / 100.0 * CANARY_PARTS as f64).round().clamp(0.0, CANARY_PARTS as f64) as u64),
+            canary_parts: canary_percent.map(|p| {
+                (p / 100.0 * CANARY_PARTS as f64)
+                    .round()
+                    .clamp(0.0, CANARY_PARTS as f64) as u64
+            }),
             comparison,
         }
     }

@@ -409,9 +409,7 @@ fn assess(
         } else {
             (prediction.probability, other)
         };
-        candidate
-            .comparison
-            .record(target.entity_id(), active, by);
+        candidate.comparison.record(target.entity_id(), active, by);
     }
     let schema = schema_of(kind);
     let mut order: Vec<usize> = (0..features.len)

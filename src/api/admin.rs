@@ -14,8 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::ApiError;
 use crate::lifecycle::{
-    AdminAction, Deploy, FamilyView, Lifecycle, LifecycleError, RegistryView, Start,
-    family_named,
+    AdminAction, Deploy, FamilyView, Lifecycle, LifecycleError, RegistryView, Start, family_named,
 };
 use crate::models::ArtifactFiles;
 use crate::models::artifact::sha256_hex;
@@ -68,12 +67,19 @@ impl ModelAdminService {
                 Status::unauthenticated("the authorization metadata must be `Bearer <token>`")
             })?;
         if sha256_hex(presented.trim().as_bytes()) != *expected {
-            return Err(Status::permission_denied("the admin token is not this server's"));
+            return Err(Status::permission_denied(
+                "the admin token is not this server's",
+            ));
         }
         let who = metadata
             .get(USER_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+            .map(|v| {
+                v.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "admin".to_string());
         Ok(who)
@@ -151,11 +157,9 @@ impl ModelAdmin for ModelAdminService {
                 .into());
             }
             (false, false) => {
-                return Err(ApiError::invalid(
-                    "directory",
-                    "give files or a directory, not both",
-                )
-                .into());
+                return Err(
+                    ApiError::invalid("directory", "give files or a directory, not both").into(),
+                );
             }
         };
         let start = match (message.shadow, message.canary_percent) {
@@ -415,7 +419,11 @@ fn comparison(c: &Comparison, running: bool) -> pb::Comparison {
     } else {
         let d = report.brier.difference;
         let se = report.brier.standard_error;
-        let sigmas = if se > 0.0 { d.abs() / se } else { f64::INFINITY };
+        let sigmas = if se > 0.0 {
+            d.abs() / se
+        } else {
+            f64::INFINITY
+        };
         let better = if d < 0.0 {
             &c.candidate_version
         } else {

@@ -513,7 +513,10 @@ pub fn save_model(dir: &Path, manifest: &mut Manifest, weights_json: &[u8]) -> s
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(&manifest.weights_file), weights_json)?;
     manifest.weights_sha256 = sha256_hex(weights_json);
-    std::fs::write(dir.join(MANIFEST_FILE), serde_json::to_vec_pretty(manifest)?)
+    std::fs::write(
+        dir.join(MANIFEST_FILE),
+        serde_json::to_vec_pretty(manifest)?,
+    )
 }
 
 /// A learner's weights as the artifact stores them.

@@ -90,14 +90,16 @@ pub struct VersionInfo {
 }
 
 impl FamilyState {
-    /// Every version that must stay loaded: the active one, those a
-    /// rollback may return to, and the candidate.
+    /// Every version held loaded: the active one first, then those a
+    /// rollback may return to, the candidate, and the other registered ones
+    /// (a name may come more than once).
     pub fn needed(&self) -> impl Iterator<Item = &str> {
         self.active
             .iter()
             .chain(&self.previous)
             .map(String::as_str)
             .chain(self.candidate.iter().map(|c| c.version.as_str()))
+            .chain(self.versions.keys().map(String::as_str))
     }
 }
 

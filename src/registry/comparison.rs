@@ -170,7 +170,9 @@ impl Comparison {
         if let Some(kept) = tally.pending.get_mut(entity_id) {
             *kept = (active, candidate);
         } else if tally.pending.len() < MAX_PENDING {
-            tally.pending.insert(entity_id.to_string(), (active, candidate));
+            tally
+                .pending
+                .insert(entity_id.to_string(), (active, candidate));
         } else {
             tally.dropped += 1;
         }
@@ -267,19 +269,25 @@ mod tests {
         c.record("s2", 0.7, 0.9);
         assert!(!c.resolve("s1", false));
         assert!(!c.resolve("s2", true));
-        assert!(!c.resolve("unknown", true), "an unscored entity counts nothing");
+        assert!(
+            !c.resolve("unknown", true),
+            "an unscored entity counts nothing"
+        );
         assert!(!c.resolve("s1", true), "an outcome counts once");
         let r = c.report();
-        assert_eq!((r.decisions_scored, r.outcomes_resolved, r.pending), (4, 2, 1));
+        assert_eq!(
+            (r.decisions_scored, r.outcomes_resolved, r.pending),
+            (4, 2, 1)
+        );
         let active = (0.2f64.powi(2) + 0.3f64.powi(2)) / 2.0;
         let candidate = (0.1f64.powi(2) + 0.1f64.powi(2)) / 2.0;
         assert!((r.brier.active - active).abs() < 1e-12);
         assert!((r.brier.candidate - candidate).abs() < 1e-12);
         assert!((r.brier.difference - (candidate - active)).abs() < 1e-12);
-        let d = [0.01 - 0.04, 0.01 - 0.09];
+        let d: [f64; 2] = [0.01 - 0.04, 0.01 - 0.09];
         let mean = (d[0] + d[1]) / 2.0;
-        let se = (((d[0] - mean).powi(2) + (d[1] - mean).powi(2)) / 2.0f64).sqrt()
-            / 2.0f64.sqrt();
+        // Sample variance (n − 1 = 1), over n = 2.
+        let se = ((d[0] - mean).powi(2) + (d[1] - mean).powi(2)).sqrt() / 2.0f64.sqrt();
         assert!((r.brier.standard_error - se).abs() < 1e-12);
         let ll = (-(0.8f64.ln()) - 0.7f64.ln()) / 2.0;
         assert!((r.log_loss.active - ll).abs() < 1e-12);

@@ -10,12 +10,11 @@ use anyhow::Context;
 use detour::domain::Timestamp;
 use detour::features::FeatureSettings;
 use detour::models::artifact::{
-    MANIFEST_FILE,
-    GRADIENT_BOOSTED_TREES, GoldenRows, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, learner_name,
-    save_golden_rows, save_model, sha256_hex, weights_json,
+    GRADIENT_BOOSTED_TREES, GoldenRows, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION, MANIFEST_FILE,
+    learner_name, save_golden_rows, save_model, sha256_hex, weights_json,
 };
-use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, LoadedModel, Manifest};
 use detour::models::repository::{register_trained, version_dir};
+use detour::models::{BandThresholds, FeatureSpec, Learner, LinearTrees, LoadedModel, Manifest};
 use detour::network::Network;
 use detour::schema::schema_of;
 use detour::schema::{FeatureVector, RiskKind};
