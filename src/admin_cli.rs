@@ -318,17 +318,17 @@ fn print_comparison(c: &pb::Comparison) {
         "  comparison ({running}) {} (candidate) vs {} (active): {} decisions scored, {} outcomes resolved, {} pending",
         c.candidate_version, c.active_version, c.decisions_scored, c.outcomes_resolved, c.pending
     );
-    if let (Some(brier), Some(log_loss)) = (&c.brier, &c.log_loss) {
-        if c.outcomes_resolved > 0 {
-            println!(
-                "    Brier    active {:.5}  candidate {:.5}  difference {:+.5} ± {:.5}",
-                brier.active, brier.candidate, brier.difference, brier.standard_error
-            );
-            println!(
-                "    log loss active {:.5}  candidate {:.5}  difference {:+.5} ± {:.5}",
-                log_loss.active, log_loss.candidate, log_loss.difference, log_loss.standard_error
-            );
-        }
+    if let (Some(brier), Some(log_loss)) = (&c.brier, &c.log_loss)
+        && c.outcomes_resolved > 0
+    {
+        println!(
+            "    Brier    active {:.5}  candidate {:.5}  difference {:+.5} ± {:.5}",
+            brier.active, brier.candidate, brier.difference, brier.standard_error
+        );
+        println!(
+            "    log loss active {:.5}  candidate {:.5}  difference {:+.5} ± {:.5}",
+            log_loss.active, log_loss.candidate, log_loss.difference, log_loss.standard_error
+        );
     }
     println!(
         "    agreement: mean |Δp| {:.4}, {:.1} % within 0.05",

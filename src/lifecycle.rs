@@ -435,10 +435,10 @@ impl Lifecycle {
             Err(_) => return,
         };
         let was_stale = self.stale_reason().is_some();
-        if epoch != current || was_stale {
-            if let Err(e) = self.sync().await {
-                tracing::warn!(error = %e, "model registry: sync failed");
-            }
+        if (epoch != current || was_stale)
+            && let Err(e) = self.sync().await
+        {
+            tracing::warn!(error = %e, "model registry: sync failed");
         }
     }
 
@@ -963,12 +963,12 @@ impl Lifecycle {
             if let Some(p) = canary_percent {
                 check_percent(p)?;
             }
-            if let Some(rule) = auto_promote {
-                if !(rule.sigmas.is_finite() && rule.sigmas >= 0.0) {
-                    return Err(LifecycleError::Invalid(
-                        "auto_promote.sigmas must be a number ≥ 0".into(),
-                    ));
-                }
+            if let Some(rule) = auto_promote
+                && !(rule.sigmas.is_finite() && rule.sigmas >= 0.0)
+            {
+                return Err(LifecycleError::Invalid(
+                    "auto_promote.sigmas must be a number ≥ 0".into(),
+                ));
             }
             require_loaded(state, held, kind, version)?;
             if state.active.as_deref() == Some(version) {
@@ -1138,10 +1138,10 @@ async fn load_checked_lenient(
 /// A family's state in the repository, or one made from its layout: the
 /// single version folder, or an artifact from before versioning.
 fn local_state(repo: &Path, kind: RiskKind) -> Result<FamilyState, ModelError> {
-    if let Some(state) = read_state(repo, kind)? {
-        if state.active.is_some() {
-            return Ok(state);
-        }
+    if let Some(state) = read_state(repo, kind)?
+        && state.active.is_some()
+    {
+        return Ok(state);
     }
     let family = repo.join(kind.name());
     let names = version_names(repo, kind).map_err(|source| ModelError::Read {

@@ -230,12 +230,11 @@ impl ModelRegistry {
     /// predicts happened) in its family's comparison, if one is running.
     pub fn observe_outcome(&self, kind: RiskKind, entity_id: &str, adverse: bool) {
         let snapshot = self.current.load();
-        if let Some(candidate) = &snapshot.route(kind).candidate {
-            if candidate.comparison.resolve(entity_id, adverse) {
-                if let Some(tx) = self.verdicts.get() {
-                    let _ = tx.send(Arc::clone(&candidate.comparison));
-                }
-            }
+        if let Some(candidate) = &snapshot.route(kind).candidate
+            && candidate.comparison.resolve(entity_id, adverse)
+            && let Some(tx) = self.verdicts.get()
+        {
+            let _ = tx.send(Arc::clone(&candidate.comparison));
         }
     }
 

@@ -163,8 +163,8 @@ impl ModelAdmin for ModelAdminService {
             }
         };
         let start = match (message.shadow, message.canary_percent) {
-            (false, p) if p == 0.0 => Start::Idle,
-            (true, p) if p == 0.0 => Start::Shadow,
+            (false, 0.0) => Start::Idle,
+            (true, 0.0) => Start::Shadow,
             (false, p) => Start::Canary(p),
             (true, _) => {
                 return Err(ApiError::invalid(
