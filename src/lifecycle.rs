@@ -898,7 +898,7 @@ impl Lifecycle {
         version: &str,
     ) -> Result<String, LifecycleError> {
         self.change(who, "promote", kind, version, |state, held| {
-            require_loaded(state, held, kind, version)?;
+            require_loaded(state, held, kind, version, &self.settings.repo)?;
             if state.active.as_deref() == Some(version) {
                 return Ok(format!("{version} is already active"));
             }
@@ -931,7 +931,7 @@ impl Lifecycle {
                     kind.name()
                 )));
             };
-            require_loaded(state, held, kind, &back)?;
+            require_loaded(state, held, kind, &back, &self.settings.repo)?;
             let from = state.active.replace(back.clone()).unwrap_or_default();
             Ok(format!("{back} is active again (was {from})"))
         })
@@ -970,7 +970,7 @@ impl Lifecycle {
                     "auto_promote.sigmas must be a number ≥ 0".into(),
                 ));
             }
-            require_loaded(state, held, kind, version)?;
+            require_loaded(state, held, kind, version, &self.settings.repo)?;
             if state.active.as_deref() == Some(version) {
                 return Err(LifecycleError::Precondition(format!(
                     "{version} is the active version; a candidate is another version"
@@ -1068,8 +1068,18 @@ fn require_loaded(
     held: &Held,
     kind: RiskKind,
     version: &str,
+    repo: &Path,
 ) -> Result<(), LifecycleError> {
     if !state.versions.contains_key(version) && state.active.as_deref() != Some(version) {
+        let dir = version_dir(repo, kind, version);
+        if dir.join(MANIFEST_FILE).is_file() {
+            return Err(LifecycleError::Precondition(format!(
+                "{} {version} is in the repository ({}) but not deployed, so not loaded: \
+                 deploy it first",
+                kind.name(),
+                dir.display()
+            )));
+        }
         return Err(not_deployed(kind, version));
     }
     if let Some(why) = held.refused.get(&(kind, version.to_string())) {

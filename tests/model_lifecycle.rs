@@ -456,6 +456,12 @@ async fn the_gate_refuses_bad_versions_with_reasons_and_changes_nothing() {
     // Refusals of the other calls.
     let e = admin.promote(CARRIER, "v9-none").await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    // In the repository (the trainer wrote it there) but never deployed.
+    let on_disk = variant(&repo, CARRIER, "v4-disk", 0.3, |_| {});
+    std::fs::rename(&on_disk, repo.join("carrier_failure/v4-disk")).unwrap();
+    let e = admin.promote(CARRIER, "v4-disk").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("deploy it first"), "{}", e.message());
     for percent in [0.0, -5.0, 150.0, f64::NAN] {
         let e = admin.canary(CARRIER, "v3-dir", percent).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{percent}: {e:?}");
@@ -492,7 +498,12 @@ async fn the_gate_refuses_bad_versions_with_reasons_and_changes_nothing() {
         .await
         .expect("an idle version unloads");
     let e = admin.promote(CARRIER, "v3-dir").await.unwrap_err();
-    assert_eq!(e.code(), Code::NotFound, "an unloaded version is gone");
+    assert_eq!(
+        e.code(),
+        Code::FailedPrecondition,
+        "an unloaded version is no longer loaded, its folder stays: {e:?}"
+    );
+    assert!(e.message().contains("deploy it first"), "{}", e.message());
 
     let family = admin.family(CARRIER).await;
     assert_eq!(family.active, v1);

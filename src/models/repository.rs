@@ -190,24 +190,27 @@ pub fn load_model(
     load_version(&active_dir(repo, kind)?, kind, schema)
 }
 
-/// Registers a version the trainer has just written, when it is the family's
-/// first: it becomes active, so a fresh repository serves at once. A later
-/// version is left unregistered: it reaches traffic through the lifecycle
-/// (deploy, shadow, canary, promote). Returns whether it became active.
+/// Registers a version the trainer has just written. The family's first
+/// version becomes active, so a fresh repository serves at once; with
+/// `activate`, a later one does too (the one before it kept for rollback).
+/// Otherwise a later version is left unregistered: it reaches traffic through
+/// the lifecycle (deploy, shadow, canary, promote). Returns whether it became
+/// active.
 pub fn register_trained(
     repo: &Path,
     kind: RiskKind,
     version: &str,
     identity: String,
     now: String,
+    activate: bool,
 ) -> std::io::Result<bool> {
     let state = read_state(repo, kind).map_err(|e| std::io::Error::other(e.to_string()))?;
-    if state.is_some() {
-        return Ok(false);
-    }
-    let mut state = FamilyState {
-        active: Some(version.to_string()),
-        ..FamilyState::default()
+    let mut state = match state {
+        Some(state) if !activate => {
+            return Ok(state.active.as_deref() == Some(version));
+        }
+        Some(state) => state,
+        None => FamilyState::default(),
     };
     state.versions.insert(
         version.to_string(),
@@ -218,6 +221,15 @@ pub fn register_trained(
             identity,
         },
     );
+    if let Some(active) = state.active.replace(version.to_string()) {
+        if active != version {
+            state.previous.retain(|v| v != &active);
+            state.previous.push(active);
+            if state.previous.len() > MAX_PREVIOUS {
+                state.previous.remove(0);
+            }
+        }
+    }
     write_state(repo, kind, &state)?;
     Ok(true)
 }

@@ -88,6 +88,11 @@ enum Command {
         /// exports hold no announcement time).
         #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
         announced_hours: f64,
+        /// Make the new versions active in `--out`'s state.json (for a
+        /// repository no server is using; a running server takes them through
+        /// `detour admin deploy` and `promote`).
+        #[arg(long)]
+        activate: bool,
     },
     /// Replays a held-out period of a history and compares the realised failure
     /// rate and cost of the current plan, the top recommendation, the naive
@@ -193,6 +198,7 @@ fn main() -> anyhow::Result<()> {
             version,
             lead_hours,
             announced_hours,
+            activate,
         } => {
             let until = until
                 .map(|t| Timestamp::parse_rfc3339(&t).context("--until"))
@@ -213,6 +219,7 @@ fn main() -> anyhow::Result<()> {
                 version,
                 lead_hours,
                 announced_hours,
+                activate,
             };
             train::run(&settings)?;
         }

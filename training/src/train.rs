@@ -50,6 +50,9 @@ pub struct TrainSettings {
     pub lead_hours: Option<f64>,
     /// Hours before departure a leg counts as announced.
     pub announced_hours: f64,
+    /// Make the new versions active in `out`'s state (else only a fresh
+    /// repository's first version becomes active).
+    pub activate: bool,
 }
 
 /// Reads, replays, fits every learner, ships the best per family. Returns what
@@ -493,7 +496,14 @@ fn write_artifact(
     write_reports(&dir, result)?;
     let identity = sha256_hex(&std::fs::read(dir.join(MANIFEST_FILE))?);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    if !register_trained(&settings.out, kind, &result.version, identity, now)? {
+    if !register_trained(
+        &settings.out,
+        kind,
+        &result.version,
+        identity,
+        now,
+        settings.activate,
+    )? {
         eprintln!(
             "{}: wrote version {} to {}; the family's active version is unchanged \
              (deploy it: detour admin deploy {})",

@@ -48,6 +48,7 @@ pub fn train_quick(data: &Path, out: &Path, version: &str) -> Vec<FamilyResult> 
         version: Some(version.into()),
         lead_hours: None,
         announced_hours: detour_training::replay::DEFAULT_ANNOUNCED_HOURS,
+        activate: false,
     })
     .unwrap()
 }
