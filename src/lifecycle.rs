@@ -434,10 +434,12 @@ impl Lifecycle {
             // An admin change is under way here; it syncs itself.
             Err(_) => return,
         };
-        let was_stale = self.stale_reason().is_some();
-        if (epoch != current || was_stale)
+        let before = self.stale_reason();
+        if (epoch != current || before.is_some())
             && let Err(e) = self.sync().await
+            && before.as_deref() != Some(e.to_string().as_str())
         {
+            // Once per reason, not every poll.
             tracing::warn!(error = %e, "model registry: sync failed");
         }
     }
@@ -518,24 +520,28 @@ impl Lifecycle {
                 }
             }
         }
-        let changed = next != held.states;
-        held.states = next;
-        held.epoch = epoch;
-        if changed {
-            match build_snapshot(held) {
-                Some(snapshot) => {
-                    self.registry.swap(snapshot);
-                    tracing::info!(models = %self.registry.snapshot().versions(), epoch, "model registry: adopted the shared state");
-                }
-                None => {
-                    return Err(LifecycleError::Unavailable(
-                        "an active version of the shared registry could not be loaded here; \
-                         serving the previous one"
-                            .into(),
-                    ));
-                }
-            }
+        if next == held.states {
+            held.epoch = epoch;
+            return Ok(());
         }
+        let previous = std::mem::replace(&mut held.states, next);
+        let Some(snapshot) = build_snapshot(held) else {
+            // Keep serving, and showing, what was served; the epoch stays
+            // behind, so the next poll tries again.
+            held.states = previous;
+            return Err(LifecycleError::Unavailable(
+                "an active version of the shared registry could not be loaded here; serving \
+                 the previous one"
+                    .into(),
+            ));
+        };
+        held.epoch = epoch;
+        self.registry.swap(snapshot);
+        // Versions another replica unloaded are let go here too.
+        let states = &held.states;
+        held.loaded
+            .retain(|(kind, version), _| states[kind.index()].needed().any(|v| v == version));
+        tracing::info!(models = %self.registry.snapshot().versions(), epoch, "model registry: adopted the shared state");
         Ok(())
     }
 

@@ -221,15 +221,39 @@ pub fn register_trained(
             identity,
         },
     );
-    if let Some(active) = state.active.replace(version.to_string()) {
-        if active != version {
-            state.previous.retain(|v| v != &active);
-            state.previous.push(active);
-            if state.previous.len() > MAX_PREVIOUS {
-                state.previous.remove(0);
-            }
+    if let Some(active) = state.active.replace(version.to_string())
+        && active != version
+    {
+        state.previous.retain(|v| v != &active);
+        state.previous.push(active);
+        if state.previous.len() > MAX_PREVIOUS {
+            state.previous.remove(0);
         }
     }
     write_state(repo, kind, &state)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trained_version_is_active_in_a_fresh_repository_and_otherwise_only_with_activate() {
+        let repo = std::env::temp_dir().join(format!("detour-repo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&repo);
+        let kind = RiskKind::OrderFallout;
+        let now = || "2026-12-06T00:00:00Z".to_string();
+        assert!(register_trained(&repo, kind, "v1", "a".into(), now(), false).unwrap());
+        assert!(!register_trained(&repo, kind, "v2", "b".into(), now(), false).unwrap());
+        let state = read_state(&repo, kind).unwrap().unwrap();
+        assert_eq!(state.active.as_deref(), Some("v1"));
+        assert!(!state.versions.contains_key("v2"), "left for deploy");
+        assert!(register_trained(&repo, kind, "v2", "b".into(), now(), true).unwrap());
+        let state = read_state(&repo, kind).unwrap().unwrap();
+        assert_eq!(state.active.as_deref(), Some("v2"));
+        assert_eq!(state.previous, vec!["v1".to_string()]);
+        assert_eq!(state.versions["v2"].identity, "b");
+        let _ = std::fs::remove_dir_all(&repo);
+    }
 }
