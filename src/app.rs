@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::api::admin::AdminAuth;
 use crate::api::{
     EventIngestService, ModelAdminService, RecommendationsService, RiskScoringService,
 };
@@ -176,12 +177,12 @@ async fn serve<S: FeatureStore>(
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
     let ingestor =
         Arc::new(Ingestor::new(Arc::clone(&store), parts.settings).with_outcomes(parts.registry));
-    let admin = pb::model_admin_server::ModelAdminServer::new(ModelAdminService::new(
-        parts.lifecycle,
-        config.admin_token.as_deref(),
-    ))
-    // An artifact's files travel in one request.
-    .max_decoding_message_size(ADMIN_MAX_MESSAGE_BYTES);
+    let admin = tonic::service::interceptor::InterceptedService::new(
+        pb::model_admin_server::ModelAdminServer::new(ModelAdminService::new(parts.lifecycle))
+            // An artifact's files travel in one request.
+            .max_decoding_message_size(ADMIN_MAX_MESSAGE_BYTES),
+        AdminAuth::new(config.admin_token.as_deref()),
+    );
     let ingest = pb::event_ingest_server::EventIngestServer::new(EventIngestService::new(ingestor));
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -142,8 +142,11 @@ impl<S: FeatureStore> Ingestor<S> {
         for (index, event) in events.into_iter().enumerate() {
             match event {
                 Ok(event) => {
-                    if comparing.is_some() {
-                        outcomes.extend(outcome_of(&event, self.settings.sla_grace_minutes));
+                    if comparing.is_some()
+                        && let Some(outcome) = outcome_of(&event, self.settings.sla_grace_minutes)
+                    {
+                        // With the event's place among the valid ones.
+                        outcomes.push((valid.len(), outcome));
                     }
                     valid.push(updates_received(&event, &self.settings, received_at));
                 }
@@ -175,8 +178,11 @@ impl<S: FeatureStore> Ingestor<S> {
             .filter(|&&i| applied[i] == ApplyOutcome::Applied)
             .count();
         if let Some(registry) = comparing {
-            for (kind, id, adverse) in outcomes {
-                registry.observe_outcome(kind, &id, adverse);
+            // Only what was applied now: not a duplicate, not a stale report.
+            for (at, (kind, id, adverse)) in outcomes {
+                if applied[positions[at]] == ApplyOutcome::Applied {
+                    registry.observe_outcome(kind, &id, adverse);
+                }
             }
         }
         Ok(IngestSummary {

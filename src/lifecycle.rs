@@ -180,12 +180,80 @@ pub struct LifecycleSettings {
 struct Held {
     /// By [`RiskKind::index`].
     states: Vec<FamilyState>,
-    loaded: HashMap<(RiskKind, String), Arc<LoadedModel>>,
-    refused: HashMap<(RiskKind, String), String>,
+    /// Loaded versions, with the identity (manifest SHA-256) of the files
+    /// they were loaded from.
+    loaded: HashMap<(RiskKind, String), Loaded>,
+    /// Versions this replica could not load: the identity tried, and why.
+    refused: HashMap<(RiskKind, String), (String, String)>,
     /// The current comparison of each family, or its last.
     comparisons: Vec<Option<Arc<Comparison>>>,
     /// The shared epoch the states are from (0 without Redis).
     epoch: i64,
+}
+
+/// A loaded version and the identity of the files it came from.
+#[derive(Debug, Clone)]
+struct Loaded {
+    model: Arc<LoadedModel>,
+    identity: String,
+}
+
+impl Held {
+    fn model(&self, kind: RiskKind, version: &str) -> Option<&Arc<LoadedModel>> {
+        self.loaded
+            .get(&(kind, version.to_string()))
+            .map(|l| &l.model)
+    }
+
+    /// Whether `version` is loaded here from the files its state records
+    /// (any files, when the state records no identity).
+    fn holds(&self, kind: RiskKind, version: &str, recorded: &str) -> bool {
+        self.loaded
+            .get(&(kind, version.to_string()))
+            .is_some_and(|l| recorded.is_empty() || l.identity == recorded)
+    }
+
+    /// Why `version` with the recorded identity was refused here, if it was.
+    fn refusal(&self, kind: RiskKind, version: &str, recorded: &str) -> Option<&str> {
+        self.refused
+            .get(&(kind, version.to_string()))
+            .filter(|(identity, _)| recorded.is_empty() || identity == recorded)
+            .map(|(_, why)| why.as_str())
+    }
+}
+
+/// The identity a state records for a version ("" when it records none).
+fn recorded(state: &FamilyState, version: &str) -> String {
+    state
+        .versions
+        .get(version)
+        .map(|v| v.identity.clone())
+        .unwrap_or_default()
+}
+
+/// Loads files as a version of `kind`, refusing them when they are not the
+/// files the state recorded.
+async fn load_identified(
+    files: ArtifactFiles,
+    kind: RiskKind,
+    recorded: &str,
+) -> Result<Loaded, ModelError> {
+    let identity = files.identity()?;
+    if !recorded.is_empty() && identity != recorded {
+        return Err(ModelError::Mismatch {
+            path: files.origin.clone(),
+            detail: format!(
+                "its manifest hashes to {identity}, but the registry recorded {recorded} when \
+                 it was deployed: the files changed since (deploy a changed model as a new \
+                 version)"
+            ),
+        });
+    }
+    let model = load_checked_lenient(files, kind).await?;
+    Ok(Loaded {
+        model: Arc::new(model),
+        identity,
+    })
 }
 
 /// The model lifecycle of one server.
@@ -338,21 +406,21 @@ impl Lifecycle {
                 if held.loaded.contains_key(&(kind, version.to_string())) {
                     continue;
                 }
+                let recorded = recorded(&state, version);
                 let dir = local_version_dir(&settings.repo, kind, version);
                 let loaded = match ArtifactFiles::read_dir(&dir) {
-                    Ok(files) => load_checked_lenient(files, kind).await,
+                    Ok(files) => load_identified(files, kind, &recorded).await,
                     Err(e) => Err(e),
                 };
                 match loaded {
-                    Ok(model) => {
-                        held.loaded
-                            .insert((kind, version.to_string()), Arc::new(model));
+                    Ok(loaded) => {
+                        held.loaded.insert((kind, version.to_string()), loaded);
                     }
                     Err(e) if Some(version) == state.active.as_deref() => return Err(e),
                     Err(e) => {
                         tracing::warn!(family = kind.name(), version, error = %e, "version not loaded");
                         held.refused
-                            .insert((kind, version.to_string()), e.to_string());
+                            .insert((kind, version.to_string()), (recorded, e.to_string()));
                     }
                 }
             }
@@ -474,23 +542,37 @@ impl Lifecycle {
             match states.get(kind.name()) {
                 Some(state) => next[kind.index()] = state.clone(),
                 None => {
-                    // First replica on this Redis: publish ours.
-                    let ours = &held.states[kind.index()];
-                    let versions: std::collections::BTreeSet<&str> = ours.needed().collect();
+                    // First replica on this Redis: publish ours, each version
+                    // under the identity of the files it was loaded from.
+                    let mut ours = held.states[kind.index()].clone();
+                    let versions: std::collections::BTreeSet<String> =
+                        ours.needed().map(str::to_string).collect();
                     for version in versions {
-                        if let Some(files) = self.local_files(kind, version) {
-                            shared
-                                .put_files(kind, version, &files)
-                                .await
-                                .map_err(unavailable)?;
+                        let Some(loaded) = held.loaded.get(&(kind, version.clone())) else {
+                            continue;
+                        };
+                        let Some(files) = self.local_files(kind, &version) else {
+                            continue;
+                        };
+                        if files.identity().ok().as_deref() != Some(loaded.identity.as_str()) {
+                            continue;
                         }
+                        shared
+                            .put_files(kind, &version, &loaded.identity, &files)
+                            .await
+                            .map_err(unavailable)?;
+                        ours.versions.entry(version).or_default().identity =
+                            loaded.identity.clone();
                     }
                     match shared
-                        .put_state(epoch, kind, ours)
+                        .put_state(epoch, kind, &ours)
                         .await
                         .map_err(unavailable)?
                     {
-                        Some(e) => epoch = e,
+                        Some(e) => {
+                            epoch = e;
+                            next[kind.index()] = ours;
+                        }
                         None => {
                             return Err(LifecycleError::Unavailable(
                                 "the shared registry changed while seeding it; retrying".into(),
@@ -500,22 +582,30 @@ impl Lifecycle {
                 }
             }
         }
-        // Load what the shared state needs and this replica lacks.
+        // Load what the shared state needs and this replica lacks (or holds
+        // from other files).
         for kind in RiskKind::ALL {
             let state = &next[kind.index()];
             for version in state.needed() {
-                let key = (kind, version.to_string());
-                if held.loaded.contains_key(&key) || held.refused.contains_key(&key) {
+                let recorded = recorded(state, version);
+                if held.holds(kind, version, &recorded)
+                    || held.refusal(kind, version, &recorded).is_some()
+                {
                     continue;
                 }
-                let files = shared.files(kind, version).await.map_err(unavailable)?;
-                match load_checked_lenient(files, kind).await {
-                    Ok(model) => {
-                        held.loaded.insert(key, Arc::new(model));
+                let files = shared
+                    .files(kind, version, &recorded)
+                    .await
+                    .map_err(unavailable)?;
+                let key = (kind, version.to_string());
+                match load_identified(files, kind, &recorded).await {
+                    Ok(loaded) => {
+                        held.refused.remove(&key);
+                        held.loaded.insert(key, loaded);
                     }
                     Err(e) => {
                         tracing::warn!(family = kind.name(), version, error = %e, "shared version refused here");
-                        held.refused.insert(key, e.to_string());
+                        held.refused.insert(key, (recorded, e.to_string()));
                     }
                 }
             }
@@ -540,6 +630,8 @@ impl Lifecycle {
         // Versions another replica unloaded are let go here too.
         let states = &held.states;
         held.loaded
+            .retain(|(kind, version), _| states[kind.index()].needed().any(|v| v == version));
+        held.refused
             .retain(|(kind, version), _| states[kind.index()].needed().any(|v| v == version));
         tracing::info!(models = %self.registry.snapshot().versions(), epoch, "model registry: adopted the shared state");
         Ok(())
@@ -571,8 +663,10 @@ impl Lifecycle {
                     .map(|(version, info)| VersionView {
                         version: version.clone(),
                         info: info.clone(),
-                        model: held.loaded.get(&(kind, version.clone())).cloned(),
-                        refused: held.refused.get(&(kind, version.clone())).cloned(),
+                        model: held.model(kind, version).cloned(),
+                        refused: held
+                            .refusal(kind, version, &info.identity)
+                            .map(str::to_string),
                     })
                     .collect();
                 FamilyView {
@@ -621,12 +715,13 @@ impl Lifecycle {
             Ok(detail) => ("ok", detail.clone()),
             Err(e) => ("refused", e.to_string()),
         };
+        // What callers sent is recorded bounded and printable.
         let entry = AdminAction {
             at: now(),
-            who: who.to_string(),
+            who: bounded(who),
             action: action.to_string(),
-            family: family.to_string(),
-            version: version.to_string(),
+            family: bounded(family),
+            version: bounded(version),
             outcome: outcome.to_string(),
             detail,
         };
@@ -671,11 +766,7 @@ impl Lifecycle {
     ) -> Result<String, LifecycleError> {
         let result = async {
             let mut held = self.held.lock().await;
-            self.sync_locked(&mut held).await?;
-            let mut next = held.states[kind.index()].clone();
-            let detail = change(&mut next, &held)?;
-            self.commit(&mut held, kind, next).await?;
-            Ok(detail)
+            self.change_locked(&mut held, kind, change).await
         }
         .await;
         self.record(who, action, kind.name(), version, &result)
@@ -683,7 +774,23 @@ impl Lifecycle {
         result
     }
 
-    /// Persists a family's next state, then serves it.
+    /// [`Self::change`] under a lock already held, unrecorded.
+    async fn change_locked(
+        &self,
+        held: &mut Held,
+        kind: RiskKind,
+        change: impl FnOnce(&mut FamilyState, &Held) -> Result<String, LifecycleError>,
+    ) -> Result<String, LifecycleError> {
+        self.sync_locked(held).await?;
+        let mut next = held.states[kind.index()].clone();
+        let detail = change(&mut next, held)?;
+        self.commit(held, kind, next).await?;
+        Ok(detail)
+    }
+
+    /// Builds what a family's next state would serve, persists the state,
+    /// then serves it: nothing is persisted that cannot be served, and
+    /// nothing is served that was not persisted.
     async fn commit(
         &self,
         held: &mut Held,
@@ -693,6 +800,14 @@ impl Lifecycle {
         if next == held.states[kind.index()] {
             return Ok(());
         }
+        let previous = std::mem::replace(&mut held.states[kind.index()], next.clone());
+        let snapshot = build_snapshot(held);
+        held.states[kind.index()] = previous;
+        let Some(snapshot) = snapshot else {
+            return Err(LifecycleError::Precondition(
+                "a version the new state names is not loaded here".into(),
+            ));
+        };
         match &self.shared {
             Some(shared) => match shared
                 .put_state(held.epoch, kind, &next)
@@ -715,19 +830,9 @@ impl Lifecycle {
                 ))
             })?,
         }
-        let previous = std::mem::replace(&mut held.states[kind.index()], next);
-        match build_snapshot(held) {
-            Some(snapshot) => {
-                self.registry.swap(snapshot);
-                Ok(())
-            }
-            None => {
-                held.states[kind.index()] = previous;
-                Err(LifecycleError::Precondition(
-                    "a version the state names is not loaded here".into(),
-                ))
-            }
-        }
+        held.states[kind.index()] = next;
+        self.registry.swap(snapshot);
+        Ok(())
     }
 
     /// Checks, loads, warms and registers a version, without traffic (unless
@@ -787,34 +892,38 @@ impl Lifecycle {
         check_version_name(&version)?;
         let identity = files.identity().map_err(invalid)?;
 
+        if let Some(rule) = &deploy.auto_promote {
+            check_auto_promote(kind, rule)?;
+        }
+
         let mut held = self.held.lock().await;
         self.sync_locked(&mut held).await?;
-        if let Some(info) = held.states[kind.index()].versions.get(&version) {
-            return if info.identity == identity {
-                Ok(Deployed {
-                    kind,
-                    version,
-                    already: true,
-                    forced_past: None,
-                })
-            } else {
-                Err(LifecycleError::Exists(format!(
+        let already = match held.states[kind.index()].versions.get(&version) {
+            Some(info) if info.identity == identity => true,
+            Some(info) => {
+                return Err(LifecycleError::Exists(format!(
                     "{} version {version} is already deployed with other content (its manifest \
                      hashes to {}, this one to {identity}); give the new model a new version",
                     kind.name(),
                     &info.identity
-                )))
-            };
-        }
-        // The gate: everything that can be wrong with the artifact itself.
-        let model = load_checked(files.clone(), kind).await.map_err(invalid)?;
+                )));
+            }
+            None => false,
+        };
+        // The gate: everything that can be wrong with the artifact itself. A
+        // version deployed before and loaded here is not loaded again.
+        let model = if already && held.holds(kind, &version, &identity) {
+            None
+        } else {
+            Some(load_checked(files.clone(), kind).await.map_err(invalid)?)
+        };
         let active = held.states[kind.index()]
             .active
             .as_ref()
-            .and_then(|a| held.loaded.get(&(kind, a.clone())));
+            .and_then(|a| held.model(kind, a));
         let mut forced_past = None;
-        if let Some(active) = active {
-            let worse = worse_metrics(&model, active, self.settings.metric_tolerance);
+        if let (Some(model), Some(active), false) = (&model, active, already) {
+            let worse = worse_metrics(model, active, self.settings.metric_tolerance);
             if !worse.is_empty() {
                 let reasons = worse.join("; ");
                 if !deploy.force {
@@ -829,38 +938,62 @@ impl Lifecycle {
             }
         }
         // Files first, then the state that names them.
-        match &self.shared {
-            Some(shared) => shared
-                .put_files(kind, &version, &files)
-                .await
-                .map_err(LifecycleError::Unavailable)?,
-            None => self.write_version_dir(kind, &version, &files, &identity)?,
+        if model.is_some() {
+            match &self.shared {
+                Some(shared) => shared
+                    .put_files(kind, &version, &identity, &files)
+                    .await
+                    .map_err(LifecycleError::Unavailable)?,
+                None => self.write_version_dir(kind, &version, &files, &identity)?,
+            }
         }
         let mut next = held.states[kind.index()].clone();
-        next.versions.insert(
-            version.clone(),
-            VersionInfo {
-                deployed_at: now(),
-                deployed_by: who.to_string(),
-                forced: forced_past.is_some(),
-                identity,
-            },
-        );
-        match deploy.start {
-            Start::Idle => {}
-            Start::Shadow => set_candidate(&mut next, &version, None, deploy.auto_promote),
-            Start::Canary(p) => set_candidate(&mut next, &version, Some(p), deploy.auto_promote),
+        if !already {
+            next.versions.insert(
+                version.clone(),
+                VersionInfo {
+                    deployed_at: now(),
+                    deployed_by: who.to_string(),
+                    forced: forced_past.is_some(),
+                    identity: identity.clone(),
+                },
+            );
         }
-        held.loaded.insert((kind, version.clone()), Arc::new(model));
-        held.refused.remove(&(kind, version.clone()));
+        if next.active.as_deref() != Some(version.as_str()) {
+            match deploy.start {
+                Start::Idle => {}
+                Start::Shadow => set_candidate(&mut next, &version, None, deploy.auto_promote),
+                Start::Canary(p) => {
+                    set_candidate(&mut next, &version, Some(p), deploy.auto_promote)
+                }
+            }
+        }
+        let key = (kind, version.clone());
+        let replaced = match model {
+            Some(model) => {
+                held.refused.remove(&key);
+                held.loaded.insert(
+                    key.clone(),
+                    Loaded {
+                        model: Arc::new(model),
+                        identity,
+                    },
+                )
+            }
+            None => None,
+        };
         if let Err(e) = self.commit(&mut held, kind, next).await {
-            held.loaded.remove(&(kind, version.clone()));
+            if !already {
+                held.loaded.remove(&key);
+            } else if let Some(replaced) = replaced {
+                held.loaded.insert(key, replaced);
+            }
             return Err(e);
         }
         Ok(Deployed {
             kind,
             version,
-            already: false,
+            already,
             forced_past,
         })
     }
@@ -904,25 +1037,12 @@ impl Lifecycle {
         version: &str,
     ) -> Result<String, LifecycleError> {
         self.change(who, "promote", kind, version, |state, held| {
+            check_version_name(version)?;
             require_loaded(state, held, kind, version, &self.settings.repo)?;
             if state.active.as_deref() == Some(version) {
                 return Ok(format!("{version} is already active"));
             }
-            if let Some(active) = state.active.take() {
-                state.previous.retain(|v| v != &active && v != version);
-                state.previous.push(active);
-                if state.previous.len() > MAX_PREVIOUS {
-                    state.previous.remove(0);
-                }
-            }
-            state.active = Some(version.to_string());
-            if state
-                .candidate
-                .as_ref()
-                .is_some_and(|c| c.version == version)
-            {
-                state.candidate = None;
-            }
+            promote_in(state, version);
             Ok(format!("{version} is active"))
         })
         .await
@@ -939,6 +1059,10 @@ impl Lifecycle {
             };
             require_loaded(state, held, kind, &back, &self.settings.repo)?;
             let from = state.active.replace(back.clone()).unwrap_or_default();
+            if state.candidate.as_ref().is_some_and(|c| c.version == back) {
+                // Active now: no longer a candidate of itself.
+                state.candidate = None;
+            }
             Ok(format!("{back} is active again (was {from})"))
         })
         .await
@@ -966,15 +1090,12 @@ impl Lifecycle {
                     None => "no candidate was set".into(),
                 });
             };
+            check_version_name(version)?;
             if let Some(p) = canary_percent {
                 check_percent(p)?;
             }
-            if let Some(rule) = auto_promote
-                && !(rule.sigmas.is_finite() && rule.sigmas >= 0.0)
-            {
-                return Err(LifecycleError::Invalid(
-                    "auto_promote.sigmas must be a number ≥ 0".into(),
-                ));
+            if let Some(rule) = &auto_promote {
+                check_auto_promote(kind, rule)?;
             }
             require_loaded(state, held, kind, version, &self.settings.repo)?;
             if state.active.as_deref() == Some(version) {
@@ -998,66 +1119,115 @@ impl Lifecycle {
         kind: RiskKind,
         version: &str,
     ) -> Result<String, LifecycleError> {
-        let result = self
-            .change(who, "unload", kind, version, |state, _| {
-                if !state.versions.contains_key(version) {
-                    return Err(not_deployed(kind, version));
-                }
-                if state.active.as_deref() == Some(version) {
-                    return Err(LifecycleError::Precondition(format!(
-                        "{version} is the active version; promote or roll back to another first"
-                    )));
-                }
-                if state
-                    .candidate
-                    .as_ref()
-                    .is_some_and(|c| c.version == version)
-                {
-                    return Err(LifecycleError::Precondition(format!(
-                        "{version} is the candidate; clear the shadow or canary first"
-                    )));
-                }
-                state.versions.remove(version);
-                state.previous.retain(|v| v != version);
-                Ok(format!("{version} unloaded"))
-            })
-            .await?;
-        let mut held = self.held.lock().await;
-        held.loaded.remove(&(kind, version.to_string()));
-        held.refused.remove(&(kind, version.to_string()));
-        drop(held);
-        if let Some(shared) = &self.shared {
-            let _ = shared.delete_files(kind, version).await;
+        let result = async {
+            check_version_name(version)?;
+            let mut held = self.held.lock().await;
+            let mut identity = String::new();
+            let detail = self
+                .change_locked(&mut held, kind, |state, _| {
+                    if !state.versions.contains_key(version) {
+                        return Err(not_deployed(kind, version));
+                    }
+                    if state.active.as_deref() == Some(version) {
+                        return Err(LifecycleError::Precondition(format!(
+                            "{version} is the active version; promote or roll back to another \
+                             first"
+                        )));
+                    }
+                    if state
+                        .candidate
+                        .as_ref()
+                        .is_some_and(|c| c.version == version)
+                    {
+                        return Err(LifecycleError::Precondition(format!(
+                            "{version} is the candidate; clear the shadow or canary first"
+                        )));
+                    }
+                    identity = recorded(state, version);
+                    state.versions.remove(version);
+                    state.previous.retain(|v| v != version);
+                    Ok(format!("{version} unloaded"))
+                })
+                .await?;
+            // Still under the lock: a redeploy waits for this to finish.
+            held.loaded.remove(&(kind, version.to_string()));
+            held.refused.remove(&(kind, version.to_string()));
+            if let Some(shared) = &self.shared {
+                let _ = shared.delete_files(kind, version, &identity).await;
+            }
+            Ok(detail)
         }
-        Ok(result)
+        .await;
+        self.record(who, "unload", kind.name(), version, &result)
+            .await;
+        result
     }
 
     async fn auto_promote(&self, comparison: &Comparison) {
         let report = comparison.report();
         let kind = comparison.kind;
         let version = comparison.candidate_version.clone();
-        let still_current = {
-            let held = self.held.lock().await;
-            let state = &held.states[kind.index()];
-            state.active.as_deref() == Some(comparison.active_version.as_str())
-                && state
-                    .candidate
-                    .as_ref()
-                    .is_some_and(|c| c.version == version)
-        };
-        if !still_current {
-            return;
-        }
         let detail = format!(
-            "auto-promote: Brier {:.5} against {:.5} (difference {:+.5} ± {:.5}) on {} resolved outcomes",
+            "Brier {:.5} against {:.5} (difference {:+.5} ± {:.5}) on {} resolved outcomes",
             report.brier.candidate,
             report.brier.active,
             report.brier.difference,
             report.brier.standard_error,
             report.outcomes_resolved
         );
-        tracing::info!(family = kind.name(), version, "{detail}");
-        let _ = self.promote(&detail, kind, &version).await;
+        let result = self
+            .change(AUTO_PROMOTE, "promote", kind, &version, |state, held| {
+                // Still the comparison that fired: same active, same candidate.
+                let current = state.active.as_deref() == Some(comparison.active_version.as_str())
+                    && state
+                        .candidate
+                        .as_ref()
+                        .is_some_and(|c| c.version == version && c.since == comparison.started_at);
+                if !current {
+                    return Err(LifecycleError::Precondition(
+                        "the comparison that fired is no longer the family's".into(),
+                    ));
+                }
+                require_loaded(state, held, kind, &version, &self.settings.repo)?;
+                promote_in(state, &version);
+                Ok(format!("{version} is active: {detail}"))
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(family = kind.name(), version, error = %e, "auto-promote did not happen");
+            if !matches!(e, LifecycleError::Precondition(_)) {
+                // A Redis blip: let the next outcome try again.
+                comparison.rearm();
+            }
+        }
+    }
+}
+
+/// At most 64 characters of `text`, without control characters: what a
+/// caller sent, fit for the audit log.
+fn bounded(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// Who acts when a comparison promotes its candidate.
+pub const AUTO_PROMOTE: &str = "auto-promote";
+
+/// Makes `version` active in `state`, remembering the active one for rollback.
+fn promote_in(state: &mut FamilyState, version: &str) {
+    if let Some(active) = state.active.take() {
+        state.previous.retain(|v| v != &active && v != version);
+        state.previous.push(active);
+        if state.previous.len() > MAX_PREVIOUS {
+            state.previous.remove(0);
+        }
+    }
+    state.active = Some(version.to_string());
+    if state
+        .candidate
+        .as_ref()
+        .is_some_and(|c| c.version == version)
+    {
+        state.candidate = None;
     }
 }
 
@@ -1088,17 +1258,37 @@ fn require_loaded(
         }
         return Err(not_deployed(kind, version));
     }
-    if let Some(why) = held.refused.get(&(kind, version.to_string())) {
+    let recorded = recorded(state, version);
+    if let Some(why) = held.refusal(kind, version, &recorded) {
         return Err(LifecycleError::Precondition(format!(
             "{} {version} is not loaded here: {why}",
             kind.name()
         )));
     }
-    if !held.loaded.contains_key(&(kind, version.to_string())) {
+    if !held.holds(kind, version, &recorded) {
         return Err(LifecycleError::Precondition(format!(
             "{} {version} is not loaded; deploy it again",
             kind.name()
         )));
+    }
+    Ok(())
+}
+
+/// An auto-promote rule needs outcomes (site congestion has no outcome
+/// event) and a number of standard errors ≥ 0.
+fn check_auto_promote(kind: RiskKind, rule: &AutoPromote) -> Result<(), LifecycleError> {
+    if !(rule.sigmas.is_finite() && rule.sigmas >= 0.0) {
+        return Err(LifecycleError::Invalid(format!(
+            "auto_promote.sigmas must be a number ≥ 0, got {}",
+            rule.sigmas
+        )));
+    }
+    if kind == RiskKind::SiteCongestion {
+        return Err(LifecycleError::Invalid(
+            "auto_promote needs outcomes, and site congestion has no outcome event: compare \
+             its candidate by agreement and promote by hand"
+                .into(),
+        ));
     }
     Ok(())
 }
@@ -1208,14 +1398,22 @@ fn build_snapshot(held: &mut Held) -> Option<ModelSnapshot> {
     for kind in RiskKind::ALL {
         let state = &held.states[kind.index()];
         let active_version = state.active.clone()?;
-        let active = Arc::clone(held.loaded.get(&(kind, active_version.clone()))?);
-        let candidate = state.candidate.as_ref().and_then(|c| {
-            let model = held.loaded.get(&(kind, c.version.clone()))?;
+        if !held.holds(kind, &active_version, &recorded(state, &active_version)) {
+            return None;
+        }
+        let active = Arc::clone(held.model(kind, &active_version)?);
+        let candidate = state
+            .candidate
+            .clone()
+            .filter(|c| held.holds(kind, &c.version, &recorded(state, &c.version)))
+            .and_then(|c| held.model(kind, &c.version).map(|m| (c, Arc::clone(m))));
+        let candidate = candidate.map(|(c, model)| {
             let slot = &mut held.comparisons[kind.index()];
             let comparison = match slot {
                 Some(existing)
                     if existing.active_version == active_version
                         && existing.candidate_version == c.version
+                        && existing.started_at == c.since
                         && existing.auto_promote == c.auto_promote =>
                 {
                     Arc::clone(existing)
@@ -1232,11 +1430,7 @@ fn build_snapshot(held: &mut Held) -> Option<ModelSnapshot> {
                     fresh
                 }
             };
-            Some(CandidateRoute::new(
-                Arc::clone(model),
-                c.canary_percent,
-                comparison,
-            ))
+            CandidateRoute::new(model, c.canary_percent, comparison)
         });
         routes.push(Route { active, candidate });
     }

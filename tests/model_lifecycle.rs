@@ -466,6 +466,37 @@ async fn the_gate_refuses_bad_versions_with_reasons_and_changes_nothing() {
         let e = admin.canary(CARRIER, "v3-dir", percent).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{percent}: {e:?}");
     }
+    let e = admin
+        .shadow(
+            CARRIER,
+            "v2-gate",
+            Some(pb::AutoPromote {
+                min_outcomes: 10,
+                sigmas: -3.0,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "negative sigmas: {e:?}");
+    let request = admin.request(pb::SetShadowRequest {
+        family: "site_congestion".into(),
+        version: "any".into(),
+        auto_promote: Some(pb::AutoPromote {
+            min_outcomes: 10,
+            sigmas: 2.0,
+        }),
+    });
+    let e = admin.client.set_shadow(request).await.unwrap_err();
+    assert!(
+        e.code() == Code::InvalidArgument && e.message().contains("no outcome"),
+        "auto-promote without outcomes: {e:?}"
+    );
+    let e = admin.promote(CARRIER, "../../etc").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::InvalidArgument,
+        "a path is no version: {e:?}"
+    );
     let e = admin.shadow(CARRIER, &v1, None).await.unwrap_err();
     assert_eq!(
         e.code(),
@@ -541,6 +572,44 @@ async fn admin_needs_the_servers_token() {
     let e = wrong.promote(CARRIER, "x").await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert!(Admin::new(channel, Some(TOKEN)).list().await.is_ok());
+    server.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&repo);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployed_version_whose_files_changed_on_disk_is_refused_at_restart() {
+    let repo = repo_copy("tampered");
+    let v1 = active_version(&repo, CARRIER);
+    let v2_dir = variant(&repo, CARRIER, "v2-tamper", 0.7, |_| {});
+    let server = server(&repo, Some(TOKEN)).await;
+    let mut admin = Admin::new(server.channel().await, Some(TOKEN));
+    admin.deploy_dir(&v2_dir).await.unwrap();
+    server.stop().await.unwrap();
+
+    // Someone edits the deployed version in place (its metrics, say).
+    let manifest = repo.join("carrier_failure/v2-tamper/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["metrics"]["test"]["roc_auc"] = 0.99.into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let server = self::server(&repo, Some(TOKEN)).await;
+    let mut admin = Admin::new(server.channel().await, Some(TOKEN));
+    let family = admin.family(CARRIER).await;
+    assert_eq!(family.active, v1, "the active version still serves");
+    let listed = family
+        .versions
+        .iter()
+        .find(|v| v.version == "v2-tamper")
+        .unwrap();
+    assert_eq!(listed.state, "refused");
+    assert!(
+        listed.refused_reason.contains("changed since"),
+        "{}",
+        listed.refused_reason
+    );
+    let e = admin.promote(CARRIER, "v2-tamper").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     server.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&repo);
 }

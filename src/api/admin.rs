@@ -1,12 +1,14 @@
 //! The `ModelAdmin` service: authorises the caller, converts the request,
 //! calls the [`Lifecycle`] and renders the registry back.
 //!
-//! Authorisation: the server's admin token (`admin_token`) must be presented as
-//! `authorization: Bearer <token>` metadata. Without a token configured, admin
-//! is disabled and every call is `PERMISSION_DENIED`; a call without the
-//! header is `UNAUTHENTICATED`, one with another token `PERMISSION_DENIED`.
-//! Tokens are compared by their SHA-256, so the comparison's time says
-//! nothing about the token.
+//! Authorisation ([`AdminAuth`], an interceptor: it sees the headers before
+//! the body is read, so an unauthorised caller cannot make the server decode
+//! an artifact's megabytes): the server's admin token (`admin_token`) must be
+//! presented as `authorization: Bearer <token>` metadata. Without a token
+//! configured, admin is disabled and every call is `PERMISSION_DENIED`; a call
+//! without the header is `UNAUTHENTICATED`, one with another token
+//! `PERMISSION_DENIED`. Tokens are compared by their SHA-256, so the
+//! comparison's time says nothing about the token.
 
 use std::sync::Arc;
 
@@ -28,25 +30,28 @@ use crate::schema::RiskKind;
 /// The metadata key naming who acts, for the audit log.
 pub const USER_HEADER: &str = "x-detour-user";
 
-/// gRPC adapter over the [`Lifecycle`].
-#[derive(Debug)]
-pub struct ModelAdminService {
-    lifecycle: Arc<Lifecycle>,
+/// Who acts, as [`AdminAuth`] established it.
+#[derive(Debug, Clone)]
+struct Caller(String);
+
+/// The admin token check, run before a request's body is decoded.
+#[derive(Debug, Clone)]
+pub struct AdminAuth {
     /// SHA-256 of the admin token; `None`: admin disabled.
     token_sha256: Option<String>,
 }
 
-impl ModelAdminService {
-    /// The service; `token` `None` disables admin.
-    pub fn new(lifecycle: Arc<Lifecycle>, token: Option<&str>) -> Self {
-        ModelAdminService {
-            lifecycle,
+impl AdminAuth {
+    /// Checks callers against `token`; `None` disables admin.
+    pub fn new(token: Option<&str>) -> Self {
+        AdminAuth {
             token_sha256: token.map(|t| sha256_hex(t.as_bytes())),
         }
     }
+}
 
-    /// Who the caller is, if the caller may act.
-    fn authorize<T>(&self, request: &Request<T>) -> Result<String, Status> {
+impl tonic::service::Interceptor for AdminAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let Some(expected) = &self.token_sha256 else {
             return Err(Status::permission_denied(
                 "model admin is disabled on this server: start it with an admin token \
@@ -82,7 +87,31 @@ impl ModelAdminService {
             })
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "admin".to_string());
-        Ok(who)
+        request.extensions_mut().insert(Caller(who));
+        Ok(request)
+    }
+}
+
+/// gRPC adapter over the [`Lifecycle`]; serve it behind [`AdminAuth`].
+#[derive(Debug)]
+pub struct ModelAdminService {
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl ModelAdminService {
+    /// The service.
+    pub fn new(lifecycle: Arc<Lifecycle>) -> Self {
+        ModelAdminService { lifecycle }
+    }
+
+    /// Who the caller is, as [`AdminAuth`] established; a request that did
+    /// not pass it is refused here too.
+    fn authorize<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .map(|c| c.0.clone())
+            .ok_or_else(|| Status::permission_denied("model admin requests pass AdminAuth"))
     }
 
     async fn family_state(&self, kind: RiskKind) -> pb::FamilyModels {

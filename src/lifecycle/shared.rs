@@ -76,8 +76,11 @@ impl SharedRegistry {
         format!("{}:{tail}", self.prefix)
     }
 
-    fn files_key(&self, kind: RiskKind, version: &str) -> String {
-        self.key(&format!("files:{}:{version}", kind.name()))
+    /// A version's files are keyed by their identity too: two deploys of one
+    /// version name with different content never write the same key, so the
+    /// loser of the compare-and-set cannot replace the winner's files.
+    fn files_key(&self, kind: RiskKind, version: &str, identity: &str) -> String {
+        self.key(&format!("files:{}:{version}:{identity}", kind.name()))
     }
 
     async fn run<T>(
@@ -140,11 +143,17 @@ impl SharedRegistry {
         Ok((epoch >= 0).then_some(epoch))
     }
 
-    /// A version's files (empty when Redis has none).
-    pub async fn files(&self, kind: RiskKind, version: &str) -> Result<ArtifactFiles, SharedError> {
+    /// A version's files of one identity (empty when Redis has none).
+    pub async fn files(
+        &self,
+        kind: RiskKind,
+        version: &str,
+        identity: &str,
+    ) -> Result<ArtifactFiles, SharedError> {
         let mut c = self.connection.clone();
-        let raw: HashMap<String, Vec<u8>> =
-            self.run(c.hgetall(self.files_key(kind, version))).await?;
+        let raw: HashMap<String, Vec<u8>> = self
+            .run(c.hgetall(self.files_key(kind, version, identity)))
+            .await?;
         Ok(ArtifactFiles {
             origin: format!("redis:{}/{version}", kind.name()),
             files: raw.into_iter().collect(),
@@ -156,10 +165,11 @@ impl SharedRegistry {
         &self,
         kind: RiskKind,
         version: &str,
+        identity: &str,
         files: &ArtifactFiles,
     ) -> Result<(), SharedError> {
         let mut c = self.connection.clone();
-        let key = self.files_key(kind, version);
+        let key = self.files_key(kind, version, identity);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&key).ignore();
         for (name, bytes) in &files.files {
@@ -169,9 +179,14 @@ impl SharedRegistry {
     }
 
     /// Forgets a version's files.
-    pub async fn delete_files(&self, kind: RiskKind, version: &str) -> Result<(), SharedError> {
+    pub async fn delete_files(
+        &self,
+        kind: RiskKind,
+        version: &str,
+        identity: &str,
+    ) -> Result<(), SharedError> {
         let mut c = self.connection.clone();
-        self.run(c.del::<_, ()>(self.files_key(kind, version)))
+        self.run(c.del::<_, ()>(self.files_key(kind, version, identity)))
             .await
     }
 

@@ -179,10 +179,22 @@ impl ArtifactFiles {
         };
         for entry in std::fs::read_dir(dir).map_err(read_error)? {
             let entry = entry.map_err(read_error)?;
-            if !entry.file_type().map_err(read_error)?.is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Sub-folders and hidden files (an editor's, the OS's, a state
+            // file being written) are not part of an artifact.
+            if !entry.file_type().map_err(read_error)?.is_file() || name.starts_with('.') {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let size = entry.metadata().map_err(read_error)?.len();
+            if size > MAX_ARTIFACT_FILE_BYTES as u64 {
+                return Err(ModelError::Mismatch {
+                    path: entry.path().display().to_string(),
+                    detail: format!(
+                        "{size} bytes; a file of an artifact holds at most \
+                         {MAX_ARTIFACT_FILE_BYTES}"
+                    ),
+                });
+            }
             let bytes = read_bytes(&entry.path())?;
             out.add(name, bytes)?;
         }

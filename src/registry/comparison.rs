@@ -204,6 +204,11 @@ impl Comparison {
         }
     }
 
+    /// Lets the auto-promote rule fire again (its promotion failed).
+    pub fn rearm(&self) {
+        self.fired.store(false, Ordering::Relaxed);
+    }
+
     /// The figures so far.
     pub fn report(&self) -> ComparisonReport {
         let tally = self.lock();

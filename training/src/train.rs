@@ -491,6 +491,36 @@ fn write_artifact(
     // A new version folder; an existing version of the same name holds the
     // same weights (the name is their checksum) unless `--version` named it.
     let dir = version_dir(&settings.out, kind, &result.version);
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if manifest_path.is_file() {
+        // A version is never rewritten: a server may have deployed it, and
+        // its registry recorded these files.
+        let existing: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path)?)
+            .with_context(|| format!("reading {}", manifest_path.display()))?;
+        anyhow::ensure!(
+            existing.weights_sha256 == sha256_hex(&weights),
+            "{} holds another model of version {}: pass a new --version, or remove that folder",
+            dir.display(),
+            result.version
+        );
+        eprintln!(
+            "{}: version {} is already in {} with the same weights; left as it is",
+            kind.name(),
+            result.version,
+            dir.display()
+        );
+        let identity = sha256_hex(&std::fs::read(&manifest_path)?);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        register_trained(
+            &settings.out,
+            kind,
+            &result.version,
+            identity,
+            now,
+            settings.activate,
+        )?;
+        return Ok(());
+    }
     save_golden_rows(&dir, &mut manifest, &GoldenRows::of(&in_memory, &golden))?;
     save_model(&dir, &mut manifest, &weights)?;
     write_reports(&dir, result)?;
