@@ -16,6 +16,7 @@
 
 pub mod boost;
 pub mod csvio;
+pub mod detect;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use detour::domain::Timestamp;
 use detour::recommend::Policy;
 use detour_training::boost::BoostSettings;
+use detour_training::detect::{self, DetectSettings};
 use detour_training::evaluate::{self, EvaluateSettings};
 use detour_training::recommend_eval::{self, RecommendEvalSettings};
 use detour_training::simulate::{self, SimSettings};
@@ -39,6 +40,27 @@ enum Command {
         /// First hour simulated (RFC 3339).
         #[arg(long, default_value = "2026-01-05T00:00:00Z")]
         start: String,
+    },
+    /// Runs the service's anomaly detectors over time series (columns
+    /// series_id, timestamp, value): each row gets anomaly_score (1 − its tail
+    /// probability under its series' past) and alert (score ≥ threshold).
+    Detect {
+        /// Input CSV.
+        #[arg(long)]
+        series: PathBuf,
+        /// Output CSV: the input's rows plus anomaly_score and alert.
+        #[arg(long)]
+        out: PathBuf,
+        /// Alert at or above this score (about (1 − threshold) of ordinary
+        /// points alert).
+        #[arg(long, default_value_t = detour::anomaly::DEFAULT_THRESHOLD)]
+        threshold: f64,
+        /// Which departures count: up, down or both.
+        #[arg(long, default_value = "both")]
+        direction: String,
+        /// Points each series sees before any is scored.
+        #[arg(long, default_value_t = 48)]
+        min_history: u64,
     },
     /// Writes a synthetic benchmark network (many sites, every carrier on every lane).
     Network {
@@ -222,6 +244,38 @@ fn main() -> anyhow::Result<()> {
                 activate,
             };
             train::run(&settings)?;
+        }
+        Command::Detect {
+            series,
+            out,
+            threshold,
+            direction,
+            min_history,
+        } => {
+            let direction = match direction.as_str() {
+                "up" => detour::anomaly::Direction::Up,
+                "down" => detour::anomaly::Direction::Down,
+                "both" => detour::anomaly::Direction::Both,
+                other => anyhow::bail!("--direction must be up, down or both, not {other:?}"),
+            };
+            let started = std::time::Instant::now();
+            let report = detect::run(&DetectSettings {
+                series,
+                out: out.clone(),
+                threshold,
+                direction,
+                min_history,
+            })?;
+            println!(
+                "{} rows of {} series, {} scored, {} alerts ({:.3} % of scored) at threshold {threshold}; {} in {:.1} s",
+                report.rows,
+                report.series,
+                report.scored,
+                report.alerts,
+                100.0 * report.alerts as f64 / report.scored.max(1) as f64,
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::Network {
             out,
