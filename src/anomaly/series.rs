@@ -282,6 +282,7 @@ mod tests {
         }
         let rate_99 = over_99 as f64 / scored as f64;
         let rate_999 = over_999 as f64 / scored as f64;
+        eprintln!("ordinary points: {rate_99:.4} score > 0.99, {rate_999:.4} > 0.999 of {scored}");
         assert!(
             (0.003..=0.025).contains(&rate_99),
             "score > 0.99 on {rate_99:.4} of ordinary points"
