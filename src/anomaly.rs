@@ -6,8 +6,10 @@
 //! Boundary: no IO, no awaits; detector state is plain data (serde) so a
 //! feature store can keep it.
 
+pub mod rate;
 pub mod series;
 pub mod tail;
 
+pub use rate::{RateDetector, RateScored, RateSettings};
 pub use series::{DEFAULT_THRESHOLD, DetectorSettings, Scored, SeriesDetector};
 pub use tail::Direction;

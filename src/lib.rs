@@ -28,6 +28,8 @@
 //!   families.
 //! - [`domain`], [`network`]: plain types shared by every layer (events, times,
 //!   risk kinds); sites, carriers and lanes from `network.toml`.
+//! - [`anomaly`]: streaming detectors of anomalies in series (no IO; used
+//!   offline by `detour-train detect` so far).
 //! - [`config`], [`telemetry`], [`cpu`], [`app`]: settings, logging, where CPU-heavy
 //!   work runs, and wiring the server.
 //!
