@@ -14,14 +14,13 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use crate::registry::ModelRegistry;
-use crate::schema::RiskKind;
-
 use crate::domain::{Event, EventPayload, Timestamp};
 use crate::features::{
     ApplyOutcome, EventUpdates, FeatureError, FeatureSettings, FeatureStore, updates_received,
     with_facts,
 };
+use crate::registry::ModelRegistry;
+use crate::schema::RiskKind;
 
 /// Most events one call may carry.
 pub const MAX_EVENTS: usize = 10_000;
