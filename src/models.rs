@@ -4,6 +4,8 @@
 //! the families' state); inference never awaits. Artifacts are data: loading parses JSON and checks it, nothing more.
 
 pub mod artifact;
+pub mod files;
+pub mod golden;
 pub mod logistic;
 pub mod repository;
 pub mod trees;

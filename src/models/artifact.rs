@@ -1,24 +1,31 @@
 //! Model artifacts: a `manifest.json` beside a weights file whose SHA-256 the
-//! manifest records, and golden rows: input rows with the probabilities the
-//! trainer computed for them. An artifact is a set of named files
-//! ([`ArtifactFiles`]), read from a version folder of the model repository
-//! (`repository.rs`) or received over the wire. Loading checks the checksum, the
+//! manifest records, and golden rows (`golden.rs`): input rows with the
+//! probabilities the trainer computed for them. An artifact is a set of named
+//! files ([`ArtifactFiles`], `files.rs`), read from a version folder of the
+//! model repository (`repository.rs`) or received over the wire. Loading
+//! checks the checksum, the
 //! family and the feature schema against what this build computes, then that
 //! the loaded model reproduces every golden row to [`GOLDEN_TOLERANCE`] (which
 //! catches a mis-exported or mis-parsed model a checksum cannot), and refuses
 //! anything else.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::files::{
+    ArtifactFiles, MANIFEST_FILE, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_FILE_BYTES, MAX_ARTIFACT_FILES,
+};
+use super::golden::check_golden_rows;
+pub use super::golden::{
+    GOLDEN_TOLERANCE, GoldenRow, GoldenRows, require_golden_rows, save_golden_rows,
+};
 use super::logistic::LogisticWeights;
 use super::trees::TreeEnsemble;
 use super::{Learner, LinearTrees, LoadedModel, ModelError};
 use crate::domain::validate::echoed;
-use crate::schema::{FeatureDef, FeatureVector, RiskKind};
+use crate::schema::{FeatureDef, RiskKind};
 
 /// Learner name of a logistic regression artifact (weights: [`LogisticWeights`]).
 pub const LOGISTIC_REGRESSION: &str = "logistic_regression";
@@ -63,47 +70,6 @@ pub struct Manifest {
     pub golden_sha256: Option<String>,
 }
 
-/// How far a loaded model's probability of a golden row may be from the
-/// trainer's.
-pub const GOLDEN_TOLERANCE: f64 = 1e-9;
-
-/// Input rows and the probabilities the trainer computed for them with the
-/// model it had in memory, before writing it out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GoldenRows {
-    /// The rows.
-    pub rows: Vec<GoldenRow>,
-}
-
-/// One golden row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GoldenRow {
-    /// The features in schema order; `null` for a missing one.
-    pub features: Vec<Option<f64>>,
-    /// The calibrated probability the trainer computed.
-    pub probability: f64,
-}
-
-impl GoldenRows {
-    /// Golden rows of `model` for `rows`: each row with the probability the
-    /// model computes for it.
-    pub fn of(model: &LoadedModel, rows: &[&FeatureVector]) -> Self {
-        GoldenRows {
-            rows: rows
-                .iter()
-                .map(|features| GoldenRow {
-                    features: features
-                        .as_slice()
-                        .iter()
-                        .map(|v| (!v.is_nan()).then_some(*v))
-                        .collect(),
-                    probability: model.probability(features),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// A feature as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
@@ -142,147 +108,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The most bytes one file of an artifact may hold (weights of a few hundred
-/// trees take about 1 MB).
-pub const MAX_ARTIFACT_FILE_BYTES: usize = 8 << 20;
-/// The most bytes all files of an artifact may hold together.
-pub const MAX_ARTIFACT_BYTES: usize = 16 << 20;
-/// The most files an artifact may hold.
-pub const MAX_ARTIFACT_FILES: usize = 16;
-/// The manifest's file name.
-pub const MANIFEST_FILE: &str = "manifest.json";
-
-/// An artifact's files by name (`manifest.json`, the weights and golden rows it
-/// names, and the trainer's reports), as read from a folder or received over
-/// the wire; `origin` says where from, and prefixes every path an error names.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ArtifactFiles {
-    /// Where the files came from (a folder, or `upload`).
-    pub origin: String,
-    /// Name → content. Names are plain file names, no folders.
-    pub files: BTreeMap<String, Vec<u8>>,
-}
-
-impl ArtifactFiles {
-    /// Every regular file of `dir` (not its sub-folders), within the limits.
-    pub fn read_dir(dir: &Path) -> Result<Self, ModelError> {
-        let origin = dir.display().to_string();
-        let read_error = |source| ModelError::Read {
-            path: origin.clone(),
-            source,
-        };
-        let mut out = ArtifactFiles {
-            origin: origin.clone(),
-            files: BTreeMap::new(),
-        };
-        for entry in std::fs::read_dir(dir).map_err(read_error)? {
-            let entry = entry.map_err(read_error)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // Sub-folders and hidden files (an editor's, the OS's, a state
-            // file being written) are not part of an artifact.
-            if !entry.file_type().map_err(read_error)?.is_file() || name.starts_with('.') {
-                continue;
-            }
-            let size = entry.metadata().map_err(read_error)?.len();
-            if size > MAX_ARTIFACT_FILE_BYTES as u64 {
-                return Err(ModelError::Mismatch {
-                    path: entry.path().display().to_string(),
-                    detail: format!(
-                        "{size} bytes; a file of an artifact holds at most \
-                         {MAX_ARTIFACT_FILE_BYTES}"
-                    ),
-                });
-            }
-            let bytes = read_bytes(&entry.path())?;
-            out.add(name, bytes)?;
-        }
-        Ok(out)
-    }
-
-    /// Adds one file, refusing a name that is not a plain file name, a second
-    /// file of the same name, and sizes beyond the limits.
-    pub fn add(&mut self, name: String, bytes: Vec<u8>) -> Result<(), ModelError> {
-        let path = format!("{}/{}", self.origin, echoed(&name));
-        let refuse = |detail: String| ModelError::Mismatch {
-            path: path.clone(),
-            detail,
-        };
-        if name.is_empty()
-            || name.starts_with('.')
-            || name.contains(['/', '\\', '\0'])
-            || name.chars().any(char::is_control)
-        {
-            return Err(refuse(
-                "a file name must be a plain name (no folders, not hidden)".into(),
-            ));
-        }
-        if self.files.contains_key(&name) {
-            return Err(refuse("the same file is given twice".into()));
-        }
-        if self.files.len() >= MAX_ARTIFACT_FILES {
-            return Err(refuse(format!(
-                "an artifact holds at most {MAX_ARTIFACT_FILES} files"
-            )));
-        }
-        if bytes.len() > MAX_ARTIFACT_FILE_BYTES {
-            return Err(refuse(format!(
-                "{} bytes; a file of an artifact holds at most {MAX_ARTIFACT_FILE_BYTES}",
-                bytes.len()
-            )));
-        }
-        if self.total_bytes() + bytes.len() > MAX_ARTIFACT_BYTES {
-            return Err(refuse(format!(
-                "the artifact's files hold more than {MAX_ARTIFACT_BYTES} bytes together"
-            )));
-        }
-        self.files.insert(name, bytes);
-        Ok(())
-    }
-
-    /// The bytes of all files together.
-    pub fn total_bytes(&self) -> usize {
-        self.files.values().map(Vec::len).sum()
-    }
-
-    /// The content of `name`, or a read error naming it.
-    pub fn get(&self, name: &str) -> Result<&[u8], ModelError> {
-        self.files
-            .get(name)
-            .map(Vec::as_slice)
-            .ok_or_else(|| ModelError::Read {
-                path: self.path(name),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            })
-    }
-
-    /// The parsed manifest (checked no further).
-    pub fn manifest(&self) -> Result<Manifest, ModelError> {
-        serde_json::from_slice(self.get(MANIFEST_FILE)?).map_err(|e| ModelError::Parse {
-            path: self.path(MANIFEST_FILE),
-            detail: e.to_string(),
-        })
-    }
-
-    /// What identifies the model these files describe: the SHA-256 of the
-    /// manifest, which records the checksums of the weights and golden rows.
-    pub fn identity(&self) -> Result<String, ModelError> {
-        Ok(sha256_hex(self.get(MANIFEST_FILE)?))
-    }
-
-    /// Writes every file into `dir`, creating it.
-    pub fn write_dir(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        for (name, bytes) in &self.files {
-            std::fs::write(dir.join(name), bytes)?;
-        }
-        Ok(())
-    }
-
-    fn path(&self, name: &str) -> String {
-        format!("{}/{name}", self.origin)
-    }
 }
 
 /// Loads and checks the artifact in the folder `dir` (its `manifest.json` and
@@ -436,89 +261,6 @@ pub fn load_files(
     Ok(model)
 }
 
-/// Refuses an artifact without golden rows: the deploy gate's rule, where
-/// the service's own start still accepts artifacts from before golden rows.
-pub fn require_golden_rows(model: &LoadedModel, files: &ArtifactFiles) -> Result<(), ModelError> {
-    match &model.manifest.golden_file {
-        Some(_) => Ok(()),
-        None => Err(ModelError::Mismatch {
-            path: files.path(MANIFEST_FILE),
-            detail: "no golden rows (golden_file): a deployed artifact must carry the rows and \
-                     probabilities its trainer computed, so that the server can check it \
-                     reproduces them"
-                .into(),
-        }),
-    }
-}
-
-/// Checks that `model` reproduces the golden rows its manifest names.
-fn check_golden_rows(
-    model: &LoadedModel,
-    files: &ArtifactFiles,
-    width: usize,
-) -> Result<(), ModelError> {
-    let Some(file) = &model.manifest.golden_file else {
-        return Ok(());
-    };
-    let shown = files.path(file);
-    let bytes = files.get(file)?;
-    let actual = sha256_hex(bytes);
-    let expected = model.manifest.golden_sha256.clone().unwrap_or_default();
-    if actual != expected {
-        return Err(ModelError::Checksum {
-            path: shown,
-            expected,
-            actual,
-        });
-    }
-    let golden: GoldenRows = serde_json::from_slice(bytes).map_err(|e| ModelError::Parse {
-        path: shown.clone(),
-        detail: e.to_string(),
-    })?;
-    let count = golden.rows.len();
-    for (i, row) in golden.rows.iter().enumerate() {
-        let fail = |detail: String| ModelError::Mismatch {
-            path: shown.clone(),
-            detail: format!("golden row {i} of {count}: {detail}"),
-        };
-        if row.features.len() != width {
-            return Err(fail(format!(
-                "{} features, the schema has {width}",
-                row.features.len()
-            )));
-        }
-        let values: Vec<f64> = row.features.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-        let computed = model.probability(&FeatureVector::from_slice(&values));
-        // A NaN is not close either.
-        let close = (computed - row.probability).abs() <= GOLDEN_TOLERANCE;
-        if !close {
-            return Err(fail(format!(
-                "this build computes {computed:.12} where the trainer computed {:.12} \
-                 (tolerance {GOLDEN_TOLERANCE:e}): the weights do not describe the model that \
-                 was trained",
-                row.probability
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Writes golden rows into an artifact's folder `dir` (before [`save_model`],
-/// which then writes the manifest that names them).
-pub fn save_golden_rows(
-    dir: &Path,
-    manifest: &mut Manifest,
-    golden: &GoldenRows,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(golden)?;
-    let file = "golden.json";
-    std::fs::write(dir.join(file), &bytes)?;
-    manifest.golden_file = Some(file.to_string());
-    manifest.golden_sha256 = Some(sha256_hex(&bytes));
-    Ok(())
-}
-
 /// Writes an artifact into its folder `dir`: the weights (already
 /// serialised), then the manifest with their checksum.
 pub fn save_model(dir: &Path, manifest: &mut Manifest, weights_json: &[u8]) -> std::io::Result<()> {
@@ -548,11 +290,4 @@ pub fn learner_name(learner: &Learner) -> &'static str {
         Learner::Boosted(_) => GRADIENT_BOOSTED_TREES,
         Learner::LinearTrees(_) => LOGISTIC_PLUS_TREES,
     }
-}
-
-fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelError> {
-    std::fs::read(path).map_err(|source| ModelError::Read {
-        path: path.display().to_string(),
-        source,
-    })
 }

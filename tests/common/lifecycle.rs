@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use detour::models::artifact::{GoldenRows, save_golden_rows, save_model};
 use detour::models::repository::active_dir;
-use detour::models::{Manifest, load_version};
+use detour::models::{ArtifactFiles, Manifest, load_version};
 use detour::pb;
 use detour::pb::model_admin_client::ModelAdminClient;
 use detour::schema::{FeatureVector, RiskKind, schema_of};
@@ -64,14 +64,7 @@ pub fn variant(
         &std::fs::read(source.join(model.manifest.golden_file.as_ref().unwrap())).unwrap(),
     )
     .unwrap();
-    let rows: Vec<FeatureVector> = old
-        .rows
-        .iter()
-        .map(|r| {
-            let values: Vec<f64> = r.features.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-            FeatureVector::from_slice(&values)
-        })
-        .collect();
+    let rows: Vec<FeatureVector> = old.vectors().collect();
     let refs: Vec<&FeatureVector> = rows.iter().collect();
     let golden = GoldenRows::of(&model, &refs);
     let out = std::env::temp_dir().join(format!(
@@ -90,18 +83,12 @@ pub fn variant(
 
 /// The files of a folder as a deploy request sends them.
 pub fn files_of(dir: &Path) -> Vec<pb::ArtifactFile> {
-    let mut files: Vec<pb::ArtifactFile> = std::fs::read_dir(dir)
+    ArtifactFiles::read_dir(dir)
         .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            pb::ArtifactFile {
-                name: e.file_name().to_string_lossy().into_owned(),
-                content: std::fs::read(e.path()).unwrap(),
-            }
-        })
-        .collect();
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    files
+        .files
+        .into_iter()
+        .map(|(name, content)| pb::ArtifactFile { name, content })
+        .collect()
 }
 
 /// An admin client presenting `token` (none when `None`).
