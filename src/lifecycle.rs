@@ -16,33 +16,46 @@
 //! Redis), so a deploy through one replica serves on all within a second. A
 //! replica that cannot reach Redis keeps serving what it has loaded and
 //! reports the registry as stale.
+//!
+//! Here: the public types and the changes (promote, rollback, shadow, canary,
+//! unload) over one lock. Beside it: `deploy.rs` (a deployment end to end),
+//! `gate.rs` (loading and checking a version, the requests' checks),
+//! `held.rs` (what the lock guards, and the pure steps on it), `sync.rs`
+//! (following Redis), `shared.rs` (the registry's keys in Redis) and
+//! `audit.rs` (the admin log).
 
+pub mod audit;
+mod deploy;
+mod gate;
+mod held;
 pub mod shared;
+mod sync;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::models::artifact::{MANIFEST_FILE, require_golden_rows};
-use crate::models::repository::{
-    AutoPromote, Candidate, FamilyState, MAX_PREVIOUS, VersionInfo, read_state, version_dir,
-    version_names, write_state,
+use crate::models::repository::{AutoPromote, FamilyState, VersionInfo, write_state};
+use crate::models::{ArtifactFiles, LoadedModel, ModelError};
+use crate::registry::{Comparison, ModelRegistry};
+use crate::schema::RiskKind;
+pub use audit::AdminAction;
+use audit::{LocalAudit, bounded};
+use gate::{check_auto_promote, check_percent, check_version_name, load_identified};
+use held::{
+    Held, build_snapshot, local_state, local_version_dir, not_deployed, promote_in, recorded,
+    require_loaded, set_candidate,
 };
-use crate::models::{ArtifactFiles, LoadedModel, ModelError, load_files};
-use crate::registry::{CandidateRoute, Comparison, ModelRegistry, ModelSnapshot, Route};
-use crate::schema::{RiskKind, schema_of};
 use shared::SharedRegistry;
+
+/// How many of the last admin actions `list` shows.
+const RECENT_LISTED: usize = 50;
 
 /// How often a replica sharing Redis looks for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-
-/// How many admin actions a server without Redis keeps in memory (all are
-/// appended to `audit.jsonl` in the models directory).
-const AUDIT_IN_MEMORY: usize = 1000;
 
 /// Who acts, as the admin API learned it.
 pub type Actor = str;
@@ -66,25 +79,6 @@ pub enum LifecycleError {
     /// The shared registry could not be reached or changed meanwhile.
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// One admin action as recorded: who, what, when, outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdminAction {
-    /// When, RFC 3339.
-    pub at: String,
-    /// Who.
-    pub who: String,
-    /// What: deploy, promote, rollback, shadow, canary, unload, auto-promote.
-    pub action: String,
-    /// The family.
-    pub family: String,
-    /// The version it was about, if any.
-    pub version: String,
-    /// "ok" or "refused".
-    pub outcome: String,
-    /// What happened or why it was refused.
-    pub detail: String,
 }
 
 /// How a deployed version starts.
@@ -175,87 +169,6 @@ pub struct LifecycleSettings {
     pub metric_tolerance: f64,
 }
 
-/// What the lock guards.
-#[derive(Debug)]
-struct Held {
-    /// By [`RiskKind::index`].
-    states: Vec<FamilyState>,
-    /// Loaded versions, with the identity (manifest SHA-256) of the files
-    /// they were loaded from.
-    loaded: HashMap<(RiskKind, String), Loaded>,
-    /// Versions this replica could not load: the identity tried, and why.
-    refused: HashMap<(RiskKind, String), (String, String)>,
-    /// The current comparison of each family, or its last.
-    comparisons: Vec<Option<Arc<Comparison>>>,
-    /// The shared epoch the states are from (0 without Redis).
-    epoch: i64,
-}
-
-/// A loaded version and the identity of the files it came from.
-#[derive(Debug, Clone)]
-struct Loaded {
-    model: Arc<LoadedModel>,
-    identity: String,
-}
-
-impl Held {
-    fn model(&self, kind: RiskKind, version: &str) -> Option<&Arc<LoadedModel>> {
-        self.loaded
-            .get(&(kind, version.to_string()))
-            .map(|l| &l.model)
-    }
-
-    /// Whether `version` is loaded here from the files its state records
-    /// (any files, when the state records no identity).
-    fn holds(&self, kind: RiskKind, version: &str, recorded: &str) -> bool {
-        self.loaded
-            .get(&(kind, version.to_string()))
-            .is_some_and(|l| recorded.is_empty() || l.identity == recorded)
-    }
-
-    /// Why `version` with the recorded identity was refused here, if it was.
-    fn refusal(&self, kind: RiskKind, version: &str, recorded: &str) -> Option<&str> {
-        self.refused
-            .get(&(kind, version.to_string()))
-            .filter(|(identity, _)| recorded.is_empty() || identity == recorded)
-            .map(|(_, why)| why.as_str())
-    }
-}
-
-/// The identity a state records for a version ("" when it records none).
-fn recorded(state: &FamilyState, version: &str) -> String {
-    state
-        .versions
-        .get(version)
-        .map(|v| v.identity.clone())
-        .unwrap_or_default()
-}
-
-/// Loads files as a version of `kind`, refusing them when they are not the
-/// files the state recorded.
-async fn load_identified(
-    files: ArtifactFiles,
-    kind: RiskKind,
-    recorded: &str,
-) -> Result<Loaded, ModelError> {
-    let identity = files.identity()?;
-    if !recorded.is_empty() && identity != recorded {
-        return Err(ModelError::Mismatch {
-            path: files.origin.clone(),
-            detail: format!(
-                "its manifest hashes to {identity}, but the registry recorded {recorded} when \
-                 it was deployed: the files changed since (deploy a changed model as a new \
-                 version)"
-            ),
-        });
-    }
-    let model = load_checked_lenient(files, kind).await?;
-    Ok(Loaded {
-        model: Arc::new(model),
-        identity,
-    })
-}
-
 /// The model lifecycle of one server.
 #[derive(Debug)]
 pub struct Lifecycle {
@@ -264,14 +177,15 @@ pub struct Lifecycle {
     shared: Option<SharedRegistry>,
     held: tokio::sync::Mutex<Held>,
     stale: Mutex<Option<String>>,
-    audit: Mutex<std::collections::VecDeque<AdminAction>>,
+    audit: LocalAudit,
 }
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn kind_of(name: &str) -> Result<RiskKind, LifecycleError> {
+/// Parses a family name as the admin API receives it.
+pub fn family_named(name: &str) -> Result<RiskKind, LifecycleError> {
     RiskKind::ALL
         .into_iter()
         .find(|k| k.name() == name)
@@ -282,102 +196,6 @@ fn kind_of(name: &str) -> Result<RiskKind, LifecycleError> {
                 RiskKind::ALL.map(RiskKind::name).join(", ")
             ))
         })
-}
-
-/// Parses a family name as the admin API receives it.
-pub fn family_named(name: &str) -> Result<RiskKind, LifecycleError> {
-    kind_of(name)
-}
-
-/// Whether `version` may name a folder: 1 to 64 of `[A-Za-z0-9._-]`, not
-/// starting with a dot.
-fn check_version_name(version: &str) -> Result<(), LifecycleError> {
-    let fine = !version.is_empty()
-        && version.len() <= 64
-        && !version.starts_with('.')
-        && version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if fine {
-        Ok(())
-    } else {
-        Err(LifecycleError::Invalid(format!(
-            "version {:?} must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
-            crate::domain::validate::echoed(version)
-        )))
-    }
-}
-
-/// Loads, checks (golden rows mandatory) and warms a version, off the
-/// serving threads.
-async fn load_checked(files: ArtifactFiles, kind: RiskKind) -> Result<LoadedModel, ModelError> {
-    tokio::task::spawn_blocking(move || {
-        let model = load_files(&files, kind, schema_of(kind))?;
-        require_golden_rows(&model, &files)?;
-        warm(&model, &files);
-        Ok(model)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(ModelError::Mismatch {
-            path: kind.name().into(),
-            detail: format!("loading stopped: {e}"),
-        })
-    })
-}
-
-/// Runs the model over its golden rows on every path requests take (single,
-/// explained, batched), so its first requests find it in cache.
-fn warm(model: &LoadedModel, files: &ArtifactFiles) {
-    use crate::models::artifact::GoldenRows;
-    use crate::schema::FeatureVector;
-    let Some(file) = &model.manifest.golden_file else {
-        return;
-    };
-    let Ok(golden) = files
-        .get(file)
-        .map_err(|_| ())
-        .and_then(|b| serde_json::from_slice::<GoldenRows>(b).map_err(|_| ()))
-    else {
-        return;
-    };
-    let rows: Vec<FeatureVector> = golden
-        .rows
-        .iter()
-        .map(|r| {
-            let values: Vec<f64> = r.features.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-            FeatureVector::from_slice(&values)
-        })
-        .collect();
-    for row in &rows {
-        std::hint::black_box(model.predict(row));
-    }
-    std::hint::black_box(model.probabilities(&rows));
-}
-
-/// Where the held-out metrics of `candidate` are worse than `active`'s by
-/// more than `tolerance` (relative), one line each.
-fn worse_metrics(candidate: &LoadedModel, active: &LoadedModel, tolerance: f64) -> Vec<String> {
-    let metric = |m: &LoadedModel, name: &str| m.manifest.metrics["test"][name].as_f64();
-    let mut worse = Vec::new();
-    for (name, higher_is_better) in [("roc_auc", true), ("brier", false), ("log_loss", false)] {
-        let (Some(c), Some(a)) = (metric(candidate, name), metric(active, name)) else {
-            continue;
-        };
-        let allowed = tolerance * a.abs();
-        let is_worse = if higher_is_better {
-            c < a - allowed
-        } else {
-            c > a + allowed
-        };
-        if is_worse {
-            worse.push(format!(
-                "held-out {name} {c:.4} against the active version's {a:.4} (tolerance {:.1} %)",
-                tolerance * 100.0
-            ));
-        }
-    }
-    worse
 }
 
 impl Lifecycle {
@@ -429,11 +247,11 @@ impl Lifecycle {
             .expect("every active version was loaded or the start stopped");
         let lifecycle = Arc::new(Lifecycle {
             registry: Arc::new(ModelRegistry::new(snapshot)),
+            audit: LocalAudit::new(settings.repo.join("audit.jsonl")),
             settings,
             shared,
             held: tokio::sync::Mutex::new(held),
             stale: Mutex::new(None),
-            audit: Mutex::new(Default::default()),
         });
         if lifecycle.shared.is_some() {
             // Adopt what the shared registry holds (or seed it with ours).
@@ -488,168 +306,6 @@ impl Lifecycle {
         }
     }
 
-    async fn poll(&self) {
-        let Some(shared) = &self.shared else { return };
-        let epoch = match shared.epoch().await {
-            Ok(epoch) => epoch,
-            Err(e) => {
-                self.set_stale(Some(format!("cannot reach the shared registry: {e}")));
-                return;
-            }
-        };
-        let current = match self.held.try_lock() {
-            Ok(held) => held.epoch,
-            // An admin change is under way here; it syncs itself.
-            Err(_) => return,
-        };
-        let before = self.stale_reason();
-        if (epoch != current || before.is_some())
-            && let Err(e) = self.sync().await
-            && before.as_deref() != Some(e.to_string().as_str())
-        {
-            // Once per reason, not every poll.
-            tracing::warn!(error = %e, "model registry: sync failed");
-        }
-    }
-
-    /// Reads the shared state and serves it (seeding families Redis lacks).
-    async fn sync(&self) -> Result<(), LifecycleError> {
-        let mut held = self.held.lock().await;
-        self.sync_locked(&mut held).await
-    }
-
-    async fn sync_locked(&self, held: &mut Held) -> Result<(), LifecycleError> {
-        let Some(shared) = &self.shared else {
-            return Ok(());
-        };
-        let result = self.sync_shared(shared, held).await;
-        match &result {
-            Ok(()) => self.set_stale(None),
-            Err(e) => self.set_stale(Some(e.to_string())),
-        }
-        result
-    }
-
-    async fn sync_shared(
-        &self,
-        shared: &SharedRegistry,
-        held: &mut Held,
-    ) -> Result<(), LifecycleError> {
-        let unavailable = LifecycleError::Unavailable;
-        let (mut epoch, states) = shared.states().await.map_err(unavailable)?;
-        let mut next = held.states.clone();
-        for kind in RiskKind::ALL {
-            match states.get(kind.name()) {
-                Some(state) => next[kind.index()] = state.clone(),
-                None => {
-                    // First replica on this Redis: publish ours, each version
-                    // under the identity of the files it was loaded from.
-                    let mut ours = held.states[kind.index()].clone();
-                    let versions: std::collections::BTreeSet<String> =
-                        ours.needed().map(str::to_string).collect();
-                    for version in versions {
-                        let Some(loaded) = held.loaded.get(&(kind, version.clone())) else {
-                            continue;
-                        };
-                        let Some(files) = self.local_files(kind, &version) else {
-                            continue;
-                        };
-                        if files.identity().ok().as_deref() != Some(loaded.identity.as_str()) {
-                            continue;
-                        }
-                        shared
-                            .put_files(kind, &version, &loaded.identity, &files)
-                            .await
-                            .map_err(unavailable)?;
-                        ours.versions.entry(version).or_default().identity =
-                            loaded.identity.clone();
-                    }
-                    match shared
-                        .put_state(epoch, kind, &ours)
-                        .await
-                        .map_err(unavailable)?
-                    {
-                        Some(e) => {
-                            epoch = e;
-                            next[kind.index()] = ours;
-                        }
-                        None => {
-                            return Err(LifecycleError::Unavailable(
-                                "the shared registry changed while seeding it; retrying".into(),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        // Load what the shared state needs and this replica lacks (or holds
-        // from other files).
-        for kind in RiskKind::ALL {
-            let state = &next[kind.index()];
-            for version in state.needed() {
-                let recorded = recorded(state, version);
-                if held.holds(kind, version, &recorded)
-                    || held.refusal(kind, version, &recorded).is_some()
-                {
-                    continue;
-                }
-                let files = shared
-                    .files(kind, version, &recorded)
-                    .await
-                    .map_err(unavailable)?;
-                let key = (kind, version.to_string());
-                match load_identified(files, kind, &recorded).await {
-                    Ok(loaded) => {
-                        held.refused.remove(&key);
-                        held.loaded.insert(key, loaded);
-                    }
-                    Err(e) => {
-                        tracing::warn!(family = kind.name(), version, error = %e, "shared version refused here");
-                        held.refused.insert(key, (recorded, e.to_string()));
-                    }
-                }
-            }
-        }
-        if next == held.states {
-            held.epoch = epoch;
-            return Ok(());
-        }
-        let previous = std::mem::replace(&mut held.states, next);
-        let Some(snapshot) = build_snapshot(held) else {
-            // Keep serving, and showing, what was served; the epoch stays
-            // behind, so the next poll tries again.
-            held.states = previous;
-            return Err(LifecycleError::Unavailable(
-                "an active version of the shared registry could not be loaded here; serving \
-                 the previous one"
-                    .into(),
-            ));
-        };
-        held.epoch = epoch;
-        self.registry.swap(snapshot);
-        // Versions another replica unloaded are let go here too.
-        let states = &held.states;
-        held.loaded
-            .retain(|(kind, version), _| states[kind.index()].needed().any(|v| v == version));
-        held.refused
-            .retain(|(kind, version), _| states[kind.index()].needed().any(|v| v == version));
-        tracing::info!(models = %self.registry.snapshot().versions(), epoch, "model registry: adopted the shared state");
-        Ok(())
-    }
-
-    fn local_files(&self, kind: RiskKind, version: &str) -> Option<ArtifactFiles> {
-        ArtifactFiles::read_dir(&local_version_dir(&self.settings.repo, kind, version)).ok()
-    }
-
-    fn set_stale(&self, reason: Option<String>) {
-        *self.stale.lock().unwrap_or_else(|e| e.into_inner()) = reason;
-    }
-
-    /// Why the served state may be behind the shared one, if it may.
-    pub fn stale_reason(&self) -> Option<String> {
-        self.stale.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// The registry as it stands.
     pub async fn list(&self) -> RegistryView {
         let held = self.held.lock().await;
@@ -694,8 +350,7 @@ impl Lifecycle {
     }
 
     fn recent_local(&self) -> Vec<AdminAction> {
-        let audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
-        audit.iter().rev().take(50).cloned().collect()
+        self.audit.recent(RECENT_LISTED)
     }
 
     /// The current (or last) comparison of a family.
@@ -726,31 +381,14 @@ impl Lifecycle {
             detail,
         };
         tracing::info!(who = %entry.who, action = %entry.action, family = %entry.family, version = %entry.version, outcome = %entry.outcome, detail = %entry.detail, "admin action");
-        {
-            let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
-            if audit.len() >= AUDIT_IN_MEMORY {
-                audit.pop_front();
-            }
-            audit.push_back(entry.clone());
-        }
+        self.audit.keep(&entry);
         match &self.shared {
             Some(shared) => {
                 if let Err(e) = shared.push_action(&entry).await {
                     tracing::warn!(error = %e, "admin action not recorded in Redis");
                 }
             }
-            None => {
-                let line = serde_json::to_string(&entry).unwrap_or_default() + "\n";
-                let path = self.settings.repo.join("audit.jsonl");
-                let written = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-                if let Err(e) = written {
-                    tracing::warn!(error = %e, path = %path.display(), "admin action not recorded on disk");
-                }
-            }
+            None => self.audit.append(&entry),
         }
     }
 
@@ -833,199 +471,6 @@ impl Lifecycle {
         held.states[kind.index()] = next;
         self.registry.swap(snapshot);
         Ok(())
-    }
-
-    /// Checks, loads, warms and registers a version, without traffic (unless
-    /// it starts as shadow or canary).
-    pub async fn deploy(&self, who: &Actor, deploy: Deploy) -> Result<Deployed, LifecycleError> {
-        let mut family_name = deploy.family.clone().unwrap_or_default();
-        let mut version_name = String::new();
-        let result = self
-            .deploy_inner(who, deploy, &mut family_name, &mut version_name)
-            .await;
-        let recorded = result.as_ref().map(|d| {
-            if d.already {
-                "already deployed with the same content; nothing changed".to_string()
-            } else if let Some(past) = &d.forced_past {
-                format!("deployed with force past the metric check: {past}")
-            } else {
-                "checked, loaded, warmed and registered".to_string()
-            }
-        });
-        let recorded = recorded.map_err(Clone::clone);
-        self.record(who, "deploy", &family_name, &version_name, &recorded)
-            .await;
-        result
-    }
-
-    async fn deploy_inner(
-        &self,
-        who: &Actor,
-        deploy: Deploy,
-        family_name: &mut String,
-        version_name: &mut String,
-    ) -> Result<Deployed, LifecycleError> {
-        let invalid = |e: ModelError| LifecycleError::Invalid(e.to_string());
-        if let Start::Canary(percent) = deploy.start {
-            check_percent(percent)?;
-        }
-        let files = deploy.files;
-        let manifest = files.manifest().map_err(invalid)?;
-        *version_name = manifest.version.clone();
-        let kind = match &deploy.family {
-            Some(named) => {
-                let kind = kind_of(named)?;
-                if manifest.family != kind.name() {
-                    return Err(LifecycleError::Invalid(format!(
-                        "{}/{MANIFEST_FILE}: family is {:?}, but the deploy names {:?}",
-                        files.origin,
-                        crate::domain::validate::echoed(&manifest.family),
-                        kind.name()
-                    )));
-                }
-                kind
-            }
-            None => kind_of(&manifest.family)?,
-        };
-        *family_name = kind.name().to_string();
-        let version = manifest.version.clone();
-        check_version_name(&version)?;
-        let identity = files.identity().map_err(invalid)?;
-
-        if let Some(rule) = &deploy.auto_promote {
-            check_auto_promote(kind, rule)?;
-        }
-
-        let mut held = self.held.lock().await;
-        self.sync_locked(&mut held).await?;
-        let already = match held.states[kind.index()].versions.get(&version) {
-            Some(info) if info.identity == identity => true,
-            Some(info) => {
-                return Err(LifecycleError::Exists(format!(
-                    "{} version {version} is already deployed with other content (its manifest \
-                     hashes to {}, this one to {identity}); give the new model a new version",
-                    kind.name(),
-                    &info.identity
-                )));
-            }
-            None => false,
-        };
-        // The gate: everything that can be wrong with the artifact itself. A
-        // version deployed before and loaded here is not loaded again.
-        let model = if already && held.holds(kind, &version, &identity) {
-            None
-        } else {
-            Some(load_checked(files.clone(), kind).await.map_err(invalid)?)
-        };
-        let active = held.states[kind.index()]
-            .active
-            .as_ref()
-            .and_then(|a| held.model(kind, a));
-        let mut forced_past = None;
-        if let (Some(model), Some(active), false) = (&model, active, already) {
-            let worse = worse_metrics(model, active, self.settings.metric_tolerance);
-            if !worse.is_empty() {
-                let reasons = worse.join("; ");
-                if !deploy.force {
-                    return Err(LifecycleError::Precondition(format!(
-                        "{} {version} is worse than the active {}: {reasons}. Deploy with force \
-                         to override this check (it is recorded)",
-                        kind.name(),
-                        active.manifest.version
-                    )));
-                }
-                forced_past = Some(reasons);
-            }
-        }
-        // Files first, then the state that names them.
-        if model.is_some() {
-            match &self.shared {
-                Some(shared) => shared
-                    .put_files(kind, &version, &identity, &files)
-                    .await
-                    .map_err(LifecycleError::Unavailable)?,
-                None => self.write_version_dir(kind, &version, &files, &identity)?,
-            }
-        }
-        let mut next = held.states[kind.index()].clone();
-        if !already {
-            next.versions.insert(
-                version.clone(),
-                VersionInfo {
-                    deployed_at: now(),
-                    deployed_by: who.to_string(),
-                    forced: forced_past.is_some(),
-                    identity: identity.clone(),
-                },
-            );
-        }
-        if next.active.as_deref() != Some(version.as_str()) {
-            match deploy.start {
-                Start::Idle => {}
-                Start::Shadow => set_candidate(&mut next, &version, None, deploy.auto_promote),
-                Start::Canary(p) => {
-                    set_candidate(&mut next, &version, Some(p), deploy.auto_promote)
-                }
-            }
-        }
-        let key = (kind, version.clone());
-        let replaced = match model {
-            Some(model) => {
-                held.refused.remove(&key);
-                held.loaded.insert(
-                    key.clone(),
-                    Loaded {
-                        model: Arc::new(model),
-                        identity,
-                    },
-                )
-            }
-            None => None,
-        };
-        if let Err(e) = self.commit(&mut held, kind, next).await {
-            if !already {
-                held.loaded.remove(&key);
-            } else if let Some(replaced) = replaced {
-                held.loaded.insert(key, replaced);
-            }
-            return Err(e);
-        }
-        Ok(Deployed {
-            kind,
-            version,
-            already,
-            forced_past,
-        })
-    }
-
-    fn write_version_dir(
-        &self,
-        kind: RiskKind,
-        version: &str,
-        files: &ArtifactFiles,
-        identity: &str,
-    ) -> Result<(), LifecycleError> {
-        let dir = version_dir(&self.settings.repo, kind, version);
-        if let Ok(existing) = ArtifactFiles::read_dir(&dir) {
-            // The trainer may have written it here already.
-            return match existing.identity() {
-                Ok(same) if same == identity => Ok(()),
-                _ => Err(LifecycleError::Exists(format!(
-                    "{} holds another artifact of version {version}; give the new model a new \
-                     version",
-                    dir.display()
-                ))),
-            };
-        }
-        let parent = self.settings.repo.join(kind.name());
-        let temporary = parent.join(format!(".{version}.{}", std::process::id()));
-        let written = files
-            .write_dir(&temporary)
-            .and_then(|()| std::fs::rename(&temporary, &dir));
-        written.map_err(|e| {
-            let _ = std::fs::remove_dir_all(&temporary);
-            LifecycleError::Unavailable(format!("cannot write {}: {e}", dir.display()))
-        })
     }
 
     /// Makes a loaded version active; the active one is remembered for
@@ -1203,236 +648,5 @@ impl Lifecycle {
     }
 }
 
-/// At most 64 characters of `text`, without control characters: what a
-/// caller sent, fit for the audit log.
-fn bounded(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(64).collect()
-}
-
 /// Who acts when a comparison promotes its candidate.
 pub const AUTO_PROMOTE: &str = "auto-promote";
-
-/// Makes `version` active in `state`, remembering the active one for rollback.
-fn promote_in(state: &mut FamilyState, version: &str) {
-    if let Some(active) = state.active.take() {
-        state.previous.retain(|v| v != &active && v != version);
-        state.previous.push(active);
-        if state.previous.len() > MAX_PREVIOUS {
-            state.previous.remove(0);
-        }
-    }
-    state.active = Some(version.to_string());
-    if state
-        .candidate
-        .as_ref()
-        .is_some_and(|c| c.version == version)
-    {
-        state.candidate = None;
-    }
-}
-
-fn not_deployed(kind: RiskKind, version: &str) -> LifecycleError {
-    LifecycleError::NotFound(format!(
-        "{} has no version {:?}",
-        kind.name(),
-        crate::domain::validate::echoed(version)
-    ))
-}
-
-fn require_loaded(
-    state: &FamilyState,
-    held: &Held,
-    kind: RiskKind,
-    version: &str,
-    repo: &Path,
-) -> Result<(), LifecycleError> {
-    if !state.versions.contains_key(version) && state.active.as_deref() != Some(version) {
-        let dir = version_dir(repo, kind, version);
-        if dir.join(MANIFEST_FILE).is_file() {
-            return Err(LifecycleError::Precondition(format!(
-                "{} {version} is in the repository ({}) but not deployed, so not loaded: \
-                 deploy it first",
-                kind.name(),
-                dir.display()
-            )));
-        }
-        return Err(not_deployed(kind, version));
-    }
-    let recorded = recorded(state, version);
-    if let Some(why) = held.refusal(kind, version, &recorded) {
-        return Err(LifecycleError::Precondition(format!(
-            "{} {version} is not loaded here: {why}",
-            kind.name()
-        )));
-    }
-    if !held.holds(kind, version, &recorded) {
-        return Err(LifecycleError::Precondition(format!(
-            "{} {version} is not loaded; deploy it again",
-            kind.name()
-        )));
-    }
-    Ok(())
-}
-
-/// An auto-promote rule needs outcomes (site congestion has no outcome
-/// event) and a number of standard errors ≥ 0.
-fn check_auto_promote(kind: RiskKind, rule: &AutoPromote) -> Result<(), LifecycleError> {
-    if !(rule.sigmas.is_finite() && rule.sigmas >= 0.0) {
-        return Err(LifecycleError::Invalid(format!(
-            "auto_promote.sigmas must be a number ≥ 0, got {}",
-            rule.sigmas
-        )));
-    }
-    if kind == RiskKind::SiteCongestion {
-        return Err(LifecycleError::Invalid(
-            "auto_promote needs outcomes, and site congestion has no outcome event: compare \
-             its candidate by agreement and promote by hand"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-fn check_percent(percent: f64) -> Result<(), LifecycleError> {
-    if percent.is_finite() && percent > 0.0 && percent <= 100.0 {
-        Ok(())
-    } else {
-        Err(LifecycleError::Invalid(format!(
-            "canary percent must be within (0, 100], got {percent}"
-        )))
-    }
-}
-
-fn set_candidate(
-    state: &mut FamilyState,
-    version: &str,
-    canary_percent: Option<f64>,
-    auto_promote: Option<AutoPromote>,
-) {
-    let since = match &state.candidate {
-        Some(c) if c.version == version => c.since.clone(),
-        _ => now(),
-    };
-    state.candidate = Some(Candidate {
-        version: version.to_string(),
-        canary_percent,
-        auto_promote,
-        since,
-    });
-}
-
-/// Like [`load_checked`], but an artifact from before golden rows loads
-/// (the repository's own versions; deploys must carry them).
-async fn load_checked_lenient(
-    files: ArtifactFiles,
-    kind: RiskKind,
-) -> Result<LoadedModel, ModelError> {
-    tokio::task::spawn_blocking(move || {
-        let model = load_files(&files, kind, schema_of(kind))?;
-        warm(&model, &files);
-        Ok(model)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(ModelError::Mismatch {
-            path: kind.name().into(),
-            detail: format!("loading stopped: {e}"),
-        })
-    })
-}
-
-/// A family's state in the repository, or one made from its layout: the
-/// single version folder, or an artifact from before versioning.
-fn local_state(repo: &Path, kind: RiskKind) -> Result<FamilyState, ModelError> {
-    if let Some(state) = read_state(repo, kind)?
-        && state.active.is_some()
-    {
-        return Ok(state);
-    }
-    let family = repo.join(kind.name());
-    let names = version_names(repo, kind).map_err(|source| ModelError::Read {
-        path: family.display().to_string(),
-        source,
-    })?;
-    let version = match names.as_slice() {
-        [only] => only.clone(),
-        [] => {
-            let files = ArtifactFiles::read_dir(&family)?;
-            files.manifest()?.version
-        }
-        _ => {
-            return Err(ModelError::Mismatch {
-                path: family.display().to_string(),
-                detail: format!(
-                    "{} versions ({}) and no state.json saying which is active",
-                    names.len(),
-                    names.join(", ")
-                ),
-            });
-        }
-    };
-    let mut state = FamilyState {
-        active: Some(version.clone()),
-        ..FamilyState::default()
-    };
-    state.versions.insert(version, VersionInfo::default());
-    Ok(state)
-}
-
-/// A version's folder; for an artifact from before versioning, the family
-/// folder itself.
-fn local_version_dir(repo: &Path, kind: RiskKind, version: &str) -> PathBuf {
-    let dir = version_dir(repo, kind, version);
-    if dir.is_dir() {
-        dir
-    } else {
-        repo.join(kind.name())
-    }
-}
-
-/// The snapshot the held state describes, reusing comparisons whose pair is
-/// unchanged. `None` when an active version is not loaded. A candidate that
-/// is not loaded here is left out.
-fn build_snapshot(held: &mut Held) -> Option<ModelSnapshot> {
-    let mut routes = Vec::with_capacity(RiskKind::ALL.len());
-    for kind in RiskKind::ALL {
-        let state = &held.states[kind.index()];
-        let active_version = state.active.clone()?;
-        if !held.holds(kind, &active_version, &recorded(state, &active_version)) {
-            return None;
-        }
-        let active = Arc::clone(held.model(kind, &active_version)?);
-        let candidate = state
-            .candidate
-            .clone()
-            .filter(|c| held.holds(kind, &c.version, &recorded(state, &c.version)))
-            .and_then(|c| held.model(kind, &c.version).map(|m| (c, Arc::clone(m))));
-        let candidate = candidate.map(|(c, model)| {
-            let slot = &mut held.comparisons[kind.index()];
-            let comparison = match slot {
-                Some(existing)
-                    if existing.active_version == active_version
-                        && existing.candidate_version == c.version
-                        && existing.started_at == c.since
-                        && existing.auto_promote == c.auto_promote =>
-                {
-                    Arc::clone(existing)
-                }
-                _ => {
-                    let fresh = Arc::new(Comparison::new(
-                        kind,
-                        active_version.clone(),
-                        c.version.clone(),
-                        c.since.clone(),
-                        c.auto_promote,
-                    ));
-                    *slot = Some(Arc::clone(&fresh));
-                    fresh
-                }
-            };
-            CandidateRoute::new(model, c.canary_percent, comparison)
-        });
-        routes.push(Route { active, candidate });
-    }
-    Some(ModelSnapshot::from_routes(routes))
-}

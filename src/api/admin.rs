@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use crate::lifecycle::audit::bounded;
 use crate::lifecycle::{
     AdminAction, Deploy, FamilyView, Lifecycle, LifecycleError, RegistryView, Start, family_named,
 };
@@ -79,12 +80,7 @@ impl tonic::service::Interceptor for AdminAuth {
         let who = metadata
             .get(USER_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.chars()
-                    .filter(|c| !c.is_control())
-                    .take(64)
-                    .collect::<String>()
-            })
+            .map(bounded)
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "admin".to_string());
         request.extensions_mut().insert(Caller(who));
