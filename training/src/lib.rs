@@ -21,6 +21,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod metrics;
 pub mod network_gen;
+pub mod publish;
 pub mod recommend_eval;
 pub mod replay;
 pub mod report;
