@@ -33,15 +33,7 @@ fn unknown_not_alarming(score: &pb::RiskScore, reason: &str) {
 }
 
 async fn ingest(server: &TestServer, events: Vec<pb::Event>) {
-    let count = events.len() as u32;
-    let answer = server
-        .ingest()
-        .await
-        .ingest_events(pb::IngestEventsRequest { events })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.accepted, count);
+    server.ingest_all(events).await;
 }
 
 fn snapshot_event(site: &str, at: &str, backlog: f64) -> pb::Event {

@@ -15,6 +15,15 @@ use tonic::transport::Channel;
 /// The admin token the tests' servers are started with.
 pub const TOKEN: &str = "lifecycle-test-token-0123456789";
 
+/// A server (directory backend) over the repository `repo`, with admin
+/// `token`.
+pub async fn server(repo: &Path, token: Option<&str>) -> super::TestServer {
+    let mut config = super::config(None, "lifecycle");
+    config.models = repo.to_path_buf();
+    config.admin_token = token.map(str::to_string);
+    super::TestServer::start(config).await
+}
+
 /// A fresh copy of the shipped model repository under the temp directory.
 pub fn repo_copy(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("detour-lifecycle-{name}-{}", std::process::id()));

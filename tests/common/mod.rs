@@ -172,6 +172,19 @@ impl TestServer {
         pb::event_ingest_client::EventIngestClient::new(self.channel().await)
     }
 
+    /// Ingests `events`, asserting every one was accepted.
+    pub async fn ingest_all(&self, events: Vec<pb::Event>) {
+        let count = events.len() as u32;
+        let answer = self
+            .ingest()
+            .await
+            .ingest_events(pb::IngestEventsRequest { events })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.accepted, count);
+    }
+
     /// Sends the shutdown signal without waiting.
     pub fn signal_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
