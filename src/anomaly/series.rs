@@ -314,6 +314,10 @@ mod tests {
         assert!(spike.score > DEFAULT_THRESHOLD, "{spike:?}");
         // The state stays a few kilobytes and serialises.
         let json = serde_json::to_string(&detector).unwrap();
+        eprintln!(
+            "detector state after six weeks: {} bytes of JSON",
+            json.len()
+        );
         assert!(json.len() < 20_000, "{} bytes", json.len());
         let back: SeriesDetector = serde_json::from_str(&json).unwrap();
         assert_eq!(
