@@ -38,7 +38,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::models::repository::{AutoPromote, FamilyState, VersionInfo, write_state};
+use crate::models::repository::{
+    AutoPromote, FamilyState, VersionInfo, artifact_dir, family_state, write_state,
+};
 use crate::models::{ArtifactFiles, LoadedModel, ModelError};
 use crate::registry::{Comparison, ModelRegistry};
 use crate::schema::RiskKind;
@@ -46,8 +48,7 @@ pub use audit::AdminAction;
 use audit::{LocalAudit, bounded};
 use gate::{check_auto_promote, check_percent, check_version_name, load_identified};
 use held::{
-    Held, build_snapshot, local_state, local_version_dir, not_deployed, promote_in, recorded,
-    require_loaded, set_candidate,
+    Held, build_snapshot, not_deployed, promote_in, recorded, require_loaded, set_candidate,
 };
 use shared::SharedRegistry;
 
@@ -216,7 +217,7 @@ impl Lifecycle {
             epoch: 0,
         };
         for kind in RiskKind::ALL {
-            held.states.push(local_state(&settings.repo, kind)?);
+            held.states.push(family_state(&settings.repo, kind)?);
         }
         for kind in RiskKind::ALL {
             let state = held.states[kind.index()].clone();
@@ -225,7 +226,7 @@ impl Lifecycle {
                     continue;
                 }
                 let recorded = recorded(&state, version);
-                let dir = local_version_dir(&settings.repo, kind, version);
+                let dir = artifact_dir(&settings.repo, kind, version);
                 let loaded = match ArtifactFiles::read_dir(&dir) {
                     Ok(files) => load_identified(files, kind, &recorded).await,
                     Err(e) => Err(e),

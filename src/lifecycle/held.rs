@@ -1,21 +1,17 @@
 //! What the lifecycle's lock guards — each family's state, the versions
 //! loaded here and refused here, the comparisons — and the pure steps on it:
 //! checking a version is loaded, promoting and setting a candidate in a
-//! state, building the snapshot a state describes, and reading the
-//! repository's state at start.
+//! state, and building the snapshot a state describes.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::LifecycleError;
 use super::gate::Loaded;
+use crate::models::LoadedModel;
 use crate::models::artifact::MANIFEST_FILE;
-use crate::models::repository::{
-    AutoPromote, Candidate, FamilyState, MAX_PREVIOUS, VersionInfo, read_state, version_dir,
-    version_names,
-};
-use crate::models::{ArtifactFiles, LoadedModel, ModelError};
+use crate::models::repository::{AutoPromote, Candidate, FamilyState, MAX_PREVIOUS, version_dir};
 use crate::registry::{CandidateRoute, Comparison, ModelSnapshot, Route};
 use crate::schema::RiskKind;
 
@@ -193,53 +189,4 @@ pub(super) fn build_snapshot(held: &mut Held) -> Option<ModelSnapshot> {
         routes.push(Route { active, candidate });
     }
     Some(ModelSnapshot::from_routes(routes))
-}
-
-/// A family's state in the repository, or one made from its layout: the
-/// single version folder, or an artifact from before versioning.
-pub(super) fn local_state(repo: &Path, kind: RiskKind) -> Result<FamilyState, ModelError> {
-    if let Some(state) = read_state(repo, kind)?
-        && state.active.is_some()
-    {
-        return Ok(state);
-    }
-    let family = repo.join(kind.name());
-    let names = version_names(repo, kind).map_err(|source| ModelError::Read {
-        path: family.display().to_string(),
-        source,
-    })?;
-    let version = match names.as_slice() {
-        [only] => only.clone(),
-        [] => {
-            let files = ArtifactFiles::read_dir(&family)?;
-            files.manifest()?.version
-        }
-        _ => {
-            return Err(ModelError::Mismatch {
-                path: family.display().to_string(),
-                detail: format!(
-                    "{} versions ({}) and no state.json saying which is active",
-                    names.len(),
-                    names.join(", ")
-                ),
-            });
-        }
-    };
-    let mut state = FamilyState {
-        active: Some(version.clone()),
-        ..FamilyState::default()
-    };
-    state.versions.insert(version, VersionInfo::default());
-    Ok(state)
-}
-
-/// A version's folder; for an artifact from before versioning, the family
-/// folder itself.
-pub(super) fn local_version_dir(repo: &Path, kind: RiskKind, version: &str) -> PathBuf {
-    let dir = version_dir(repo, kind, version);
-    if dir.is_dir() {
-        dir
-    } else {
-        repo.join(kind.name())
-    }
 }

@@ -3,10 +3,11 @@
 //! empty Redis with this replica's state, and the stale flag.
 
 use super::gate::load_identified;
-use super::held::{build_snapshot, local_version_dir, recorded};
+use super::held::{build_snapshot, recorded};
 use super::shared::SharedRegistry;
 use super::{Held, Lifecycle, LifecycleError};
 use crate::models::ArtifactFiles;
+use crate::models::repository::artifact_dir;
 use crate::schema::RiskKind;
 
 impl Lifecycle {
@@ -160,7 +161,7 @@ impl Lifecycle {
     }
 
     pub(super) fn local_files(&self, kind: RiskKind, version: &str) -> Option<ArtifactFiles> {
-        ArtifactFiles::read_dir(&local_version_dir(&self.settings.repo, kind, version)).ok()
+        ArtifactFiles::read_dir(&artifact_dir(&self.settings.repo, kind, version)).ok()
     }
 
     pub(super) fn set_stale(&self, reason: Option<String>) {

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::artifact::{MANIFEST_FILE, load_version};
+use super::files::ArtifactFiles;
 use super::{LoadedModel, ModelError};
 use crate::schema::{FeatureDef, RiskKind};
 
@@ -154,30 +155,61 @@ pub fn version_names(repo: &Path, kind: RiskKind) -> std::io::Result<Vec<String>
     Ok(names)
 }
 
-/// Where the active artifact of a family is: the state's active version, the
-/// only version folder when there is no state, or the family folder itself
-/// for an artifact from before versioning.
-pub fn active_dir(repo: &Path, kind: RiskKind) -> Result<PathBuf, ModelError> {
-    let family = repo.join(kind.name());
-    if let Some(active) = read_state(repo, kind)?.and_then(|s| s.active) {
-        return Ok(version_dir(repo, kind, &active));
+/// A family's state in the repository, or one made from its layout when it
+/// has none: its single version folder, or an artifact from before
+/// versioning (the family folder itself).
+pub fn family_state(repo: &Path, kind: RiskKind) -> Result<FamilyState, ModelError> {
+    if let Some(state) = read_state(repo, kind)?
+        && state.active.is_some()
+    {
+        return Ok(state);
     }
+    let family = repo.join(kind.name());
     let names = version_names(repo, kind).map_err(|source| ModelError::Read {
         path: family.display().to_string(),
         source,
     })?;
-    match names.as_slice() {
-        [only] => Ok(version_dir(repo, kind, only)),
-        [] => Ok(family),
-        _ => Err(ModelError::Mismatch {
-            path: family.join(STATE_FILE).display().to_string(),
-            detail: format!(
-                "{} versions ({}) and no state saying which is active",
-                names.len(),
-                names.join(", ")
-            ),
-        }),
+    let version = match names.as_slice() {
+        [only] => only.clone(),
+        [] => {
+            let files = ArtifactFiles::read_dir(&family)?;
+            files.manifest()?.version
+        }
+        _ => {
+            return Err(ModelError::Mismatch {
+                path: family.display().to_string(),
+                detail: format!(
+                    "{} versions ({}) and no state.json saying which is active",
+                    names.len(),
+                    names.join(", ")
+                ),
+            });
+        }
+    };
+    let mut state = FamilyState {
+        active: Some(version.clone()),
+        ..FamilyState::default()
+    };
+    state.versions.insert(version, VersionInfo::default());
+    Ok(state)
+}
+
+/// A version's folder; for an artifact from before versioning, the family
+/// folder itself.
+pub fn artifact_dir(repo: &Path, kind: RiskKind, version: &str) -> PathBuf {
+    let dir = version_dir(repo, kind, version);
+    if dir.is_dir() {
+        dir
+    } else {
+        repo.join(kind.name())
     }
+}
+
+/// Where the active artifact of a family is (see [`family_state`]).
+pub fn active_dir(repo: &Path, kind: RiskKind) -> Result<PathBuf, ModelError> {
+    let state = family_state(repo, kind)?;
+    let active = state.active.as_deref().unwrap_or_default();
+    Ok(artifact_dir(repo, kind, active))
 }
 
 /// Loads the active version of `kind` from the repository `repo`; its
