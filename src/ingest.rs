@@ -19,6 +19,7 @@ use crate::features::{
     ApplyOutcome, EventUpdates, FeatureError, FeatureSettings, FeatureStore, updates_received,
     with_facts,
 };
+use crate::monitor::Monitor;
 use crate::registry::ModelRegistry;
 use crate::schema::RiskKind;
 
@@ -97,6 +98,7 @@ pub struct Ingestor<S> {
     store: Arc<S>,
     settings: FeatureSettings,
     outcomes: Option<Arc<ModelRegistry>>,
+    monitor: Option<Arc<Monitor>>,
 }
 
 impl<S: FeatureStore> Ingestor<S> {
@@ -106,7 +108,15 @@ impl<S: FeatureStore> Ingestor<S> {
             store,
             settings,
             outcomes: None,
+            monitor: None,
         }
+    }
+
+    /// Feeds what each call applied to the anomaly monitor, before the call
+    /// returns (so an alert it opens is published by then).
+    pub fn with_monitor(mut self, monitor: Arc<Monitor>) -> Self {
+        self.monitor = Some(monitor);
+        self
     }
 
     /// Reports the outcomes of orders and shipment legs to the registry's
@@ -176,6 +186,13 @@ impl<S: FeatureStore> Ingestor<S> {
             .iter()
             .filter(|&&i| applied[i] == ApplyOutcome::Applied)
             .count();
+        if let Some(monitor) = &self.monitor {
+            // The events are applied whatever happens here: a failure costs
+            // the detectors these points, never the call.
+            if let Err(error) = monitor.observe(&run, &applied).await {
+                tracing::warn!(%error, "anomaly series not updated for this call");
+            }
+        }
         if let Some(registry) = comparing {
             // Only what was applied now: not a duplicate, not a stale report.
             for (at, (kind, id, adverse)) in outcomes {

@@ -50,6 +50,7 @@ pub mod features;
 pub mod ingest;
 pub mod lifecycle;
 pub mod models;
+pub mod monitor;
 pub mod network;
 pub mod pb;
 pub mod planning;

@@ -65,6 +65,14 @@ impl RateDetector {
     /// Scores a window of `k` adverse outcomes of `n` ending at Unix time
     /// `at` from the past alone, then learns it.
     pub fn observe(&mut self, at: i64, k: u64, n: u64, settings: &RateSettings) -> RateScored {
+        let scored = self.score(k, n, settings);
+        self.learn(at, k, n, settings);
+        scored
+    }
+
+    /// The verdict on `k` adverse outcomes of `n` against the past, without
+    /// learning them.
+    pub fn score(&self, k: u64, n: u64, settings: &RateSettings) -> RateScored {
         let baseline = self.baseline();
         let warming_up = self.trials < settings.min_trials || n == 0;
         let score = if warming_up {
@@ -72,6 +80,16 @@ impl RateDetector {
         } else {
             1.0 - tail::binomial(k.min(n), n, baseline, settings.direction)
         };
+        RateScored {
+            score: score.clamp(0.0, 1.0),
+            baseline,
+            warming_up,
+        }
+    }
+
+    /// Folds `k` adverse outcomes of `n`, ending at Unix time `at`, into the
+    /// past.
+    pub fn learn(&mut self, at: i64, k: u64, n: u64, settings: &RateSettings) {
         let elapsed = (at - self.at).max(0) as f64;
         let decay = if self.trials == 0.0 {
             1.0
@@ -81,11 +99,11 @@ impl RateDetector {
         self.adverse = self.adverse * decay + k.min(n) as f64;
         self.trials = self.trials * decay + n as f64;
         self.at = self.at.max(at);
-        RateScored {
-            score: score.clamp(0.0, 1.0),
-            baseline,
-            warming_up,
-        }
+    }
+
+    /// Outcomes the past holds (time-decayed).
+    pub fn trials(&self) -> f64 {
+        self.trials
     }
 }
 

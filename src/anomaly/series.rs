@@ -63,9 +63,9 @@ impl Default for DetectorSettings {
 /// thousand ordinary points.
 pub const DEFAULT_THRESHOLD: f64 = 0.999;
 
-/// Time-decayed moments of the values seen.
+/// Time-decayed moments of the values seen in one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Moments {
+pub struct Moments {
     weight: f64,
     mean: f64,
     square: f64,
@@ -95,6 +95,167 @@ impl Moments {
             (w * self.variance() + SHRINK * towards.1) / (w + SHRINK),
         )
     }
+
+    /// The moments as short text (`weight mean square at`), for a store.
+    pub fn encode(&self) -> String {
+        format!("{} {} {} {}", self.weight, self.mean, self.square, self.at)
+    }
+
+    /// Moments from [`Moments::encode`]'s text; `None` if it is not that.
+    pub fn decode(text: &str) -> Option<Moments> {
+        let mut parts = text.split(' ');
+        let mut number = || parts.next()?.parse::<f64>().ok().filter(|v| v.is_finite());
+        let (weight, mean, square, at) = (number()?, number()?, number()?, number()?);
+        Some(Moments {
+            weight,
+            mean,
+            square,
+            at: at as i64,
+        })
+    }
+}
+
+/// One bucket of a detector's baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    /// The whole series.
+    All,
+    /// One hour of the day (UTC), 0..24.
+    Day(u8),
+    /// One hour of the week (Monday 00:00 UTC = 0), 0..168.
+    Week(u8),
+}
+
+impl Bucket {
+    /// The buckets a point at Unix time `at` is scored from and learned into.
+    pub fn of(at: i64) -> [Bucket; 3] {
+        let (hour, how) = buckets(at);
+        [
+            Bucket::All,
+            Bucket::Day(hour as u8),
+            Bucket::Week(how as u8),
+        ]
+    }
+
+    /// A short name ("all", "d7", "w31"), a store's field name.
+    pub fn name(self) -> String {
+        match self {
+            Bucket::All => "all".to_string(),
+            Bucket::Day(h) => format!("d{h}"),
+            Bucket::Week(h) => format!("w{h}"),
+        }
+    }
+}
+
+/// Where a detector's buckets are kept: all of them (offline, in
+/// [`SeriesDetector`]), or only those a store loaded for the points at hand
+/// (online). The scoring and learning are the same code either way.
+pub trait Buckets {
+    /// A bucket's moments (empty if never learned).
+    fn get(&self, bucket: Bucket) -> Moments;
+    /// Replaces a bucket's moments.
+    fn put(&mut self, bucket: Bucket, moments: Moments);
+}
+
+/// What a detector knows besides its buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMeta {
+    /// Points learned so far.
+    pub seen: u64,
+    /// Whether every value so far was a non-negative integer (a count).
+    pub counts: bool,
+    /// The latest time learned (a point before it is learned as if then).
+    pub latest: i64,
+}
+
+impl Default for SeriesMeta {
+    fn default() -> Self {
+        SeriesMeta {
+            seen: 0,
+            counts: true,
+            latest: i64::MIN,
+        }
+    }
+}
+
+/// The baseline's expectation (mean, variance) at Unix time `at`.
+pub fn expected(buckets: &impl Buckets, at: i64) -> (f64, f64) {
+    let [all, day, week] = Bucket::of(at).map(|b| buckets.get(b));
+    let all = (all.mean, all.variance());
+    week.shrunk(day.shrunk(all))
+}
+
+/// The verdict on `value` at `at` from the past alone (nothing is learned).
+pub fn score(
+    buckets: &impl Buckets,
+    meta: &SeriesMeta,
+    at: i64,
+    value: f64,
+    settings: &DetectorSettings,
+) -> Scored {
+    let (mean, variance) = expected(buckets, at);
+    let counts = meta.counts && is_count(value);
+    let spread = if counts {
+        variance.max(mean).sqrt()
+    } else {
+        variance.sqrt()
+    };
+    let warming_up = meta.seen < settings.min_history || !value.is_finite();
+    if warming_up {
+        return Scored {
+            score: 0.0,
+            expected: mean,
+            spread,
+            warming_up,
+        };
+    }
+    let p = if counts {
+        tail::negative_binomial(value as u64, mean, variance, settings.direction)
+    } else {
+        // A floor on the spread: a constant series is not infinitely sure.
+        let floor = 1e-6 * mean.abs().max(1.0);
+        let t = (value - mean) / spread.max(floor);
+        tail::student_t(t, T_DOF, settings.direction)
+    };
+    Scored {
+        score: (1.0 - p).clamp(0.0, 1.0),
+        expected: mean,
+        spread,
+        warming_up,
+    }
+}
+
+/// Folds `value` at `at`, as `scored` judged it, into the baseline: clipped
+/// to [`CLIP_SIGMAS`] of the expectation once the detector is warm.
+pub fn learn(
+    buckets: &mut impl Buckets,
+    meta: &mut SeriesMeta,
+    at: i64,
+    value: f64,
+    scored: &Scored,
+) {
+    if !value.is_finite() {
+        return;
+    }
+    let at = at.max(meta.latest);
+    let learned = if scored.warming_up || scored.spread == 0.0 {
+        value
+    } else {
+        let reach = CLIP_SIGMAS * scored.spread;
+        value.clamp(scored.expected - reach, scored.expected + reach)
+    };
+    for (bucket, time_constant) in
+        Bucket::of(at)
+            .into_iter()
+            .zip([ALL_TIME_CONSTANT, DAY_TIME_CONSTANT, WEEK_TIME_CONSTANT])
+    {
+        let mut moments = buckets.get(bucket);
+        moments.update(at, learned, time_constant);
+        buckets.put(bucket, moments);
+    }
+    meta.seen += 1;
+    meta.counts &= is_count(value);
+    meta.latest = at;
 }
 
 /// One point's verdict.
@@ -111,15 +272,14 @@ pub struct Scored {
     pub warming_up: bool,
 }
 
-/// The state of one series' detector.
+/// The state of one series' detector, every bucket in memory: what
+/// `detour-train detect` runs over a file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesDetector {
     all: Moments,
     day: Vec<Moments>,
     week: Vec<Moments>,
-    seen: u64,
-    /// Whether every value so far was a non-negative integer (a count).
-    counts: bool,
+    meta: SeriesMeta,
 }
 
 impl Default for SeriesDetector {
@@ -128,8 +288,25 @@ impl Default for SeriesDetector {
             all: Moments::default(),
             day: vec![Moments::default(); DAY_BUCKETS],
             week: vec![Moments::default(); WEEK_BUCKETS],
-            seen: 0,
-            counts: true,
+            meta: SeriesMeta::default(),
+        }
+    }
+}
+
+impl Buckets for SeriesDetector {
+    fn get(&self, bucket: Bucket) -> Moments {
+        match bucket {
+            Bucket::All => self.all,
+            Bucket::Day(h) => self.day[usize::from(h)],
+            Bucket::Week(h) => self.week[usize::from(h)],
+        }
+    }
+
+    fn put(&mut self, bucket: Bucket, moments: Moments) {
+        match bucket {
+            Bucket::All => self.all = moments,
+            Bucket::Day(h) => self.day[usize::from(h)] = moments,
+            Bucket::Week(h) => self.week[usize::from(h)] = moments,
         }
     }
 }
@@ -155,15 +332,12 @@ impl SeriesDetector {
 
     /// Points seen so far.
     pub fn seen(&self) -> u64 {
-        self.seen
+        self.meta.seen
     }
 
     /// The baseline's expectation (mean, variance) at Unix time `at`.
     pub fn expected(&self, at: i64) -> (f64, f64) {
-        let (hour, how) = buckets(at);
-        let all = (self.all.mean, self.all.variance());
-        let day = self.day[hour].shrunk(all);
-        self.week[how].shrunk(day)
+        expected(self, at)
     }
 
     /// Scores `value` at Unix time `at` from the past alone, then learns it.
@@ -171,61 +345,15 @@ impl SeriesDetector {
     /// as if at the latest time seen).
     pub fn observe(&mut self, at: i64, value: f64, settings: &DetectorSettings) -> Scored {
         let scored = self.score(at, value, settings);
-        self.learn(at, value, &scored);
+        let mut meta = self.meta;
+        learn(self, &mut meta, at, value, &scored);
+        self.meta = meta;
         scored
     }
 
     /// The verdict on `value` at `at`, without learning it.
     pub fn score(&self, at: i64, value: f64, settings: &DetectorSettings) -> Scored {
-        let (mean, variance) = self.expected(at);
-        let counts = self.counts && is_count(value);
-        let spread = if counts {
-            variance.max(mean).sqrt()
-        } else {
-            variance.sqrt()
-        };
-        let warming_up = self.seen < settings.min_history || !value.is_finite();
-        if warming_up {
-            return Scored {
-                score: 0.0,
-                expected: mean,
-                spread,
-                warming_up,
-            };
-        }
-        let p = if counts {
-            tail::negative_binomial(value as u64, mean, variance, settings.direction)
-        } else {
-            // A floor on the spread: a constant series is not infinitely sure.
-            let floor = 1e-6 * mean.abs().max(1.0);
-            let t = (value - mean) / spread.max(floor);
-            tail::student_t(t, T_DOF, settings.direction)
-        };
-        Scored {
-            score: (1.0 - p).clamp(0.0, 1.0),
-            expected: mean,
-            spread,
-            warming_up,
-        }
-    }
-
-    fn learn(&mut self, at: i64, value: f64, scored: &Scored) {
-        if !value.is_finite() {
-            return;
-        }
-        let at = at.max(self.all.at);
-        let learned = if scored.warming_up || scored.spread == 0.0 {
-            value
-        } else {
-            let reach = CLIP_SIGMAS * scored.spread;
-            value.clamp(scored.expected - reach, scored.expected + reach)
-        };
-        let (hour, how) = buckets(at);
-        self.all.update(at, learned, ALL_TIME_CONSTANT);
-        self.day[hour].update(at, learned, DAY_TIME_CONSTANT);
-        self.week[how].update(at, learned, WEEK_TIME_CONSTANT);
-        self.seen += 1;
-        self.counts &= is_count(value);
+        score(self, &self.meta, at, value, settings)
     }
 }
 

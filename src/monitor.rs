@@ -1,0 +1,276 @@
+//! The anomaly monitor: turns what ingest applied into points of the series
+//! Detour keeps (per site: orders received per hour, backlog, units picked
+//! per labour-hour; per carrier × region and per lane: failed of finished
+//! legs), runs each series' detector and episodes, and publishes the alert
+//! changes to a log that subscribers read from a cursor.
+//!
+//! Per ingest call: one read of every touched series (state and the
+//! seasonal buckets its points need), the detectors in process, one write
+//! (each series only if no other replica wrote it meanwhile; a series that
+//! lost is loaded and run again). The state and the log live in the same
+//! store as the features: this process, or Redis for every replica.
+//!
+//! Boundary: speaks domain types; the API turns alerts into messages.
+
+pub mod evaluate;
+pub mod feed;
+pub mod memory;
+pub mod redis;
+pub mod series;
+pub mod store;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::anomaly::{Acknowledgement, Alert, AlertStatus, AnomalyKind, Bucket, Moments, Severity};
+use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
+use crate::network::Network;
+pub use evaluate::SeriesState;
+pub use feed::{Cursor, FeedItem, Logged};
+use series::{Point, SeriesId};
+pub use store::{AnomalyStore, Commit, LoadRequest, Loaded};
+
+/// Entries the live feed holds for a subscriber that is behind; one further
+/// behind is told to resume from its cursor.
+pub const FEED_CAPACITY: usize = 4_096;
+/// Rounds a series is loaded and run again when another replica wrote it
+/// first (or its points needed buckets not loaded).
+const ROUNDS: usize = 4;
+
+/// Which alerts a subscriber or a listing wants.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    /// Only these kinds; empty: every kind.
+    pub kinds: Vec<AnomalyKind>,
+    /// Only alerts that mention this code (a site, carrier, region or
+    /// location); `None`: any.
+    pub entity: Option<String>,
+    /// Only alerts at least this severe.
+    pub min_severity: Option<Severity>,
+}
+
+impl AlertFilter {
+    /// Whether `alert` passes.
+    pub fn matches(&self, alert: &Alert) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&alert.kind))
+            && self
+                .entity
+                .as_deref()
+                .is_none_or(|code| alert.entities.mentions(code))
+            && self.min_severity.is_none_or(|min| alert.severity >= min)
+    }
+}
+
+/// What one call to [`Monitor::observe`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Points taken.
+    pub points: usize,
+    /// Series written.
+    pub series: usize,
+    /// Alert changes published.
+    pub alerts: usize,
+    /// Series whose points were dropped: another replica kept writing them.
+    pub dropped: usize,
+}
+
+/// The anomaly monitor of one replica.
+#[derive(Debug)]
+pub struct Monitor {
+    store: AnomalyStore,
+    feed: broadcast::Sender<FeedItem>,
+    network: Arc<Network>,
+}
+
+impl Monitor {
+    /// A monitor keeping its state in this process.
+    pub fn in_memory(network: Arc<Network>) -> Self {
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        Monitor {
+            store: AnomalyStore::memory(feed.clone()),
+            feed,
+            network,
+        }
+    }
+
+    /// A monitor keeping its state in Redis; starts reading the shared log
+    /// for this replica's subscribers (call within a Tokio runtime).
+    pub fn redis(
+        url: &str,
+        namespace: &str,
+        timeout: std::time::Duration,
+        network: Arc<Network>,
+    ) -> Result<Self, FeatureError> {
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let store = redis::RedisAnomalies::new(url, namespace, timeout)?;
+        store.spawn_reader(feed.clone());
+        Ok(Monitor {
+            store: AnomalyStore::Redis(store),
+            feed,
+            network,
+        })
+    }
+
+    /// Where state is kept ("memory", "redis").
+    pub fn backend_name(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// Takes the points of what a store applied (`applied` answers `run`)
+    /// into their series, and publishes the alerts they open, update or
+    /// resolve. Changes the store did not apply add nothing.
+    pub async fn observe(
+        &self,
+        run: &[EventUpdates],
+        applied: &[ApplyOutcome],
+    ) -> Result<Observed, FeatureError> {
+        let mut pending: Vec<(SeriesId, Vec<Point>, BTreeSet<Bucket>)> =
+            series::points(run, applied)
+                .into_iter()
+                .map(|(id, points)| {
+                    let buckets = evaluate::buckets_for(&id, &points);
+                    (id, points, buckets)
+                })
+                .collect();
+        let mut observed = Observed {
+            points: pending.iter().map(|p| p.1.len()).sum(),
+            ..Observed::default()
+        };
+        for _ in 0..ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let requests: Vec<LoadRequest> = pending
+                .iter()
+                .map(|(id, _, buckets)| LoadRequest {
+                    key: id.key(),
+                    buckets: buckets.iter().copied().collect(),
+                })
+                .collect();
+            let loaded = self.store.load(&requests).await?;
+            let mut ready = Vec::new();
+            let mut commits = Vec::new();
+            let mut again = Vec::new();
+            for (entry, loaded) in pending.into_iter().zip(loaded) {
+                match self.run_series(&entry.0, &entry.1, loaded)? {
+                    Ok(commit) => {
+                        commits.push(commit);
+                        ready.push(entry);
+                    }
+                    Err(missing) => {
+                        let mut entry = entry;
+                        entry.2.extend(missing);
+                        again.push(entry);
+                    }
+                }
+            }
+            let alerts: Vec<usize> = commits.iter().map(|c| c.alerts.len()).collect();
+            let written = self.store.commit(commits).await?;
+            for ((entry, ok), alerts) in ready.into_iter().zip(written).zip(alerts) {
+                if ok {
+                    observed.series += 1;
+                    observed.alerts += alerts;
+                } else {
+                    again.push(entry);
+                }
+            }
+            pending = again;
+        }
+        observed.dropped = pending.len();
+        if observed.dropped > 0 {
+            tracing::warn!(
+                series = observed.dropped,
+                "anomaly series not updated: other replicas kept writing them"
+            );
+        }
+        Ok(observed)
+    }
+
+    /// One series' points on its loaded state: the commit, or the buckets
+    /// its points need that were not loaded.
+    fn run_series(
+        &self,
+        id: &SeriesId,
+        points: &[Point],
+        loaded: Loaded,
+    ) -> Result<Result<Commit, BTreeSet<Bucket>>, FeatureError> {
+        let key = id.key();
+        let mut state: SeriesState = match &loaded.state {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| FeatureError::corrupt_with(format!("series {key}: {e}"), e))?,
+            None => SeriesState::default(),
+        };
+        let mut buckets = evaluate::LoadedBuckets::new(
+            loaded
+                .buckets
+                .iter()
+                .map(|(b, text)| (*b, text.as_deref().and_then(Moments::decode))),
+        );
+        let alerts = evaluate::advance(id, &mut state, &mut buckets, points, &*self.network);
+        let missing = buckets.missing();
+        if !missing.is_empty() {
+            return Ok(Err(missing));
+        }
+        let state = serde_json::to_string(&state)
+            .map_err(|e| FeatureError::corrupt_with(format!("series {key}: {e}"), e))?;
+        Ok(Ok(Commit {
+            key,
+            expected: loaded.version,
+            state,
+            buckets: buckets.dirty().map(|(b, m)| (b, m.encode())).collect(),
+            alerts,
+        }))
+    }
+
+    /// The live feed: every log entry from now on, in log order.
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
+        self.feed.subscribe()
+    }
+
+    /// Up to `limit` log entries after `after`, oldest first; `Err` with the
+    /// oldest cursor kept when the log lost what came right after `after`.
+    pub async fn since(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> Result<Result<Vec<Logged>, Cursor>, FeatureError> {
+        self.store.since(after, limit).await
+    }
+
+    /// Alerts that pass `filter`, open ones first, then the most recently
+    /// changed.
+    pub async fn list(
+        &self,
+        filter: &AlertFilter,
+        open_only: bool,
+    ) -> Result<Vec<Alert>, FeatureError> {
+        let mut alerts: Vec<Alert> = self
+            .store
+            .recent()
+            .await?
+            .into_iter()
+            .filter(|a| filter.matches(a) && (!open_only || a.status == AlertStatus::Open))
+            .collect();
+        // Stable: within each group, newest change first as stored.
+        alerts.sort_by_key(|a| a.status != AlertStatus::Open);
+        Ok(alerts)
+    }
+
+    /// Records that `by` acknowledged alert `id` with `note`; the alert as
+    /// it now stands, or `None` if there is no such alert.
+    pub async fn acknowledge(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<Option<Alert>, FeatureError> {
+        let ack = Acknowledgement {
+            by: by.to_string(),
+            note: note.to_string(),
+            at: crate::domain::Timestamp::now().0 / 1000,
+        };
+        self.store.acknowledge(id, ack).await
+    }
+}

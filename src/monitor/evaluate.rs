@@ -1,0 +1,519 @@
+//! One series' points through its detector and its episodes: the pure step
+//! between loading a series' state and committing it.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::series::{Point, PointValue, SeriesId, Shape};
+use crate::anomaly::series::{self, Bucket, Buckets, Moments, Scored, SeriesMeta};
+use crate::anomaly::{
+    Alert, AlertStatus, Change, DetectorSettings, Direction, EpisodeRules, Episodes, Evidence,
+    RateDetector, RateSettings, Severity, Transition,
+};
+
+const HOUR: i64 = 3_600;
+/// Hours a rate series' window spans: its failures are tested over them.
+pub const WINDOW_HOURS: i64 = 3;
+/// Empty hours a count series fills in at most when its next point comes
+/// (a week; a longer silence is a gap, not a week of zeros).
+const MAX_FILLED_HOURS: i64 = 168;
+
+/// What a series keeps besides its seasonal buckets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesState {
+    /// The seasonal detector's points seen, value type and clock.
+    #[serde(default)]
+    pub meta: SeriesMeta,
+    /// A rate series' past: outcomes that left its window.
+    #[serde(default)]
+    pub rate: RateDetector,
+    /// A rate series' window (hour, failed, finished), oldest first; a
+    /// count series' open hour (hour, 0, count).
+    #[serde(default)]
+    pub cells: Vec<(i64, u64, u64)>,
+    /// Its episodes.
+    #[serde(default)]
+    pub episodes: Episodes,
+}
+
+/// The seasonal buckets a store loaded for a series, and those it changed
+/// or lacked.
+#[derive(Debug, Default)]
+pub struct LoadedBuckets {
+    loaded: HashMap<Bucket, Moments>,
+    dirty: BTreeSet<Bucket>,
+    missing: RefCell<BTreeSet<Bucket>>,
+}
+
+impl LoadedBuckets {
+    /// Buckets as loaded: each one asked for, with its moments if stored.
+    pub fn new(loaded: impl IntoIterator<Item = (Bucket, Option<Moments>)>) -> Self {
+        LoadedBuckets {
+            loaded: loaded
+                .into_iter()
+                .map(|(b, m)| (b, m.unwrap_or_default()))
+                .collect(),
+            ..LoadedBuckets::default()
+        }
+    }
+
+    /// Buckets read that were not loaded: load them and run again.
+    pub fn missing(&self) -> BTreeSet<Bucket> {
+        self.missing.borrow().clone()
+    }
+
+    /// Buckets changed, with their moments, to be written.
+    pub fn dirty(&self) -> impl Iterator<Item = (Bucket, Moments)> + '_ {
+        self.dirty.iter().map(|b| (*b, self.loaded[b]))
+    }
+}
+
+impl Buckets for LoadedBuckets {
+    fn get(&self, bucket: Bucket) -> Moments {
+        match self.loaded.get(&bucket) {
+            Some(moments) => *moments,
+            None => {
+                self.missing.borrow_mut().insert(bucket);
+                Moments::default()
+            }
+        }
+    }
+
+    fn put(&mut self, bucket: Bucket, moments: Moments) {
+        self.loaded.insert(bucket, moments);
+        self.dirty.insert(bucket);
+    }
+}
+
+/// The buckets a series' points will read, as far as is known before its
+/// state is loaded (a count series closing an older hour asks for more).
+pub fn buckets_for(series: &SeriesId, points: &[Point]) -> BTreeSet<Bucket> {
+    let mut out = BTreeSet::new();
+    match series.shape() {
+        Shape::Rate => {}
+        Shape::Gauge(_) => {
+            for p in points {
+                out.extend(Bucket::of(p.at));
+            }
+        }
+        Shape::HourlyCount => {
+            for p in points {
+                let hour = p.at.div_euclid(HOUR) * HOUR;
+                out.extend(Bucket::of(hour));
+                out.extend(Bucket::of(hour - HOUR));
+            }
+        }
+    }
+    out
+}
+
+/// What the service knows of a site that a summary or a severity needs.
+pub trait SiteLimits {
+    /// The site's backlog limit, if the network lists it.
+    fn backlog_limit(&self, site: &str) -> Option<f64>;
+}
+
+impl SiteLimits for crate::network::Network {
+    fn backlog_limit(&self, site: &str) -> Option<f64> {
+        self.site(site)
+            .map(|s| s.backlog_limit)
+            .filter(|l| *l > 0.0)
+    }
+}
+
+/// One point's verdict, in the words and figures an alert carries.
+struct Verdict {
+    score: f64,
+    severity: Severity,
+    summary: String,
+    evidence: Vec<Evidence>,
+}
+
+/// Runs `points` (in time order) through `series`' detector and episodes.
+/// Returns the alert changes to publish, in order.
+pub fn advance(
+    series: &SeriesId,
+    state: &mut SeriesState,
+    buckets: &mut LoadedBuckets,
+    points: &[Point],
+    limits: &impl SiteLimits,
+) -> Vec<(Change, Alert)> {
+    let rules = EpisodeRules::default();
+    let key = series.key();
+    let mut out = Vec::new();
+    for point in points {
+        let verdicts = match series.shape() {
+            Shape::Rate => rate_point(series, state, point).into_iter().collect(),
+            Shape::HourlyCount => count_point(series, state, buckets, point),
+            Shape::Gauge(direction) => {
+                gauge_point(series, state, buckets, point, direction, limits)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            }
+        };
+        for (at, verdict) in verdicts {
+            let severity = verdict.severity as u8;
+            if let Some(transition) = state
+                .episodes
+                .step(&key, at, verdict.score, severity, &rules)
+            {
+                out.push(alert(series, state, transition, at, verdict));
+            }
+        }
+    }
+    out
+}
+
+fn alert(
+    series: &SeriesId,
+    state: &mut SeriesState,
+    transition: Transition,
+    at: i64,
+    verdict: Verdict,
+) -> (Change, Alert) {
+    let open = match transition {
+        Transition::Resolved => state.episodes.close(),
+        _ => state.episodes.open.clone(),
+    }
+    .expect("a transition has its episode");
+    let (change, status, resolved_at) = match transition {
+        Transition::Opened => (Change::Opened, AlertStatus::Open, None),
+        Transition::Updated => (Change::Updated, AlertStatus::Open, None),
+        Transition::Resolved => (Change::Resolved, AlertStatus::Resolved, Some(at)),
+    };
+    let mut summary = verdict.summary;
+    if open.recurrence > 0 {
+        summary.push_str(&format!(
+            " Recurring: the {} {} at this time of the week ({}) in five weeks.",
+            ordinal(open.recurrence + 1),
+            series.kind().phrase(),
+            time_of_week(open.opened_at),
+        ));
+    }
+    let alert = Alert {
+        id: open.id.clone(),
+        kind: series.kind(),
+        severity: match transition {
+            // The episode's worst, kept in its last word.
+            Transition::Resolved => Severity::ALL[usize::from(open.severity)],
+            _ => verdict.severity,
+        },
+        status,
+        score: verdict.score,
+        peak_score: open.peak.max(verdict.score),
+        first_seen: open.opened_at,
+        last_updated: at,
+        resolved_at,
+        series: series.key(),
+        entities: series.entities(),
+        summary,
+        evidence: verdict.evidence,
+        recurrence: open.recurrence,
+        action: action(series),
+        acknowledged: None,
+    };
+    (change, alert)
+}
+
+/// A rate series' point: its outcome joins the window, the window is tested.
+fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> {
+    let settings = RateSettings::default();
+    let PointValue::Outcome { failed } = point.value else {
+        return None;
+    };
+    let hour = point.at.div_euclid(HOUR);
+    let newest = state.cells.last().map_or(hour, |c| c.0).max(hour);
+    // Hours that left the window join the past.
+    while let Some(&(h, k, n)) = state.cells.first() {
+        if h > newest - WINDOW_HOURS {
+            break;
+        }
+        state.rate.learn((h + 1) * HOUR, k, n, &settings);
+        state.cells.remove(0);
+    }
+    if hour <= newest - WINDOW_HOURS {
+        // Too old for the window: it only teaches the past.
+        state
+            .rate
+            .learn((hour + 1) * HOUR, u64::from(failed), 1, &settings);
+        return None;
+    }
+    match state.cells.iter_mut().find(|c| c.0 == hour) {
+        Some(cell) => {
+            cell.1 += u64::from(failed);
+            cell.2 += 1;
+        }
+        None => {
+            state.cells.push((hour, u64::from(failed), 1));
+            state.cells.sort_by_key(|c| c.0);
+        }
+    }
+    let (k, n) = state
+        .cells
+        .iter()
+        .fold((0, 0), |(k, n), c| (k + c.1, n + c.2));
+    let scored = state.rate.score(k, n, &settings);
+    let share = k as f64 / n.max(1) as f64;
+    let severity = if scored.score < 0.99 {
+        Severity::Low
+    } else if share >= 0.5 && k >= 5 {
+        Severity::Critical
+    } else if share >= 3.0 * scored.baseline && k >= 5 {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let since = state.cells.first().map_or(hour, |c| c.0) * HOUR;
+    let against = format!(
+        "against {:.1} % over the past four weeks",
+        100.0 * scored.baseline
+    );
+    let summary = match series {
+        SeriesId::CarrierRegion(carrier, region) => format!(
+            "{carrier} failed {k} of its {n} legs into {region} that finished since {} UTC, {against}.",
+            clock(since)
+        ),
+        SeriesId::Lane(origin, destination) => format!(
+            "Legs from {origin} to {destination} failed {k} of {n} over every carrier since {} UTC, {against}.",
+            clock(since)
+        ),
+        _ => String::new(),
+    };
+    let evidence = vec![
+        evidence("failed", k as f64),
+        evidence("finished", n as f64),
+        evidence(
+            "window_hours",
+            ((newest + 1) * HOUR - since) as f64 / HOUR as f64,
+        ),
+        evidence("baseline_rate", scored.baseline),
+        evidence("baseline_legs", state.rate.trials()),
+    ];
+    Some((
+        point.at,
+        Verdict {
+            score: scored.score,
+            severity,
+            summary,
+            evidence,
+        },
+    ))
+}
+
+/// A count series' point: it joins its hour; closing an hour learns it (and
+/// any empty hours before this one) and judges it whole. The open hour is
+/// judged as it fills only to raise an alarm (a partial count above the
+/// usual is evidence; below it, not yet).
+fn count_point(
+    series: &SeriesId,
+    state: &mut SeriesState,
+    buckets: &mut LoadedBuckets,
+    point: &Point,
+) -> Vec<(i64, Verdict)> {
+    let settings = DetectorSettings {
+        direction: Direction::Up,
+        ..DetectorSettings::default()
+    };
+    let hour = point.at.div_euclid(HOUR);
+    let mut out = Vec::new();
+    let open = state.cells.first().copied();
+    match open {
+        Some((open_hour, _, _)) if hour < open_hour => return out, // a late point of a closed hour
+        Some((open_hour, _, count)) if hour > open_hour => {
+            let at = open_hour * HOUR;
+            let scored = series::score(buckets, &state.meta, at, count as f64, &settings);
+            series::learn(buckets, &mut state.meta, at, count as f64, &scored);
+            out.push((at + HOUR - 1, count_verdict(series, at, count, &scored)));
+            for empty in (open_hour + 1..hour).take(MAX_FILLED_HOURS as usize) {
+                let at = empty * HOUR;
+                let scored = series::score(buckets, &state.meta, at, 0.0, &settings);
+                series::learn(buckets, &mut state.meta, at, 0.0, &scored);
+            }
+            state.cells = vec![(hour, 0, 0)];
+        }
+        Some(_) => {}
+        None => state.cells = vec![(hour, 0, 0)],
+    }
+    state.cells[0].2 += 1;
+    let count = state.cells[0].2;
+    let at = hour * HOUR;
+    let scored = series::score(buckets, &state.meta, at, count as f64, &settings);
+    if scored.score >= EpisodeRules::default().calm {
+        out.push((point.at, count_verdict(series, at, count, &scored)));
+    }
+    out
+}
+
+fn count_verdict(series: &SeriesId, hour_start: i64, count: u64, scored: &Scored) -> Verdict {
+    let site = match series {
+        SeriesId::SiteIntake(site) => site.as_str(),
+        _ => "",
+    };
+    let severity = if scored.score < 0.99 {
+        Severity::Low
+    } else if count as f64 >= 2.0 * scored.expected.max(1.0) {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    Verdict {
+        score: scored.score,
+        severity,
+        summary: format!(
+            "{site} received {count} orders in the hour from {} UTC, against {:.0} usual for {}.",
+            clock(hour_start),
+            scored.expected,
+            time_of_week(hour_start)
+        ),
+        evidence: vec![
+            evidence("orders", count as f64),
+            evidence("expected", scored.expected),
+            evidence("spread", scored.spread),
+        ],
+    }
+}
+
+/// A gauge series' point: judged against its hour of the week, then learned.
+fn gauge_point(
+    series: &SeriesId,
+    state: &mut SeriesState,
+    buckets: &mut LoadedBuckets,
+    point: &Point,
+    direction: Direction,
+    limits: &impl SiteLimits,
+) -> Option<(i64, Verdict)> {
+    let PointValue::Gauge(value) = point.value else {
+        return None;
+    };
+    let settings = DetectorSettings {
+        direction,
+        ..DetectorSettings::default()
+    };
+    let scored = series::score(buckets, &state.meta, point.at, value, &settings);
+    series::learn(buckets, &mut state.meta, point.at, value, &scored);
+    let mut evidence_list = vec![
+        evidence("value", value),
+        evidence("expected", scored.expected),
+        evidence("spread", scored.spread),
+    ];
+    let when = time_of_week(point.at);
+    let (severity, summary) = match series {
+        SeriesId::SiteBacklog(site) => {
+            let limit = limits.backlog_limit(site);
+            let share = limit.map(|l| value / l);
+            let severity = match share {
+                _ if scored.score < 0.99 => Severity::Low,
+                Some(s) if s >= 1.0 => Severity::Critical,
+                Some(s) if s >= 0.8 => Severity::High,
+                _ => Severity::Medium,
+            };
+            let of_limit = match (limit, share) {
+                (Some(l), Some(s)) => {
+                    evidence_list.push(evidence("backlog_limit", l));
+                    format!(" ({:.0} % of its limit of {l:.0})", 100.0 * s)
+                }
+                _ => String::new(),
+            };
+            (
+                severity,
+                format!(
+                    "{site} holds {value:.0} orders in its backlog{of_limit}, against {:.0} usual for {when}.",
+                    scored.expected
+                ),
+            )
+        }
+        SeriesId::SiteThroughput(site) => {
+            let ratio = value / scored.expected.max(1e-9);
+            let severity = if scored.score < 0.99 {
+                Severity::Low
+            } else if ratio <= 0.5 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            (
+                severity,
+                format!(
+                    "{site} picks {value:.1} units per labour-hour, {:.0} % below the {:.1} usual for {when}, with its people on shift.",
+                    100.0 * (1.0 - ratio).max(0.0),
+                    scored.expected
+                ),
+            )
+        }
+        _ => (Severity::Low, String::new()),
+    };
+    Some((
+        point.at,
+        Verdict {
+            score: scored.score,
+            severity,
+            summary,
+            evidence: evidence_list,
+        },
+    ))
+}
+
+/// What to do, by kind, with the calls that do it.
+fn action(series: &SeriesId) -> String {
+    match series {
+        SeriesId::CarrierRegion(carrier, region) => format!(
+            "Reroute {carrier}'s legs into {region} that have not left (RecommendReroute on each); \
+             tender new legs into {region} to other carriers until this resolves."
+        ),
+        SeriesId::Lane(origin, destination) => format!(
+            "Legs from {origin} to {destination} fail on every carrier: rerouting will not help; \
+             move promise dates of orders on this lane (RecommendReroute offers a later promise)."
+        ),
+        SeriesId::SiteBacklog(site) => format!(
+            "Reallocate {site}'s open orders that are not yet released (RecommendReallocation on each), \
+             or add labour at {site}."
+        ),
+        SeriesId::SiteIntake(site) => format!(
+            "Send new orders for {site}'s regions to other sites (RecommendReallocation) before its backlog builds."
+        ),
+        SeriesId::SiteThroughput(site) => format!(
+            "Check {site}'s equipment and systems; reallocate its unreleased orders (RecommendReallocation) while output is down."
+        ),
+    }
+}
+
+fn evidence(name: &str, value: f64) -> Evidence {
+    Evidence {
+        name: name.to_string(),
+        value,
+    }
+}
+
+/// "09:00".
+fn clock(at: i64) -> String {
+    let secs = at.rem_euclid(86_400);
+    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// "Monday 09:00".
+fn time_of_week(at: i64) -> String {
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    let weekday = (at.div_euclid(86_400) + 3).rem_euclid(7) as usize;
+    format!("{} {}:00", DAYS[weekday], at.rem_euclid(86_400) / 3600)
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}

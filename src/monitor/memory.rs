@@ -1,0 +1,177 @@
+//! The monitor's state in this process: series, alerts and their log, for a
+//! server without Redis. The same strings Redis would hold, so both
+//! backends run the same code above them.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use super::feed::{Cursor, FeedItem, Logged};
+use super::store::{Commit, LOG_ENTRIES, LoadRequest, Loaded, RECENT_ALERTS};
+use crate::anomaly::{Acknowledgement, Alert, AlertStatus, Change};
+
+#[derive(Debug, Default)]
+struct Series {
+    version: u64,
+    state: Option<String>,
+    buckets: HashMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    series: HashMap<String, Series>,
+    /// Alerts by id, with when they last changed (for the recent list).
+    alerts: HashMap<String, Alert>,
+    recent: BTreeMap<(u64, String), ()>,
+    log: VecDeque<Arc<Logged>>,
+    next: u64,
+}
+
+/// Series, alerts and the alert log in memory.
+#[derive(Debug)]
+pub struct MemoryAnomalies {
+    tables: Mutex<Tables>,
+    feed: broadcast::Sender<FeedItem>,
+}
+
+impl MemoryAnomalies {
+    /// An empty store publishing to `feed`.
+    pub fn new(feed: broadcast::Sender<FeedItem>) -> Self {
+        MemoryAnomalies {
+            tables: Mutex::new(Tables {
+                next: 1,
+                ..Tables::default()
+            }),
+            feed,
+        }
+    }
+
+    pub(super) fn load(&self, requests: &[LoadRequest]) -> Vec<Loaded> {
+        let tables = self.tables.lock().expect("anomaly tables poisoned");
+        requests
+            .iter()
+            .map(|request| match tables.series.get(&request.key) {
+                None => Loaded {
+                    version: 0,
+                    state: None,
+                    buckets: request.buckets.iter().map(|b| (*b, None)).collect(),
+                },
+                Some(series) => Loaded {
+                    version: series.version,
+                    state: series.state.clone(),
+                    buckets: request
+                        .buckets
+                        .iter()
+                        .map(|b| (*b, series.buckets.get(&b.name()).cloned()))
+                        .collect(),
+                },
+            })
+            .collect()
+    }
+
+    pub(super) fn commit(&self, commits: Vec<Commit>) -> Vec<bool> {
+        let mut tables = self.tables.lock().expect("anomaly tables poisoned");
+        let mut out = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let series = tables.series.entry(commit.key).or_default();
+            if series.version != commit.expected {
+                out.push(false);
+                continue;
+            }
+            series.version += 1;
+            series.state = Some(commit.state);
+            for (bucket, moments) in commit.buckets {
+                series.buckets.insert(bucket.name(), moments);
+            }
+            for (change, alert) in commit.alerts {
+                let entry = tables.append(change, alert);
+                // No subscriber is fine.
+                let _ = self.feed.send(FeedItem::Entry(entry));
+            }
+            out.push(true);
+        }
+        out
+    }
+
+    pub(super) fn since(&self, after: Cursor, limit: usize) -> Result<Vec<Logged>, Cursor> {
+        let tables = self.tables.lock().expect("anomaly tables poisoned");
+        let oldest = tables.log.front().map(|e| e.cursor);
+        if let Some(oldest) = oldest
+            && after != Cursor::START
+            && after.major + 1 < oldest.major
+        {
+            return Err(oldest);
+        }
+        Ok(tables
+            .log
+            .iter()
+            .filter(|e| e.cursor > after)
+            .take(limit)
+            .map(|e| (**e).clone())
+            .collect())
+    }
+
+    pub(super) fn recent(&self) -> Vec<Alert> {
+        let tables = self.tables.lock().expect("anomaly tables poisoned");
+        tables
+            .recent
+            .keys()
+            .rev()
+            .filter_map(|(_, id)| tables.alerts.get(id).cloned())
+            .collect()
+    }
+
+    pub(super) fn acknowledge(&self, id: &str, ack: Acknowledgement) -> Option<Alert> {
+        let mut tables = self.tables.lock().expect("anomaly tables poisoned");
+        let mut alert = tables.alerts.get(id)?.clone();
+        alert.acknowledged = Some(ack);
+        let entry = tables.append(Change::Acknowledged, alert.clone());
+        let _ = self.feed.send(FeedItem::Entry(entry));
+        Some(alert)
+    }
+}
+
+impl Tables {
+    fn append(&mut self, change: Change, mut alert: Alert) -> Arc<Logged> {
+        // An acknowledgement outlives the episode's later changes.
+        if let Some(known) = self.alerts.get(&alert.id) {
+            if alert.acknowledged.is_none() {
+                alert.acknowledged = known.acknowledged.clone();
+            }
+            self.recent.retain(|(_, id), ()| id != &alert.id);
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.recent.insert((seq, alert.id.clone()), ());
+        self.alerts.insert(alert.id.clone(), alert.clone());
+        while self.recent.len() > RECENT_ALERTS {
+            let Some(((seq, id), ())) = self.recent.pop_first() else {
+                break;
+            };
+            match self.alerts.get(&id) {
+                // An open alert stays listed.
+                Some(a) if a.status == AlertStatus::Open => {
+                    self.recent.insert((seq, id), ());
+                    break;
+                }
+                _ => {
+                    self.alerts.remove(&id);
+                }
+            }
+        }
+        let entry = Arc::new(Logged {
+            cursor: Cursor {
+                major: seq,
+                minor: 0,
+            },
+            change,
+            alert,
+        });
+        self.log.push_back(Arc::clone(&entry));
+        while self.log.len() > LOG_ENTRIES {
+            self.log.pop_front();
+        }
+        entry
+    }
+}

@@ -1,0 +1,468 @@
+//! The monitor's state in Redis, shared by every replica:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `{ns}:anomaly:series:{series}` | hash | `v` (version, bumped by every commit), `s` (the series' state, JSON), and one field per seasonal bucket (`all`, `d7`, `w31`: its moments as text) |
+//! | `{ns}:anomaly:log` | stream | every alert change, field `e` (JSON: change and alert); trimmed to about [`LOG_ENTRIES`]; its ids are the cursors |
+//! | `{ns}:anomaly:alerts` | hash | each alert's latest state (JSON, without its acknowledgement) |
+//! | `{ns}:anomaly:acks` | hash | acknowledgements by alert id (JSON) |
+//! | `{ns}:anomaly:recent` | sorted set | alert ids by when they last changed (ms); trimmed to [`RECENT_ALERTS`] |
+//!
+//! A commit is one script run per series: it writes only if the series'
+//! version is still the one loaded (so two replicas never both take a
+//! point, and an episode opens once), and appends the series' alert changes
+//! to the log in the same step. Each replica reads the log with a blocking
+//! `XREAD` on a connection of its own and hands entries to its subscribers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::broadcast;
+
+use super::feed::{Cursor, FeedItem, Logged, StoredEntry};
+use super::store::{Commit, LOG_ENTRIES, LoadRequest, Loaded, RECENT_ALERTS};
+use crate::anomaly::{Acknowledgement, Alert};
+use crate::features::FeatureError;
+
+/// Commits one series: KEYS series, log, alerts, recent, acks; ARGV expected
+/// version, state, bucket count, (field, value)…, now (ms), then (id, change,
+/// alert JSON)… . Answers 1, or 0 when the version moved.
+const COMMIT: &str = r#"
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[2])
+local n = tonumber(ARGV[3])
+local i = 4
+for _ = 1, n do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local now = ARGV[i]
+i = i + 1
+while i <= #ARGV do
+  local id, change, alert = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  redis.call('HSET', KEYS[3], id, alert)
+  redis.call('ZADD', KEYS[4], now, id)
+  local ack = redis.call('HGET', KEYS[5], id)
+  if ack then alert = string.sub(alert, 1, -2) .. ',"acknowledged":' .. ack .. '}' end
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV_LOG, '*', 'e',
+    '{"change":"' .. change .. '","alert":' .. alert .. '}')
+  i = i + 3
+end
+local extra = redis.call('ZCARD', KEYS[4]) - ARGV_RECENT
+if extra > 0 then
+  local old = redis.call('ZRANGE', KEYS[4], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, extra - 1)
+  redis.call('HDEL', KEYS[3], unpack(old))
+  redis.call('HDEL', KEYS[5], unpack(old))
+end
+return 1
+"#;
+
+/// Acknowledges one alert: KEYS alerts, acks, log, recent; ARGV id, ack
+/// JSON, now (ms). Answers the alert with its acknowledgement, or nil.
+const ACKNOWLEDGE: &str = r#"
+local alert = redis.call('HGET', KEYS[1], ARGV[1])
+if not alert then return false end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+alert = string.sub(alert, 1, -2) .. ',"acknowledged":' .. ARGV[2] .. '}'
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV_LOG, '*', 'e',
+  '{"change":"acknowledged","alert":' .. alert .. '}')
+return alert
+"#;
+
+/// Series, alerts and the alert log in Redis.
+#[derive(Clone)]
+pub struct RedisAnomalies {
+    connection: ConnectionManager,
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    commit: Arc<redis::Script>,
+    acknowledge: Arc<redis::Script>,
+}
+
+impl std::fmt::Debug for RedisAnomalies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAnomalies")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> FeatureError {
+    FeatureError::redis(error)
+}
+
+fn script(text: &str) -> redis::Script {
+    redis::Script::new(
+        &text
+            .replace("ARGV_LOG", &LOG_ENTRIES.to_string())
+            .replace("ARGV_RECENT", &RECENT_ALERTS.to_string()),
+    )
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl RedisAnomalies {
+    /// The store at `url` under `namespace`; connects lazily.
+    pub fn new(url: &str, namespace: &str, timeout: Duration) -> Result<Self, FeatureError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)?;
+        Ok(RedisAnomalies {
+            connection,
+            client,
+            prefix: format!("{namespace}:anomaly"),
+            timeout,
+            commit: Arc::new(script(COMMIT)),
+            acknowledge: Arc::new(script(ACKNOWLEDGE)),
+        })
+    }
+
+    fn key(&self, tail: &str) -> String {
+        format!("{}:{tail}", self.prefix)
+    }
+
+    async fn run<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, FeatureError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(FeatureError::Timeout(self.timeout.as_millis() as u64)),
+        }
+    }
+
+    /// Runs a pipeline of script calls, loading the script first if Redis
+    /// forgot it.
+    async fn run_scripts<T: redis::FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+        script: &redis::Script,
+    ) -> Result<T, FeatureError> {
+        let mut connection = self.connection.clone();
+        self.run(async {
+            match pipeline.query_async(&mut connection).await {
+                Err(error)
+                    if error.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    script.prepare_invoke().load_async(&mut connection).await?;
+                    pipeline.query_async(&mut connection).await
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn load(&self, requests: &[LoadRequest]) -> Result<Vec<Loaded>, FeatureError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        for request in requests {
+            let command = pipeline
+                .cmd("HMGET")
+                .arg(self.key(&format!("series:{}", request.key)))
+                .arg("v")
+                .arg("s");
+            for bucket in &request.buckets {
+                command.arg(bucket.name());
+            }
+        }
+        let mut connection = self.connection.clone();
+        let answers: Vec<Vec<Option<String>>> =
+            self.run(pipeline.query_async(&mut connection)).await?;
+        requests
+            .iter()
+            .zip(answers)
+            .map(|(request, mut fields)| {
+                if fields.len() != 2 + request.buckets.len() {
+                    return Err(FeatureError::corrupt(
+                        "HMGET answered a wrong number of fields",
+                    ));
+                }
+                let buckets = fields.split_off(2);
+                let version = match &fields[0] {
+                    None => 0,
+                    Some(v) => v.parse().map_err(|_| {
+                        FeatureError::corrupt(format!("series {}: version {v:?}", request.key))
+                    })?,
+                };
+                Ok(Loaded {
+                    version,
+                    state: fields[1].take(),
+                    buckets: request.buckets.iter().copied().zip(buckets).collect(),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn commit(&self, commits: Vec<Commit>) -> Result<Vec<bool>, FeatureError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut pipeline = redis::pipe();
+        for commit in &commits {
+            let command = pipeline.cmd("EVALSHA");
+            command
+                .arg(self.commit.get_hash())
+                .arg(5)
+                .arg(self.key(&format!("series:{}", commit.key)))
+                .arg(self.key("log"))
+                .arg(self.key("alerts"))
+                .arg(self.key("recent"))
+                .arg(self.key("acks"))
+                .arg(commit.expected)
+                .arg(&commit.state)
+                .arg(commit.buckets.len());
+            for (bucket, moments) in &commit.buckets {
+                command.arg(bucket.name()).arg(moments);
+            }
+            command.arg(now);
+            for (change, alert) in &commit.alerts {
+                let json = serde_json::to_string(alert)
+                    .map_err(|e| FeatureError::corrupt_with("alert as JSON", e))?;
+                command.arg(&alert.id).arg(change.name()).arg(json);
+            }
+        }
+        let answers: Vec<i64> = self.run_scripts(&pipeline, &self.commit).await?;
+        Ok(answers.into_iter().map(|a| a == 1).collect())
+    }
+
+    pub(super) async fn since(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> Result<Result<Vec<Logged>, Cursor>, FeatureError> {
+        let mut connection = self.connection.clone();
+        let log = self.key("log");
+        let (first, entries): (
+            Vec<(String, Vec<(String, String)>)>,
+            Vec<(String, Vec<(String, String)>)>,
+        ) = self
+            .run(async {
+                redis::pipe()
+                    .cmd("XRANGE")
+                    .arg(&log)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1)
+                    .cmd("XRANGE")
+                    .arg(&log)
+                    .arg(format!("({after}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        // The log is trimmed from its head: a cursor before the oldest entry
+        // kept has lost its place (what came after it may be gone).
+        if after != Cursor::START
+            && let Some((oldest, _)) = first.first()
+            && parse_id(oldest)? > after
+        {
+            return Ok(Err(parse_id(oldest)?));
+        }
+        entries
+            .into_iter()
+            .map(|(id, fields)| decode_entry(&id, &fields))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Ok)
+    }
+
+    pub(super) async fn recent(&self, limit: usize) -> Result<Vec<Alert>, FeatureError> {
+        let mut connection = self.connection.clone();
+        let ids: Vec<String> = self
+            .run(
+                redis::cmd("ZREVRANGE")
+                    .arg(self.key("recent"))
+                    .arg(0)
+                    .arg(limit.saturating_sub(1))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (alerts, acks): (Vec<Option<String>>, Vec<Option<String>>) = self
+            .run(
+                redis::pipe()
+                    .cmd("HMGET")
+                    .arg(self.key("alerts"))
+                    .arg(&ids)
+                    .cmd("HMGET")
+                    .arg(self.key("acks"))
+                    .arg(&ids)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (alert, ack) in alerts.into_iter().zip(acks) {
+            let Some(alert) = alert else { continue };
+            let mut alert: Alert = serde_json::from_str(&alert)
+                .map_err(|e| FeatureError::corrupt_with(format!("stored alert: {e}"), e))?;
+            if let Some(ack) = ack {
+                alert.acknowledged = serde_json::from_str(&ack).ok();
+            }
+            out.push(alert);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn acknowledge(
+        &self,
+        id: &str,
+        ack: &Acknowledgement,
+    ) -> Result<Option<Alert>, FeatureError> {
+        let json =
+            serde_json::to_string(ack).map_err(|e| FeatureError::corrupt_with("ack as JSON", e))?;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EVALSHA")
+            .arg(self.acknowledge.get_hash())
+            .arg(4)
+            .arg(self.key("alerts"))
+            .arg(self.key("acks"))
+            .arg(self.key("log"))
+            .arg(self.key("recent"))
+            .arg(id)
+            .arg(json)
+            .arg(now_ms());
+        let (answer,): (Option<String>,) = self.run_scripts(&pipeline, &self.acknowledge).await?;
+        answer
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| FeatureError::corrupt_with(format!("stored alert: {e}"), e))
+            })
+            .transpose()
+    }
+
+    /// Reads the log as it grows and hands each entry to `feed`, from the
+    /// entry after the newest at start; on a Redis failure, tells the
+    /// subscribers and tries again. Runs until the process ends.
+    pub fn spawn_reader(&self, feed: broadcast::Sender<FeedItem>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut last: Option<String> = None;
+            let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+            let log = this.key("log");
+            loop {
+                let result = this
+                    .read_once(&mut connection, &log, &mut last, &feed)
+                    .await;
+                if let Err(error) = result {
+                    connection = None;
+                    tracing::warn!(%error, "alert log unreadable; subscribers told to resume");
+                    let _ = feed.send(FeedItem::Interrupted(error.to_string()));
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        });
+    }
+
+    async fn read_once(
+        &self,
+        connection: &mut Option<redis::aio::MultiplexedConnection>,
+        log: &str,
+        last: &mut Option<String>,
+        feed: &broadcast::Sender<FeedItem>,
+    ) -> Result<(), FeatureError> {
+        const BLOCK_MS: u64 = 1_000;
+        if connection.is_none() {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(Duration::from_millis(BLOCK_MS) + self.timeout));
+            let c = tokio::time::timeout(
+                self.timeout,
+                self.client
+                    .get_multiplexed_async_connection_with_config(&config),
+            )
+            .await
+            .map_err(|_| FeatureError::Timeout(self.timeout.as_millis() as u64))?
+            .map_err(unavailable)?;
+            *connection = Some(c);
+        }
+        let c = connection.as_mut().expect("connected above");
+        if last.is_none() {
+            let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+                .arg(log)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(c)
+                .await
+                .map_err(unavailable)?;
+            *last = Some(
+                newest
+                    .first()
+                    .map_or("0-0".to_string(), |(id, _)| id.clone()),
+            );
+        }
+        let from = last.clone().expect("set above");
+        let answer: Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>> =
+            redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(512)
+                .arg("BLOCK")
+                .arg(BLOCK_MS)
+                .arg("STREAMS")
+                .arg(log)
+                .arg(&from)
+                .query_async(c)
+                .await
+                .map_err(unavailable)?;
+        for (_, entries) in answer.unwrap_or_default() {
+            for (id, fields) in entries {
+                match decode_entry(&id, &fields) {
+                    Ok(entry) => {
+                        let _ = feed.send(FeedItem::Entry(Arc::new(entry)));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, %id, "alert log entry unreadable; skipped")
+                    }
+                }
+                *last = Some(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_id(id: &str) -> Result<Cursor, FeatureError> {
+    Cursor::parse(id).ok_or_else(|| FeatureError::corrupt(format!("stream id {id:?}")))
+}
+
+fn decode_entry(id: &str, fields: &[(String, String)]) -> Result<Logged, FeatureError> {
+    let cursor = parse_id(id)?;
+    let text = fields
+        .iter()
+        .find(|(name, _)| name == "e")
+        .map(|(_, value)| value)
+        .ok_or_else(|| FeatureError::corrupt(format!("log entry {id} has no field e")))?;
+    let entry: StoredEntry = serde_json::from_str(text)
+        .map_err(|e| FeatureError::corrupt_with(format!("log entry {id}: {e}"), e))?;
+    Ok(Logged {
+        cursor,
+        change: entry.change,
+        alert: entry.alert,
+    })
+}

@@ -1,0 +1,194 @@
+//! The series ingest keeps, and the points each applied change adds to them.
+//!
+//! Points come from the aggregate updates a store actually applied (not
+//! duplicates, and each leg's outcome once, as the store counts it), so a
+//! series counts exactly what the features count.
+
+use crate::anomaly::{AnomalyKind, Direction, Entities};
+use crate::features::aggregates::{AggregateKind, AggregateUpdate, shipment_counters, site_fields};
+use crate::features::{ApplyOutcome, EventUpdates};
+
+/// One series a replica watches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SeriesId {
+    /// Orders a site received, per hour.
+    SiteIntake(String),
+    /// A site's backlog at each snapshot.
+    SiteBacklog(String),
+    /// A site's units picked per labour-hour at each snapshot.
+    SiteThroughput(String),
+    /// One carrier's finished legs into one region: failed of finished.
+    CarrierRegion(String, String),
+    /// One lane's finished legs over every carrier: failed of finished.
+    Lane(String, String),
+}
+
+/// How a series' points are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Outcomes, tested as failed of finished over a rolling window against
+    /// the series' own past rate.
+    Rate,
+    /// Events counted per hour, against the hour of the week.
+    HourlyCount,
+    /// A value at each point, against the hour of the week, in a direction.
+    Gauge(Direction),
+}
+
+impl SeriesId {
+    /// The series' key in a store ("carrier_region:UPS:SE").
+    pub fn key(&self) -> String {
+        match self {
+            SeriesId::SiteIntake(site) => format!("site_intake:{site}"),
+            SeriesId::SiteBacklog(site) => format!("site_backlog:{site}"),
+            SeriesId::SiteThroughput(site) => format!("site_throughput:{site}"),
+            SeriesId::CarrierRegion(carrier, region) => {
+                format!("carrier_region:{carrier}:{region}")
+            }
+            SeriesId::Lane(origin, destination) => format!("lane:{origin}:{destination}"),
+        }
+    }
+
+    /// The kind of anomaly an episode of this series is.
+    pub fn kind(&self) -> AnomalyKind {
+        match self {
+            SeriesId::SiteIntake(_) => AnomalyKind::DemandSpike,
+            SeriesId::SiteBacklog(_) => AnomalyKind::QueueBuildUp,
+            SeriesId::SiteThroughput(_) => AnomalyKind::ThroughputDrop,
+            SeriesId::CarrierRegion(..) => AnomalyKind::RegionalCarrierDisruption,
+            SeriesId::Lane(..) => AnomalyKind::LaneDelay,
+        }
+    }
+
+    /// How its points are judged.
+    pub fn shape(&self) -> Shape {
+        match self {
+            SeriesId::SiteIntake(_) => Shape::HourlyCount,
+            SeriesId::SiteBacklog(_) => Shape::Gauge(Direction::Up),
+            SeriesId::SiteThroughput(_) => Shape::Gauge(Direction::Down),
+            SeriesId::CarrierRegion(..) | SeriesId::Lane(..) => Shape::Rate,
+        }
+    }
+
+    /// The entities it is about.
+    pub fn entities(&self) -> Entities {
+        let some = |code: &String| Some(code.clone());
+        match self {
+            SeriesId::SiteIntake(site)
+            | SeriesId::SiteBacklog(site)
+            | SeriesId::SiteThroughput(site) => Entities {
+                site: some(site),
+                ..Entities::default()
+            },
+            SeriesId::CarrierRegion(carrier, region) => Entities {
+                carrier: some(carrier),
+                region: some(region),
+                ..Entities::default()
+            },
+            SeriesId::Lane(origin, destination) => Entities {
+                origin: some(origin),
+                destination: some(destination),
+                ..Entities::default()
+            },
+        }
+    }
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Event time, Unix seconds.
+    pub at: i64,
+    /// What it adds.
+    pub value: PointValue,
+}
+
+/// What a point adds to its series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PointValue {
+    /// A finished leg, failed or not.
+    Outcome {
+        /// Cancelled, or late past the grace.
+        failed: bool,
+    },
+    /// One more event in its hour.
+    Count,
+    /// A value.
+    Gauge(f64),
+}
+
+/// The points of every change a store applied, by series, each series'
+/// points in time order. `applied` is the store's answer for `run`.
+pub fn points(run: &[EventUpdates], applied: &[ApplyOutcome]) -> Vec<(SeriesId, Vec<Point>)> {
+    let mut out: std::collections::BTreeMap<SeriesId, Vec<Point>> = Default::default();
+    let changes = run
+        .iter()
+        .zip(applied)
+        .filter(|(_, outcome)| **outcome == ApplyOutcome::Applied)
+        .flat_map(|(event, _)| &event.updates);
+    for update in changes {
+        for (series, point) in points_of(update) {
+            out.entry(series).or_default().push(point);
+        }
+    }
+    out.into_iter()
+        .map(|(series, mut points)| {
+            points.sort_by_key(|p| p.at);
+            (series, points)
+        })
+        .collect()
+}
+
+/// The points one applied update adds.
+fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
+    let at = update.at.floor() as i64;
+    let point = |value| Point { at, value };
+    match update.key.kind {
+        // A finished leg is counted once in its carrier-lane record.
+        AggregateKind::CarrierLane if update.increments[shipment_counters::DONE] > 0.0 => {
+            let mut codes = update.key.id.split(':');
+            let (Some(carrier), Some(origin), Some(destination)) =
+                (codes.next(), codes.next(), codes.next())
+            else {
+                return Vec::new();
+            };
+            let value = PointValue::Outcome {
+                failed: update.increments[shipment_counters::FAILED] > 0.0,
+            };
+            vec![
+                (
+                    SeriesId::CarrierRegion(carrier.to_string(), destination.to_string()),
+                    point(value),
+                ),
+                (
+                    SeriesId::Lane(origin.to_string(), destination.to_string()),
+                    point(value),
+                ),
+            ]
+        }
+        AggregateKind::Site => {
+            let site = &update.key.id;
+            let mut out = Vec::new();
+            if update.increments[site_fields::ORDERS] > 0.0 {
+                out.push((SeriesId::SiteIntake(site.clone()), point(PointValue::Count)));
+            }
+            if let Some(gauges) = update.gauges {
+                out.push((
+                    SeriesId::SiteBacklog(site.clone()),
+                    point(PointValue::Gauge(gauges[site_fields::BACKLOG])),
+                ));
+                let labour = gauges[site_fields::LABOUR];
+                if labour > 0.0 {
+                    out.push((
+                        SeriesId::SiteThroughput(site.clone()),
+                        point(PointValue::Gauge(
+                            gauges[site_fields::PICKED_PER_HOUR] / labour,
+                        )),
+                    ));
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
