@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "proto/detour/v1/ingest.proto",
     "proto/detour/v1/recommend.proto",
     "proto/detour/v1/admin.proto",
+    "proto/detour/v1/anomalies.proto",
 ];
 
 /// Imported files reflection must be able to hand out.

@@ -6,6 +6,7 @@
 //! [`tonic::Status`], in [`error`] with every other conversion into it.
 
 pub mod admin;
+pub mod anomalies;
 pub mod codec;
 pub mod convert;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod scoring;
 pub mod status_codes;
 
 pub use admin::ModelAdminService;
+pub use anomalies::AnomaliesService;
 pub use error::ApiError;
 pub use ingest::EventIngestService;
 pub use recommend::RecommendationsService;

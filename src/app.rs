@@ -12,7 +12,8 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::admin::AdminAuth;
 use crate::api::{
-    EventIngestService, ModelAdminService, RecommendationsService, RiskScoringService,
+    AnomaliesService, EventIngestService, ModelAdminService, RecommendationsService,
+    RiskScoringService,
 };
 use crate::config::Config;
 use crate::features::{
@@ -23,6 +24,7 @@ use crate::ingest::Ingestor;
 use crate::lifecycle::shared::SharedRegistry;
 use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::models::ModelError;
+use crate::monitor::Monitor;
 use crate::network::{Network, NetworkError};
 use crate::pb;
 use crate::planning::Planner;
@@ -96,10 +98,21 @@ pub async fn run(
              deploy, promote and roll back models while serving)"
         ),
     }
+    let network = Arc::new(network);
+    let monitor = Arc::new(match &config.redis {
+        Some(url) => Monitor::redis(
+            url,
+            &config.namespace,
+            config.redis_timeout(),
+            Arc::clone(&network),
+        )?,
+        None => Monitor::in_memory(Arc::clone(&network)),
+    });
     let parts = Parts {
         lifecycle,
+        monitor,
         registry,
-        network: Arc::new(network),
+        network,
         settings: FeatureSettings {
             sla_grace_minutes: config.sla_grace_minutes,
         },
@@ -146,6 +159,7 @@ pub async fn run(
 /// What every backend's server is built from.
 struct Parts {
     lifecycle: Arc<Lifecycle>,
+    monitor: Arc<Monitor>,
     registry: Arc<ModelRegistry>,
     network: Arc<Network>,
     settings: FeatureSettings,
@@ -175,8 +189,13 @@ async fn serve<S: FeatureStore>(
         RecommendationsService::new(planner),
     );
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
-    let ingestor =
-        Arc::new(Ingestor::new(Arc::clone(&store), parts.settings).with_outcomes(parts.registry));
+    let ingestor = Arc::new(
+        Ingestor::new(Arc::clone(&store), parts.settings)
+            .with_outcomes(parts.registry)
+            .with_monitor(Arc::clone(&parts.monitor)),
+    );
+    let anomalies =
+        pb::anomalies_server::AnomaliesServer::new(AnomaliesService::new(parts.monitor));
     let admin = tonic::service::interceptor::InterceptedService::new(
         pb::model_admin_server::ModelAdminServer::new(ModelAdminService::new(parts.lifecycle))
             // An artifact's files travel in one request.
@@ -194,6 +213,9 @@ async fn serve<S: FeatureStore>(
         .await;
     health
         .set_serving::<pb::recommendations_server::RecommendationsServer<RecommendationsService<S>>>()
+        .await;
+    health
+        .set_serving::<pb::anomalies_server::AnomaliesServer<AnomaliesService>>()
         .await;
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -224,6 +246,7 @@ async fn serve<S: FeatureStore>(
             <pb::risk_scoring_server::RiskScoringServer<RiskScoringService<S>> as tonic::server::NamedService>::NAME,
             <pb::event_ingest_server::EventIngestServer<EventIngestService<S>> as tonic::server::NamedService>::NAME,
             <pb::recommendations_server::RecommendationsServer<RecommendationsService<S>> as tonic::server::NamedService>::NAME,
+            <pb::anomalies_server::AnomaliesServer<AnomaliesService> as tonic::server::NamedService>::NAME,
         ] {
             health_on_shutdown
                 .set_service_status(service, tonic_health::ServingStatus::NotServing)
@@ -242,6 +265,7 @@ async fn serve<S: FeatureStore>(
         .add_service(ingest)
         .add_service(recommendations)
         .add_service(admin)
+        .add_service(anomalies)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop_accepting,

@@ -74,8 +74,8 @@ pub struct Episodes {
 pub enum Transition {
     /// An episode began at this point.
     Opened,
-    /// The episode goes on, and is worth sending again (severity rose, a new
-    /// peak, or the refresh interval passed).
+    /// The episode goes on, and is worth sending again (severity rose, or
+    /// the refresh interval passed).
     Updated,
     /// The episode ended at this point.
     Resolved,
@@ -122,9 +122,7 @@ impl Episodes {
             }
             Some(open) => {
                 open.calm = 0;
-                let worth = severity > open.severity
-                    || score > open.peak + (1.0 - open.peak) * 0.9
-                    || at - open.sent_at >= rules.refresh_secs;
+                let worth = severity > open.severity || at - open.sent_at >= rules.refresh_secs;
                 open.peak = open.peak.max(score);
                 if worth {
                     open.severity = severity;
@@ -151,8 +149,7 @@ impl Episodes {
             .filter(|&&start| {
                 let ago = at - start;
                 let offset = ago.rem_euclid(WEEK);
-                ago >= WEEK - HOUR
-                    && ago <= RECURRENCE_WEEKS * WEEK + HOUR
+                (WEEK - HOUR..=RECURRENCE_WEEKS * WEEK + HOUR).contains(&ago)
                     && (offset <= HOUR || offset >= WEEK - HOUR)
             })
             .count() as u32

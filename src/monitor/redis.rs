@@ -251,10 +251,7 @@ impl RedisAnomalies {
     ) -> Result<Result<Vec<Logged>, Cursor>, FeatureError> {
         let mut connection = self.connection.clone();
         let log = self.key("log");
-        let (first, entries): (
-            Vec<(String, Vec<(String, String)>)>,
-            Vec<(String, Vec<(String, String)>)>,
-        ) = self
+        let (first, entries): (Entries, Entries) = self
             .run(async {
                 redis::pipe()
                     .cmd("XRANGE")
@@ -402,7 +399,7 @@ impl RedisAnomalies {
         }
         let c = connection.as_mut().expect("connected above");
         if last.is_none() {
-            let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            let newest: Entries = redis::cmd("XREVRANGE")
                 .arg(log)
                 .arg("+")
                 .arg("-")
@@ -418,18 +415,17 @@ impl RedisAnomalies {
             );
         }
         let from = last.clone().expect("set above");
-        let answer: Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>> =
-            redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(512)
-                .arg("BLOCK")
-                .arg(BLOCK_MS)
-                .arg("STREAMS")
-                .arg(log)
-                .arg(&from)
-                .query_async(c)
-                .await
-                .map_err(unavailable)?;
+        let answer: Option<Vec<(String, Entries)>> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(512)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(log)
+            .arg(&from)
+            .query_async(c)
+            .await
+            .map_err(unavailable)?;
         for (_, entries) in answer.unwrap_or_default() {
             for (id, fields) in entries {
                 match decode_entry(&id, &fields) {
@@ -446,6 +442,9 @@ impl RedisAnomalies {
         Ok(())
     }
 }
+
+/// Stream entries as `XRANGE` answers them: id, then field-value pairs.
+type Entries = Vec<(String, Vec<(String, String)>)>;
 
 fn parse_id(id: &str) -> Result<Cursor, FeatureError> {
     Cursor::parse(id).ok_or_else(|| FeatureError::corrupt(format!("stream id {id:?}")))

@@ -1,0 +1,445 @@
+//! Anomalies over the wire: a disruption ingested through `EventIngest`
+//! reaches a `WatchAnomalies` subscriber as one classified alert with its
+//! evidence; a subscriber resumes from its cursor with nothing missed;
+//! duplicates open nothing; acknowledgements and listings; bad filters are
+//! refused naming the field; two replicas on one Redis deliver each alert
+//! once to each subscriber.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, config, shared_redis, shipment_event, unique_namespace};
+use detour::pb;
+use detour::pb::anomalies_client::AnomaliesClient;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+
+type Watch = tonic::Streaming<pb::AnomalyEvent>;
+
+const HOUR: i64 = 3_600;
+/// 2026-09-07, a Monday, 00:00 UTC: the history starts here.
+const START: i64 = 1_788_739_200;
+
+fn rfc3339(secs: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    })
+}
+
+/// A leg of `carrier` from ATL to `destination` due at `arrival`: 3 h late
+/// when it `failed`, else 5 minutes early.
+fn leg(id: &str, carrier: &str, destination: &str, arrival: i64, failed: bool) -> pb::Event {
+    let actual = if failed {
+        arrival + 3 * HOUR
+    } else {
+        arrival - 300
+    };
+    shipment_event(
+        id,
+        pb::Shipment {
+            shipment_id: id.to_string(),
+            carrier: carrier.to_string(),
+            origin: "ATL".to_string(),
+            destination: destination.to_string(),
+            scheduled_departure: rfc3339(arrival - 10 * HOUR),
+            scheduled_arrival: rfc3339(arrival),
+            actual_departure: rfc3339(arrival - 10 * HOUR),
+            actual_arrival: rfc3339(actual),
+            status: pb::ShipmentStatus::Delivered as i32,
+            ..Default::default()
+        },
+    )
+}
+
+/// Three weeks of XPO legs into JFK, one an hour, one in twelve failed, and
+/// UPS's into BOS the same.
+fn ordinary_history() -> Vec<pb::Event> {
+    let mut events = Vec::new();
+    for h in 0..(21 * 24) {
+        let at = START + h * HOUR;
+        events.push(leg(&format!("h-xpo-{h}"), "XPO", "JFK", at, h % 12 == 0));
+        events.push(leg(&format!("h-ups-{h}"), "UPS", "BOS", at, h % 12 == 5));
+    }
+    events
+}
+
+/// Then, on the Monday of week four from 08:00, XPO fails 12 of 16 legs
+/// into JFK in two hours (UPS into BOS stays ordinary).
+fn disruption() -> Vec<pb::Event> {
+    let onset = START + 21 * 24 * HOUR + 8 * HOUR;
+    (0..16)
+        .map(|i| {
+            leg(
+                &format!("d-xpo-{i}"),
+                "XPO",
+                "JFK",
+                onset + i * 450,
+                i % 4 != 0,
+            )
+        })
+        .chain((0..2).map(|i| leg(&format!("d-ups-{i}"), "UPS", "BOS", onset + i * HOUR, false)))
+        .collect()
+}
+
+/// Later that day, XPO's legs into JFK are fine again, hour after hour.
+fn recovery() -> Vec<pb::Event> {
+    let from = START + 21 * 24 * HOUR + 12 * HOUR;
+    (0..8)
+        .map(|i| leg(&format!("r-xpo-{i}"), "XPO", "JFK", from + i * HOUR, false))
+        .collect()
+}
+
+async fn ingest(server: &TestServer, events: Vec<pb::Event>) -> pb::IngestEventsResponse {
+    let mut client = server.ingest().await;
+    let mut total = pb::IngestEventsResponse::default();
+    for chunk in events.chunks(500) {
+        let answer = client
+            .ingest_events(pb::IngestEventsRequest {
+                events: chunk.to_vec(),
+            })
+            .await
+            .expect("ingest")
+            .into_inner();
+        total.accepted += answer.accepted;
+        total.duplicate += answer.duplicate;
+        total.rejected += answer.rejected;
+    }
+    total
+}
+
+async fn anomalies(server: &TestServer) -> AnomaliesClient<Channel> {
+    AnomaliesClient::new(server.channel().await)
+}
+
+async fn watch(server: &TestServer, request: pb::WatchAnomaliesRequest) -> Watch {
+    anomalies(server)
+        .await
+        .watch_anomalies(request)
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+/// The next message, waiting at most `wait`.
+async fn next(watch: &mut Watch, wait: Duration) -> Option<pb::AnomalyEvent> {
+    match tokio::time::timeout(wait, watch.next()).await {
+        Ok(Some(Ok(event))) => Some(event),
+        Ok(Some(Err(status))) => panic!("watch ended: {status}"),
+        Ok(None) | Err(_) => None,
+    }
+}
+
+/// Every message that arrives within `wait` of the previous one.
+async fn drain(watch: &mut Watch, wait: Duration) -> Vec<pb::AnomalyEvent> {
+    let mut out = Vec::new();
+    while let Some(event) = next(watch, wait).await {
+        out.push(event);
+    }
+    out
+}
+
+fn carrier_kind() -> i32 {
+    pb::AnomalyKind::RegionalCarrierDisruption as i32
+}
+
+fn of_kind(events: &[pb::AnomalyEvent], kind: i32) -> Vec<&pb::AnomalyEvent> {
+    events
+        .iter()
+        .filter(|e| e.anomaly.as_ref().is_some_and(|a| a.kind == kind))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_regional_disruption_is_watched_resumed_acknowledged_and_listed() {
+    let server = TestServer::start(config(None, "anomalies")).await;
+    let history = ordinary_history();
+    assert_eq!(
+        ingest(&server, history.clone()).await.accepted as usize,
+        history.len()
+    );
+    let mut everything = watch(&server, pb::WatchAnomaliesRequest::default()).await;
+    let mut carriers_only = watch(
+        &server,
+        pb::WatchAnomaliesRequest {
+            kinds: vec![carrier_kind()],
+            entity: "XPO".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let quiet = drain(&mut everything, Duration::from_millis(200)).await;
+    assert!(quiet.is_empty(), "ordinary history alerted: {quiet:?}");
+
+    ingest(&server, disruption()).await;
+    let seen = drain(&mut carriers_only, Duration::from_millis(500)).await;
+    let opened: Vec<_> = seen.iter().filter(|e| e.change == "opened").collect();
+    assert_eq!(opened.len(), 1, "one alert for the episode: {seen:#?}");
+    let alert = opened[0].anomaly.clone().unwrap();
+    let entities = alert.entities.clone().unwrap();
+    assert_eq!(
+        (entities.carrier.as_str(), entities.region.as_str()),
+        ("XPO", "JFK")
+    );
+    assert_eq!(alert.status, "open");
+    assert!(alert.score >= 0.999, "{alert:?}");
+    assert!(
+        alert.summary.starts_with("XPO failed ") && alert.summary.contains("into JFK"),
+        "{}",
+        alert.summary
+    );
+    let figure = |name: &str| {
+        alert
+            .evidence
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", alert.evidence))
+    };
+    assert!(figure("failed") >= 3.0 && figure("failed") <= figure("finished"));
+    assert!(
+        (0.05..0.15).contains(&figure("baseline_rate")),
+        "{:?}",
+        alert.evidence
+    );
+    // It opens on the first strong evidence and grows more severe as the
+    // failures mount.
+    let worst = seen
+        .iter()
+        .filter_map(|e| e.anomaly.as_ref())
+        .map(|a| a.severity)
+        .max();
+    assert!(worst >= Some(pb::AnomalySeverity::High as i32), "{seen:#?}");
+    assert!(
+        alert.action.contains("RecommendReroute"),
+        "{}",
+        alert.action
+    );
+    // The same alert on the unfiltered watch, and nothing about UPS or BOS.
+    let all = drain(&mut everything, Duration::from_millis(300)).await;
+    assert_eq!(
+        of_kind(&all, carrier_kind())
+            .iter()
+            .filter(|e| e.change == "opened")
+            .count(),
+        1
+    );
+    assert!(
+        all.iter().all(|e| !e
+            .anomaly
+            .as_ref()
+            .unwrap()
+            .entities
+            .as_ref()
+            .unwrap()
+            .carrier
+            .contains("UPS")),
+        "{all:#?}"
+    );
+    let opened_cursor = opened[0].cursor.clone();
+
+    // The same events again are duplicates: no second episode.
+    let again = ingest(&server, disruption()).await;
+    assert_eq!(again.accepted, 0);
+    assert!(
+        drain(&mut carriers_only, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+
+    // Listed as open; acknowledged, and the watchers are told.
+    let mut client = anomalies(&server).await;
+    let open = client
+        .list_anomalies(pb::ListAnomaliesRequest {
+            open_only: true,
+            kinds: vec![carrier_kind()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(open.anomalies.iter().any(|a| a.id == alert.id), "{open:?}");
+    let acked = client
+        .acknowledge_anomaly(pb::AcknowledgeAnomalyRequest {
+            id: alert.id.clone(),
+            by: "planner-7".into(),
+            note: "moving JFK legs to UPS".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acked.acknowledged.as_ref().unwrap().by, "planner-7");
+    let told = next(&mut carriers_only, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(told.change, "acknowledged");
+
+    // It resolves once XPO's legs are fine again.
+    ingest(&server, recovery()).await;
+    let later = drain(&mut carriers_only, Duration::from_millis(500)).await;
+    let resolved: Vec<_> = later.iter().filter(|e| e.change == "resolved").collect();
+    assert_eq!(resolved.len(), 1, "{later:#?}");
+    let resolved_alert = resolved[0].anomaly.as_ref().unwrap();
+    assert_eq!(resolved_alert.id, alert.id);
+    assert!(resolved_alert.resolved_at.is_some());
+    assert_eq!(
+        resolved_alert.acknowledged.as_ref().map(|a| a.by.as_str()),
+        Some("planner-7"),
+        "an acknowledgement outlives later changes"
+    );
+
+    // A subscriber resuming from the opening's cursor gets what followed it,
+    // in order, and not the opening; one from "0" gets the opening too.
+    let mut resumed = watch(
+        &server,
+        pb::WatchAnomaliesRequest {
+            kinds: vec![carrier_kind()],
+            cursor: opened_cursor.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let replay = drain(&mut resumed, Duration::from_millis(300)).await;
+    let cursors = |events: &[pb::AnomalyEvent]| -> Vec<String> {
+        events.iter().map(|e| e.cursor.clone()).collect()
+    };
+    let after_opening: Vec<pb::AnomalyEvent> = seen
+        .iter()
+        .skip_while(|e| e.cursor != opened_cursor)
+        .skip(1)
+        .chain([&told])
+        .chain(&later)
+        .cloned()
+        .collect();
+    assert_eq!(
+        cursors(&replay),
+        cursors(&after_opening),
+        "nothing missed, nothing twice"
+    );
+    assert_eq!(replay.last().map(|e| e.change.as_str()), Some("resolved"));
+    let mut from_start = watch(
+        &server,
+        pb::WatchAnomaliesRequest {
+            kinds: vec![carrier_kind()],
+            cursor: "0".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let replay = drain(&mut from_start, Duration::from_millis(300)).await;
+    assert_eq!(
+        replay.first().map(|e| e.cursor.as_str()),
+        Some(opened_cursor.as_str())
+    );
+}
+
+#[tokio::test]
+async fn bad_filters_and_acknowledgements_are_refused_naming_the_field() {
+    let server = TestServer::start(config(None, "anomalies-bad")).await;
+    let mut client = anomalies(&server).await;
+    let refused = |request: pb::WatchAnomaliesRequest| {
+        let mut client = client.clone();
+        async move {
+            match client.watch_anomalies(request).await {
+                Ok(_) => panic!("accepted"),
+                Err(status) => status,
+            }
+        }
+    };
+    let status = refused(pb::WatchAnomaliesRequest {
+        kinds: vec![carrier_kind(), 99],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("kinds[1]"), "{status:?}");
+    let status = refused(pb::WatchAnomaliesRequest {
+        cursor: "yesterday".into(),
+        ..Default::default()
+    })
+    .await;
+    assert!(status.message().starts_with("cursor"), "{status:?}");
+    let status = refused(pb::WatchAnomaliesRequest {
+        min_severity: 7,
+        ..Default::default()
+    })
+    .await;
+    assert!(status.message().starts_with("min_severity"), "{status:?}");
+    let status = client
+        .list_anomalies(pb::ListAnomaliesRequest {
+            page_token: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(status.message().starts_with("page_token"), "{status:?}");
+    let status = client
+        .acknowledge_anomaly(pb::AcknowledgeAnomalyRequest {
+            id: "nothing@1".into(),
+            by: "me".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .acknowledge_anomaly(pb::AcknowledgeAnomalyRequest {
+            id: "nothing@1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(status.message().starts_with("by"), "{status:?}");
+    // Still serving.
+    let listed = client
+        .list_anomalies(pb::ListAnomaliesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.anomalies.is_empty());
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_redis_deliver_each_alert_once_to_each_subscriber() {
+    let (url, _redis) = shared_redis();
+    let namespace = unique_namespace("anomalies-replicas");
+    let a = TestServer::start(config(Some(url.clone()), &namespace)).await;
+    let b = TestServer::start(config(Some(url), &namespace)).await;
+    ingest(&a, ordinary_history()).await;
+    let filter = pb::WatchAnomaliesRequest {
+        kinds: vec![carrier_kind()],
+        ..Default::default()
+    };
+    let mut on_a = watch(&a, filter.clone()).await;
+    let mut on_b = watch(&b, filter.clone()).await;
+    // Half the disruption through each replica.
+    let events = disruption();
+    let (first, second) = events.split_at(events.len() / 2);
+    ingest(&a, first.to_vec()).await;
+    ingest(&b, second.to_vec()).await;
+    // And all of it again through the other: duplicates.
+    ingest(&b, first.to_vec()).await;
+    ingest(&a, second.to_vec()).await;
+    for (name, watch) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let seen = drain(watch, Duration::from_millis(800)).await;
+        let opened = seen.iter().filter(|e| e.change == "opened").count();
+        assert_eq!(opened, 1, "replica {name}: {seen:#?}");
+        let mut cursors: Vec<&str> = seen.iter().map(|e| e.cursor.as_str()).collect();
+        let count = cursors.len();
+        cursors.dedup();
+        assert_eq!(cursors.len(), count, "replica {name} sent an entry twice");
+    }
+    // A subscriber on B resuming from "0" sees what A's subscriber saw.
+    let mut replay = watch(
+        &b,
+        pb::WatchAnomaliesRequest {
+            cursor: "0".into(),
+            ..filter
+        },
+    )
+    .await;
+    let replayed = drain(&mut replay, Duration::from_millis(300)).await;
+    assert_eq!(replayed.iter().filter(|e| e.change == "opened").count(), 1);
+}
