@@ -279,6 +279,14 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
             "Legs from {origin} to {destination} failed {k} of {n} over every carrier since {} UTC, {against}.",
             clock(since)
         ),
+        SeriesId::Inbound(destination) => format!(
+            "Legs into {destination} failed {k} of {n} over every carrier and origin since {} UTC, {against}.",
+            clock(since)
+        ),
+        SeriesId::Outbound(origin) => format!(
+            "Legs leaving {origin} left late {k} times of {n} since {} UTC, {against}.",
+            clock(since)
+        ),
         _ => String::new(),
     };
     let evidence = vec![
@@ -465,6 +473,14 @@ fn action(series: &SeriesId) -> String {
         SeriesId::Lane(origin, destination) => format!(
             "Legs from {origin} to {destination} fail on every carrier: rerouting will not help; \
              move promise dates of orders on this lane (RecommendReroute offers a later promise)."
+        ),
+        SeriesId::Inbound(destination) => format!(
+            "Legs into {destination} fail on every carrier: move promise dates of orders bound there \
+             (RecommendReroute offers a later promise); hold what has not left."
+        ),
+        SeriesId::Outbound(origin) => format!(
+            "Legs leave {origin} late on every carrier: expect late arrivals from it; \
+             reallocate orders that can ship from elsewhere (RecommendReallocation)."
         ),
         SeriesId::SiteBacklog(site) => format!(
             "Reallocate {site}'s open orders that are not yet released (RecommendReallocation on each), \

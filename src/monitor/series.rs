@@ -1,11 +1,17 @@
 //! The series ingest keeps, and the points each applied change adds to them.
+//! Per site: orders received per hour, backlog and units picked per
+//! labour-hour at each snapshot. Per carrier × destination, per lane and
+//! per destination: failed of finished legs. Per origin: late of departed
+//! legs.
 //!
 //! Points come from the aggregate updates a store actually applied (not
 //! duplicates, and each leg's outcome once, as the store counts it), so a
 //! series counts exactly what the features count.
 
 use crate::anomaly::{AnomalyKind, Direction, Entities};
-use crate::features::aggregates::{AggregateKind, AggregateUpdate, shipment_counters, site_fields};
+use crate::features::aggregates::{
+    AggregateKind, AggregateUpdate, movement_counters, shipment_counters, site_fields,
+};
 use crate::features::{ApplyOutcome, EventUpdates};
 
 /// One series a replica watches.
@@ -21,6 +27,12 @@ pub enum SeriesId {
     CarrierRegion(String, String),
     /// One lane's finished legs over every carrier: failed of finished.
     Lane(String, String),
+    /// Every finished leg into one location (all carriers, all origins):
+    /// failed of finished — a closed hub or weather at the destination.
+    Inbound(String),
+    /// Every leg that left one location: late of departed — trouble at the
+    /// origin shows here hours before any of its legs arrives.
+    Outbound(String),
 }
 
 /// How a series' points are judged.
@@ -46,6 +58,8 @@ impl SeriesId {
                 format!("carrier_region:{carrier}:{region}")
             }
             SeriesId::Lane(origin, destination) => format!("lane:{origin}:{destination}"),
+            SeriesId::Inbound(destination) => format!("inbound:{destination}"),
+            SeriesId::Outbound(origin) => format!("outbound:{origin}"),
         }
     }
 
@@ -56,7 +70,9 @@ impl SeriesId {
             SeriesId::SiteBacklog(_) => AnomalyKind::QueueBuildUp,
             SeriesId::SiteThroughput(_) => AnomalyKind::ThroughputDrop,
             SeriesId::CarrierRegion(..) => AnomalyKind::RegionalCarrierDisruption,
-            SeriesId::Lane(..) => AnomalyKind::LaneDelay,
+            SeriesId::Lane(..) | SeriesId::Inbound(_) | SeriesId::Outbound(_) => {
+                AnomalyKind::LaneDelay
+            }
         }
     }
 
@@ -66,7 +82,10 @@ impl SeriesId {
             SeriesId::SiteIntake(_) => Shape::HourlyCount,
             SeriesId::SiteBacklog(_) => Shape::Gauge(Direction::Up),
             SeriesId::SiteThroughput(_) => Shape::Gauge(Direction::Down),
-            SeriesId::CarrierRegion(..) | SeriesId::Lane(..) => Shape::Rate,
+            SeriesId::CarrierRegion(..)
+            | SeriesId::Lane(..)
+            | SeriesId::Inbound(_)
+            | SeriesId::Outbound(_) => Shape::Rate,
         }
     }
 
@@ -88,6 +107,14 @@ impl SeriesId {
             SeriesId::Lane(origin, destination) => Entities {
                 origin: some(origin),
                 destination: some(destination),
+                ..Entities::default()
+            },
+            SeriesId::Inbound(destination) => Entities {
+                destination: some(destination),
+                ..Entities::default()
+            },
+            SeriesId::Outbound(origin) => Entities {
+                origin: some(origin),
                 ..Entities::default()
             },
         }
@@ -164,7 +191,17 @@ fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
                     SeriesId::Lane(origin.to_string(), destination.to_string()),
                     point(value),
                 ),
+                (SeriesId::Inbound(destination.to_string()), point(value)),
             ]
+        }
+        // A leg that left is counted once in its origin's departures.
+        AggregateKind::Departures if update.increments[movement_counters::MOVED] > 0.0 => {
+            vec![(
+                SeriesId::Outbound(update.key.id.clone()),
+                point(PointValue::Outcome {
+                    failed: update.increments[movement_counters::LATE] > 0.0,
+                }),
+            )]
         }
         AggregateKind::Site => {
             let site = &update.key.id;

@@ -11,9 +11,13 @@
 //! - [`train`]: the `train` command end to end (read, replay, fit, write).
 //! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
 //! - [`recommend_eval`]: `evaluate-recommendations` (do the recommendations help?).
+//! - [`detect`] / [`anomaly_eval`]: the service's anomaly detectors over any
+//!   series, and `evaluate-anomalies` (do they find the simulator's
+//!   labelled disruptions, against a rolling z-score?).
 
 #![forbid(unsafe_code)]
 
+pub mod anomaly_eval;
 pub mod boost;
 pub mod csvio;
 pub mod detect;

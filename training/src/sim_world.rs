@@ -28,6 +28,17 @@ pub struct Disruption {
     pub severity: f64,
 }
 
+/// One carrier failing into one region (injected for evaluating anomaly
+/// detection).
+#[derive(Debug, Clone)]
+pub struct CarrierDisruption {
+    pub carrier: usize,
+    pub region: usize,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub severity: f64,
+}
+
 /// What an order needs to be placed anywhere.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderShape {
@@ -54,6 +65,8 @@ impl OrderShape {
 pub struct World<'a> {
     pub sim: &'a SimNetwork,
     pub disruptions: &'a [Disruption],
+    /// Injected disruptions of one carrier into one region.
+    pub carrier_disruptions: &'a [CarrierDisruption],
     /// Failure log-odds of each served (carrier, site, region) lane today.
     pub lane_state: BTreeMap<(usize, usize, usize), f64>,
     /// Shipments per carrier in each of the last 24 hours, and its two-week norm.
@@ -100,6 +113,15 @@ impl World<'_> {
             let overlaps = d.start <= arrival && departure <= d.end;
             if overlaps
                 && (d.area == self.sim.site_area[site] || d.area == self.sim.region_area[region])
+            {
+                logit += d.severity;
+            }
+        }
+        for d in self.carrier_disruptions {
+            if d.carrier == carrier
+                && d.region == region
+                && d.start <= arrival
+                && departure <= d.end
             {
                 logit += d.severity;
             }

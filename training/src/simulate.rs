@@ -31,6 +31,13 @@
 //!   whichever site fulfils it, so far-away sites struggle to keep express
 //!   promises; a cancelled shipment is re-sent 48 h later.
 //!
+//! - **Injected** (with `--inject-anomalies`, for evaluating detection): one
+//!   carrier failing into one region (about one per carrier every ten days,
+//!   3–24 h, +1.5–3 on its legs' log-odds there), and a site's output dropping
+//!   to 35–60 % while its labour stays (about one per site every ten days,
+//!   3–8 h). Every disruption's window, injected or not, is written to
+//!   `truth_anomalies.csv`.
+//!
 //! Anything still unresolved at the end of the period is exported as open.
 //!
 //! This file runs the hours; beside it, `step` (the state and one step per
@@ -49,7 +56,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::network_gen;
-use draws::draw_disruptions;
+use draws::{Injected, draw_disruptions};
 use step::Simulation;
 use write::Writers;
 
@@ -63,6 +70,12 @@ pub struct SimSettings {
     pub start: Timestamp,
     pub days: u32,
     pub orders_per_day: f64,
+    /// Also inject the disruptions the shipped simulator does not have, for
+    /// evaluating anomaly detection: one carrier failing into one region,
+    /// and a site's output dropping while its labour does not (written to
+    /// `truth_anomalies.csv` with the rest). Off, a seed gives the same
+    /// history as before these existed.
+    pub inject_anomalies: bool,
 }
 
 /// Counts of what was written.
@@ -76,6 +89,8 @@ pub struct SimSummary {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+/// Mixed into the seed for the stream injected disruptions are drawn from.
+const INJECTED_STREAM: u64 = 0x00A4_0D15_C0DE;
 
 /// Runs the simulation and writes the files into `out`.
 pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
@@ -87,11 +102,20 @@ pub fn run(settings: &SimSettings, out: &Path) -> anyhow::Result<SimSummary> {
     let hours = i64::from(settings.days) * 24;
     let end = Timestamp(settings.start.0 + hours * HOUR_MS);
     let disruptions = draw_disruptions(&mut rng, &sim, settings.start, end);
-    let mut simulation = Simulation::new(rng, &sim, &disruptions, settings.start, end);
+    // Injected ones come from a stream of their own, so the main stream's
+    // draws up to here are the same with or without them.
+    let injected = if settings.inject_anomalies {
+        let mut own = StdRng::seed_from_u64(settings.seed ^ INJECTED_STREAM);
+        Injected::draw(&mut own, &sim, settings.start, end)
+    } else {
+        Injected::default()
+    };
+    let mut simulation = Simulation::new(rng, &sim, &disruptions, &injected, settings.start, end);
     for hour in 0..hours {
         let t0 = Timestamp(settings.start.0 + hour * HOUR_MS);
         simulation.hour(hour, t0, &mut files)?;
     }
+    simulation.anomaly_truth(&mut files, &disruptions, &injected)?;
     let summary = simulation.finish(&mut files)?;
     files.finish()?;
     Ok(summary)

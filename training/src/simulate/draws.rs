@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Exp};
 
 use crate::network_gen::SimNetwork;
-use crate::sim_world::Disruption;
+use crate::sim_world::{CarrierDisruption, Disruption};
 
 /// Demand by hour of day (UTC), peaking early afternoon.
 pub(super) fn daily_profile(hour: f64) -> f64 {
@@ -111,4 +111,54 @@ pub(super) fn draw_disruptions(
         }
     }
     out
+}
+
+/// Disruptions injected for evaluating anomaly detection.
+#[derive(Debug, Default)]
+pub(crate) struct Injected {
+    /// One carrier failing into one region.
+    pub(crate) carriers: Vec<CarrierDisruption>,
+    /// Output drops per site (labour unchanged), with their factors.
+    pub(crate) outages: Vec<Vec<(Timestamp, Timestamp, usize)>>,
+    pub(crate) outage_factors: Vec<f64>,
+}
+
+impl Injected {
+    /// Draws them for the period from `rng` (a stream of their own).
+    pub(crate) fn draw(
+        rng: &mut StdRng,
+        sim: &SimNetwork,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Self {
+        let sites = sim.network.sites.len();
+        let outages = draw_windows(rng, sites, start, end, 10.0, (3.0, 8.0));
+        let outage_factors = outages
+            .iter()
+            .flatten()
+            .map(|_| rng.gen_range(0.35..0.6))
+            .collect();
+        let regions = sim.network.regions.len();
+        let gap = Exp::new(1.0 / (10.0 * 24.0)).expect("valid");
+        let mut carriers = Vec::new();
+        for carrier in 0..sim.network.carriers.len() {
+            let mut at = start.plus_minutes(gap.sample(rng) * 60.0);
+            while at < end {
+                let until = at.plus_minutes(rng.gen_range(3.0..24.0) * 60.0);
+                carriers.push(CarrierDisruption {
+                    carrier,
+                    region: rng.gen_range(0..regions),
+                    start: at,
+                    end: until,
+                    severity: rng.gen_range(1.5..3.0),
+                });
+                at = until.plus_minutes(gap.sample(rng) * 60.0);
+            }
+        }
+        Injected {
+            carriers,
+            outages,
+            outage_factors,
+        }
+    }
 }

@@ -9,9 +9,9 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal, Poisson};
 
-use super::draws::{Episodes, daily_profile, draw_windows, shift_share, weekly_profile};
+use super::draws::{Episodes, Injected, daily_profile, draw_windows, shift_share, weekly_profile};
 use super::orders::{Pending, finish_order, new_order};
-use super::write::{Snapshot, Writers};
+use super::write::{Snapshot, TruthWindow, Writers};
 use super::{HOUR_MS, SimSummary, TRUTH_SAMPLE_EVERY};
 use crate::network_gen::SimNetwork;
 use crate::sim_world::{Disruption, World};
@@ -29,6 +29,8 @@ pub(super) struct Simulation<'a> {
     /// Demand spikes and labour shortfalls per site.
     spikes: Episodes,
     shortfalls: Episodes,
+    /// Injected drops of output per site (labour unchanged).
+    outages: Episodes,
     /// Orders waiting at each site, first in first out.
     queues: Vec<VecDeque<Pending>>,
     /// Fraction of an order each site could still pick, carried to its next hour.
@@ -48,6 +50,7 @@ impl<'a> Simulation<'a> {
         mut rng: StdRng,
         sim: &'a SimNetwork,
         disruptions: &'a [Disruption],
+        injected: &'a Injected,
         start: Timestamp,
         end: Timestamp,
     ) -> Simulation<'a> {
@@ -68,6 +71,7 @@ impl<'a> Simulation<'a> {
         let world = World {
             sim,
             disruptions,
+            carrier_disruptions: &injected.carriers,
             lane_state: sim.lane_logit.clone(),
             load: vec![[0.0f64; 24]; carriers],
             load_norm: vec![0.0f64; carriers],
@@ -91,6 +95,14 @@ impl<'a> Simulation<'a> {
             shortfalls: Episodes {
                 windows: shortfalls,
                 factors: shortfall_factors,
+            },
+            outages: Episodes {
+                windows: if injected.outages.is_empty() {
+                    vec![Vec::new(); site_count]
+                } else {
+                    injected.outages.clone()
+                },
+                factors: injected.outage_factors.clone(),
             },
             queues: (0..site_count).map(|_| VecDeque::new()).collect(),
             carry: vec![0.0; site_count],
@@ -223,8 +235,9 @@ impl<'a> Simulation<'a> {
             * self.rng.gen_range(0.95..1.05))
         .round()
         .max(1.0);
-        self.carry[site] += labour * sim.productivity;
-        self.world.capacity[site] = labour * sim.productivity;
+        let output = labour * sim.productivity * self.outages.factor(site, t0);
+        self.carry[site] += output;
+        self.world.capacity[site] = output;
         let capacity = self.carry[site].floor() as usize;
         self.carry[site] -= capacity as f64;
         (labour, capacity)
@@ -267,6 +280,79 @@ impl<'a> Simulation<'a> {
             self.summary.orders += 1;
         }
         Ok((processed, units_picked))
+    }
+
+    /// Writes every disruption's window to `truth_anomalies.csv`: the
+    /// drawn ones (demand spikes, labour shortfalls, area disruptions) and
+    /// the injected ones.
+    pub(super) fn anomaly_truth(
+        &self,
+        out: &mut Writers,
+        disruptions: &[Disruption],
+        injected: &Injected,
+    ) -> anyhow::Result<()> {
+        let network = &self.sim.network;
+        let site_windows = [
+            ("demand_spike", &self.spikes),
+            ("labour_shortfall", &self.shortfalls),
+            ("throughput_drop", &self.outages),
+        ];
+        for (kind, episodes) in site_windows {
+            for (site, windows) in episodes.windows.iter().enumerate() {
+                for &(start, end, i) in windows {
+                    out.anomaly_window(&TruthWindow {
+                        kind,
+                        site: &network.sites[site].code,
+                        carrier: "",
+                        region: "",
+                        area: "",
+                        locations: String::new(),
+                        start,
+                        end,
+                        factor: episodes.factors[i],
+                    })?;
+                }
+            }
+        }
+        for d in disruptions {
+            let sites = network.sites.iter().zip(&self.sim.site_area);
+            let regions = network
+                .regions
+                .iter()
+                .map(|r| &r.code)
+                .zip(&self.sim.region_area);
+            let locations: Vec<&str> = sites
+                .map(|(s, a)| (&s.code, a))
+                .chain(regions)
+                .filter(|(_, a)| **a == d.area)
+                .map(|(code, _)| code.as_str())
+                .collect();
+            out.anomaly_window(&TruthWindow {
+                kind: "area_disruption",
+                site: "",
+                carrier: "",
+                region: "",
+                area: d.area,
+                locations: locations.join(" "),
+                start: d.start,
+                end: d.end,
+                factor: d.severity,
+            })?;
+        }
+        for d in &injected.carriers {
+            out.anomaly_window(&TruthWindow {
+                kind: "carrier_region_disruption",
+                site: "",
+                carrier: &network.carriers[d.carrier].code,
+                region: &network.regions[d.region].code,
+                area: "",
+                locations: String::new(),
+                start: d.start,
+                end: d.end,
+                factor: d.severity,
+            })?;
+        }
+        Ok(())
     }
 
     /// Writes the orders still queued as open and returns the summary.

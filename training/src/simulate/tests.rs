@@ -51,6 +51,7 @@ fn a_seed_gives_one_history_in_every_file() {
         start: Timestamp::parse_rfc3339("2026-03-02T00:00:00Z").unwrap(),
         days: 2,
         orders_per_day: 400.0,
+        inject_anomalies: false,
     };
     let files = [
         "network.toml",

@@ -1,6 +1,7 @@
 //! Every file the simulator writes, in one place: `network.toml`, the exports
 //! (`orders.csv`, `shipments.csv`, `site_metrics.csv`) and the truth files
-//! (`truth_shipments.csv`, `truth_reroutes.csv`, `truth_reallocations.csv`),
+//! (`truth_shipments.csv`, `truth_reroutes.csv`, `truth_reallocations.csv`,
+//! `truth_anomalies.csv`),
 //! with their headers, ids and number formats.
 
 use std::fs::File;
@@ -33,6 +34,22 @@ pub(super) struct Writers {
     truth: csv::Writer<File>,
     reroutes: csv::Writer<File>,
     reallocations: csv::Writer<File>,
+    anomalies: csv::Writer<File>,
+}
+
+/// A row of `truth_anomalies.csv`: one disruption's window and what it
+/// touches (codes that do not apply are empty).
+pub(crate) struct TruthWindow<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) site: &'a str,
+    pub(crate) carrier: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) area: &'a str,
+    /// Site and region codes in `area`, space-separated.
+    pub(crate) locations: String,
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+    pub(crate) factor: f64,
 }
 
 impl Writers {
@@ -49,7 +66,19 @@ impl Writers {
             truth: open("truth_shipments.csv")?,
             reroutes: open("truth_reroutes.csv")?,
             reallocations: open("truth_reallocations.csv")?,
+            anomalies: open("truth_anomalies.csv")?,
         };
+        writers.anomalies.write_record([
+            "kind",
+            "site",
+            "carrier",
+            "region",
+            "area",
+            "locations",
+            "start",
+            "end",
+            "factor",
+        ])?;
         writers.truth.write_record(["shipment_id", "p_fail"])?;
         writers.reroutes.write_record([
             "shipment_id",
@@ -148,6 +177,22 @@ impl Writers {
         Ok(())
     }
 
+    /// A row of `truth_anomalies.csv`.
+    pub(super) fn anomaly_window(&mut self, w: &TruthWindow<'_>) -> anyhow::Result<()> {
+        self.anomalies.write_record([
+            w.kind,
+            w.site,
+            w.carrier,
+            w.region,
+            w.area,
+            &w.locations,
+            &w.start.to_rfc3339(),
+            &w.end.to_rfc3339(),
+            &format!("{:.3}", w.factor),
+        ])?;
+        Ok(())
+    }
+
     /// A row of `site_metrics.csv`.
     pub(super) fn snapshot(&mut self, sim: &SimNetwork, s: &Snapshot) -> anyhow::Result<()> {
         self.metrics.serialize(SiteMetricRow {
@@ -170,6 +215,7 @@ impl Writers {
             &mut self.truth,
             &mut self.reroutes,
             &mut self.reallocations,
+            &mut self.anomalies,
         ] {
             writer.flush()?;
         }

@@ -25,6 +25,7 @@ pub fn simulate(seed: u64, start: &str, days: u32, orders_per_day: f64, out: &Pa
             start: Timestamp::parse_rfc3339(start).unwrap(),
             days,
             orders_per_day,
+            inject_anomalies: false,
         },
         out,
     )

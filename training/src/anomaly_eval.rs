@@ -1,0 +1,561 @@
+//! `detour-train evaluate-anomalies`: replays a simulated history through
+//! the service's own ingest path and anomaly monitor (in process, in event
+//! time) and scores the alerts against the disruptions the simulator wrote
+//! down (`truth_anomalies.csv`), beside a rolling z-score baseline on the
+//! same series.
+//!
+//! Per kind of disruption: windows, detected (an alert of the kind that
+//! names it, about its entities, begun between an hour before its start and
+//! its end plus a slack), recall, median and p90 delay from its start.
+//! Per kind of alert: alerts, precision (explained by any labelled window),
+//! false alerts per series per week.
+
+pub mod baseline;
+pub mod truth;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use detour::anomaly::{
+    Alert, AlertStatus, AnomalyKind, Change, EpisodeRules, Episodes, Severity, Transition,
+};
+use detour::domain::{Event, EventPayload, Order, Shipment, ShipmentStatus, Timestamp};
+use detour::features::{FeatureSettings, InMemoryFeatureStore};
+use detour::ingest::{Ingestor, MAX_EVENTS};
+use detour::monitor::{FeedItem, Monitor};
+
+use crate::replay::History;
+use crate::train::read_history;
+use baseline::RollingZ;
+
+const HOUR: i64 = 3_600;
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct AnomalyEvalSettings {
+    /// A simulation's folder (with `truth_anomalies.csv`).
+    pub data: PathBuf,
+    /// Days at the start that only teach the detectors.
+    pub warmup_days: f64,
+    /// Where to write every alert change (CSV), if anywhere.
+    pub alerts_out: Option<PathBuf>,
+}
+
+/// One detector's figures for one kind of disruption.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recall {
+    pub windows: usize,
+    pub detected: usize,
+    /// Detected within two hours of the start.
+    pub within_2h: usize,
+    /// Minutes from the start to the first alert, of the detected ones.
+    pub delays_min: Vec<f64>,
+}
+
+/// One detector's figures for one kind of alert.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Precision {
+    pub alerts: usize,
+    pub explained: usize,
+    pub series: usize,
+}
+
+/// Both detectors' figures.
+#[derive(Debug, Default)]
+pub struct AnomalyEvalReport {
+    pub weeks: f64,
+    pub events: usize,
+    /// (detector, disruption kind) → recall.
+    pub recall: BTreeMap<(String, String), Recall>,
+    /// (detector, alert kind) → precision.
+    pub precision: BTreeMap<(String, String), Precision>,
+}
+
+/// Runs the evaluation.
+pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> {
+    let (history, _) = read_history(&settings.data)?;
+    let windows = truth::read(&settings.data.join("truth_anomalies.csv")).context(
+        "truth_anomalies.csv (a simulation writes it: detour-train simulate --inject-anomalies)",
+    )?;
+    let events = events_in_time_order(&history);
+    let first = events.first().map_or(0, |(at, _)| *at);
+    let last = events.last().map_or(0, |(at, _)| *at);
+    let from = first + (settings.warmup_days * 86_400.0) as i64;
+    let weeks = (last - from).max(1) as f64 / (7.0 * 86_400.0);
+
+    let detour_alerts = replay_through_service(&history, &events)?;
+    let baseline_alerts = baseline_alerts(&history, &events);
+    if let Some(path) = &settings.alerts_out {
+        write_alerts(path, &detour_alerts)?;
+    }
+    let mut report = AnomalyEvalReport {
+        weeks,
+        events: events.len(),
+        ..AnomalyEvalReport::default()
+    };
+    let series = series_counts(&history);
+    for (name, alerts) in [("detour", &detour_alerts), ("rolling_z", &baseline_alerts)] {
+        let opened: Vec<&Alert> = alerts.iter().filter(|a| a.first_seen >= from).collect();
+        // Windows that start after the warm-up and end before the data does.
+        for window in windows.iter().filter(|w| w.start >= from && w.end <= last) {
+            let recall = report
+                .recall
+                .entry((name.to_string(), window.kind.clone()))
+                .or_default();
+            recall.windows += 1;
+            let first = opened
+                .iter()
+                .filter(|a| a.kind == window.detected_by() && window.explains(a))
+                .map(|a| a.first_seen)
+                .min();
+            if let Some(at) = first {
+                recall.detected += 1;
+                let delay = (at - window.start) as f64 / 60.0;
+                recall.within_2h += usize::from(delay <= 120.0);
+                recall.delays_min.push(delay);
+            }
+        }
+        for kind in AnomalyKind::ALL {
+            let of_kind: Vec<&&Alert> = opened.iter().filter(|a| a.kind == kind).collect();
+            let explained = of_kind
+                .iter()
+                .filter(|a| windows.iter().any(|w| w.explains(a)))
+                .count();
+            report.precision.insert(
+                (name.to_string(), kind.name().to_string()),
+                Precision {
+                    alerts: of_kind.len(),
+                    explained,
+                    series: series.get(&kind).copied().unwrap_or(0),
+                },
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// The history as the service would receive it, each event at the time it
+/// became known: an order when created (open), a leg when it left (in
+/// transit) and when it finished (a delivery at its arrival, a cancellation
+/// at its scheduled departure), a snapshot when taken.
+fn events_in_time_order(history: &History) -> Vec<(i64, Event)> {
+    let mut events: Vec<(i64, Event)> = Vec::new();
+    for order in &history.orders {
+        let open = Order {
+            outcome: None,
+            progress: Default::default(),
+            ..order.clone()
+        };
+        events.push((
+            order.created_at.0 / 1000,
+            Event {
+                event_id: format!("{}:created", order.order_id),
+                payload: EventPayload::Order(open),
+            },
+        ));
+    }
+    for shipment in &history.shipments {
+        // Its carrier reports the pickup when it happens.
+        if let Some(left) = shipment.actual_departure {
+            let moving = Shipment {
+                status: ShipmentStatus::InTransit,
+                actual_arrival: None,
+                ..shipment.clone()
+            };
+            events.push((
+                left.0 / 1000,
+                Event {
+                    event_id: format!("{}:left", shipment.shipment_id),
+                    payload: EventPayload::Shipment(moving),
+                },
+            ));
+        }
+        let Some(outcome) = shipment.outcome(FeatureSettings::default().sla_grace_minutes) else {
+            continue;
+        };
+        events.push((
+            outcome.known_at.0 / 1000,
+            Event {
+                event_id: shipment.shipment_id.clone(),
+                payload: EventPayload::Shipment(shipment.clone()),
+            },
+        ));
+    }
+    for snapshot in &history.snapshots {
+        events.push((
+            snapshot.at.0 / 1000,
+            Event {
+                event_id: format!("{}@{}", snapshot.site, snapshot.at.0),
+                payload: EventPayload::Site(snapshot.clone()),
+            },
+        ));
+    }
+    events.sort_by_key(|(at, _)| *at);
+    events
+}
+
+/// Every alert change the service's monitor publishes when the events are
+/// ingested an hour at a time, each hour received at its end; the alerts
+/// as they stood when they opened.
+fn replay_through_service(
+    history: &History,
+    events: &[(i64, Event)],
+) -> anyhow::Result<Vec<Alert>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(400 * 86_400)));
+        let monitor = Arc::new(Monitor::in_memory(Arc::new(history.network.clone())));
+        let mut feed = monitor.subscribe();
+        let ingestor =
+            Ingestor::new(store, FeatureSettings::default()).with_monitor(Arc::clone(&monitor));
+        let mut opened = Vec::new();
+        let mut start = 0;
+        while start < events.len() {
+            let hour = events[start].0.div_euclid(HOUR);
+            let mut end = start;
+            while end < events.len()
+                && events[end].0.div_euclid(HOUR) == hour
+                && end - start < MAX_EVENTS
+            {
+                end += 1;
+            }
+            let batch = events[start..end]
+                .iter()
+                .map(|(_, e)| Ok(e.clone()))
+                .collect();
+            ingestor
+                .ingest_received(batch, Timestamp((hour + 1) * HOUR * 1000))
+                .await
+                .context("replaying through ingest")?;
+            while let Ok(item) = feed.try_recv() {
+                if let FeedItem::Entry(entry) = item
+                    && entry.change == Change::Opened
+                {
+                    opened.push(entry.alert.clone());
+                }
+            }
+            start = end;
+        }
+        Ok(opened)
+    })
+}
+
+/// The baseline's alerts: a rolling z-score per series (the same series
+/// the monitor keeps, built from the same events), opened and closed by the
+/// same episode rules.
+fn baseline_alerts(_history: &History, events: &[(i64, Event)]) -> Vec<Alert> {
+    let grace = FeatureSettings::default().sla_grace_minutes;
+    let mut series: HashMap<(AnomalyKind, String, String), BaselineSeries> = HashMap::new();
+    let mut out = Vec::new();
+    for (at, event) in events {
+        match &event.payload {
+            EventPayload::Order(order) => {
+                let hour = at.div_euclid(HOUR);
+                let s = series
+                    .entry((AnomalyKind::DemandSpike, order.site.clone(), String::new()))
+                    .or_default();
+                let closed = match s.hour {
+                    Some((h, n)) if h < hour => {
+                        s.hour = Some((hour, 1.0));
+                        Some((h, n))
+                    }
+                    Some((h, n)) => {
+                        s.hour = Some((h, n + 1.0));
+                        None
+                    }
+                    None => {
+                        s.hour = Some((hour, 1.0));
+                        None
+                    }
+                };
+                if let Some((h, n)) = closed {
+                    let score = s.z.observe(n, true);
+                    s.step(
+                        AnomalyKind::DemandSpike,
+                        &order.site,
+                        "",
+                        (h + 1) * HOUR - 1,
+                        score,
+                        &mut out,
+                    );
+                }
+            }
+            EventPayload::Site(snapshot) => {
+                let s = series
+                    .entry((
+                        AnomalyKind::QueueBuildUp,
+                        snapshot.site.clone(),
+                        String::new(),
+                    ))
+                    .or_default();
+                let score = s.z.observe(snapshot.backlog, true);
+                s.step(
+                    AnomalyKind::QueueBuildUp,
+                    &snapshot.site,
+                    "",
+                    *at,
+                    score,
+                    &mut out,
+                );
+                if snapshot.labour > 0.0 {
+                    let value =
+                        snapshot.units_picked / (snapshot.period_minutes / 60.0) / snapshot.labour;
+                    let s = series
+                        .entry((
+                            AnomalyKind::ThroughputDrop,
+                            snapshot.site.clone(),
+                            String::new(),
+                        ))
+                        .or_default();
+                    let score = s.z.observe(value, false);
+                    s.step(
+                        AnomalyKind::ThroughputDrop,
+                        &snapshot.site,
+                        "",
+                        *at,
+                        score,
+                        &mut out,
+                    );
+                }
+            }
+            EventPayload::Shipment(shipment) => {
+                let hour = at.div_euclid(HOUR);
+                let finished = shipment.outcome(grace);
+                let points: Vec<(AnomalyKind, &str, &str, f64)> = match (shipment.status, finished)
+                {
+                    (ShipmentStatus::InTransit, _) => {
+                        let late = shipment.actual_departure.map_or(0.0, |left| {
+                            left.hours_since(shipment.scheduled_departure) * 60.0
+                        });
+                        vec![(
+                            AnomalyKind::LaneDelay,
+                            shipment.origin.as_str(),
+                            "",
+                            f64::from(u8::from(late > grace)),
+                        )]
+                    }
+                    (_, Some(outcome)) => {
+                        let failed = f64::from(u8::from(outcome.failed));
+                        vec![
+                            (
+                                AnomalyKind::RegionalCarrierDisruption,
+                                shipment.carrier.as_str(),
+                                shipment.destination.as_str(),
+                                failed,
+                            ),
+                            (
+                                AnomalyKind::LaneDelay,
+                                shipment.origin.as_str(),
+                                shipment.destination.as_str(),
+                                failed,
+                            ),
+                            (
+                                AnomalyKind::LaneDelay,
+                                "",
+                                shipment.destination.as_str(),
+                                failed,
+                            ),
+                        ]
+                    }
+                    _ => Vec::new(),
+                };
+                for (kind, a, b, failed) in points {
+                    let s = series
+                        .entry((kind, a.to_string(), b.to_string()))
+                        .or_default();
+                    s.cells.retain(|c| c.0 > hour - 3);
+                    match s.cells.iter_mut().find(|c| c.0 == hour) {
+                        Some(c) => {
+                            c.1 += failed;
+                            c.2 += 1.0;
+                        }
+                        None => s.cells.push((hour, failed, 1.0)),
+                    }
+                    let (k, n) = s
+                        .cells
+                        .iter()
+                        .fold((0.0, 0.0), |(k, n), c| (k + c.1, n + c.2));
+                    let score = s.z.observe(k / n, true);
+                    s.step(kind, a, b, *at, score, &mut out);
+                }
+            }
+            EventPayload::Inventory(_) => {}
+        }
+    }
+    out
+}
+
+/// One series of the baseline.
+#[derive(Default)]
+struct BaselineSeries {
+    z: RollingZ,
+    episodes: Episodes,
+    /// Rate series: hours of (failed, finished) in the window.
+    cells: Vec<(i64, f64, f64)>,
+    /// Count series: the open hour and its count.
+    hour: Option<(i64, f64)>,
+}
+
+impl BaselineSeries {
+    /// One scored point through the episode rules; an opening is an alert.
+    fn step(
+        &mut self,
+        kind: AnomalyKind,
+        a: &str,
+        b: &str,
+        at: i64,
+        score: f64,
+        out: &mut Vec<Alert>,
+    ) {
+        let rules = EpisodeRules::default();
+        let id = format!("{}:{a}:{b}", kind.name());
+        match self.episodes.step(&id, at, score, 1, &rules) {
+            Some(Transition::Opened) => out.push(baseline_alert(kind, a, b, at, score)),
+            Some(Transition::Resolved) => {
+                self.episodes.close();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn baseline_alert(kind: AnomalyKind, a: &str, b: &str, at: i64, score: f64) -> Alert {
+    let some = |c: &str| Some(c.to_string());
+    let entities = match kind {
+        AnomalyKind::RegionalCarrierDisruption => detour::anomaly::Entities {
+            carrier: some(a),
+            region: some(b),
+            ..Default::default()
+        },
+        AnomalyKind::LaneDelay => detour::anomaly::Entities {
+            origin: Some(a.to_string()).filter(|c| !c.is_empty()),
+            destination: Some(b.to_string()).filter(|c| !c.is_empty()),
+            ..Default::default()
+        },
+        _ => detour::anomaly::Entities {
+            site: some(a),
+            ..Default::default()
+        },
+    };
+    Alert {
+        id: format!("{}:{a}:{b}@{at}", kind.name()),
+        kind,
+        severity: Severity::Medium,
+        status: AlertStatus::Open,
+        score,
+        peak_score: score,
+        first_seen: at,
+        last_updated: at,
+        resolved_at: None,
+        series: format!("{}:{a}:{b}", kind.name()),
+        entities,
+        summary: String::new(),
+        evidence: Vec::new(),
+        recurrence: 0,
+        action: String::new(),
+        acknowledged: None,
+    }
+}
+
+/// How many series of each alert kind the history has.
+fn series_counts(history: &History) -> HashMap<AnomalyKind, usize> {
+    use std::collections::HashSet;
+    let sites: HashSet<&str> = history.snapshots.iter().map(|s| s.site.as_str()).collect();
+    let carrier_regions: HashSet<(&str, &str)> = history
+        .shipments
+        .iter()
+        .map(|s| (s.carrier.as_str(), s.destination.as_str()))
+        .collect();
+    let lanes: HashSet<(&str, &str)> = history
+        .shipments
+        .iter()
+        .map(|s| (s.origin.as_str(), s.destination.as_str()))
+        .collect();
+    let ends: HashSet<&str> = history
+        .shipments
+        .iter()
+        .flat_map(|s| [s.origin.as_str(), s.destination.as_str()])
+        .collect();
+    HashMap::from([
+        (AnomalyKind::QueueBuildUp, sites.len()),
+        (AnomalyKind::DemandSpike, sites.len()),
+        (AnomalyKind::ThroughputDrop, sites.len()),
+        (
+            AnomalyKind::RegionalCarrierDisruption,
+            carrier_regions.len(),
+        ),
+        // Lanes, and every origin's departures and destination's arrivals.
+        (AnomalyKind::LaneDelay, lanes.len() + ends.len()),
+    ])
+}
+
+fn write_alerts(path: &std::path::Path, alerts: &[Alert]) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_path(path)?;
+    out.write_record(["id", "kind", "severity", "first_seen", "score", "summary"])?;
+    for a in alerts {
+        out.write_record([
+            a.id.as_str(),
+            a.kind.name(),
+            a.severity.name(),
+            &Timestamp(a.first_seen * 1000).to_rfc3339(),
+            &format!("{:.6}", a.score),
+            &a.summary,
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The median and the 90th percentile of `values` (nearest rank).
+pub fn median_p90(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank =
+        |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    Some((rank(0.5), rank(0.9)))
+}
+
+impl AnomalyEvalReport {
+    /// The report as a table.
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "{} events, {:.1} weeks evaluated after the warm-up\n\n\
+             disruption                 detector   windows detected recall  ≤2h   median  p90 (min)\n",
+            self.events, self.weeks
+        );
+        for ((detector, kind), r) in &self.recall {
+            let (median, p90) = median_p90(&r.delays_min).unwrap_or((f64::NAN, f64::NAN));
+            text.push_str(&format!(
+                "{kind:<26} {detector:<10} {:>7} {:>8} {:>6.2} {:>5.2} {:>7.0} {:>5.0}\n",
+                r.windows,
+                r.detected,
+                r.detected as f64 / r.windows.max(1) as f64,
+                r.within_2h as f64 / r.windows.max(1) as f64,
+                median,
+                p90
+            ));
+        }
+        text.push_str(
+            "\nalert kind                  detector    alerts explained precision series false/series/week\n",
+        );
+        for ((detector, kind), p) in &self.precision {
+            text.push_str(&format!(
+                "{kind:<27} {detector:<10} {:>7} {:>9} {:>9.2} {:>6} {:>8.3}\n",
+                p.alerts,
+                p.explained,
+                p.explained as f64 / p.alerts.max(1) as f64,
+                p.series,
+                (p.alerts - p.explained) as f64 / (p.series.max(1) as f64 * self.weeks),
+            ));
+        }
+        text
+    }
+}
