@@ -84,10 +84,11 @@ fn disruption() -> Vec<pb::Event> {
         .collect()
 }
 
-/// Later that day, XPO's legs into JFK are fine again, hour after hour.
+/// From later that day, XPO's legs into JFK are fine again, hour after hour,
+/// until the failures have left the longest window (a day).
 fn recovery() -> Vec<pb::Event> {
     let from = START + 21 * 24 * HOUR + 12 * HOUR;
-    (0..8)
+    (0..30)
         .map(|i| leg(&format!("r-xpo-{i}"), "XPO", "JFK", from + i * HOUR, false))
         .collect()
 }

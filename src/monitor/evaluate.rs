@@ -7,15 +7,21 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::series::{Point, PointValue, SeriesId, Shape};
-use crate::anomaly::series::{self, Bucket, Buckets, Moments, Scored, SeriesMeta};
+use crate::anomaly::series::{self, Bucket, Buckets, Moments, SeriesMeta};
 use crate::anomaly::{
     Alert, AlertStatus, Change, DetectorSettings, Direction, EpisodeRules, Episodes, Evidence,
     RateDetector, RateSettings, Severity, Transition,
 };
 
 const HOUR: i64 = 3_600;
-/// Hours a rate series' window spans: its failures are tested over them.
-pub const WINDOW_HOURS: i64 = 3;
+/// Hours a rate series keeps out of its past: its failures are tested over
+/// the last 3, 12 and 24 of them ([`RATE_WINDOWS`]).
+pub const WINDOW_HOURS: i64 = 24;
+/// The windows a rate series is tested over, in hours: a sharp disruption
+/// shows within a few hours, a milder or sparser one only over a day (legs
+/// finish hours after a disruption touches them). The smallest p-value is
+/// taken times the windows tried.
+const RATE_WINDOWS: [i64; 3] = [3, 12, 24];
 /// Empty hours a count series fills in at most when its next point comes
 /// (a week; a longer silence is a gap, not a week of zeros).
 const MAX_FILLED_HOURS: i64 = 168;
@@ -33,10 +39,37 @@ pub struct SeriesState {
     /// count series' open hour (hour, 0, count).
     #[serde(default)]
     pub cells: Vec<(i64, u64, u64)>,
+    /// A site series' recent points, oldest first: a count series' closed
+    /// hours, a gauge's last few values, each with what the baseline
+    /// expected of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<Recent>,
     /// Its episodes.
     #[serde(default)]
     pub episodes: Episodes,
 }
+
+/// One recent point of a site series and what its baseline expected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    /// Event time, Unix s.
+    pub at: i64,
+    /// The value (a count series: the hour's count; backlog: the backlog).
+    pub value: f64,
+    /// The baseline's mean for it.
+    pub mean: f64,
+    /// The baseline's variance (counts) or spread (other values) for it.
+    pub spread: f64,
+}
+
+/// Hours a count series' windows span: each point is tested over the last
+/// 1, 3 and 6 hours (a strong surge shows within the hour, a mild one only
+/// over several), with the smallest p-value taken times the windows tried.
+const COUNT_WINDOWS: [usize; 3] = [1, 3, 6];
+/// Hours over which a backlog's growth is reported.
+const GROWTH_HOURS: i64 = 3;
+/// Busy points a throughput series' window averages.
+const THROUGHPUT_WINDOW: usize = 3;
 
 /// The seasonal buckets a store loaded for a series, and those it changed
 /// or lacked.
@@ -250,11 +283,21 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
             state.cells.sort_by_key(|c| c.0);
         }
     }
-    let (k, n) = state
-        .cells
-        .iter()
-        .fold((0, 0), |(k, n), c| (k + c.1, n + c.2));
-    let scored = state.rate.score(k, n, &settings);
+    // The most surprising window ending with the newest hour.
+    let mut best: Option<(crate::anomaly::RateScored, u64, u64, i64)> = None;
+    for hours in RATE_WINDOWS {
+        let (k, n) = state
+            .cells
+            .iter()
+            .filter(|c| c.0 > newest - hours)
+            .fold((0, 0), |(k, n), c| (k + c.1, n + c.2));
+        let scored = state.rate.score(k, n, &settings);
+        if best.is_none_or(|b| scored.score > b.0.score) {
+            best = Some((scored, k, n, hours));
+        }
+    }
+    let (mut scored, k, n, hours) = best.expect("windows are tried");
+    scored.score = (1.0 - (1.0 - scored.score) * RATE_WINDOWS.len() as f64).max(0.0);
     let share = k as f64 / n.max(1) as f64;
     let severity = if scored.score < 0.99 {
         Severity::Low
@@ -265,7 +308,7 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
     } else {
         Severity::Medium
     };
-    let since = state.cells.first().map_or(hour, |c| c.0) * HOUR;
+    let since = (newest + 1 - hours) * HOUR;
     let against = format!(
         "against {:.1} % over the past four weeks",
         100.0 * scored.baseline
@@ -292,10 +335,7 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
     let evidence = vec![
         evidence("failed", k as f64),
         evidence("finished", n as f64),
-        evidence(
-            "window_hours",
-            ((newest + 1) * HOUR - since) as f64 / HOUR as f64,
-        ),
+        evidence("window_hours", hours as f64),
         evidence("baseline_rate", scored.baseline),
         evidence("baseline_legs", state.rate.trials()),
     ];
@@ -313,7 +353,8 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
 /// A count series' point: it joins its hour; closing an hour learns it (and
 /// any empty hours before this one) and judges it whole. The open hour is
 /// judged as it fills only to raise an alarm (a partial count above the
-/// usual is evidence; below it, not yet).
+/// usual is evidence; below it, not yet). Each judgement tests the last 1,
+/// 3 and 6 hours ([`COUNT_WINDOWS`]).
 fn count_point(
     series: &SeriesId,
     state: &mut SeriesState,
@@ -331,13 +372,11 @@ fn count_point(
         Some((open_hour, _, _)) if hour < open_hour => return out, // a late point of a closed hour
         Some((open_hour, _, count)) if hour > open_hour => {
             let at = open_hour * HOUR;
-            let scored = series::score(buckets, &state.meta, at, count as f64, &settings);
-            series::learn(buckets, &mut state.meta, at, count as f64, &scored);
-            out.push((at + HOUR - 1, count_verdict(series, at, count, &scored)));
+            let verdict = count_window(series, state, buckets, at, count as f64, &settings);
+            close_hour(state, buckets, at, count as f64, &settings);
+            out.push((at + HOUR - 1, verdict));
             for empty in (open_hour + 1..hour).take(MAX_FILLED_HOURS as usize) {
-                let at = empty * HOUR;
-                let scored = series::score(buckets, &state.meta, at, 0.0, &settings);
-                series::learn(buckets, &mut state.meta, at, 0.0, &scored);
+                close_hour(state, buckets, empty * HOUR, 0.0, &settings);
             }
             state.cells = vec![(hour, 0, 0)];
         }
@@ -346,44 +385,120 @@ fn count_point(
     }
     state.cells[0].2 += 1;
     let count = state.cells[0].2;
-    let at = hour * HOUR;
-    let scored = series::score(buckets, &state.meta, at, count as f64, &settings);
-    if scored.score >= EpisodeRules::default().calm {
-        out.push((point.at, count_verdict(series, at, count, &scored)));
+    let verdict = count_window(series, state, buckets, hour * HOUR, count as f64, &settings);
+    if verdict.score >= EpisodeRules::default().calm {
+        out.push((point.at, verdict));
     }
     out
 }
 
-fn count_verdict(series: &SeriesId, hour_start: i64, count: u64, scored: &Scored) -> Verdict {
+/// Learns a closed hour's count and keeps it, with what was expected of
+/// it, among the recent hours.
+fn close_hour(
+    state: &mut SeriesState,
+    buckets: &mut LoadedBuckets,
+    at: i64,
+    count: f64,
+    settings: &DetectorSettings,
+) {
+    let (mean, variance) = series::expected(buckets, at);
+    let scored = series::score(buckets, &state.meta, at, count, settings);
+    series::learn(buckets, &mut state.meta, at, count, &scored);
+    state.recent.push(Recent {
+        at,
+        value: count,
+        mean,
+        spread: variance.max(mean),
+    });
+    let keep = COUNT_WINDOWS[COUNT_WINDOWS.len() - 1] - 1;
+    if state.recent.len() > keep {
+        state.recent.drain(..state.recent.len() - keep);
+    }
+}
+
+/// The hour starting at `at` holding `count` (so far), tested over each
+/// window of [`COUNT_WINDOWS`] that ends with it.
+fn count_window(
+    series: &SeriesId,
+    state: &SeriesState,
+    buckets: &LoadedBuckets,
+    at: i64,
+    count: f64,
+    settings: &DetectorSettings,
+) -> Verdict {
     let site = match series {
         SeriesId::SiteIntake(site) => site.as_str(),
         _ => "",
     };
-    let severity = if scored.score < 0.99 {
+    let (mean, variance) = series::expected(buckets, at);
+    let warming_up = state.meta.seen < settings.min_history;
+    // (p, hours, count, expected) of the most surprising window.
+    let mut best = (1.0f64, 1usize, count, mean);
+    let mut tried = 0;
+    for hours in COUNT_WINDOWS {
+        // The hours before this one, consecutive and just closed.
+        let before: Vec<&Recent> = state
+            .recent
+            .iter()
+            .rev()
+            .take(hours - 1)
+            .take_while(|r| r.at >= at - (hours as i64 - 1) * HOUR)
+            .collect();
+        if before.len() + 1 < hours {
+            continue;
+        }
+        tried += 1;
+        let total = count + before.iter().map(|r| r.value).sum::<f64>();
+        let expected = mean + before.iter().map(|r| r.mean).sum::<f64>();
+        let spread = variance.max(mean) + before.iter().map(|r| r.spread).sum::<f64>();
+        let p = crate::anomaly::tail::negative_binomial(
+            total.round() as u64,
+            expected,
+            spread,
+            Direction::Up,
+        );
+        if p < best.0 {
+            best = (p, hours, total, expected);
+        }
+    }
+    let (p, hours, total, expected) = best;
+    let score = if warming_up {
+        0.0
+    } else {
+        (1.0 - p * f64::from(tried.max(1))).clamp(0.0, 1.0)
+    };
+    let severity = if score < 0.99 {
         Severity::Low
-    } else if count as f64 >= 2.0 * scored.expected.max(1.0) {
+    } else if total >= 2.0 * expected.max(1.0) {
         Severity::High
     } else {
         Severity::Medium
     };
+    let start = at - (hours as i64 - 1) * HOUR;
+    let span = if hours == 1 {
+        format!("in the hour from {} UTC", clock(start))
+    } else {
+        format!("in the {hours} hours from {} UTC", clock(start))
+    };
     Verdict {
-        score: scored.score,
+        score,
         severity,
         summary: format!(
-            "{site} received {count} orders in the hour from {} UTC, against {:.0} usual for {}.",
-            clock(hour_start),
-            scored.expected,
-            time_of_week(hour_start)
+            "{site} received {total:.0} orders {span}, against {expected:.0} usual for {}.",
+            time_of_week(start)
         ),
         evidence: vec![
-            evidence("orders", count as f64),
-            evidence("expected", scored.expected),
-            evidence("spread", scored.spread),
+            evidence("orders", total),
+            evidence("expected", expected),
+            evidence("window_hours", hours as f64),
         ],
     }
 }
 
-/// A gauge series' point: judged against its hour of the week, then learned.
+/// A gauge series' point: judged against its hour of the week, then
+/// learned. A backlog by its level (its growth over the last
+/// [`GROWTH_HOURS`] is evidence in words); throughput by the point and by
+/// the mean of the last [`THROUGHPUT_WINDOW`] points' residuals.
 fn gauge_point(
     series: &SeriesId,
     state: &mut SeriesState,
@@ -399,16 +514,24 @@ fn gauge_point(
         direction,
         ..DetectorSettings::default()
     };
-    let scored = series::score(buckets, &state.meta, point.at, value, &settings);
-    series::learn(buckets, &mut state.meta, point.at, value, &scored);
-    let mut evidence_list = vec![
-        evidence("value", value),
-        evidence("expected", scored.expected),
-        evidence("spread", scored.spread),
-    ];
     let when = time_of_week(point.at);
-    let (severity, summary) = match series {
+    match series {
         SeriesId::SiteBacklog(site) => {
+            // A queue's length is a count, but not one a Poisson or negative
+            // binomial describes (it carries over from hour to hour): it is
+            // judged as a level, with Student's t.
+            state.meta.counts = false;
+            let scored = series::score(buckets, &state.meta, point.at, value, &settings);
+            series::learn(buckets, &mut state.meta, point.at, value, &scored);
+            state
+                .recent
+                .retain(|r| r.at >= point.at - GROWTH_HOURS * HOUR && r.at < point.at);
+            let growth = state.recent.first().map(|r| value - r.value);
+            state.recent.push(Recent {
+                at: point.at,
+                value,
+                ..Recent::default()
+            });
             let limit = limits.backlog_limit(site);
             let share = limit.map(|l| value / l);
             let severity = match share {
@@ -417,50 +540,104 @@ fn gauge_point(
                 Some(s) if s >= 0.8 => Severity::High,
                 _ => Severity::Medium,
             };
+            let mut figures = vec![
+                evidence("backlog", value),
+                evidence("expected", scored.expected),
+                evidence("spread", scored.spread),
+            ];
+            let grew = match growth {
+                Some(g) => {
+                    figures.push(evidence("growth_3h", g));
+                    format!(", {g:+.0} in {GROWTH_HOURS} hours")
+                }
+                None => String::new(),
+            };
             let of_limit = match (limit, share) {
                 (Some(l), Some(s)) => {
-                    evidence_list.push(evidence("backlog_limit", l));
+                    figures.push(evidence("backlog_limit", l));
                     format!(" ({:.0} % of its limit of {l:.0})", 100.0 * s)
                 }
                 _ => String::new(),
             };
-            (
-                severity,
-                format!(
-                    "{site} holds {value:.0} orders in its backlog{of_limit}, against {:.0} usual for {when}.",
-                    scored.expected
-                ),
-            )
+            Some((
+                point.at,
+                Verdict {
+                    score: scored.score,
+                    severity,
+                    summary: format!(
+                        "{site} holds {value:.0} orders in its backlog{of_limit}{grew}, against {:.0} usual for {when}: \
+                         orders arrive faster than its labour clears them.",
+                        scored.expected
+                    ),
+                    evidence: figures,
+                },
+            ))
         }
         SeriesId::SiteThroughput(site) => {
-            let ratio = value / scored.expected.max(1e-9);
-            let severity = if scored.score < 0.99 {
+            let single = series::score(buckets, &state.meta, point.at, value, &settings);
+            series::learn(buckets, &mut state.meta, point.at, value, &single);
+            if single.warming_up {
+                return None;
+            }
+            state.recent.push(Recent {
+                at: point.at,
+                value,
+                mean: single.expected,
+                spread: single.spread,
+            });
+            if state.recent.len() > THROUGHPUT_WINDOW {
+                state.recent.remove(0);
+            }
+            let residuals: Vec<f64> = state
+                .recent
+                .iter()
+                .filter(|r| r.at >= point.at - 2 * THROUGHPUT_WINDOW as i64 * HOUR)
+                .map(|r| (r.value - r.mean) / r.spread.max(1e-9))
+                .collect();
+            let window_p = if residuals.len() == THROUGHPUT_WINDOW {
+                let mean = residuals.iter().sum::<f64>() / residuals.len() as f64;
+                crate::anomaly::tail::student_t(
+                    mean * (residuals.len() as f64).sqrt(),
+                    10.0,
+                    Direction::Down,
+                )
+            } else {
+                1.0
+            };
+            let score = (1.0 - 2.0 * (1.0 - single.score).min(window_p)).clamp(0.0, 1.0);
+            let recent_mean =
+                state.recent.iter().map(|r| r.value).sum::<f64>() / state.recent.len() as f64;
+            let ratio = recent_mean / single.expected.max(1e-9);
+            let severity = if score < 0.99 {
                 Severity::Low
             } else if ratio <= 0.5 {
                 Severity::High
             } else {
                 Severity::Medium
             };
-            (
-                severity,
-                format!(
-                    "{site} picks {value:.1} units per labour-hour, {:.0} % below the {:.1} usual for {when}, with its people on shift.",
-                    100.0 * (1.0 - ratio).max(0.0),
-                    scored.expected
-                ),
-            )
+            Some((
+                point.at,
+                Verdict {
+                    score,
+                    severity,
+                    summary: format!(
+                        "{site} picks {value:.1} units per labour-hour while work waits ({recent_mean:.1} over its last \
+                         {} busy snapshots), {:.0} % below the {:.1} usual for {when}, with its people on shift.",
+                        state.recent.len(),
+                        100.0 * (1.0 - ratio).max(0.0),
+                        single.expected
+                    ),
+                    evidence: vec![
+                        evidence("value", value),
+                        evidence("recent_mean", recent_mean),
+                        evidence("expected", single.expected),
+                        evidence("spread", single.spread),
+                    ],
+                },
+            ))
         }
-        _ => (Severity::Low, String::new()),
-    };
-    Some((
-        point.at,
-        Verdict {
-            score: scored.score,
-            severity,
-            summary,
-            evidence: evidence_list,
-        },
-    ))
+        _ => None,
+    }
 }
 
 /// What to do, by kind, with the calls that do it.

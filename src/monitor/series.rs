@@ -19,9 +19,10 @@ use crate::features::{ApplyOutcome, EventUpdates};
 pub enum SeriesId {
     /// Orders a site received, per hour.
     SiteIntake(String),
-    /// A site's backlog at each snapshot.
+    /// A site's backlog at each snapshot, judged by its growth.
     SiteBacklog(String),
-    /// A site's units picked per labour-hour at each snapshot.
+    /// A site's units picked per labour-hour at each snapshot taken while
+    /// orders waited.
     SiteThroughput(String),
     /// One carrier's finished legs into one region: failed of finished.
     CarrierRegion(String, String),
@@ -214,8 +215,10 @@ fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
                     SeriesId::SiteBacklog(site.clone()),
                     point(PointValue::Gauge(gauges[site_fields::BACKLOG])),
                 ));
+                // Output per labour-hour says something only while work
+                // waits: an idle site picks what arrives.
                 let labour = gauges[site_fields::LABOUR];
-                if labour > 0.0 {
+                if labour > 0.0 && gauges[site_fields::BACKLOG] > 0.0 {
                     out.push((
                         SeriesId::SiteThroughput(site.clone()),
                         point(PointValue::Gauge(

@@ -11,6 +11,7 @@
 //! false alerts per series per week.
 
 pub mod baseline;
+pub mod observable;
 pub mod truth;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +54,10 @@ pub struct Recall {
     pub within_2h: usize,
     /// Minutes from the start to the first alert, of the detected ones.
     pub delays_min: Vec<f64>,
+    /// Windows whose effect shows in the data at all ([`observable::shows`]).
+    pub observable: usize,
+    /// Of those, detected.
+    pub observable_detected: usize,
 }
 
 /// One detector's figures for one kind of alert.
@@ -97,6 +102,7 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
         ..AnomalyEvalReport::default()
     };
     let series = series_counts(&history);
+    let evidence = observable::Evidence::index(&history);
     for (name, alerts) in [("detour", &detour_alerts), ("rolling_z", &baseline_alerts)] {
         let opened: Vec<&Alert> = alerts.iter().filter(|a| a.first_seen >= from).collect();
         // Windows that start after the warm-up and end before the data does.
@@ -106,6 +112,8 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
                 .entry((name.to_string(), window.kind.clone()))
                 .or_default();
             recall.windows += 1;
+            let shows = evidence.shows(window);
+            recall.observable += usize::from(shows);
             let first = opened
                 .iter()
                 .filter(|a| a.kind == window.detected_by() && window.explains(a))
@@ -113,6 +121,7 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
                 .min();
             if let Some(at) = first {
                 recall.detected += 1;
+                recall.observable_detected += usize::from(shows);
                 let delay = (at - window.start) as f64 / 60.0;
                 recall.within_2h += usize::from(delay <= 120.0);
                 recall.delays_min.push(delay);
@@ -528,19 +537,21 @@ impl AnomalyEvalReport {
     pub fn render(&self) -> String {
         let mut text = format!(
             "{} events, {:.1} weeks evaluated after the warm-up\n\n\
-             disruption                 detector   windows detected recall  ≤2h   median  p90 (min)\n",
+             disruption                 detector   windows detected recall  ≤2h   median  p90 (min) observable recall\n",
             self.events, self.weeks
         );
         for ((detector, kind), r) in &self.recall {
             let (median, p90) = median_p90(&r.delays_min).unwrap_or((f64::NAN, f64::NAN));
             text.push_str(&format!(
-                "{kind:<26} {detector:<10} {:>7} {:>8} {:>6.2} {:>5.2} {:>7.0} {:>5.0}\n",
+                "{kind:<26} {detector:<10} {:>7} {:>8} {:>6.2} {:>5.2} {:>7.0} {:>5.0} {:>10} {:>6.2}\n",
                 r.windows,
                 r.detected,
                 r.detected as f64 / r.windows.max(1) as f64,
                 r.within_2h as f64 / r.windows.max(1) as f64,
                 median,
-                p90
+                p90,
+                r.observable,
+                r.observable_detected as f64 / r.observable.max(1) as f64,
             ));
         }
         text.push_str(

@@ -1,0 +1,177 @@
+//! Whether a labelled disruption shows in the data at all, judged by an
+//! oracle that knows its window and entities exactly. A labour shortfall at
+//! a site with slack builds no queue; a carrier failing into a region for
+//! three hours may finish two legs there: no detector can be asked to find
+//! what the events do not show, so recall is also reported over the windows
+//! that do.
+//!
+//! - Legs (area or carrier-region disruptions): the legs it touched (due
+//!   during it) failed more often than the same legs' share over the four
+//!   weeks before, at a binomial tail probability ≤ 0.001.
+//! - Queues (labour shortfalls): the site's backlog rose during it (or the
+//!   three hours after) above the 95th percentile of its week before.
+//! - Output drops: the site picked under 80 % of its usual units per
+//!   labour-hour in the week before, over the snapshots during it taken
+//!   while work waited (at least two).
+//! - Demand spikes: the site received at least 25 % more orders during it
+//!   than in the same hours a week before.
+
+use std::collections::HashMap;
+
+use detour::anomaly::Direction;
+use detour::anomaly::tail::binomial;
+use detour::domain::Shipment;
+use detour::features::FeatureSettings;
+
+use super::truth::Window;
+use crate::replay::History;
+
+const HOUR: i64 = 3_600;
+const WEEK: i64 = 7 * 24 * HOUR;
+
+/// The history indexed for the oracle.
+pub struct Evidence<'a> {
+    /// Per site: (time, backlog, units per labour-hour) of each snapshot.
+    snapshots: HashMap<&'a str, Vec<(i64, f64, f64)>>,
+    /// Per site: creation times of its orders, sorted.
+    orders: HashMap<&'a str, Vec<i64>>,
+    /// Every finished leg: (departure, arrival, failed).
+    legs: Vec<(&'a Shipment, i64, i64, bool)>,
+}
+
+impl<'a> Evidence<'a> {
+    /// Indexes `history`.
+    pub fn index(history: &'a History) -> Self {
+        let mut snapshots: HashMap<&str, Vec<(i64, f64, f64)>> = HashMap::new();
+        for s in &history.snapshots {
+            let per_labour_hour = if s.labour > 0.0 && s.backlog > 0.0 {
+                s.units_picked / (s.period_minutes / 60.0) / s.labour
+            } else {
+                f64::NAN
+            };
+            snapshots.entry(s.site.as_str()).or_default().push((
+                s.at.0 / 1000,
+                s.backlog,
+                per_labour_hour,
+            ));
+        }
+        let mut orders: HashMap<&str, Vec<i64>> = HashMap::new();
+        for o in &history.orders {
+            orders
+                .entry(o.site.as_str())
+                .or_default()
+                .push(o.created_at.0 / 1000);
+        }
+        for times in orders.values_mut() {
+            times.sort_unstable();
+        }
+        let grace = FeatureSettings::default().sla_grace_minutes;
+        let legs = history
+            .shipments
+            .iter()
+            .filter_map(|s| {
+                let outcome = s.outcome(grace)?;
+                Some((
+                    s,
+                    s.scheduled_departure.0 / 1000,
+                    s.scheduled_arrival.0 / 1000,
+                    outcome.failed,
+                ))
+            })
+            .collect();
+        Evidence {
+            snapshots,
+            orders,
+            legs,
+        }
+    }
+
+    /// Whether `window`'s effect shows in the data.
+    pub fn shows(&self, window: &Window) -> bool {
+        match window.kind.as_str() {
+            "area_disruption" => self.legs_fail(window, |s| {
+                window
+                    .locations
+                    .iter()
+                    .any(|l| *l == s.origin || *l == s.destination)
+            }),
+            "carrier_region_disruption" => self.legs_fail(window, |s| {
+                s.carrier == window.carrier && s.destination == window.region
+            }),
+            "labour_shortfall" => self.queue_rose(window),
+            "throughput_drop" => self.output_dropped(window),
+            "demand_spike" => self.demand_rose(window),
+            _ => false,
+        }
+    }
+
+    fn legs_fail(&self, window: &Window, touched: impl Fn(&Shipment) -> bool) -> bool {
+        let (mut k, mut n, mut past_k, mut past_n) = (0u64, 0u64, 0u64, 0u64);
+        for (s, departure, arrival, failed) in &self.legs {
+            if !touched(s) {
+                continue;
+            }
+            if *departure <= window.end && *arrival >= window.start {
+                n += 1;
+                k += u64::from(*failed);
+            } else if *arrival < window.start && *arrival >= window.start - 4 * WEEK {
+                past_n += 1;
+                past_k += u64::from(*failed);
+            }
+        }
+        let rate = (past_k as f64 + 0.5) / (past_n as f64 + 1.0);
+        n > 0 && binomial(k, n, rate, Direction::Up) <= 0.001
+    }
+
+    fn queue_rose(&self, window: &Window) -> bool {
+        let Some(snapshots) = self.snapshots.get(window.site.as_str()) else {
+            return false;
+        };
+        let mut before: Vec<f64> = snapshots
+            .iter()
+            .filter(|s| s.0 < window.start && s.0 >= window.start - WEEK)
+            .map(|s| s.1)
+            .collect();
+        if before.is_empty() {
+            return false;
+        }
+        before.sort_by(f64::total_cmp);
+        let p95 = before[(before.len() * 95 / 100).min(before.len() - 1)];
+        snapshots
+            .iter()
+            .filter(|s| s.0 >= window.start && s.0 <= window.end + 3 * HOUR)
+            .any(|s| s.1 > p95 && s.1 > 0.0)
+    }
+
+    fn output_dropped(&self, window: &Window) -> bool {
+        let Some(snapshots) = self.snapshots.get(window.site.as_str()) else {
+            return false;
+        };
+        let mean = |from: i64, to: i64| {
+            let values: Vec<f64> = snapshots
+                .iter()
+                .filter(|s| s.0 >= from && s.0 <= to && s.2.is_finite())
+                .map(|s| s.2)
+                .collect();
+            (
+                values.len(),
+                values.iter().sum::<f64>() / values.len().max(1) as f64,
+            )
+        };
+        let (n, during) = mean(window.start, window.end + HOUR);
+        let (m, usual) = mean(window.start - WEEK, window.start - 1);
+        n >= 2 && m > 0 && during < 0.8 * usual
+    }
+
+    fn demand_rose(&self, window: &Window) -> bool {
+        let Some(times) = self.orders.get(window.site.as_str()) else {
+            return false;
+        };
+        let count = |from: i64, to: i64| {
+            times.partition_point(|&t| t < to) - times.partition_point(|&t| t < from)
+        };
+        let during = count(window.start, window.end);
+        let before = count(window.start - WEEK, window.end - WEEK);
+        before > 0 && during as f64 >= 1.25 * before as f64
+    }
+}
