@@ -99,7 +99,7 @@ pub async fn run(
         ),
     }
     let network = Arc::new(network);
-    let monitor = Arc::new(match &config.redis {
+    let monitor: Arc<Monitor> = Arc::new(match &config.redis {
         Some(url) => Monitor::redis(
             url,
             &config.namespace,
@@ -108,6 +108,7 @@ pub async fn run(
         )?,
         None => Monitor::in_memory(Arc::clone(&network)),
     });
+    monitor.start();
     let parts = Parts {
         lifecycle,
         monitor,
@@ -189,11 +190,13 @@ async fn serve<S: FeatureStore>(
         RecommendationsService::new(planner),
     );
     let scoring = pb::risk_scoring_server::RiskScoringServer::new(RiskScoringService::new(scorer));
-    let ingestor = Arc::new(
-        Ingestor::new(Arc::clone(&store), parts.settings)
-            .with_outcomes(parts.registry)
-            .with_monitor(Arc::clone(&parts.monitor)),
-    );
+    let ingestor = Ingestor::new(Arc::clone(&store), parts.settings).with_outcomes(parts.registry);
+    let ingestor = Arc::new(if config.anomalies {
+        ingestor.with_monitor(Arc::clone(&parts.monitor))
+    } else {
+        tracing::warn!("anomaly detection off (anomalies = false): WatchAnomalies stays silent");
+        ingestor
+    });
     let anomalies =
         pb::anomalies_server::AnomaliesServer::new(AnomaliesService::new(parts.monitor));
     let admin = tonic::service::interceptor::InterceptedService::new(

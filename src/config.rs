@@ -68,6 +68,9 @@ pub struct Config {
     /// score or log loss may be than the active version's before the deploy
     /// gate refuses it without `force`.
     pub metric_tolerance: f64,
+    /// Whether ingest feeds the anomaly monitor (series, detectors, alerts
+    /// on `WatchAnomalies`); off only to measure what it costs.
+    pub anomalies: bool,
 }
 
 /// How log lines are written.
@@ -100,6 +103,7 @@ impl Default for Config {
             workers: 0,
             admin_token: None,
             metric_tolerance: 0.02,
+            anomalies: true,
         }
     }
 }
@@ -305,7 +309,7 @@ fn models_problem(models: &Path) -> Option<String> {
 }
 
 /// Every key a layer may set.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     "listen",
     "redis",
     "models",
@@ -323,6 +327,7 @@ const KEYS: [&str; 17] = [
     "workers",
     "admin_token",
     "metric_tolerance",
+    "anomalies",
 ];
 
 /// Keys whose values are text even when they look like numbers.

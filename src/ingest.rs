@@ -112,8 +112,8 @@ impl<S: FeatureStore> Ingestor<S> {
         }
     }
 
-    /// Feeds what each call applied to the anomaly monitor, before the call
-    /// returns (so an alert it opens is published by then).
+    /// Feeds what each call applied to the anomaly monitor's queue (its
+    /// flusher publishes the alerts they open, moments later).
     pub fn with_monitor(mut self, monitor: Arc<Monitor>) -> Self {
         self.monitor = Some(monitor);
         self
@@ -187,11 +187,8 @@ impl<S: FeatureStore> Ingestor<S> {
             .filter(|&&i| applied[i] == ApplyOutcome::Applied)
             .count();
         if let Some(monitor) = &self.monitor {
-            // The events are applied whatever happens here: a failure costs
-            // the detectors these points, never the call.
-            if let Err(error) = monitor.observe(&run, &applied).await {
-                tracing::warn!(%error, "anomaly series not updated for this call");
-            }
+            // Queued for the monitor's flusher: no round trip here.
+            monitor.observe(&run, &applied);
         }
         if let Some(registry) = comparing {
             // Only what was applied now: not a duplicate, not a stale report.

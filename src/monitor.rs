@@ -4,11 +4,14 @@
 //! legs), runs each series' detector and episodes, and publishes the alert
 //! changes to a log that subscribers read from a cursor.
 //!
-//! Per ingest call: one read of every touched series (state and the
-//! seasonal buckets its points need), the detectors in process, one write
-//! (each series only if no other replica wrote it meanwhile; a series that
-//! lost is loaded and run again). The state and the log live in the same
-//! store as the features: this process, or Redis for every replica.
+//! Ingest hands each call's points to a queue and returns; a flusher runs
+//! everything queued — every call that arrived while it was busy — with one
+//! read of every touched series (state and the seasonal buckets its points
+//! need), the detectors in process, and one write (each series only if no
+//! other replica wrote it meanwhile; a series that lost is loaded and run
+//! again). Under load a series is read and written once for many calls.
+//! The state and the log live in the same store as the features: this
+//! process, or Redis for every replica.
 //!
 //! Boundary: speaks domain types; the API turns alerts into messages.
 
@@ -18,13 +21,14 @@ pub mod memory;
 pub mod redis;
 pub mod series;
 pub mod store;
+mod words;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::anomaly::{Acknowledgement, Alert, AlertStatus, AnomalyKind, Bucket, Moments, Severity};
+use crate::anomaly::{Acknowledgement, Alert, AlertStatus, AnomalyKind, Bucket, Severity};
 use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 use crate::network::Network;
 pub use evaluate::SeriesState;
@@ -35,6 +39,9 @@ pub use store::{AnomalyStore, Commit, LoadRequest, Loaded};
 /// Entries the live feed holds for a subscriber that is behind; one further
 /// behind is told to resume from its cursor.
 pub const FEED_CAPACITY: usize = 4_096;
+/// Points waiting for a flush at most; beyond, new points are dropped (and
+/// counted) rather than holding ingest up.
+pub const MAX_PENDING_POINTS: usize = 1_000_000;
 /// Rounds a series is loaded and run again when another replica wrote it
 /// first (or its points needed buckets not loaded).
 const ROUNDS: usize = 4;
@@ -82,6 +89,21 @@ pub struct Monitor {
     store: AnomalyStore,
     feed: broadcast::Sender<FeedItem>,
     network: Arc<Network>,
+    /// Points taken from ingest calls and not yet run, by series.
+    pending: std::sync::Mutex<Pending>,
+    /// Wakes the flusher when points arrive.
+    wake: tokio::sync::Notify,
+    /// Held while points are run and committed: one flush at a time.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// Points waiting for the next flush.
+#[derive(Debug, Default)]
+struct Pending {
+    series: HashMap<SeriesId, Vec<Point>>,
+    points: usize,
+    /// Points dropped because the queue was full (Redis down for long).
+    dropped: u64,
 }
 
 impl Monitor {
@@ -92,6 +114,9 @@ impl Monitor {
             store: AnomalyStore::memory(feed.clone()),
             feed,
             network,
+            pending: Default::default(),
+            wake: Default::default(),
+            flushing: Default::default(),
         }
     }
 
@@ -110,6 +135,9 @@ impl Monitor {
             store: AnomalyStore::Redis(store),
             feed,
             network,
+            pending: Default::default(),
+            wake: Default::default(),
+            flushing: Default::default(),
         })
     }
 
@@ -119,21 +147,94 @@ impl Monitor {
     }
 
     /// Takes the points of what a store applied (`applied` answers `run`)
-    /// into their series, and publishes the alerts they open, update or
-    /// resolve. Changes the store did not apply add nothing.
-    pub async fn observe(
-        &self,
-        run: &[EventUpdates],
-        applied: &[ApplyOutcome],
-    ) -> Result<Observed, FeatureError> {
-        let mut pending: Vec<(SeriesId, Vec<Point>, BTreeSet<Bucket>)> =
-            series::points(run, applied)
-                .into_iter()
-                .map(|(id, points)| {
-                    let buckets = evaluate::buckets_for(&id, &points);
-                    (id, points, buckets)
-                })
-                .collect();
+    /// into the queue of the next flush, and wakes the flusher; returns the
+    /// number of points taken. Changes the store did not apply add nothing.
+    /// Costs the ingest call no store round trip: the flusher runs the
+    /// points of every call that arrived while it was busy in one load and
+    /// one commit (group commit), so under load a series is written once
+    /// for many calls.
+    pub fn observe(&self, run: &[EventUpdates], applied: &[ApplyOutcome]) -> usize {
+        let points = series::points(run, applied);
+        let mut taken = 0;
+        {
+            let mut pending = self.pending.lock().expect("pending points poisoned");
+            for (id, mut list) in points {
+                if pending.points + list.len() > MAX_PENDING_POINTS {
+                    pending.dropped += list.len() as u64;
+                    continue;
+                }
+                taken += list.len();
+                pending.points += list.len();
+                pending.series.entry(id).or_default().append(&mut list);
+            }
+        }
+        if taken > 0 {
+            self.wake.notify_one();
+        }
+        taken
+    }
+
+    /// Starts the flusher: it runs the queued points whenever some arrive
+    /// (call within a Tokio runtime, once).
+    pub fn start(self: &Arc<Self>) {
+        let monitor = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                monitor.wake.notified().await;
+                if let Err(error) = monitor.flush().await {
+                    tracing::warn!(%error, "anomaly series not updated; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    monitor.wake.notify_one();
+                }
+            }
+        });
+    }
+
+    /// Runs every queued point now, and returns when they are committed
+    /// (with a flush already under way, after it). On a store error the
+    /// points go back to the queue.
+    pub async fn flush(&self) -> Result<Observed, FeatureError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        let (batch, dropped) = {
+            let mut pending = self.pending.lock().expect("pending points poisoned");
+            pending.points = 0;
+            (
+                std::mem::take(&mut pending.series),
+                std::mem::take(&mut pending.dropped),
+            )
+        };
+        if dropped > 0 {
+            tracing::warn!(
+                points = dropped,
+                "anomaly points dropped: the queue was full"
+            );
+        }
+        let mut batch: Vec<(SeriesId, Vec<Point>)> = batch.into_iter().collect();
+        for (_, points) in &mut batch {
+            points.sort_by_key(|p| p.at);
+        }
+        let result = self.run_points(&batch).await;
+        if result.is_err() {
+            let mut pending = self.pending.lock().expect("pending points poisoned");
+            for (id, mut points) in batch {
+                if pending.points + points.len() <= MAX_PENDING_POINTS {
+                    pending.points += points.len();
+                    let queued = pending.series.entry(id).or_default();
+                    points.append(queued);
+                    *queued = points;
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs series' points (each series' in time order) through their
+    /// detectors and commits them, with their alert changes.
+    async fn run_points(&self, batch: &[(SeriesId, Vec<Point>)]) -> Result<Observed, FeatureError> {
+        let mut pending: Vec<(&SeriesId, &[Point], BTreeSet<Bucket>)> = batch
+            .iter()
+            .map(|(id, points)| (id, points.as_slice(), evaluate::buckets_for(id, points)))
+            .collect();
         let mut observed = Observed {
             points: pending.iter().map(|p| p.1.len()).sum(),
             ..Observed::default()
@@ -154,7 +255,7 @@ impl Monitor {
             let mut commits = Vec::new();
             let mut again = Vec::new();
             for (entry, loaded) in pending.into_iter().zip(loaded) {
-                match self.run_series(&entry.0, &entry.1, loaded)? {
+                match self.run_series(entry.0, entry.1, loaded) {
                     Ok(commit) => {
                         commits.push(commit);
                         ready.push(entry);
@@ -195,33 +296,21 @@ impl Monitor {
         id: &SeriesId,
         points: &[Point],
         loaded: Loaded,
-    ) -> Result<Result<Commit, BTreeSet<Bucket>>, FeatureError> {
-        let key = id.key();
-        let mut state: SeriesState = match &loaded.state {
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| FeatureError::corrupt_with(format!("series {key}: {e}"), e))?,
-            None => SeriesState::default(),
-        };
-        let mut buckets = evaluate::LoadedBuckets::new(
-            loaded
-                .buckets
-                .iter()
-                .map(|(b, text)| (*b, text.as_deref().and_then(Moments::decode))),
-        );
+    ) -> Result<Commit, BTreeSet<Bucket>> {
+        let mut state = loaded.state.unwrap_or_default();
+        let mut buckets = evaluate::LoadedBuckets::new(loaded.buckets);
         let alerts = evaluate::advance(id, &mut state, &mut buckets, points, &*self.network);
         let missing = buckets.missing();
         if !missing.is_empty() {
-            return Ok(Err(missing));
+            return Err(missing);
         }
-        let state = serde_json::to_string(&state)
-            .map_err(|e| FeatureError::corrupt_with(format!("series {key}: {e}"), e))?;
-        Ok(Ok(Commit {
-            key,
+        Ok(Commit {
+            key: id.key(),
             expected: loaded.version,
             state,
-            buckets: buckets.dirty().map(|(b, m)| (b, m.encode())).collect(),
+            buckets: buckets.dirty().collect(),
             alerts,
-        }))
+        })
     }
 
     /// The live feed: every log entry from now on, in log order.

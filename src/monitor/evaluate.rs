@@ -7,10 +7,11 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::series::{Point, PointValue, SeriesId, Shape};
+use super::words::{self, GROWTH_HOURS, Words};
 use crate::anomaly::series::{self, Bucket, Buckets, Moments, SeriesMeta};
 use crate::anomaly::{
-    Alert, AlertStatus, Change, DetectorSettings, Direction, EpisodeRules, Episodes, Evidence,
-    RateDetector, RateSettings, Severity, Transition,
+    Alert, AlertStatus, Change, DetectorSettings, Direction, EpisodeRules, Episodes, RateDetector,
+    RateSettings, Severity, Transition,
 };
 
 const HOUR: i64 = 3_600;
@@ -66,8 +67,6 @@ pub struct Recent {
 /// 1, 3 and 6 hours (a strong surge shows within the hour, a mild one only
 /// over several), with the smallest p-value taken times the windows tried.
 const COUNT_WINDOWS: [usize; 3] = [1, 3, 6];
-/// Hours over which a backlog's growth is reported.
-const GROWTH_HOURS: i64 = 3;
 /// Busy points a throughput series' window averages.
 const THROUGHPUT_WINDOW: usize = 3;
 
@@ -156,12 +155,12 @@ impl SiteLimits for crate::network::Network {
     }
 }
 
-/// One point's verdict, in the words and figures an alert carries.
+/// One point's verdict: its score and severity, and the figures its words
+/// are made of (rendered only if it changes an alert).
 struct Verdict {
     score: f64,
     severity: Severity,
-    summary: String,
-    evidence: Vec<Evidence>,
+    words: Words,
 }
 
 /// Runs `points` (in time order) through `series`' detector and episodes.
@@ -178,8 +177,8 @@ pub fn advance(
     let mut out = Vec::new();
     for point in points {
         let verdicts = match series.shape() {
-            Shape::Rate => rate_point(series, state, point).into_iter().collect(),
-            Shape::HourlyCount => count_point(series, state, buckets, point),
+            Shape::Rate => rate_point(state, point).into_iter().collect(),
+            Shape::HourlyCount => count_point(state, buckets, point),
             Shape::Gauge(direction) => {
                 gauge_point(series, state, buckets, point, direction, limits)
                     .into_iter()
@@ -216,13 +215,13 @@ fn alert(
         Transition::Updated => (Change::Updated, AlertStatus::Open, None),
         Transition::Resolved => (Change::Resolved, AlertStatus::Resolved, Some(at)),
     };
-    let mut summary = verdict.summary;
+    let (mut summary, evidence) = verdict.words.render(series);
     if open.recurrence > 0 {
         summary.push_str(&format!(
             " Recurring: the {} {} at this time of the week ({}) in five weeks.",
-            ordinal(open.recurrence + 1),
+            words::ordinal(open.recurrence + 1),
             series.kind().phrase(),
-            time_of_week(open.opened_at),
+            words::time_of_week(open.opened_at),
         ));
     }
     let alert = Alert {
@@ -242,16 +241,16 @@ fn alert(
         series: series.key(),
         entities: series.entities(),
         summary,
-        evidence: verdict.evidence,
+        evidence,
         recurrence: open.recurrence,
-        action: action(series),
+        action: words::action(series),
         acknowledged: None,
     };
     (change, alert)
 }
 
 /// A rate series' point: its outcome joins the window, the window is tested.
-fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> {
+fn rate_point(state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> {
     let settings = RateSettings::default();
     let PointValue::Outcome { failed } = point.value else {
         return None;
@@ -291,7 +290,17 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
             .iter()
             .filter(|c| c.0 > newest - hours)
             .fold((0, 0), |(k, n), c| (k + c.1, n + c.2));
-        let scored = state.rate.score(k, n, &settings);
+        let scored = if plainly_ordinary(k, n, state.rate.baseline()) {
+            // Not worth an incomplete beta: its score cannot reach the
+            // episodes' thresholds.
+            crate::anomaly::RateScored {
+                score: 0.0,
+                baseline: state.rate.baseline(),
+                warming_up: false,
+            }
+        } else {
+            state.rate.score(k, n, &settings)
+        };
         if best.is_none_or(|b| scored.score > b.0.score) {
             best = Some((scored, k, n, hours));
         }
@@ -308,46 +317,30 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
     } else {
         Severity::Medium
     };
-    let since = (newest + 1 - hours) * HOUR;
-    let against = format!(
-        "against {:.1} % over the past four weeks",
-        100.0 * scored.baseline
-    );
-    let summary = match series {
-        SeriesId::CarrierRegion(carrier, region) => format!(
-            "{carrier} failed {k} of its {n} legs into {region} that finished since {} UTC, {against}.",
-            clock(since)
-        ),
-        SeriesId::Lane(origin, destination) => format!(
-            "Legs from {origin} to {destination} failed {k} of {n} over every carrier since {} UTC, {against}.",
-            clock(since)
-        ),
-        SeriesId::Inbound(destination) => format!(
-            "Legs into {destination} failed {k} of {n} over every carrier and origin since {} UTC, {against}.",
-            clock(since)
-        ),
-        SeriesId::Outbound(origin) => format!(
-            "Legs leaving {origin} left late {k} times of {n} since {} UTC, {against}.",
-            clock(since)
-        ),
-        _ => String::new(),
-    };
-    let evidence = vec![
-        evidence("failed", k as f64),
-        evidence("finished", n as f64),
-        evidence("window_hours", hours as f64),
-        evidence("baseline_rate", scored.baseline),
-        evidence("baseline_legs", state.rate.trials()),
-    ];
     Some((
         point.at,
         Verdict {
             score: scored.score,
             severity,
-            summary,
-            evidence,
+            words: Words::Rate {
+                failed: k,
+                finished: n,
+                hours,
+                since: (newest + 1 - hours) * HOUR,
+                baseline: scored.baseline,
+                past_legs: state.rate.trials(),
+            },
         },
     ))
+}
+
+/// Whether `k` failures of `n` at a past rate `rate` are less than one
+/// standard deviation above what it predicts: their binomial tail is then
+/// far above anything the episodes act on (a right-skewed binomial's upper
+/// tail is heavier than the normal's, so this only errs towards computing).
+fn plainly_ordinary(k: u64, n: u64, rate: f64) -> bool {
+    let (k, n) = (k as f64, n as f64);
+    k - n * rate < (n * rate * (1.0 - rate)).sqrt()
 }
 
 /// A count series' point: it joins its hour; closing an hour learns it (and
@@ -356,7 +349,6 @@ fn rate_point(series: &SeriesId, state: &mut SeriesState, point: &Point) -> Opti
 /// usual is evidence; below it, not yet). Each judgement tests the last 1,
 /// 3 and 6 hours ([`COUNT_WINDOWS`]).
 fn count_point(
-    series: &SeriesId,
     state: &mut SeriesState,
     buckets: &mut LoadedBuckets,
     point: &Point,
@@ -372,7 +364,7 @@ fn count_point(
         Some((open_hour, _, _)) if hour < open_hour => return out, // a late point of a closed hour
         Some((open_hour, _, count)) if hour > open_hour => {
             let at = open_hour * HOUR;
-            let verdict = count_window(series, state, buckets, at, count as f64, &settings);
+            let verdict = count_window(state, buckets, at, count as f64, &settings);
             close_hour(state, buckets, at, count as f64, &settings);
             out.push((at + HOUR - 1, verdict));
             for empty in (open_hour + 1..hour).take(MAX_FILLED_HOURS as usize) {
@@ -385,7 +377,7 @@ fn count_point(
     }
     state.cells[0].2 += 1;
     let count = state.cells[0].2;
-    let verdict = count_window(series, state, buckets, hour * HOUR, count as f64, &settings);
+    let verdict = count_window(state, buckets, hour * HOUR, count as f64, &settings);
     if verdict.score >= EpisodeRules::default().calm {
         out.push((point.at, verdict));
     }
@@ -419,17 +411,12 @@ fn close_hour(
 /// The hour starting at `at` holding `count` (so far), tested over each
 /// window of [`COUNT_WINDOWS`] that ends with it.
 fn count_window(
-    series: &SeriesId,
     state: &SeriesState,
     buckets: &LoadedBuckets,
     at: i64,
     count: f64,
     settings: &DetectorSettings,
 ) -> Verdict {
-    let site = match series {
-        SeriesId::SiteIntake(site) => site.as_str(),
-        _ => "",
-    };
     let (mean, variance) = series::expected(buckets, at);
     let warming_up = state.meta.seen < settings.min_history;
     // (p, hours, count, expected) of the most surprising window.
@@ -474,24 +461,15 @@ fn count_window(
     } else {
         Severity::Medium
     };
-    let start = at - (hours as i64 - 1) * HOUR;
-    let span = if hours == 1 {
-        format!("in the hour from {} UTC", clock(start))
-    } else {
-        format!("in the {hours} hours from {} UTC", clock(start))
-    };
     Verdict {
         score,
         severity,
-        summary: format!(
-            "{site} received {total:.0} orders {span}, against {expected:.0} usual for {}.",
-            time_of_week(start)
-        ),
-        evidence: vec![
-            evidence("orders", total),
-            evidence("expected", expected),
-            evidence("window_hours", hours as f64),
-        ],
+        words: Words::Intake {
+            orders: total,
+            expected,
+            hours,
+            start: at - (hours as i64 - 1) * HOUR,
+        },
     }
 }
 
@@ -514,7 +492,6 @@ fn gauge_point(
         direction,
         ..DetectorSettings::default()
     };
-    let when = time_of_week(point.at);
     match series {
         SeriesId::SiteBacklog(site) => {
             // A queue's length is a count, but not one a Poisson or negative
@@ -540,40 +517,23 @@ fn gauge_point(
                 Some(s) if s >= 0.8 => Severity::High,
                 _ => Severity::Medium,
             };
-            let mut figures = vec![
-                evidence("backlog", value),
-                evidence("expected", scored.expected),
-                evidence("spread", scored.spread),
-            ];
-            let grew = match growth {
-                Some(g) => {
-                    figures.push(evidence("growth_3h", g));
-                    format!(", {g:+.0} in {GROWTH_HOURS} hours")
-                }
-                None => String::new(),
-            };
-            let of_limit = match (limit, share) {
-                (Some(l), Some(s)) => {
-                    figures.push(evidence("backlog_limit", l));
-                    format!(" ({:.0} % of its limit of {l:.0})", 100.0 * s)
-                }
-                _ => String::new(),
-            };
             Some((
                 point.at,
                 Verdict {
                     score: scored.score,
                     severity,
-                    summary: format!(
-                        "{site} holds {value:.0} orders in its backlog{of_limit}{grew}, against {:.0} usual for {when}: \
-                         orders arrive faster than its labour clears them.",
-                        scored.expected
-                    ),
-                    evidence: figures,
+                    words: Words::Backlog {
+                        backlog: value,
+                        expected: scored.expected,
+                        spread: scored.spread,
+                        growth,
+                        limit,
+                        at: point.at,
+                    },
                 },
             ))
         }
-        SeriesId::SiteThroughput(site) => {
+        SeriesId::SiteThroughput(_) => {
             let single = series::score(buckets, &state.meta, point.at, value, &settings);
             series::learn(buckets, &mut state.meta, point.at, value, &single);
             if single.warming_up {
@@ -620,93 +580,17 @@ fn gauge_point(
                 Verdict {
                     score,
                     severity,
-                    summary: format!(
-                        "{site} picks {value:.1} units per labour-hour while work waits ({recent_mean:.1} over its last \
-                         {} busy snapshots), {:.0} % below the {:.1} usual for {when}, with its people on shift.",
-                        state.recent.len(),
-                        100.0 * (1.0 - ratio).max(0.0),
-                        single.expected
-                    ),
-                    evidence: vec![
-                        evidence("value", value),
-                        evidence("recent_mean", recent_mean),
-                        evidence("expected", single.expected),
-                        evidence("spread", single.spread),
-                    ],
+                    words: Words::Throughput {
+                        value,
+                        recent_mean,
+                        points: state.recent.len(),
+                        expected: single.expected,
+                        spread: single.spread,
+                        at: point.at,
+                    },
                 },
             ))
         }
         _ => None,
     }
-}
-
-/// What to do, by kind, with the calls that do it.
-fn action(series: &SeriesId) -> String {
-    match series {
-        SeriesId::CarrierRegion(carrier, region) => format!(
-            "Reroute {carrier}'s legs into {region} that have not left (RecommendReroute on each); \
-             tender new legs into {region} to other carriers until this resolves."
-        ),
-        SeriesId::Lane(origin, destination) => format!(
-            "Legs from {origin} to {destination} fail on every carrier: rerouting will not help; \
-             move promise dates of orders on this lane (RecommendReroute offers a later promise)."
-        ),
-        SeriesId::Inbound(destination) => format!(
-            "Legs into {destination} fail on every carrier: move promise dates of orders bound there \
-             (RecommendReroute offers a later promise); hold what has not left."
-        ),
-        SeriesId::Outbound(origin) => format!(
-            "Legs leave {origin} late on every carrier: expect late arrivals from it; \
-             reallocate orders that can ship from elsewhere (RecommendReallocation)."
-        ),
-        SeriesId::SiteBacklog(site) => format!(
-            "Reallocate {site}'s open orders that are not yet released (RecommendReallocation on each), \
-             or add labour at {site}."
-        ),
-        SeriesId::SiteIntake(site) => format!(
-            "Send new orders for {site}'s regions to other sites (RecommendReallocation) before its backlog builds."
-        ),
-        SeriesId::SiteThroughput(site) => format!(
-            "Check {site}'s equipment and systems; reallocate its unreleased orders (RecommendReallocation) while output is down."
-        ),
-    }
-}
-
-fn evidence(name: &str, value: f64) -> Evidence {
-    Evidence {
-        name: name.to_string(),
-        value,
-    }
-}
-
-/// "09:00".
-fn clock(at: i64) -> String {
-    let secs = at.rem_euclid(86_400);
-    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
-}
-
-/// "Monday 09:00".
-fn time_of_week(at: i64) -> String {
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    let weekday = (at.div_euclid(86_400) + 3).rem_euclid(7) as usize;
-    format!("{} {}:00", DAYS[weekday], at.rem_euclid(86_400) / 3600)
-}
-
-fn ordinal(n: u32) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (_, 11..=13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
 }

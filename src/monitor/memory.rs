@@ -1,5 +1,5 @@
 //! The monitor's state in this process: series, alerts and their log, for a
-//! server without Redis. The same strings Redis would hold, so both
+//! server without Redis. The same versioned commits as Redis, so both
 //! backends run the same code above them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -7,15 +7,16 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use super::evaluate::SeriesState;
 use super::feed::{Cursor, FeedItem, Logged};
 use super::store::{Commit, LOG_ENTRIES, LoadRequest, Loaded, RECENT_ALERTS};
-use crate::anomaly::{Acknowledgement, Alert, AlertStatus, Change};
+use crate::anomaly::{Acknowledgement, Alert, AlertStatus, Bucket, Change, Moments};
 
 #[derive(Debug, Default)]
 struct Series {
     version: u64,
-    state: Option<String>,
-    buckets: HashMap<String, String>,
+    state: Option<SeriesState>,
+    buckets: HashMap<Bucket, Moments>,
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +64,7 @@ impl MemoryAnomalies {
                     buckets: request
                         .buckets
                         .iter()
-                        .map(|b| (*b, series.buckets.get(&b.name()).cloned()))
+                        .map(|b| (*b, series.buckets.get(b).copied()))
                         .collect(),
                 },
             })
@@ -82,7 +83,7 @@ impl MemoryAnomalies {
             series.version += 1;
             series.state = Some(commit.state);
             for (bucket, moments) in commit.buckets {
-                series.buckets.insert(bucket.name(), moments);
+                series.buckets.insert(bucket, moments);
             }
             for (change, alert) in commit.alerts {
                 let entry = tables.append(change, alert);

@@ -8,10 +8,10 @@
 //! | `{ns}:anomaly:acks` | hash | acknowledgements by alert id (JSON) |
 //! | `{ns}:anomaly:recent` | sorted set | alert ids by when they last changed (ms); trimmed to [`RECENT_ALERTS`] |
 //!
-//! A commit is one script run per series: it writes only if the series'
-//! version is still the one loaded (so two replicas never both take a
-//! point, and an episode opens once), and appends the series' alert changes
-//! to the log in the same step. Each replica reads the log with a blocking
+//! A commit is one script run per ingest call: it writes each series only
+//! if its version is still the one loaded (so two replicas never both take
+//! a point, and an episode opens once), and appends the series' alert
+//! changes to the log in the same step. Each replica reads the log with a blocking
 //! `XREAD` on a connection of its own and hands entries to its subscribers.
 
 use std::sync::Arc;
@@ -22,42 +22,56 @@ use tokio::sync::broadcast;
 
 use super::feed::{Cursor, FeedItem, Logged, StoredEntry};
 use super::store::{Commit, LOG_ENTRIES, LoadRequest, Loaded, RECENT_ALERTS};
-use crate::anomaly::{Acknowledgement, Alert};
+use crate::anomaly::{Acknowledgement, Alert, Moments};
 use crate::features::FeatureError;
 
-/// Commits one series: KEYS series, log, alerts, recent, acks; ARGV expected
-/// version, state, bucket count, (field, value)…, now (ms), then (id, change,
-/// alert JSON)… . Answers 1, or 0 when the version moved.
+/// Commits the series of one ingest call: KEYS log, alerts, recent, acks,
+/// then each series' hash; ARGV now (ms), then per series its expected
+/// version, state, bucket count, (field, value)…, alert count, (id, change,
+/// alert JSON)… . Writes each series only if its version is still the one
+/// loaded, appending its alert changes to the log in the same step; answers
+/// 1 or 0 per series.
 const COMMIT: &str = r#"
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[2])
-local n = tonumber(ARGV[3])
-local i = 4
-for _ = 1, n do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
+local now = ARGV[1]
+local i = 2
+local answers = {}
+for s = 5, #KEYS do
+  local series = KEYS[s]
+  local expected = tonumber(ARGV[i])
+  local state = ARGV[i + 1]
+  local buckets = tonumber(ARGV[i + 2])
+  local fields = i + 3
+  local alerts_at = fields + 2 * buckets
+  local alerts = tonumber(ARGV[alerts_at])
+  i = alerts_at + 1 + 3 * alerts
+  local v = tonumber(redis.call('HGET', series, 'v') or '0')
+  if v ~= expected then
+    answers[#answers + 1] = 0
+  else
+    redis.call('HSET', series, 'v', v + 1, 's', state)
+    for f = fields, alerts_at - 1, 2 do
+      redis.call('HSET', series, ARGV[f], ARGV[f + 1])
+    end
+    for a = alerts_at + 1, alerts_at + 3 * alerts, 3 do
+      local id, change, alert = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+      redis.call('HSET', KEYS[2], id, alert)
+      redis.call('ZADD', KEYS[3], now, id)
+      local ack = redis.call('HGET', KEYS[4], id)
+      if ack then alert = string.sub(alert, 1, -2) .. ',"acknowledged":' .. ack .. '}' end
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV_LOG, '*', 'e',
+        '{"change":"' .. change .. '","alert":' .. alert .. '}')
+    end
+    answers[#answers + 1] = 1
+  end
 end
-local now = ARGV[i]
-i = i + 1
-while i <= #ARGV do
-  local id, change, alert = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  redis.call('HSET', KEYS[3], id, alert)
-  redis.call('ZADD', KEYS[4], now, id)
-  local ack = redis.call('HGET', KEYS[5], id)
-  if ack then alert = string.sub(alert, 1, -2) .. ',"acknowledged":' .. ack .. '}' end
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV_LOG, '*', 'e',
-    '{"change":"' .. change .. '","alert":' .. alert .. '}')
-  i = i + 3
-end
-local extra = redis.call('ZCARD', KEYS[4]) - ARGV_RECENT
+local extra = redis.call('ZCARD', KEYS[3]) - ARGV_RECENT
 if extra > 0 then
-  local old = redis.call('ZRANGE', KEYS[4], 0, extra - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, extra - 1)
-  redis.call('HDEL', KEYS[3], unpack(old))
-  redis.call('HDEL', KEYS[5], unpack(old))
+  local old = redis.call('ZRANGE', KEYS[3], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1)
+  redis.call('HDEL', KEYS[2], unpack(old))
+  redis.call('HDEL', KEYS[4], unpack(old))
 end
-return 1
+return answers
 "#;
 
 /// Acknowledges one alert: KEYS alerts, acks, log, recent; ARGV id, ack
@@ -202,10 +216,21 @@ impl RedisAnomalies {
                         FeatureError::corrupt(format!("series {}: version {v:?}", request.key))
                     })?,
                 };
+                let state = match fields[1].take() {
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                        FeatureError::corrupt_with(format!("series {}: {e}", request.key), e)
+                    })?),
+                    None => None,
+                };
                 Ok(Loaded {
                     version,
-                    state: fields[1].take(),
-                    buckets: request.buckets.iter().copied().zip(buckets).collect(),
+                    state,
+                    buckets: request
+                        .buckets
+                        .iter()
+                        .zip(buckets)
+                        .map(|(b, text)| (*b, text.as_deref().and_then(Moments::decode)))
+                        .collect(),
                 })
             })
             .collect()
@@ -215,32 +240,40 @@ impl RedisAnomalies {
         if commits.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        let mut pipeline = redis::pipe();
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(self.commit.get_hash())
+            .arg(4 + commits.len())
+            .arg(self.key("log"))
+            .arg(self.key("alerts"))
+            .arg(self.key("recent"))
+            .arg(self.key("acks"));
         for commit in &commits {
-            let command = pipeline.cmd("EVALSHA");
+            command.arg(self.key(&format!("series:{}", commit.key)));
+        }
+        command.arg(now_ms());
+        for commit in &commits {
+            let state = serde_json::to_string(&commit.state).map_err(|e| {
+                FeatureError::corrupt_with(format!("series {}: {e}", commit.key), e)
+            })?;
             command
-                .arg(self.commit.get_hash())
-                .arg(5)
-                .arg(self.key(&format!("series:{}", commit.key)))
-                .arg(self.key("log"))
-                .arg(self.key("alerts"))
-                .arg(self.key("recent"))
-                .arg(self.key("acks"))
                 .arg(commit.expected)
-                .arg(&commit.state)
+                .arg(state)
                 .arg(commit.buckets.len());
             for (bucket, moments) in &commit.buckets {
-                command.arg(bucket.name()).arg(moments);
+                command.arg(bucket.name()).arg(moments.encode());
             }
-            command.arg(now);
+            command.arg(commit.alerts.len());
             for (change, alert) in &commit.alerts {
                 let json = serde_json::to_string(alert)
                     .map_err(|e| FeatureError::corrupt_with("alert as JSON", e))?;
                 command.arg(&alert.id).arg(change.name()).arg(json);
             }
         }
-        let answers: Vec<i64> = self.run_scripts(&pipeline, &self.commit).await?;
+        let mut pipeline = redis::pipe();
+        pipeline.add_command(command);
+        let (answers,): (Vec<i64>,) = self.run_scripts(&pipeline, &self.commit).await?;
+        check_answered(answers.len(), commits.len())?;
         Ok(answers.into_iter().map(|a| a == 1).collect())
     }
 
@@ -445,6 +478,16 @@ impl RedisAnomalies {
 
 /// Stream entries as `XRANGE` answers them: id, then field-value pairs.
 type Entries = Vec<(String, Vec<(String, String)>)>;
+
+fn check_answered(got: usize, want: usize) -> Result<(), FeatureError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(FeatureError::corrupt(format!(
+            "the commit script answered {got} series of {want}"
+        )))
+    }
+}
 
 fn parse_id(id: &str) -> Result<Cursor, FeatureError> {
     Cursor::parse(id).ok_or_else(|| FeatureError::corrupt(format!("stream id {id:?}")))

@@ -4,10 +4,11 @@
 
 use tokio::sync::broadcast;
 
+use super::evaluate::SeriesState;
 use super::feed::{Cursor, FeedItem, Logged};
 use super::memory::MemoryAnomalies;
 use super::redis::RedisAnomalies;
-use crate::anomaly::{Acknowledgement, Alert, Bucket, Change};
+use crate::anomaly::{Acknowledgement, Alert, Bucket, Change, Moments};
 use crate::features::FeatureError;
 
 /// Entries the alert log keeps (about, with Redis): a subscriber may resume
@@ -30,10 +31,10 @@ pub struct LoadRequest {
 pub struct Loaded {
     /// Its version (0: never written).
     pub version: u64,
-    /// Its state, JSON, if written.
-    pub state: Option<String>,
-    /// Each bucket asked for, with its moments as text if stored.
-    pub buckets: Vec<(Bucket, Option<String>)>,
+    /// Its state, if written.
+    pub state: Option<SeriesState>,
+    /// Each bucket asked for, with its moments if stored.
+    pub buckets: Vec<(Bucket, Option<Moments>)>,
 }
 
 /// A series' new state, written only if its version is still `expected`,
@@ -44,10 +45,10 @@ pub struct Commit {
     pub key: String,
     /// The version it was loaded at.
     pub expected: u64,
-    /// Its new state, JSON.
-    pub state: String,
-    /// Buckets changed, with their moments as text.
-    pub buckets: Vec<(Bucket, String)>,
+    /// Its new state.
+    pub state: SeriesState,
+    /// Buckets changed, with their moments.
+    pub buckets: Vec<(Bucket, Moments)>,
     /// Alert changes to append to the log, in order.
     pub alerts: Vec<(Change, Alert)>,
 }

@@ -241,6 +241,7 @@ fn replay_through_service(
                 .ingest_received(batch, Timestamp((hour + 1) * HOUR * 1000))
                 .await
                 .context("replaying through ingest")?;
+            monitor.flush().await.context("running the detectors")?;
             while let Ok(item) = feed.try_recv() {
                 if let FeedItem::Entry(entry) = item
                     && entry.change == Change::Opened

@@ -285,7 +285,7 @@ impl Client {
                     .await
                     .map_err(status)?;
             }
-            Mode::V2 => return Err("V2 is not a Detour RPC".into()),
+            Mode::V2 | Mode::Alerts => return Err("not a request of this client".into()),
         }
         Ok(())
     }

@@ -9,7 +9,9 @@
 //! (ScoreShipment), `batch` (ScoreBatch of `--batch` shipments), `stream`
 //! (ScoreStream, `--batch` items per request slot), `ingest` (IngestEvents of
 //! `--batch` new shipment events), `reroute`, `reallocate`, and `v2` (the peer:
-//! `ModelInfer` of a V2 inference server).
+//! `ModelInfer` of a V2 inference server), and `alerts` (how long an alert
+//! takes to reach a `WatchAnomalies` subscriber; `--watchers` holds idle
+//! subscribers open during any mode).
 //!
 //! The parts: `detour_client` (Detour's requests and RPCs), `v2` (the peer's
 //! protocol and client), `worker` (the closed loop of one worker) and `report`
@@ -29,6 +31,7 @@ use clap::{Parser, ValueEnum};
 use detour::network::Network;
 use tonic::transport::Channel;
 
+mod alerts;
 mod detour_client;
 mod report;
 mod v2;
@@ -51,6 +54,9 @@ enum Mode {
     /// of `--v2-features` FP32 values, raw-encoded, as the peer's own load
     /// generator sends them.
     V2,
+    /// Alert delivery: from an ingest call's answer to the alert it opened
+    /// arriving on a `WatchAnomalies` stream (one round at a time).
+    Alerts,
 }
 
 /// Drives a running Detour server and reports throughput and latency.
@@ -107,6 +113,13 @@ struct Args {
     /// V2 mode: features per row.
     #[arg(long, default_value_t = 20)]
     v2_features: usize,
+    /// Alerts mode: subscribe on this server instead of `--target` (another
+    /// replica on the same Redis; loopback only).
+    #[arg(long)]
+    watch_target: Option<SocketAddr>,
+    /// `WatchAnomalies` subscribers held open (idle, live) during the run.
+    #[arg(long, default_value_t = 0)]
+    watchers: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -156,6 +169,26 @@ async fn drive(args: Args) -> anyhow::Result<()> {
                 .await
                 .context("connecting")?,
         );
+    }
+    anyhow::ensure!(args.watchers <= 20_000, "at most 20,000 watchers");
+    alerts::hold_watchers(&channels, args.watchers).await?;
+    if args.mode == Mode::Alerts {
+        let started = Instant::now();
+        let stop_at = started + Duration::from_secs_f64(args.duration);
+        let watch = match args.watch_target {
+            Some(addr) => {
+                anyhow::ensure!(addr.ip().is_loopback(), "only loopback targets are allowed");
+                Channel::from_shared(format!("http://{addr}"))?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await
+                    .context("connecting to the watch target")?
+            }
+            None => channels[0].clone(),
+        };
+        let tally = alerts::run(channels[0].clone(), watch, args.requests, stop_at).await?;
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        return report::Report::new(args.mode, 1, 1, seconds, tally).print(args.json);
     }
     let new_client: Box<dyn Fn(Channel) -> worker::Client> = if args.mode == Mode::V2 {
         let requests = Arc::new(v2::requests(
