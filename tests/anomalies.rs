@@ -334,6 +334,24 @@ async fn a_regional_disruption_is_watched_resumed_acknowledged_and_listed() {
         replay.first().map(|e| e.cursor.as_str()),
         Some(opened_cursor.as_str())
     );
+    // `until_now` sends the same and ends the stream.
+    let mut so_far = watch(
+        &server,
+        pb::WatchAnomaliesRequest {
+            kinds: vec![carrier_kind()],
+            until_now: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut ended = Vec::new();
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(2), so_far.next())
+        .await
+        .expect("the stream ends by itself")
+    {
+        ended.push(item.expect("an entry").cursor);
+    }
+    assert_eq!(ended, cursors(&replay));
 }
 
 #[tokio::test]

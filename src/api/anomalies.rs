@@ -51,6 +51,7 @@ impl Anomalies for AnomaliesService {
         let request = request.into_inner();
         let filter = filter(&request.kinds, &request.entity, request.min_severity)?;
         let after = match request.cursor.trim() {
+            "" if request.until_now => Some(Cursor::START),
             "" => None,
             text => Some(Cursor::parse(text).ok_or_else(|| {
                 ApiError::invalid(
@@ -63,8 +64,9 @@ impl Anomalies for AnomaliesService {
         let live = self.monitor.subscribe();
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let monitor = Arc::clone(&self.monitor);
+        let follow = !request.until_now;
         tokio::spawn(async move {
-            let _ = forward(monitor, filter, after, live, tx).await;
+            let _ = forward(monitor, filter, after, follow, live, tx).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -134,13 +136,14 @@ impl Anomalies for AnomaliesService {
     }
 }
 
-/// Sends a subscriber what it missed after `after`, then the live feed,
-/// each entry once and in log order. Ends when the subscriber goes away, or
-/// with an error naming the cursor to resume from.
+/// Sends a subscriber what it missed after `after`, then (if it `follow`s)
+/// the live feed, each entry once and in log order. Ends when the
+/// subscriber goes away, or with an error naming the cursor to resume from.
 async fn forward(
     monitor: Arc<Monitor>,
     filter: AlertFilter,
     after: Option<Cursor>,
+    follow: bool,
     mut live: broadcast::Receiver<FeedItem>,
     tx: mpsc::Sender<Result<pb::AnomalyEvent, Status>>,
 ) -> Result<(), ()> {
@@ -170,6 +173,9 @@ async fn forward(
             from = newest;
             last = Some(newest);
         }
+    }
+    if !follow {
+        return Ok(());
     }
     loop {
         let item = tokio::select! {
