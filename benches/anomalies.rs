@@ -26,7 +26,7 @@ const T0: i64 = 1_790_000_000;
 fn leg(i: usize, carrier: &str, origin: &str, destination: &str) -> Event {
     let arrival = Timestamp((T0 + (i as i64 % 48) * HOUR) * 1000);
     let departure = Timestamp(arrival.0 - 20 * HOUR * 1000);
-    let late = i % 12 == 0;
+    let late = i.is_multiple_of(12);
     Event {
         event_id: format!("E{i}"),
         payload: EventPayload::Shipment(Shipment {
@@ -87,7 +87,7 @@ fn benches(c: &mut Criterion) {
             let point = [Point {
                 at,
                 value: PointValue::Outcome {
-                    failed: i % 12 == 0,
+                    failed: i.is_multiple_of(12),
                 },
             }];
             black_box(advance(&series, &mut state, &mut buckets, &point, &network))
