@@ -42,6 +42,10 @@ pub const FEED_CAPACITY: usize = 4_096;
 /// Points waiting for a flush at most; beyond, new points are dropped (and
 /// counted) rather than holding ingest up.
 pub const MAX_PENDING_POINTS: usize = 1_000_000;
+/// Flushes start at most this often: under load the points of every call
+/// in the gap are written in one commit (the store's work per call drops
+/// with it); a lone call is flushed at once.
+const FLUSH_GAP: std::time::Duration = std::time::Duration::from_millis(25);
 /// Rounds a series is loaded and run again when another replica wrote it
 /// first (or its points needed buckets not loaded).
 const ROUNDS: usize = 4;
@@ -100,7 +104,7 @@ pub struct Monitor {
 /// Points waiting for the next flush.
 #[derive(Debug, Default)]
 struct Pending {
-    series: HashMap<SeriesId, Vec<Point>>,
+    series: HashMap<SeriesId, Vec<Point>, foldhash::fast::RandomState>,
     points: usize,
     /// Points dropped because the queue was full (Redis down for long).
     dropped: u64,
@@ -154,19 +158,19 @@ impl Monitor {
     /// one commit (group commit), so under load a series is written once
     /// for many calls.
     pub fn observe(&self, run: &[EventUpdates], applied: &[ApplyOutcome]) -> usize {
-        let points = series::points(run, applied);
         let mut taken = 0;
         {
             let mut pending = self.pending.lock().expect("pending points poisoned");
-            for (id, mut list) in points {
-                if pending.points + list.len() > MAX_PENDING_POINTS {
-                    pending.dropped += list.len() as u64;
-                    continue;
+            let pending = &mut *pending;
+            series::points(run, applied, |id, point| {
+                if pending.points >= MAX_PENDING_POINTS {
+                    pending.dropped += 1;
+                    return;
                 }
-                taken += list.len();
-                pending.points += list.len();
-                pending.series.entry(id).or_default().append(&mut list);
-            }
+                taken += 1;
+                pending.points += 1;
+                pending.series.entry(id).or_default().push(point);
+            });
         }
         if taken > 0 {
             self.wake.notify_one();
@@ -179,8 +183,13 @@ impl Monitor {
     pub fn start(self: &Arc<Self>) {
         let monitor = Arc::clone(self);
         tokio::spawn(async move {
+            let mut last = tokio::time::Instant::now() - FLUSH_GAP;
             loop {
                 monitor.wake.notified().await;
+                // Under load, let the calls of a few milliseconds gather:
+                // each series is then written once for all of them.
+                tokio::time::sleep_until(last + FLUSH_GAP).await;
+                last = tokio::time::Instant::now();
                 if let Err(error) = monitor.flush().await {
                     tracing::warn!(%error, "anomaly series not updated; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;

@@ -31,14 +31,14 @@ const MAX_FILLED_HOURS: i64 = 168;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesState {
     /// The seasonal detector's points seen, value type and clock.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub meta: SeriesMeta,
     /// A rate series' past: outcomes that left its window.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub rate: RateDetector,
     /// A rate series' window (hour, failed, finished), oldest first; a
     /// count series' open hour (hour, 0, count).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cells: Vec<(i64, u64, u64)>,
     /// A site series' recent points, oldest first: a count series' closed
     /// hours, a gauge's last few values, each with what the baseline
@@ -46,8 +46,12 @@ pub struct SeriesState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<Recent>,
     /// Its episodes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub episodes: Episodes,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// One recent point of a site series and what its baseline expected.

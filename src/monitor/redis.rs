@@ -20,10 +20,12 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::broadcast;
 
+use super::evaluate::SeriesState;
 use super::feed::{Cursor, FeedItem, Logged, StoredEntry};
 use super::store::{Commit, LOG_ENTRIES, LoadRequest, Loaded, RECENT_ALERTS};
-use crate::anomaly::{Acknowledgement, Alert, Moments};
+use crate::anomaly::{Acknowledgement, Alert, Bucket, Moments};
 use crate::features::FeatureError;
+use std::collections::HashMap;
 
 /// Commits the series of one ingest call: KEYS log, alerts, recent, acks,
 /// then each series' hash; ARGV now (ms), then per series its expected
@@ -87,9 +89,26 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV_LOG, '*', 'e',
 return alert
 "#;
 
+/// Series kept after a commit at most; beyond, the cache starts afresh.
+const CACHED_SERIES: usize = 100_000;
+
+/// A series as this replica last committed it.
+#[derive(Debug, Clone)]
+struct Cached {
+    version: u64,
+    state: SeriesState,
+    buckets: HashMap<Bucket, Moments>,
+}
+
+type Cache = HashMap<String, Cached, foldhash::fast::RandomState>;
+
 /// Series, alerts and the alert log in Redis.
 #[derive(Clone)]
 pub struct RedisAnomalies {
+    /// The series this replica committed last, as committed: while Redis
+    /// still holds the same version, a flush need not read them again (a
+    /// commit whose version moved is refused, and the series is read anew).
+    cache: Arc<std::sync::Mutex<Cache>>,
     connection: ConnectionManager,
     client: redis::Client,
     prefix: String,
@@ -136,6 +155,7 @@ impl RedisAnomalies {
         let connection =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)?;
         Ok(RedisAnomalies {
+            cache: Default::default(),
             connection,
             client,
             prefix: format!("{namespace}:anomaly"),
@@ -183,6 +203,44 @@ impl RedisAnomalies {
     }
 
     pub(super) async fn load(&self, requests: &[LoadRequest]) -> Result<Vec<Loaded>, FeatureError> {
+        // What the cache can answer (the state and every bucket asked for).
+        let mut answers: Vec<Option<Loaded>> = {
+            let cache = self.cache.lock().expect("series cache poisoned");
+            requests
+                .iter()
+                .map(|request| {
+                    let cached = cache.get(&request.key)?;
+                    let buckets = request
+                        .buckets
+                        .iter()
+                        .map(|b| cached.buckets.get(b).map(|m| (*b, Some(*m))))
+                        .collect::<Option<Vec<_>>>()?;
+                    Some(Loaded {
+                        version: cached.version,
+                        state: Some(cached.state.clone()),
+                        buckets,
+                    })
+                })
+                .collect()
+        };
+        let missing: Vec<&LoadRequest> = requests
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_none())
+            .map(|(r, _)| r)
+            .collect();
+        let mut read = self.read(&missing).await?.into_iter();
+        for answer in answers.iter_mut().filter(|a| a.is_none()) {
+            *answer = read.next();
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every request answered"))
+            .collect())
+    }
+
+    /// Reads series from Redis, in one round trip.
+    async fn read(&self, requests: &[&LoadRequest]) -> Result<Vec<Loaded>, FeatureError> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
@@ -272,8 +330,37 @@ impl RedisAnomalies {
         }
         let mut pipeline = redis::pipe();
         pipeline.add_command(command);
-        let (answers,): (Vec<i64>,) = self.run_scripts(&pipeline, &self.commit).await?;
-        check_answered(answers.len(), commits.len())?;
+        let answered: Result<(Vec<i64>,), _> = self.run_scripts(&pipeline, &self.commit).await;
+        let mut cache = self.cache.lock().expect("series cache poisoned");
+        let answers = match answered {
+            Ok((answers,)) if answers.len() == commits.len() => answers,
+            other => {
+                // Whether any was written is unknown: read them all anew.
+                for commit in &commits {
+                    cache.remove(&commit.key);
+                }
+                let (answers,) = other?;
+                check_answered(answers.len(), commits.len())?;
+                unreachable!("checked above")
+            }
+        };
+        if cache.len() > CACHED_SERIES {
+            cache.clear();
+        }
+        for (commit, answer) in commits.into_iter().zip(&answers) {
+            if *answer == 1 {
+                let cached = cache.entry(commit.key).or_insert_with(|| Cached {
+                    version: 0,
+                    state: SeriesState::default(),
+                    buckets: HashMap::new(),
+                });
+                cached.version = commit.expected + 1;
+                cached.state = commit.state;
+                cached.buckets.extend(commit.buckets);
+            } else {
+                cache.remove(&commit.key);
+            }
+        }
         Ok(answers.into_iter().map(|a| a == 1).collect())
     }
 

@@ -145,10 +145,13 @@ pub enum PointValue {
     Gauge(f64),
 }
 
-/// The points of every change a store applied, by series, each series'
-/// points in time order. `applied` is the store's answer for `run`.
-pub fn points(run: &[EventUpdates], applied: &[ApplyOutcome]) -> Vec<(SeriesId, Vec<Point>)> {
-    let mut out: std::collections::BTreeMap<SeriesId, Vec<Point>> = Default::default();
+/// Hands `add` the points of every change a store applied, in run order
+/// (not time order). `applied` is the store's answer for `run`.
+pub fn points(
+    run: &[EventUpdates],
+    applied: &[ApplyOutcome],
+    mut add: impl FnMut(SeriesId, Point),
+) {
     let changes = run
         .iter()
         .zip(applied)
@@ -156,15 +159,9 @@ pub fn points(run: &[EventUpdates], applied: &[ApplyOutcome]) -> Vec<(SeriesId, 
         .flat_map(|(event, _)| &event.updates);
     for update in changes {
         for (series, point) in points_of(update) {
-            out.entry(series).or_default().push(point);
+            add(series, point);
         }
     }
-    out.into_iter()
-        .map(|(series, mut points)| {
-            points.sort_by_key(|p| p.at);
-            (series, points)
-        })
-        .collect()
 }
 
 /// The points one applied update adds.
