@@ -41,6 +41,10 @@ pub struct DetectReport {
     pub scored: u64,
     /// Rows at or above the threshold.
     pub alerts: u64,
+    /// Rows earlier than their series' latest row before them.
+    pub out_of_order: u64,
+    /// The line of the first of those.
+    pub first_out_of_order: Option<usize>,
 }
 
 /// A time as the input may write it, in Unix seconds.
@@ -111,13 +115,16 @@ pub fn run(settings: &DetectSettings) -> anyhow::Result<DetectReport> {
         let (detector, last) = detectors
             .entry(id)
             .or_insert_with(|| (SeriesDetector::new(), i64::MIN));
+        // Real exports step back now and then (a clock change, a resent
+        // stretch): such a point is scored against the past as it stands
+        // and learned as if at the latest time, and counted.
         if at < *last {
-            bail!(
-                "line {line}: series {:?} goes back in time; give each series in time order",
-                &record[id_at]
-            );
+            report.out_of_order += 1;
+            if report.first_out_of_order.is_none() {
+                report.first_out_of_order = Some(line);
+            }
         }
-        *last = at;
+        *last = (*last).max(at);
         let scored = detector.observe(at, value, &detector_settings);
         let alert = !scored.warming_up && scored.score >= settings.threshold;
         report.rows += 1;

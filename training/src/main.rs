@@ -313,6 +313,13 @@ fn main() -> anyhow::Result<()> {
                 out.display(),
                 started.elapsed().as_secs_f64()
             );
+            if let Some(line) = report.first_out_of_order {
+                eprintln!(
+                    "{} rows came before their series' latest row (first at line {line}): \
+                     each was scored against its series' past and learned as if at its latest time",
+                    report.out_of_order
+                );
+            }
         }
         Command::Network {
             out,
