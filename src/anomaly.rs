@@ -15,7 +15,8 @@ pub mod series;
 pub mod tail;
 
 pub use alert::{
-    Acknowledgement, Alert, AlertStatus, AnomalyKind, Change, Entities, Evidence, Severity,
+    Acknowledgement, Alert, AlertStatus, AnomalyKind, AtRisk, Change, Entities, Evidence, Severity,
+    Suggestion,
 };
 pub use episode::{EpisodeRules, Episodes, Transition};
 pub use rate::{RateDetector, RateScored, RateSettings};

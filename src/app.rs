@@ -186,6 +186,14 @@ async fn serve<S: FeatureStore>(
         config.reroute_policy(),
         config.reallocation_policy(),
     ));
+    // An alert's legs at risk get their top reroute from the same planner.
+    let suggesting = Arc::clone(&planner);
+    parts.monitor.suggest_with(Arc::new(
+        move |id: String| -> std::pin::Pin<Box<dyn Future<Output = _> + Send>> {
+            let planner = Arc::clone(&suggesting);
+            Box::pin(async move { planner.top_reroute(&id).await })
+        },
+    ));
     let recommendations = pb::recommendations_server::RecommendationsServer::new(
         RecommendationsService::new(planner),
     );

@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::anomaly::{Acknowledgement, Alert, AlertStatus, AnomalyKind, Bucket, Severity};
+use crate::anomaly::{
+    Acknowledgement, Alert, AlertStatus, AnomalyKind, Bucket, Severity, Suggestion,
+};
 use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 use crate::network::Network;
 pub use evaluate::SeriesState;
@@ -88,7 +90,6 @@ pub struct Observed {
 }
 
 /// The anomaly monitor of one replica.
-#[derive(Debug)]
 pub struct Monitor {
     store: AnomalyStore,
     feed: broadcast::Sender<FeedItem>,
@@ -99,6 +100,28 @@ pub struct Monitor {
     wake: tokio::sync::Notify,
     /// Held while points are run and committed: one flush at a time.
     flushing: tokio::sync::Mutex<()>,
+    /// Asks the recommendations for a leg's top reroute (set by the app).
+    suggest: std::sync::OnceLock<Suggest>,
+}
+
+/// The top reroute of a leg, by its id: how an alert's at-risk legs get
+/// their suggestions without the monitor knowing the planner.
+pub type Suggest = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Option<Suggestion>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// At-risk legs of one alert given a suggestion at most.
+const SUGGESTED_LEGS: usize = 5;
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("store", &self.store)
+            .field("suggesting", &self.suggest.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Points waiting for the next flush.
@@ -121,6 +144,7 @@ impl Monitor {
             pending: Default::default(),
             wake: Default::default(),
             flushing: Default::default(),
+            suggest: Default::default(),
         }
     }
 
@@ -142,6 +166,7 @@ impl Monitor {
             pending: Default::default(),
             wake: Default::default(),
             flushing: Default::default(),
+            suggest: Default::default(),
         })
     }
 
@@ -176,6 +201,12 @@ impl Monitor {
             self.wake.notify_one();
         }
         taken
+    }
+
+    /// Has every alert's at-risk legs that have not left suggested a
+    /// reroute by `suggest` (once; later calls change nothing).
+    pub fn suggest_with(&self, suggest: Suggest) {
+        let _ = self.suggest.set(suggest);
     }
 
     /// Starts the flusher: it runs the queued points whenever some arrive
@@ -276,6 +307,7 @@ impl Monitor {
                     }
                 }
             }
+            self.suggest_reroutes(&mut commits).await;
             let alerts: Vec<usize> = commits.iter().map(|c| c.alerts.len()).collect();
             let written = self.store.commit(commits).await?;
             for ((entry, ok), alerts) in ready.into_iter().zip(written).zip(alerts) {
@@ -296,6 +328,22 @@ impl Monitor {
             );
         }
         Ok(observed)
+    }
+
+    /// Gives the first at-risk legs of each alert that have not left their
+    /// top reroute, if a suggester is set.
+    async fn suggest_reroutes(&self, commits: &mut [Commit]) {
+        let Some(suggest) = self.suggest.get() else {
+            return;
+        };
+        for commit in commits {
+            for (_, alert) in &mut commit.alerts {
+                let waiting = alert.at_risk.iter_mut().filter(|l| !l.departed);
+                for leg in waiting.take(SUGGESTED_LEGS) {
+                    leg.reroute = suggest(leg.shipment_id.clone()).await;
+                }
+            }
+        }
     }
 
     /// One series' points on its loaded state: the commit, or the buckets

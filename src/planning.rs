@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::anomaly::Suggestion;
 use crate::domain::{InventoryPosition, Order, Shipment, Timestamp};
 use crate::features::vectors::Lookup;
 use crate::features::{
@@ -202,6 +203,37 @@ impl<S: FeatureStore> Planner<S> {
             answer
         };
         Ok(crate::cpu::run(heavy, rank).await)
+    }
+
+    /// The top answer for an ingested leg, as an alert suggests it: the
+    /// best carrier when it beats the current one, else the later promise
+    /// offered when none is safe, else nothing (also when the leg is not
+    /// found or the ranking fails).
+    pub async fn top_reroute(&self, shipment_id: &str) -> Option<Suggestion> {
+        let request = RerouteRequest {
+            shipment: Subject::ById(shipment_id.to_string()),
+            as_of: None,
+            excluded_carriers: Vec::new(),
+            overrides: PolicyOverrides::default(),
+        };
+        let answer = self.reroute(&self.models(), request).await.ok()?;
+        let best = answer.options.iter().find(|o| o.rank == 1)?;
+        if !best.baseline {
+            return Some(Suggestion {
+                option: best.option.clone(),
+                risk: best.criteria.risk,
+                risk_removed: best.risk_removed,
+                cost_delta: best.cost_delta,
+                new_promise: None,
+            });
+        }
+        answer.promise_adjustment.map(|later| Suggestion {
+            option: String::new(),
+            risk: best.criteria.risk,
+            risk_removed: 0.0,
+            cost_delta: 0.0,
+            new_promise: Some(later.new_promise.0.div_euclid(1000)),
+        })
     }
 
     /// Ranked sites for an order, predicted by `models`.

@@ -63,6 +63,26 @@ fn ordinary_history() -> Vec<pb::Event> {
         events.push(leg(&format!("h-xpo-{h}"), "XPO", "JFK", at, h % 12 == 0));
         events.push(leg(&format!("h-ups-{h}"), "UPS", "BOS", at, h % 12 == 5));
     }
+    // XPO legs into JFK announced for the Monday afternoon: still to leave
+    // when the disruption comes.
+    let monday = START + 21 * 24 * HOUR;
+    for i in 0..3 {
+        let departure = monday + (14 + i) * HOUR;
+        let id = format!("p-xpo-{i}");
+        events.push(shipment_event(
+            &id,
+            pb::Shipment {
+                shipment_id: id.clone(),
+                carrier: "XPO".into(),
+                origin: "ATL".into(),
+                destination: "JFK".into(),
+                scheduled_departure: rfc3339(departure),
+                scheduled_arrival: rfc3339(departure + 10 * HOUR),
+                status: pb::ShipmentStatus::Planned as i32,
+                ..Default::default()
+            },
+        ));
+    }
     events
 }
 
@@ -218,6 +238,26 @@ async fn a_regional_disruption_is_watched_resumed_acknowledged_and_listed() {
         "{}",
         alert.action
     );
+    // The legs it puts at risk: XPO's announced legs into JFK, each with the
+    // recommendations' top answer.
+    let at_risk: Vec<&str> = alert
+        .at_risk
+        .iter()
+        .map(|l| l.shipment_id.as_str())
+        .collect();
+    assert_eq!(at_risk, ["p-xpo-0", "p-xpo-1", "p-xpo-2"], "{alert:#?}");
+    for leg in &alert.at_risk {
+        assert!(!leg.departed);
+        let reroute = leg
+            .reroute
+            .as_ref()
+            .expect("a suggestion for a leg that has not left");
+        assert!(
+            (reroute.carrier != "XPO" && !reroute.carrier.is_empty())
+                || reroute.new_promise.is_some(),
+            "{reroute:?}"
+        );
+    }
     // The same alert on the unfiltered watch, and nothing about UPS or BOS.
     let all = drain(&mut everything, Duration::from_millis(300)).await;
     assert_eq!(

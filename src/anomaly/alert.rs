@@ -160,6 +160,38 @@ pub struct Acknowledgement {
     pub at: i64,
 }
 
+/// A leg an alert puts at risk, and what the recommendations would do
+/// about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AtRisk {
+    /// The shipment leg's id.
+    pub shipment_id: String,
+    /// When it is due to leave (Unix s).
+    pub scheduled_departure: i64,
+    /// Whether it has left (then only its promise can move).
+    pub departed: bool,
+    /// The top reroute for a leg that has not left, if one was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reroute: Option<Suggestion>,
+}
+
+/// The recommendations' best answer for one leg.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// The carrier to move it to; empty when no carrier is safe enough and
+    /// only a later promise is offered.
+    pub option: String,
+    /// Its predicted failure risk.
+    pub risk: f64,
+    /// The risk it removes against the current carrier.
+    pub risk_removed: f64,
+    /// What it costs more (negative: less).
+    pub cost_delta: f64,
+    /// The later promise offered when no carrier is safe enough (Unix s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_promise: Option<i64>,
+}
+
 /// One alert: an episode of one kind of anomaly on one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -195,6 +227,10 @@ pub struct Alert {
     pub recurrence: u32,
     /// What to do about it.
     pub action: String,
+    /// Legs it puts at risk (a carrier's, into the region it fails in),
+    /// those not yet gone first, with their top reroute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_risk: Vec<AtRisk>,
     /// Set once someone acknowledged it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged: Option<Acknowledgement>,

@@ -351,5 +351,21 @@ fn anomaly(alert: &Alert) -> pb::Anomaly {
             note: a.note.clone(),
             at: Some(time(a.at)),
         }),
+        at_risk: alert
+            .at_risk
+            .iter()
+            .map(|leg| pb::AtRiskLeg {
+                shipment_id: leg.shipment_id.clone(),
+                scheduled_departure: Some(time(leg.scheduled_departure)),
+                departed: leg.departed,
+                reroute: leg.reroute.as_ref().map(|r| pb::SuggestedReroute {
+                    carrier: r.option.clone(),
+                    risk: r.risk,
+                    risk_removed: r.risk_removed,
+                    cost_delta: r.cost_delta,
+                    new_promise: r.new_promise.map(time),
+                }),
+            })
+            .collect(),
     }
 }

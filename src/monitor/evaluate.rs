@@ -10,8 +10,8 @@ use super::series::{Point, PointValue, SeriesId, Shape};
 use super::words::{self, GROWTH_HOURS, Words};
 use crate::anomaly::series::{self, Bucket, Buckets, Moments, SeriesMeta};
 use crate::anomaly::{
-    Alert, AlertStatus, Change, DetectorSettings, Direction, EpisodeRules, Episodes, RateDetector,
-    RateSettings, Severity, Transition,
+    Alert, AlertStatus, AtRisk, Change, DetectorSettings, Direction, EpisodeRules, Episodes,
+    RateDetector, RateSettings, Severity, Transition,
 };
 
 const HOUR: i64 = 3_600;
@@ -45,10 +45,33 @@ pub struct SeriesState {
     /// expected of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<Recent>,
+    /// A carrier-region series' legs under way or announced, the latest
+    /// [`MAX_OPEN_LEGS`]: what an alert of it puts at risk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_legs: Vec<OpenLeg>,
     /// Its episodes.
     #[serde(default, skip_serializing_if = "is_default")]
     pub episodes: Episodes,
 }
+
+/// A leg under way or announced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenLeg {
+    /// Its id.
+    pub id: String,
+    /// When it is due to leave (Unix s).
+    pub departure: i64,
+    /// It has left.
+    pub departed: bool,
+}
+
+/// Legs a carrier-region series remembers at most (the latest to leave).
+const MAX_OPEN_LEGS: usize = 64;
+/// Legs an alert lists at most.
+const AT_RISK_LISTED: usize = 10;
+/// A leg due to leave this long before the series' newest outcome and not
+/// heard of since is forgotten (its end was never reported).
+const FORGET_LEG_SECS: i64 = 3 * 24 * 3_600;
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
@@ -180,6 +203,16 @@ pub fn advance(
     let key = series.key();
     let mut out = Vec::new();
     for point in points {
+        if let PointValue::Leg {
+            id,
+            departure,
+            departed,
+            finished,
+        } = &point.value
+        {
+            track_leg(state, id, *departure, *departed, *finished);
+            continue;
+        }
         let verdicts = match series.shape() {
             Shape::Rate => rate_point(state, point).into_iter().collect(),
             Shape::HourlyCount => count_point(state, buckets, point),
@@ -200,6 +233,50 @@ pub fn advance(
         }
     }
     out
+}
+
+/// Keeps a leg's latest state among the open legs (or drops it, finished).
+fn track_leg(state: &mut SeriesState, id: &str, departure: i64, departed: bool, finished: bool) {
+    state.open_legs.retain(|l| l.id != id);
+    if finished {
+        return;
+    }
+    let newest = state.cells.last().map_or(i64::MIN, |c| c.0 * HOUR);
+    state
+        .open_legs
+        .retain(|l| l.departure >= newest.saturating_sub(FORGET_LEG_SECS));
+    state.open_legs.push(OpenLeg {
+        id: id.to_string(),
+        departure,
+        departed,
+    });
+    if state.open_legs.len() > MAX_OPEN_LEGS {
+        // The earliest to leave goes first.
+        let earliest = state
+            .open_legs
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| l.departure)
+            .map(|(i, _)| i)
+            .expect("not empty");
+        state.open_legs.remove(earliest);
+    }
+}
+
+/// The legs an alert of `state`'s series puts at risk: those not gone
+/// first (they can still be rerouted), each group by departure.
+fn at_risk(state: &SeriesState) -> Vec<AtRisk> {
+    let mut legs: Vec<&OpenLeg> = state.open_legs.iter().collect();
+    legs.sort_by_key(|l| (l.departed, l.departure));
+    legs.into_iter()
+        .take(AT_RISK_LISTED)
+        .map(|l| AtRisk {
+            shipment_id: l.id.clone(),
+            scheduled_departure: l.departure,
+            departed: l.departed,
+            reroute: None,
+        })
+        .collect()
 }
 
 fn alert(
@@ -248,6 +325,12 @@ fn alert(
         evidence,
         recurrence: open.recurrence,
         action: words::action(series),
+        at_risk: match (series, transition) {
+            (SeriesId::CarrierRegion(..), Transition::Opened | Transition::Updated) => {
+                at_risk(state)
+            }
+            _ => Vec::new(),
+        },
         acknowledged: None,
     };
     (change, alert)

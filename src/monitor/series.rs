@@ -9,9 +9,11 @@
 //! series counts exactly what the features count.
 
 use crate::anomaly::{AnomalyKind, Direction, Entities};
+use crate::domain::ShipmentStatus;
 use crate::features::aggregates::{
     AggregateKind, AggregateUpdate, movement_counters, shipment_counters, site_fields,
 };
+use crate::features::entities::{Entity, EntityWrite};
 use crate::features::{ApplyOutcome, EventUpdates};
 
 /// One series a replica watches.
@@ -123,7 +125,7 @@ impl SeriesId {
 }
 
 /// One point of a series.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     /// Event time, Unix seconds.
     pub at: i64,
@@ -132,7 +134,7 @@ pub struct Point {
 }
 
 /// What a point adds to its series.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PointValue {
     /// A finished leg, failed or not.
     Outcome {
@@ -143,6 +145,19 @@ pub enum PointValue {
     Count,
     /// A value.
     Gauge(f64),
+    /// A leg of the series' carrier into its region, as last reported:
+    /// under way (or announced) until it finishes. Kept so that an alert
+    /// can name the legs it puts at risk.
+    Leg {
+        /// The leg's id.
+        id: std::sync::Arc<str>,
+        /// When it is due to leave (Unix s).
+        departure: i64,
+        /// It has left.
+        departed: bool,
+        /// It finished (delivered or cancelled): no longer at risk.
+        finished: bool,
+    },
 }
 
 /// Hands `add` the points of every change a store applied, in run order
@@ -161,6 +176,37 @@ pub fn points(
         for (series, point) in points_of(update) {
             add(series, point);
         }
+    }
+    // Each leg's latest state, for the at-risk lists of its carrier's region.
+    let legs = run
+        .iter()
+        .zip(applied)
+        .filter(|(_, outcome)| **outcome == ApplyOutcome::Applied)
+        .filter_map(|(event, _)| match &event.entity {
+            Some(EntityWrite {
+                entity: Entity::Shipment(leg),
+                ..
+            }) => Some(leg),
+            _ => None,
+        });
+    for leg in legs {
+        add(
+            SeriesId::CarrierRegion(leg.carrier.clone(), leg.destination.clone()),
+            Point {
+                // Before the outcomes of the same flush: an alert they open
+                // lists the legs as they now stand.
+                at: i64::MIN,
+                value: PointValue::Leg {
+                    id: leg.shipment_id.as_str().into(),
+                    departure: leg.scheduled_departure.0.div_euclid(1000),
+                    departed: leg.actual_departure.is_some(),
+                    finished: matches!(
+                        leg.status,
+                        ShipmentStatus::Delivered | ShipmentStatus::Cancelled
+                    ),
+                },
+            },
+        );
     }
 }
 
@@ -183,11 +229,11 @@ fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
             vec![
                 (
                     SeriesId::CarrierRegion(carrier.to_string(), destination.to_string()),
-                    point(value),
+                    point(value.clone()),
                 ),
                 (
                     SeriesId::Lane(origin.to_string(), destination.to_string()),
-                    point(value),
+                    point(value.clone()),
                 ),
                 (SeriesId::Inbound(destination.to_string()), point(value)),
             ]

@@ -468,6 +468,7 @@ fn baseline_alert(kind: AnomalyKind, a: &str, b: &str, at: i64, score: f64) -> A
         evidence: Vec::new(),
         recurrence: 0,
         action: String::new(),
+        at_risk: Vec::new(),
         acknowledged: None,
     }
 }
