@@ -102,6 +102,9 @@ pub struct Monitor {
     flushing: tokio::sync::Mutex<()>,
     /// Asks the recommendations for a leg's top reroute (set by the app).
     suggest: std::sync::OnceLock<Suggest>,
+    /// The latest event time of any point taken (Unix s): the ingest clock
+    /// a sweep judges quiet series by.
+    clock: std::sync::atomic::AtomicI64,
 }
 
 /// The top reroute of a leg, by its id: how an alert's at-risk legs get
@@ -112,6 +115,11 @@ pub type Suggest = Arc<
         + Sync,
 >;
 
+/// How often the sweeper looks for open alerts whose series went quiet.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// An open alert whose series had no point for this long, by the ingest
+/// clock, is judged without one (its episode may end).
+pub const QUIET_SECS: i64 = 3 * 3_600;
 /// At-risk legs of one alert given a suggestion at most.
 const SUGGESTED_LEGS: usize = 5;
 
@@ -145,6 +153,7 @@ impl Monitor {
             wake: Default::default(),
             flushing: Default::default(),
             suggest: Default::default(),
+            clock: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -167,6 +176,7 @@ impl Monitor {
             wake: Default::default(),
             flushing: Default::default(),
             suggest: Default::default(),
+            clock: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -187,7 +197,11 @@ impl Monitor {
         {
             let mut pending = self.pending.lock().expect("pending points poisoned");
             let pending = &mut *pending;
+            let mut latest = i64::MIN;
             series::points(run, applied, |id, point| {
+                if !matches!(point.value, series::PointValue::Leg { .. }) {
+                    latest = latest.max(point.at);
+                }
                 if pending.points >= MAX_PENDING_POINTS {
                     pending.dropped += 1;
                     return;
@@ -196,6 +210,8 @@ impl Monitor {
                 pending.points += 1;
                 pending.series.entry(id).or_default().push(point);
             });
+            self.clock
+                .fetch_max(latest, std::sync::atomic::Ordering::Relaxed);
         }
         if taken > 0 {
             self.wake.notify_one();
@@ -212,6 +228,17 @@ impl Monitor {
     /// Starts the flusher: it runs the queued points whenever some arrive
     /// (call within a Tokio runtime, once).
     pub fn start(self: &Arc<Self>) {
+        let sweeper = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(error) = sweeper.sweep().await {
+                    tracing::warn!(%error, "quiet anomaly series not swept");
+                }
+            }
+        });
         let monitor = Arc::clone(self);
         tokio::spawn(async move {
             let mut last = tokio::time::Instant::now() - FLUSH_GAP;
@@ -228,6 +255,39 @@ impl Monitor {
                 }
             }
         });
+    }
+
+    /// Queues a tick, at the ingest clock, for every open alert whose last
+    /// point is more than [`QUIET_SECS`] behind it, and wakes the flusher:
+    /// an episode whose evidence stopped coming ends instead of staying
+    /// open. Returns the series ticked.
+    pub async fn sweep(&self) -> Result<usize, FeatureError> {
+        let now = self.clock.load(std::sync::atomic::Ordering::Relaxed);
+        if now == i64::MIN {
+            return Ok(0);
+        }
+        let quiet: Vec<SeriesId> = self
+            .store
+            .recent()
+            .await?
+            .into_iter()
+            .filter(|a| a.status == AlertStatus::Open && a.last_updated < now - QUIET_SECS)
+            .filter_map(|a| SeriesId::parse(&a.series))
+            .collect();
+        let ticked = quiet.len();
+        if ticked > 0 {
+            let mut pending = self.pending.lock().expect("pending points poisoned");
+            for id in quiet {
+                pending.points += 1;
+                pending.series.entry(id).or_default().push(Point {
+                    at: now,
+                    value: series::PointValue::Tick,
+                });
+            }
+            drop(pending);
+            self.wake.notify_one();
+        }
+        Ok(ticked)
     }
 
     /// Runs every queued point now, and returns when they are committed
@@ -420,3 +480,6 @@ impl Monitor {
         self.store.acknowledge(id, ack).await
     }
 }
+
+#[cfg(test)]
+mod tests;

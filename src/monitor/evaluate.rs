@@ -213,6 +213,23 @@ pub fn advance(
             track_leg(state, id, *departure, *departed, *finished);
             continue;
         }
+        if point.value == PointValue::Tick {
+            // Only an open episode is swept; a quiet series stays as it is.
+            if state.episodes.open.is_none() {
+                continue;
+            }
+            for (at, verdict) in tick(series, state, buckets, point.at) {
+                let severity = verdict.severity as u8;
+                if let Some(transition) =
+                    state
+                        .episodes
+                        .step(&key, at, verdict.score, severity, &rules)
+                {
+                    out.push(alert(series, state, transition, at, verdict));
+                }
+            }
+            continue;
+        }
         let verdicts = match series.shape() {
             Shape::Rate => rate_point(state, point).into_iter().collect(),
             Shape::HourlyCount => count_point(state, buckets, point),
@@ -233,6 +250,54 @@ pub fn advance(
         }
     }
     out
+}
+
+/// A series whose points stopped, judged at `at` (the ingest clock): a rate
+/// series' window moves on without them, a count series' hours close empty,
+/// and a gauge without values counts as ordinary — so an episode whose
+/// evidence stopped coming ends.
+fn tick(
+    series: &SeriesId,
+    state: &mut SeriesState,
+    buckets: &mut LoadedBuckets,
+    at: i64,
+) -> Vec<(i64, Verdict)> {
+    let hour = at.div_euclid(HOUR);
+    match series.shape() {
+        Shape::Rate => {
+            let newest = slide_window(state, hour);
+            vec![(at, window_verdict(state, newest))]
+        }
+        Shape::HourlyCount => {
+            let settings = DetectorSettings {
+                direction: Direction::Up,
+                ..DetectorSettings::default()
+            };
+            match state.cells.first().copied() {
+                Some((open_hour, _, count)) if hour > open_hour => {
+                    let start = open_hour * HOUR;
+                    let verdict = count_window(state, buckets, start, count as f64, &settings);
+                    close_hour(state, buckets, start, count as f64, &settings);
+                    for empty in (open_hour + 1..hour).take(MAX_FILLED_HOURS as usize) {
+                        close_hour(state, buckets, empty * HOUR, 0.0, &settings);
+                    }
+                    state.cells = vec![(hour, 0, 0)];
+                    vec![(at, verdict)]
+                }
+                _ => Vec::new(),
+            }
+        }
+        Shape::Gauge(_) => vec![(
+            at,
+            Verdict {
+                score: 0.0,
+                severity: Severity::Low,
+                words: Words::Quiet {
+                    last: state.meta.latest,
+                },
+            },
+        )],
+    }
 }
 
 /// Keeps a leg's latest state among the open legs (or drops it, finished).
@@ -343,15 +408,7 @@ fn rate_point(state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> 
         return None;
     };
     let hour = point.at.div_euclid(HOUR);
-    let newest = state.cells.last().map_or(hour, |c| c.0).max(hour);
-    // Hours that left the window join the past.
-    while let Some(&(h, k, n)) = state.cells.first() {
-        if h > newest - WINDOW_HOURS {
-            break;
-        }
-        state.rate.learn((h + 1) * HOUR, k, n, &settings);
-        state.cells.remove(0);
-    }
+    let newest = slide_window(state, hour);
     if hour <= newest - WINDOW_HOURS {
         // Too old for the window: it only teaches the past.
         state
@@ -369,6 +426,27 @@ fn rate_point(state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> 
             state.cells.sort_by_key(|c| c.0);
         }
     }
+    Some((point.at, window_verdict(state, newest)))
+}
+
+/// Moves a rate series' window to end at the later of its newest hour and
+/// `hour`: hours that leave it join the past. Returns its newest hour.
+fn slide_window(state: &mut SeriesState, hour: i64) -> i64 {
+    let settings = RateSettings::default();
+    let newest = state.cells.last().map_or(hour, |c| c.0).max(hour);
+    while let Some(&(h, k, n)) = state.cells.first() {
+        if h > newest - WINDOW_HOURS {
+            break;
+        }
+        state.rate.learn((h + 1) * HOUR, k, n, &settings);
+        state.cells.remove(0);
+    }
+    newest
+}
+
+/// A rate series' window, ending with hour `newest`, tested.
+fn window_verdict(state: &SeriesState, newest: i64) -> Verdict {
+    let settings = RateSettings::default();
     // The most surprising window ending with the newest hour.
     let mut best: Option<(crate::anomaly::RateScored, u64, u64, i64)> = None;
     for hours in RATE_WINDOWS {
@@ -404,21 +482,18 @@ fn rate_point(state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> 
     } else {
         Severity::Medium
     };
-    Some((
-        point.at,
-        Verdict {
-            score: scored.score,
-            severity,
-            words: Words::Rate {
-                failed: k,
-                finished: n,
-                hours,
-                since: (newest + 1 - hours) * HOUR,
-                baseline: scored.baseline,
-                past_legs: state.rate.trials(),
-            },
+    Verdict {
+        score: scored.score,
+        severity,
+        words: Words::Rate {
+            failed: k,
+            finished: n,
+            hours,
+            since: (newest + 1 - hours) * HOUR,
+            baseline: scored.baseline,
+            past_legs: state.rate.trials(),
         },
-    ))
+    }
 }
 
 /// Whether `k` failures of `n` at a past rate `rate` are less than one

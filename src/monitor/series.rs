@@ -51,6 +51,24 @@ pub enum Shape {
 }
 
 impl SeriesId {
+    /// The series a key names (the inverse of [`SeriesId::key`]).
+    pub fn parse(key: &str) -> Option<SeriesId> {
+        let mut parts = key.split(':');
+        let kind = parts.next()?;
+        let mut code = || parts.next().filter(|c| !c.is_empty()).map(str::to_string);
+        let id = match kind {
+            "site_intake" => SeriesId::SiteIntake(code()?),
+            "site_backlog" => SeriesId::SiteBacklog(code()?),
+            "site_throughput" => SeriesId::SiteThroughput(code()?),
+            "carrier_region" => SeriesId::CarrierRegion(code()?, code()?),
+            "lane" => SeriesId::Lane(code()?, code()?),
+            "inbound" => SeriesId::Inbound(code()?),
+            "outbound" => SeriesId::Outbound(code()?),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(id)
+    }
+
     /// The series' key in a store ("carrier_region:UPS:SE").
     pub fn key(&self) -> String {
         match self {
@@ -145,6 +163,9 @@ pub enum PointValue {
     Count,
     /// A value.
     Gauge(f64),
+    /// Time moved on (the ingest clock, from a sweep) without points for
+    /// this series: an open episode may end for want of evidence.
+    Tick,
     /// A leg of the series' carrier into its region, as last reported:
     /// under way (or announced) until it finishes. Kept so that an alert
     /// can name the legs it puts at risk.

@@ -38,6 +38,8 @@ pub(super) enum Words {
         limit: Option<f64>,
         at: i64,
     },
+    /// No points came: the series' last one was at `last` (Unix s).
+    Quiet { last: i64 },
     /// Output per labour-hour while work waits.
     Throughput {
         value: f64,
@@ -156,6 +158,14 @@ impl Words {
                     figures,
                 )
             }
+            Words::Quiet { last } => (
+                format!(
+                    "{} has had no new points since {} UTC: ended for want of evidence.",
+                    series.key(),
+                    crate::domain::Timestamp(last.saturating_mul(1000)).to_rfc3339()
+                ),
+                Vec::new(),
+            ),
             Words::Throughput {
                 value,
                 recent_mean,

@@ -242,6 +242,11 @@ fn replay_through_service(
                 .await
                 .context("replaying through ingest")?;
             monitor.flush().await.context("running the detectors")?;
+            // The service sweeps quiet series every minute; an hour of
+            // events a call, once a call here.
+            if monitor.sweep().await.context("sweeping")? > 0 {
+                monitor.flush().await.context("running the detectors")?;
+            }
             while let Ok(item) = feed.try_recv() {
                 if let FeedItem::Entry(entry) = item
                     && entry.change == Change::Opened
