@@ -205,6 +205,7 @@ async fn serve<S: FeatureStore>(
         tracing::warn!("anomaly detection off (anomalies = false): WatchAnomalies stays silent");
         ingestor
     });
+    let monitor = Arc::clone(&parts.monitor);
     let anomalies =
         pb::anomalies_server::AnomaliesServer::new(AnomaliesService::new(parts.monitor));
     let admin = tonic::service::interceptor::InterceptedService::new(
@@ -292,6 +293,12 @@ async fn serve<S: FeatureStore>(
     tokio::select! {
         result = server => result?,
         () = grace_expired => tracing::warn!(?grace, "grace period over; dropping unfinished requests"),
+    }
+    // What ingest acknowledged reaches the detectors before the process ends.
+    match tokio::time::timeout(grace, monitor.flush()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "anomaly points not flushed at shutdown"),
+        Err(_) => tracing::warn!(?grace, "anomaly points not flushed within the grace period"),
     }
     tracing::info!("stopped");
     Ok(())

@@ -60,7 +60,8 @@ pub struct AlertFilter {
     /// Only alerts that mention this code (a site, carrier, region or
     /// location); `None`: any.
     pub entity: Option<String>,
-    /// Only alerts at least this severe.
+    /// Only alerts at least this severe at their worst (so a watcher that
+    /// saw one open sees it update and end).
     pub min_severity: Option<Severity>,
 }
 
@@ -72,7 +73,9 @@ impl AlertFilter {
                 .entity
                 .as_deref()
                 .is_none_or(|code| alert.entities.mentions(code))
-            && self.min_severity.is_none_or(|min| alert.severity >= min)
+            && self
+                .min_severity
+                .is_none_or(|min| alert.worst_severity >= min)
     }
 }
 
@@ -313,15 +316,21 @@ impl Monitor {
         for (_, points) in &mut batch {
             points.sort_by_key(|p| p.at);
         }
-        let result = self.run_points(&batch).await;
+        let mut retry = vec![true; batch.len()];
+        let result = self.run_points(&batch, &mut retry).await;
         if result.is_err() {
+            // Back to the queue go only the series none of whose points can
+            // have been committed: a series a commit may have written (its
+            // answer lost) is not run twice — its points are dropped, counted.
             let mut pending = self.pending.lock().expect("pending points poisoned");
-            for (id, mut points) in batch {
-                if pending.points + points.len() <= MAX_PENDING_POINTS {
+            for ((id, mut points), retry) in batch.into_iter().zip(retry) {
+                if retry && pending.points + points.len() <= MAX_PENDING_POINTS {
                     pending.points += points.len();
                     let queued = pending.series.entry(id).or_default();
                     points.append(queued);
                     *queued = points;
+                } else {
+                    pending.dropped += points.len() as u64;
                 }
             }
         }
@@ -330,13 +339,20 @@ impl Monitor {
 
     /// Runs series' points (each series' in time order) through their
     /// detectors and commits them, with their alert changes.
-    async fn run_points(&self, batch: &[(SeriesId, Vec<Point>)]) -> Result<Observed, FeatureError> {
-        let mut pending: Vec<(&SeriesId, &[Point], BTreeSet<Bucket>)> = batch
+    /// On an error, `retry[i]` says whether `batch[i]` may run again
+    /// (nothing of it committed): false once a commit that held it was sent.
+    async fn run_points(
+        &self,
+        batch: &[(SeriesId, Vec<Point>)],
+        retry: &mut [bool],
+    ) -> Result<Observed, FeatureError> {
+        let mut pending: Vec<(usize, &SeriesId, &[Point], BTreeSet<Bucket>)> = batch
             .iter()
-            .map(|(id, points)| (id, points.as_slice(), evaluate::buckets_for(id, points)))
+            .enumerate()
+            .map(|(i, (id, points))| (i, id, points.as_slice(), evaluate::buckets_for(id, points)))
             .collect();
         let mut observed = Observed {
-            points: pending.iter().map(|p| p.1.len()).sum(),
+            points: pending.iter().map(|p| p.2.len()).sum(),
             ..Observed::default()
         };
         for _ in 0..ROUNDS {
@@ -345,7 +361,7 @@ impl Monitor {
             }
             let requests: Vec<LoadRequest> = pending
                 .iter()
-                .map(|(id, _, buckets)| LoadRequest {
+                .map(|(_, id, _, buckets)| LoadRequest {
                     key: id.key(),
                     buckets: buckets.iter().copied().collect(),
                 })
@@ -355,26 +371,31 @@ impl Monitor {
             let mut commits = Vec::new();
             let mut again = Vec::new();
             for (entry, loaded) in pending.into_iter().zip(loaded) {
-                match self.run_series(entry.0, entry.1, loaded) {
+                match self.run_series(entry.1, entry.2, loaded) {
                     Ok(commit) => {
                         commits.push(commit);
                         ready.push(entry);
                     }
                     Err(missing) => {
                         let mut entry = entry;
-                        entry.2.extend(missing);
+                        entry.3.extend(missing);
                         again.push(entry);
                     }
                 }
             }
             self.suggest_reroutes(&mut commits).await;
             let alerts: Vec<usize> = commits.iter().map(|c| c.alerts.len()).collect();
+            for entry in &ready {
+                retry[entry.0] = false;
+            }
             let written = self.store.commit(commits).await?;
             for ((entry, ok), alerts) in ready.into_iter().zip(written).zip(alerts) {
                 if ok {
                     observed.series += 1;
                     observed.alerts += alerts;
                 } else {
+                    // Refused: nothing of it was written.
+                    retry[entry.0] = true;
                     again.push(entry);
                 }
             }

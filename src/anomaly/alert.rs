@@ -95,6 +95,10 @@ impl Severity {
     }
 }
 
+fn low() -> Severity {
+    Severity::Low
+}
+
 /// Whether an episode is still going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -201,6 +205,10 @@ pub struct Alert {
     pub kind: AnomalyKind,
     /// How urgent, now.
     pub severity: Severity,
+    /// The worst it has been in this episode (what a watcher's minimum
+    /// severity is compared with, so one that saw it open sees it end).
+    #[serde(default = "low")]
+    pub worst_severity: Severity,
     /// Open or resolved.
     pub status: AlertStatus,
     /// The latest point's score, in [0, 1] (1 − a tail probability).

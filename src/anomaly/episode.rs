@@ -52,6 +52,9 @@ pub struct OpenEpisode {
     pub peak: f64,
     /// Its severity when last sent (0 = low … 3 = critical).
     pub severity: u8,
+    /// The worst severity it has been sent with.
+    #[serde(default)]
+    pub worst: u8,
     /// Ordinary points in a row.
     pub calm: u32,
     /// Earlier episodes at the same time of the week.
@@ -96,16 +99,25 @@ impl Episodes {
         match &mut self.open {
             None if score >= rules.open => {
                 let recurrence = self.recurring_at(at);
+                // Many points share one time (clamped to when received): an
+                // episode reopening at the time the last one opened gets a
+                // suffix, so ids stay unique.
+                let again = self.starts.iter().filter(|&&s| s == at).count();
+                let id = match again {
+                    0 => format!("{series}@{at}"),
+                    n => format!("{series}@{at}-{n}"),
+                };
                 self.starts.push(at);
                 if self.starts.len() > STARTS_KEPT {
                     self.starts.remove(0);
                 }
                 self.open = Some(OpenEpisode {
-                    id: format!("{series}@{at}"),
+                    id,
                     opened_at: at,
                     sent_at: at,
                     peak: score,
                     severity,
+                    worst: severity,
                     calm: 0,
                     recurrence,
                 });
@@ -126,6 +138,7 @@ impl Episodes {
                 open.peak = open.peak.max(score);
                 if worth {
                     open.severity = severity;
+                    open.worst = open.worst.max(severity);
                     open.sent_at = at;
                     Some(Transition::Updated)
                 } else {

@@ -128,7 +128,7 @@ impl Anomalies for AnomaliesService {
         }
         let alert = self
             .monitor
-            .acknowledge(&request.id, request.by.trim(), &request.note)
+            .acknowledge(request.id.trim(), request.by.trim(), &request.note)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("no alert {:?}", request.id)))?;
@@ -191,21 +191,31 @@ async fn forward(
                 send(&tx, &filter, &entry).await?;
             }
             Ok(FeedItem::Interrupted(reason)) => {
-                let resume = last.map_or("0".to_string(), |c| c.to_string());
                 let status = Status::unavailable(format!(
-                    "the alert log is unreachable ({reason}); resume with cursor {resume}"
+                    "the alert log is unreachable ({reason}); {}",
+                    resume_hint(last)
                 ));
                 return tx.send(Err(status)).await.map_err(drop);
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                let resume = last.map_or("0".to_string(), |c| c.to_string());
                 let status = Status::aborted(format!(
-                    "this subscriber fell {missed} alert changes behind; resume with cursor {resume}"
+                    "this subscriber fell {missed} alert changes behind; {}",
+                    resume_hint(last)
                 ));
                 return tx.send(Err(status)).await.map_err(drop);
             }
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         }
+    }
+}
+
+/// How to pick up where a stream ended.
+fn resume_hint(last: Option<Cursor>) -> String {
+    match last {
+        Some(cursor) => format!("resume with cursor {cursor}"),
+        // Nothing was sent yet: replaying the whole log is not what the
+        // subscriber asked for.
+        None => "watch again without a cursor, and list what is open with ListAnomalies".into(),
     }
 }
 
@@ -250,10 +260,10 @@ fn filter(kinds: &[i32], entity: &str, min_severity: i32) -> Result<AlertFilter,
         })?),
     };
     let entity = entity.trim();
-    if entity.len() > MAX_NAME || entity.contains(char::is_whitespace) {
+    if entity.len() > MAX_NAME || entity.contains(|c: char| c.is_control() || c == ':') {
         return Err(ApiError::invalid(
             "entity",
-            "a site, carrier, region or location code",
+            "a site, carrier, region or location code (no ':' or control characters)",
         ));
     }
     Ok(AlertFilter {
@@ -317,6 +327,7 @@ fn anomaly(alert: &Alert) -> pb::Anomaly {
         id: alert.id.clone(),
         kind: wire_kind(alert.kind) as i32,
         severity: wire_severity(alert.severity) as i32,
+        worst_severity: wire_severity(alert.worst_severity) as i32,
         status: match alert.status {
             AlertStatus::Open => "open",
             AlertStatus::Resolved => "resolved",

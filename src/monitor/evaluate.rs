@@ -49,6 +49,10 @@ pub struct SeriesState {
     /// [`MAX_OPEN_LEGS`]: what an alert of it puts at risk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open_legs: Vec<OpenLeg>,
+    /// The last [`MAX_OPEN_LEGS`] listed legs reported finished: a late
+    /// report of an earlier stage does not bring one back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished_legs: Vec<String>,
     /// Its episodes.
     #[serde(default, skip_serializing_if = "is_default")]
     pub episodes: Episodes,
@@ -302,8 +306,20 @@ fn tick(
 
 /// Keeps a leg's latest state among the open legs (or drops it, finished).
 fn track_leg(state: &mut SeriesState, id: &str, departure: i64, departed: bool, finished: bool) {
+    if state.finished_legs.iter().any(|l| l == id) {
+        return;
+    }
+    let was_open = state.open_legs.iter().any(|l| l.id == id);
     state.open_legs.retain(|l| l.id != id);
     if finished {
+        // Only a leg that was listed needs remembering as finished.
+        if !was_open {
+            return;
+        }
+        state.finished_legs.push(id.to_string());
+        if state.finished_legs.len() > MAX_OPEN_LEGS {
+            state.finished_legs.remove(0);
+        }
         return;
     }
     let newest = state.cells.last().map_or(i64::MIN, |c| c.0 * HOUR);
@@ -375,9 +391,10 @@ fn alert(
         kind: series.kind(),
         severity: match transition {
             // The episode's worst, kept in its last word.
-            Transition::Resolved => Severity::ALL[usize::from(open.severity)],
+            Transition::Resolved => Severity::ALL[usize::from(open.worst)],
             _ => verdict.severity,
         },
+        worst_severity: Severity::ALL[usize::from(open.worst)].max(verdict.severity),
         status,
         score: verdict.score,
         peak_score: open.peak.max(verdict.score),

@@ -27,6 +27,8 @@ struct Tables {
     recent: BTreeMap<(u64, String), ()>,
     log: VecDeque<Arc<Logged>>,
     next: u64,
+    /// When this log began (ms since the epoch): every cursor's major part.
+    epoch: u64,
 }
 
 /// Series, alerts and the alert log in memory.
@@ -42,6 +44,9 @@ impl MemoryAnomalies {
         MemoryAnomalies {
             tables: Mutex::new(Tables {
                 next: 1,
+                epoch: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_millis() as u64),
                 ..Tables::default()
             }),
             feed,
@@ -97,11 +102,18 @@ impl MemoryAnomalies {
 
     pub(super) fn since(&self, after: Cursor, limit: usize) -> Result<Vec<Logged>, Cursor> {
         let tables = self.tables.lock().expect("anomaly tables poisoned");
-        let oldest = tables.log.front().map(|e| e.cursor);
-        if let Some(oldest) = oldest
-            && after != Cursor::START
-            && after.major + 1 < oldest.major
-        {
+        let oldest = tables.log.front().map_or(
+            Cursor {
+                major: tables.epoch,
+                minor: tables.next,
+            },
+            |e| e.cursor,
+        );
+        // A cursor of an earlier process, or one whose next entry was
+        // trimmed away, has lost its place.
+        let lost = after != Cursor::START
+            && (after.major < tables.epoch || after.minor.saturating_add(1) < oldest.minor);
+        if lost {
             return Err(oldest);
         }
         Ok(tables
@@ -146,25 +158,31 @@ impl Tables {
         self.next += 1;
         self.recent.insert((seq, alert.id.clone()), ());
         self.alerts.insert(alert.id.clone(), alert.clone());
-        while self.recent.len() > RECENT_ALERTS {
-            let Some(((seq, id), ())) = self.recent.pop_first() else {
-                break;
-            };
-            match self.alerts.get(&id) {
-                // An open alert stays listed.
-                Some(a) if a.status == AlertStatus::Open => {
-                    self.recent.insert((seq, id), ());
-                    break;
-                }
-                _ => {
-                    self.alerts.remove(&id);
-                }
+        if self.recent.len() > RECENT_ALERTS {
+            // The oldest changes go, but never an open alert.
+            let excess = self.recent.len() - RECENT_ALERTS;
+            let gone: Vec<(u64, String)> = self
+                .recent
+                .keys()
+                .filter(|(_, id)| {
+                    self.alerts
+                        .get(id)
+                        .is_none_or(|a| a.status != AlertStatus::Open)
+                })
+                .take(excess)
+                .cloned()
+                .collect();
+            for key in gone {
+                self.recent.remove(&key);
+                self.alerts.remove(&key.1);
             }
         }
+        // Cursors are this process's start (ms) and the entry's number, so a
+        // cursor from before a restart is recognised as older than the log.
         let entry = Arc::new(Logged {
             cursor: Cursor {
-                major: seq,
-                minor: 0,
+                major: self.epoch,
+                minor: seq,
             },
             change,
             alert,

@@ -6,7 +6,8 @@
 //! | `{ns}:anomaly:log` | stream | every alert change, field `e` (JSON: change and alert); trimmed to about [`LOG_ENTRIES`]; its ids are the cursors |
 //! | `{ns}:anomaly:alerts` | hash | each alert's latest state (JSON, without its acknowledgement) |
 //! | `{ns}:anomaly:acks` | hash | acknowledgements by alert id (JSON) |
-//! | `{ns}:anomaly:recent` | sorted set | alert ids by when they last changed (ms); trimmed to [`RECENT_ALERTS`] |
+//! | `{ns}:anomaly:recent` | sorted set | alert ids by when they last changed (ms); trimmed to [`RECENT_ALERTS`], never an open one |
+//! | `{ns}:anomaly:open` | set | ids of the alerts open now |
 //!
 //! A commit is one script run per ingest call: it writes each series only
 //! if its version is still the one loaded (so two replicas never both take
@@ -27,7 +28,7 @@ use crate::anomaly::{Acknowledgement, Alert, Bucket, Moments};
 use crate::features::FeatureError;
 use std::collections::HashMap;
 
-/// Commits the series of one ingest call: KEYS log, alerts, recent, acks,
+/// Commits the series of one flush: KEYS log, alerts, recent, acks, open,
 /// then each series' hash; ARGV now (ms), then per series its expected
 /// version, state, bucket count, (field, value)…, alert count, (id, change,
 /// alert JSON)… . Writes each series only if its version is still the one
@@ -37,7 +38,7 @@ const COMMIT: &str = r#"
 local now = ARGV[1]
 local i = 2
 local answers = {}
-for s = 5, #KEYS do
+for s = 6, #KEYS do
   local series = KEYS[s]
   local expected = tonumber(ARGV[i])
   local state = ARGV[i + 1]
@@ -58,6 +59,11 @@ for s = 5, #KEYS do
       local id, change, alert = ARGV[a], ARGV[a + 1], ARGV[a + 2]
       redis.call('HSET', KEYS[2], id, alert)
       redis.call('ZADD', KEYS[3], now, id)
+      if change == 'resolved' then
+        redis.call('SREM', KEYS[5], id)
+      else
+        redis.call('SADD', KEYS[5], id)
+      end
       local ack = redis.call('HGET', KEYS[4], id)
       if ack then alert = string.sub(alert, 1, -2) .. ',"acknowledged":' .. ack .. '}' end
       redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV_LOG, '*', 'e',
@@ -68,10 +74,15 @@ for s = 5, #KEYS do
 end
 local extra = redis.call('ZCARD', KEYS[3]) - ARGV_RECENT
 if extra > 0 then
+  -- The oldest changes go, but never an open alert (nor its acknowledgement).
   local old = redis.call('ZRANGE', KEYS[3], 0, extra - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, extra - 1)
-  redis.call('HDEL', KEYS[2], unpack(old))
-  redis.call('HDEL', KEYS[4], unpack(old))
+  for _, id in ipairs(old) do
+    if redis.call('SISMEMBER', KEYS[5], id) == 0 then
+      redis.call('ZREM', KEYS[3], id)
+      redis.call('HDEL', KEYS[2], id)
+      redis.call('HDEL', KEYS[4], id)
+    end
+  end
 end
 return answers
 "#;
@@ -301,11 +312,12 @@ impl RedisAnomalies {
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(self.commit.get_hash())
-            .arg(4 + commits.len())
+            .arg(5 + commits.len())
             .arg(self.key("log"))
             .arg(self.key("alerts"))
             .arg(self.key("recent"))
-            .arg(self.key("acks"));
+            .arg(self.key("acks"))
+            .arg(self.key("open"));
         for commit in &commits {
             command.arg(self.key(&format!("series:{}", commit.key)));
         }
@@ -350,10 +362,16 @@ impl RedisAnomalies {
         for (commit, answer) in commits.into_iter().zip(&answers) {
             if *answer == 1 {
                 let cached = cache.entry(commit.key).or_insert_with(|| Cached {
-                    version: 0,
+                    version: commit.expected,
                     state: SeriesState::default(),
                     buckets: HashMap::new(),
                 });
+                // Buckets cached from an older version may since have been
+                // written by another replica: keep them only when this
+                // commit followed the cached version itself.
+                if cached.version != commit.expected {
+                    cached.buckets.clear();
+                }
                 cached.version = commit.expected + 1;
                 cached.state = commit.state;
                 cached.buckets.extend(commit.buckets);
@@ -407,15 +425,22 @@ impl RedisAnomalies {
 
     pub(super) async fn recent(&self, limit: usize) -> Result<Vec<Alert>, FeatureError> {
         let mut connection = self.connection.clone();
-        let ids: Vec<String> = self
+        let (recent, open): (Vec<String>, Vec<String>) = self
             .run(
-                redis::cmd("ZREVRANGE")
+                redis::pipe()
+                    .cmd("ZREVRANGE")
                     .arg(self.key("recent"))
                     .arg(0)
                     .arg(limit.saturating_sub(1))
+                    .cmd("SMEMBERS")
+                    .arg(self.key("open"))
                     .query_async(&mut connection),
             )
             .await?;
+        // Open alerts are listed even when older than the recent window.
+        let listed: std::collections::HashSet<&String> = recent.iter().collect();
+        let older_open: Vec<String> = open.into_iter().filter(|id| !listed.contains(id)).collect();
+        let ids: Vec<String> = recent.iter().cloned().chain(older_open).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -115,3 +115,28 @@ fn series_keys_parse_back() {
         assert_eq!(SeriesId::parse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_finished_leg_is_not_listed_again_by_a_late_report() {
+    use super::evaluate::{LoadedBuckets, SeriesState, advance};
+    let series = SeriesId::CarrierRegion("XPO".into(), "JFK".into());
+    let mut state = SeriesState::default();
+    let mut buckets = LoadedBuckets::default();
+    let leg = |finished: bool| Point {
+        at: i64::MIN,
+        value: series::PointValue::Leg {
+            id: "L1".into(),
+            departure: T0,
+            departed: false,
+            finished,
+        },
+    };
+    let network = Network::default();
+    advance(&series, &mut state, &mut buckets, &[leg(false)], &network);
+    assert_eq!(state.open_legs.len(), 1);
+    advance(&series, &mut state, &mut buckets, &[leg(true)], &network);
+    assert!(state.open_legs.is_empty());
+    // The announcement again, after the delivery: still finished.
+    advance(&series, &mut state, &mut buckets, &[leg(false)], &network);
+    assert!(state.open_legs.is_empty());
+}

@@ -461,6 +461,7 @@ fn baseline_alert(kind: AnomalyKind, a: &str, b: &str, at: i64, score: f64) -> A
         id: format!("{}:{a}:{b}@{at}", kind.name()),
         kind,
         severity: Severity::Medium,
+        worst_severity: Severity::Medium,
         status: AlertStatus::Open,
         score,
         peak_score: score,
