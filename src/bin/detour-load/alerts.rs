@@ -1,8 +1,9 @@
 //! The `alerts` mode: how long an alert takes to reach a `WatchAnomalies`
 //! subscriber after the ingest call that triggered it returns. Each round
 //! gives a fresh region a carrier's ordinary history (sixty legs, one in
-//! twelve failed, the last a day before now), then eight failed legs at
-//! once; the latency is from that call's answer to the opening's arrival on
+//! twelve failed, the last a day before now) and three legs still to leave
+//! (the alert lists them, each with the planner's answer), then eight
+//! failed legs at once; the latency is from that call's answer to the opening's arrival on
 //! a stream subscribed before the first round (0 when the alert arrived
 //! first: the server publishes it before answering).
 //!
@@ -96,6 +97,31 @@ pub async fn run(
                 leg(format!("{region}-h{j}"), &region, arrival, j % 12 == 0)
             })
             .collect();
+        // And three legs still to leave, which the alert will list with
+        // the planner's answer for each (so its cost is in the latency).
+        let mut history: Vec<pb::Event> = history;
+        for j in 0..3 {
+            let departure = now + (2 + j) * HOUR_MS;
+            let at = |ms: i64| {
+                Some(detour::api::convert::wire_time(detour::domain::Timestamp(
+                    ms,
+                )))
+            };
+            let id = format!("{region}-p{j}");
+            history.push(pb::Event {
+                event_id: id.clone(),
+                payload: Some(pb::event::Payload::Shipment(pb::Shipment {
+                    shipment_id: id,
+                    carrier: "XPO".into(),
+                    origin: "ATL".into(),
+                    destination: region.clone(),
+                    scheduled_departure: at(departure),
+                    scheduled_arrival: at(departure + 10 * HOUR_MS),
+                    status: pb::ShipmentStatus::Planned as i32,
+                    ..Default::default()
+                })),
+            });
+        }
         ingest
             .ingest_events(pb::IngestEventsRequest { events: history })
             .await
