@@ -20,12 +20,15 @@ impl Cursor {
     pub const START: Cursor = Cursor { major: 0, minor: 0 };
 
     /// The cursor a text names (`"1700000000000-3"`; `"0"` is the start).
+    /// The last possible position is not one: nothing can follow it (and
+    /// Redis refuses a range after it).
     pub fn parse(text: &str) -> Option<Cursor> {
         let (major, minor) = text.split_once('-').unwrap_or((text, "0"));
-        Some(Cursor {
+        let cursor = Cursor {
             major: major.parse().ok()?,
             minor: minor.parse().ok()?,
-        })
+        };
+        (cursor.major < u64::MAX).then_some(cursor)
     }
 }
 
@@ -61,4 +64,19 @@ pub enum FeedItem {
 pub(super) struct StoredEntry {
     pub change: Change,
     pub alert: Alert,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_and_print_alike() {
+        let cursor = Cursor::parse("1700000000000-3").unwrap();
+        assert_eq!(cursor.to_string(), "1700000000000-3");
+        assert_eq!(Cursor::parse("0"), Some(Cursor::START));
+        for bad in ["", "x", "1-", "-1", "1-2-3", "18446744073709551615-0"] {
+            assert_eq!(Cursor::parse(bad), None, "{bad}");
+        }
+    }
 }
