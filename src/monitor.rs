@@ -17,20 +17,19 @@
 
 pub mod evaluate;
 pub mod feed;
+mod flush;
 pub mod memory;
 pub mod redis;
 pub mod series;
 pub mod store;
 mod words;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::anomaly::{
-    Acknowledgement, Alert, AlertStatus, AnomalyKind, Bucket, Severity, Suggestion,
-};
+use crate::anomaly::{Acknowledgement, Alert, AlertStatus, AnomalyKind, Severity, Suggestion};
 use crate::features::{ApplyOutcome, EventUpdates, FeatureError};
 use crate::network::Network;
 pub use evaluate::SeriesState;
@@ -148,16 +147,7 @@ impl Monitor {
     /// A monitor keeping its state in this process.
     pub fn in_memory(network: Arc<Network>) -> Self {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        Monitor {
-            store: AnomalyStore::memory(feed.clone()),
-            feed,
-            network,
-            pending: Default::default(),
-            wake: Default::default(),
-            flushing: Default::default(),
-            suggest: Default::default(),
-            clock: std::sync::atomic::AtomicI64::new(i64::MIN),
-        }
+        Monitor::with(AnomalyStore::memory(feed.clone()), feed, network)
     }
 
     /// A monitor keeping its state in Redis; starts reading the shared log
@@ -171,8 +161,12 @@ impl Monitor {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let store = redis::RedisAnomalies::new(url, namespace, timeout)?;
         store.spawn_reader(feed.clone());
-        Ok(Monitor {
-            store: AnomalyStore::Redis(store),
+        Ok(Monitor::with(AnomalyStore::Redis(store), feed, network))
+    }
+
+    fn with(store: AnomalyStore, feed: broadcast::Sender<FeedItem>, network: Arc<Network>) -> Self {
+        Monitor {
+            store,
             feed,
             network,
             pending: Default::default(),
@@ -180,7 +174,7 @@ impl Monitor {
             flushing: Default::default(),
             suggest: Default::default(),
             clock: std::sync::atomic::AtomicI64::new(i64::MIN),
-        })
+        }
     }
 
     /// Where state is kept ("memory", "redis").
@@ -226,229 +220,6 @@ impl Monitor {
     /// reroute by `suggest` (once; later calls change nothing).
     pub fn suggest_with(&self, suggest: Suggest) {
         let _ = self.suggest.set(suggest);
-    }
-
-    /// Starts the flusher: it runs the queued points whenever some arrive
-    /// (call within a Tokio runtime, once).
-    pub fn start(self: &Arc<Self>) {
-        let sweeper = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if let Err(error) = sweeper.sweep().await {
-                    tracing::warn!(%error, "quiet anomaly series not swept");
-                }
-            }
-        });
-        let monitor = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut last = tokio::time::Instant::now() - FLUSH_GAP;
-            loop {
-                monitor.wake.notified().await;
-                // Under load, let the calls of a few milliseconds gather:
-                // each series is then written once for all of them.
-                tokio::time::sleep_until(last + FLUSH_GAP).await;
-                last = tokio::time::Instant::now();
-                if let Err(error) = monitor.flush().await {
-                    tracing::warn!(%error, "anomaly series not updated; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                    monitor.wake.notify_one();
-                }
-            }
-        });
-    }
-
-    /// Queues a tick, at the ingest clock, for every open alert whose last
-    /// point is more than [`QUIET_SECS`] behind it, and wakes the flusher:
-    /// an episode whose evidence stopped coming ends instead of staying
-    /// open. Returns the series ticked.
-    pub async fn sweep(&self) -> Result<usize, FeatureError> {
-        let now = self.clock.load(std::sync::atomic::Ordering::Relaxed);
-        if now == i64::MIN {
-            return Ok(0);
-        }
-        let quiet: Vec<SeriesId> = self
-            .store
-            .recent()
-            .await?
-            .into_iter()
-            .filter(|a| a.status == AlertStatus::Open && a.last_updated < now - QUIET_SECS)
-            .filter_map(|a| SeriesId::parse(&a.series))
-            .collect();
-        let ticked = quiet.len();
-        if ticked > 0 {
-            let mut pending = self.pending.lock().expect("pending points poisoned");
-            for id in quiet {
-                pending.points += 1;
-                pending.series.entry(id).or_default().push(Point {
-                    at: now,
-                    value: series::PointValue::Tick,
-                });
-            }
-            drop(pending);
-            self.wake.notify_one();
-        }
-        Ok(ticked)
-    }
-
-    /// Runs every queued point now, and returns when they are committed
-    /// (with a flush already under way, after it). On a store error the
-    /// points go back to the queue.
-    pub async fn flush(&self) -> Result<Observed, FeatureError> {
-        let _one_at_a_time = self.flushing.lock().await;
-        let (batch, dropped) = {
-            let mut pending = self.pending.lock().expect("pending points poisoned");
-            pending.points = 0;
-            (
-                std::mem::take(&mut pending.series),
-                std::mem::take(&mut pending.dropped),
-            )
-        };
-        if dropped > 0 {
-            tracing::warn!(
-                points = dropped,
-                "anomaly points dropped: the queue was full"
-            );
-        }
-        let mut batch: Vec<(SeriesId, Vec<Point>)> = batch.into_iter().collect();
-        for (_, points) in &mut batch {
-            points.sort_by_key(|p| p.at);
-        }
-        let mut retry = vec![true; batch.len()];
-        let result = self.run_points(&batch, &mut retry).await;
-        if result.is_err() {
-            // Back to the queue go only the series none of whose points can
-            // have been committed: a series a commit may have written (its
-            // answer lost) is not run twice — its points are dropped, counted.
-            let mut pending = self.pending.lock().expect("pending points poisoned");
-            for ((id, mut points), retry) in batch.into_iter().zip(retry) {
-                if retry && pending.points + points.len() <= MAX_PENDING_POINTS {
-                    pending.points += points.len();
-                    let queued = pending.series.entry(id).or_default();
-                    points.append(queued);
-                    *queued = points;
-                } else {
-                    pending.dropped += points.len() as u64;
-                }
-            }
-        }
-        result
-    }
-
-    /// Runs series' points (each series' in time order) through their
-    /// detectors and commits them, with their alert changes.
-    /// On an error, `retry[i]` says whether `batch[i]` may run again
-    /// (nothing of it committed): false once a commit that held it was sent.
-    async fn run_points(
-        &self,
-        batch: &[(SeriesId, Vec<Point>)],
-        retry: &mut [bool],
-    ) -> Result<Observed, FeatureError> {
-        let mut pending: Vec<(usize, &SeriesId, &[Point], BTreeSet<Bucket>)> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, (id, points))| (i, id, points.as_slice(), evaluate::buckets_for(id, points)))
-            .collect();
-        let mut observed = Observed {
-            points: pending.iter().map(|p| p.2.len()).sum(),
-            ..Observed::default()
-        };
-        for _ in 0..ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            let requests: Vec<LoadRequest> = pending
-                .iter()
-                .map(|(_, id, _, buckets)| LoadRequest {
-                    key: id.key(),
-                    buckets: buckets.iter().copied().collect(),
-                })
-                .collect();
-            let loaded = self.store.load(&requests).await?;
-            let mut ready = Vec::new();
-            let mut commits = Vec::new();
-            let mut again = Vec::new();
-            for (entry, loaded) in pending.into_iter().zip(loaded) {
-                match self.run_series(entry.1, entry.2, loaded) {
-                    Ok(commit) => {
-                        commits.push(commit);
-                        ready.push(entry);
-                    }
-                    Err(missing) => {
-                        let mut entry = entry;
-                        entry.3.extend(missing);
-                        again.push(entry);
-                    }
-                }
-            }
-            self.suggest_reroutes(&mut commits).await;
-            let alerts: Vec<usize> = commits.iter().map(|c| c.alerts.len()).collect();
-            for entry in &ready {
-                retry[entry.0] = false;
-            }
-            let written = self.store.commit(commits).await?;
-            for ((entry, ok), alerts) in ready.into_iter().zip(written).zip(alerts) {
-                if ok {
-                    observed.series += 1;
-                    observed.alerts += alerts;
-                } else {
-                    // Refused: nothing of it was written.
-                    retry[entry.0] = true;
-                    again.push(entry);
-                }
-            }
-            pending = again;
-        }
-        observed.dropped = pending.len();
-        if observed.dropped > 0 {
-            tracing::warn!(
-                series = observed.dropped,
-                "anomaly series not updated: other replicas kept writing them"
-            );
-        }
-        Ok(observed)
-    }
-
-    /// Gives the first at-risk legs of each alert that have not left their
-    /// top reroute, if a suggester is set.
-    async fn suggest_reroutes(&self, commits: &mut [Commit]) {
-        let Some(suggest) = self.suggest.get() else {
-            return;
-        };
-        for commit in commits {
-            for (_, alert) in &mut commit.alerts {
-                let waiting = alert.at_risk.iter_mut().filter(|l| !l.departed);
-                for leg in waiting.take(SUGGESTED_LEGS) {
-                    leg.reroute = suggest(leg.shipment_id.clone()).await;
-                }
-            }
-        }
-    }
-
-    /// One series' points on its loaded state: the commit, or the buckets
-    /// its points need that were not loaded.
-    fn run_series(
-        &self,
-        id: &SeriesId,
-        points: &[Point],
-        loaded: Loaded,
-    ) -> Result<Commit, BTreeSet<Bucket>> {
-        let mut state = loaded.state.unwrap_or_default();
-        let mut buckets = evaluate::LoadedBuckets::new(loaded.buckets);
-        let alerts = evaluate::advance(id, &mut state, &mut buckets, points, &*self.network);
-        let missing = buckets.missing();
-        if !missing.is_empty() {
-            return Err(missing);
-        }
-        Ok(Commit {
-            key: id.key(),
-            expected: loaded.version,
-            state,
-            buckets: buckets.dirty().collect(),
-            alerts,
-        })
     }
 
     /// The live feed: every log entry from now on, in log order.
