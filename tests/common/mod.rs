@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod anomalies;
 pub mod lifecycle;
 pub mod stores;
 
