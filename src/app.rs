@@ -17,8 +17,8 @@ use crate::api::{
 };
 use crate::config::Config;
 use crate::features::{
-    FeatureError, FeatureSettings, FeatureStore, InMemoryFeatureStore, RedisFeatureStore,
-    RedisSettings,
+    EventUpdates, FeatureError, FeatureSettings, FeatureStore, InMemoryFeatureStore,
+    RedisFeatureStore, RedisSettings,
 };
 use crate::ingest::Ingestor;
 use crate::lifecycle::shared::SharedRegistry;
@@ -192,6 +192,15 @@ async fn serve<S: FeatureStore>(
         move |id: String| -> std::pin::Pin<Box<dyn Future<Output = _> + Send>> {
             let planner = Arc::clone(&suggesting);
             Box::pin(async move { planner.top_reroute(&id).await })
+        },
+    ));
+    // Committed alert changes become the disruption records the carrier
+    // model reads, in the same store as every other feature.
+    let signalled = Arc::clone(&store);
+    parts.monitor.signal_with(Arc::new(
+        move |events: Vec<EventUpdates>| -> std::pin::Pin<Box<dyn Future<Output = _> + Send>> {
+            let store = Arc::clone(&signalled);
+            Box::pin(async move { store.apply(&events).await.map(|_| ()) })
         },
     ));
     let recommendations = pb::recommendations_server::RecommendationsServer::new(

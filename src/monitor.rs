@@ -21,6 +21,7 @@ mod flush;
 pub mod memory;
 pub mod redis;
 pub mod series;
+pub mod signal;
 pub mod store;
 mod words;
 
@@ -104,9 +105,16 @@ pub struct Monitor {
     flushing: tokio::sync::Mutex<()>,
     /// Asks the recommendations for a leg's top reroute (set by the app).
     suggest: std::sync::OnceLock<Suggest>,
+    /// Writes committed alert changes to the feature store (set by the app).
+    signal: std::sync::OnceLock<signal::Signal>,
     /// The latest event time of any point taken (Unix s): the ingest clock
     /// a sweep judges quiet series by.
     clock: std::sync::atomic::AtomicI64,
+    /// When legs this replica saw leave become overdue, with their
+    /// carrier-region series, soonest first: a sweep ticks each series
+    /// once its legs come due, so they are counted even if the series gets
+    /// no other point.
+    due: std::sync::Mutex<std::collections::BinaryHeap<std::cmp::Reverse<(i64, SeriesId)>>>,
 }
 
 /// The top reroute of a leg, by its id: how an alert's at-risk legs get
@@ -124,12 +132,20 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 pub const QUIET_SECS: i64 = 3 * 3_600;
 /// At-risk legs of one alert given a suggestion at most.
 const SUGGESTED_LEGS: usize = 5;
+/// A leg that left and has not arrived this long after it was due has
+/// failed (the default SLA grace): its carrier-region series counts it
+/// then, not when its arrival is finally reported.
+pub const OVERDUE_AFTER_SECS: i64 = 15 * 60;
+/// Legs this replica waits on to come due at most; beyond, a leg is
+/// found overdue only at its series' next point.
+const MAX_DUE_LEGS: usize = 1_000_000;
 
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Monitor")
             .field("store", &self.store)
             .field("suggesting", &self.suggest.get().is_some())
+            .field("signalling", &self.signal.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -173,7 +189,9 @@ impl Monitor {
             wake: Default::default(),
             flushing: Default::default(),
             suggest: Default::default(),
+            signal: Default::default(),
             clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+            due: Default::default(),
         }
     }
 
@@ -191,13 +209,21 @@ impl Monitor {
     /// for many calls.
     pub fn observe(&self, run: &[EventUpdates], applied: &[ApplyOutcome]) -> usize {
         let mut taken = 0;
+        let mut coming_due = Vec::new();
         {
             let mut pending = self.pending.lock().expect("pending points poisoned");
             let pending = &mut *pending;
             let mut latest = i64::MIN;
             series::points(run, applied, |id, point| {
-                if !matches!(point.value, series::PointValue::Leg { .. }) {
-                    latest = latest.max(point.at);
+                match point.value {
+                    series::PointValue::Leg {
+                        arrival,
+                        departed: true,
+                        finished: false,
+                        ..
+                    } if arrival > 0 => coming_due.push((arrival + OVERDUE_AFTER_SECS, id.clone())),
+                    series::PointValue::Leg { .. } => {}
+                    _ => latest = latest.max(point.at),
                 }
                 if pending.points >= MAX_PENDING_POINTS {
                     pending.dropped += 1;
@@ -210,6 +236,14 @@ impl Monitor {
             self.clock
                 .fetch_max(latest, std::sync::atomic::Ordering::Relaxed);
         }
+        if !coming_due.is_empty() {
+            let mut due = self.due.lock().expect("due legs poisoned");
+            for entry in coming_due {
+                if due.len() < MAX_DUE_LEGS {
+                    due.push(std::cmp::Reverse(entry));
+                }
+            }
+        }
         if taken > 0 {
             self.wake.notify_one();
         }
@@ -220,6 +254,14 @@ impl Monitor {
     /// reroute by `suggest` (once; later calls change nothing).
     pub fn suggest_with(&self, suggest: Suggest) {
         let _ = self.suggest.set(suggest);
+    }
+
+    /// Has every committed alert change on a series the carrier model reads
+    /// written to its disruption record by `signal` (once; later calls
+    /// change nothing): an open disruption raises the risk of the legs it
+    /// touches within a flush of its opening.
+    pub fn signal_with(&self, signal: signal::Signal) {
+        let _ = self.signal.set(signal);
     }
 
     /// The live feed: every log entry from now on, in log order.

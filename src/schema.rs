@@ -169,6 +169,12 @@ pub const CARRIER_FAILURE_FEATURES: &[FeatureDef] = &[
     record_def("carrier_lane_failure_rate_all_light", "share"),
     record_def("carrier_lane_failure_rate_all", "share"),
     option_def("carrier_lane_volume_all_log", "ln(1+shipments)"),
+    record_def(
+        "carrier_region_alert_severity",
+        "0 none, 1 low … 4 critical",
+    ),
+    def("lane_alert_severity", "0 none, 1 low … 4 critical"),
+    def("destination_alert_severity", "0 none, 1 low … 4 critical"),
 ];
 
 /// Inputs of the order-fallout family, in order.

@@ -3,7 +3,8 @@
 //! evidence; a subscriber resumes from its cursor with nothing missed;
 //! duplicates open nothing; acknowledgements and listings; bad filters are
 //! refused naming the field; two replicas on one Redis deliver each alert
-//! once to each subscriber.
+//! once to each subscriber, and write it where every replica's carrier
+//! model reads it.
 
 mod common;
 
@@ -14,6 +15,8 @@ use common::anomalies::{
     watch,
 };
 use common::{TestServer, config, shared_redis, unique_namespace};
+use detour::features::FeatureStore;
+use detour::features::aggregates::{AggregateKey, disruption_gauges};
 use detour::pb;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -310,7 +313,7 @@ async fn two_replicas_on_one_redis_deliver_each_alert_once_to_each_subscriber() 
     let (url, _redis) = shared_redis();
     let namespace = unique_namespace("anomalies-replicas");
     let a = TestServer::start(config(Some(url.clone()), &namespace)).await;
-    let b = TestServer::start(config(Some(url), &namespace)).await;
+    let b = TestServer::start(config(Some(url.clone()), &namespace)).await;
     ingest(&a, ordinary_history()).await;
     let filter = pb::WatchAnomaliesRequest {
         kinds: vec![carrier_kind()],
@@ -335,6 +338,17 @@ async fn two_replicas_on_one_redis_deliver_each_alert_once_to_each_subscriber() 
         cursors.dedup();
         assert_eq!(cursors.len(), count, "replica {name} sent an entry twice");
     }
+    // The open alert is a model input: its record in the replicas' shared
+    // feature store holds its severity, for every replica's carrier model.
+    let store = common::stores::redis_store(&url, &namespace);
+    let record = store
+        .fetch(&[AggregateKey::carrier_region_alert("XPO", "JFK")])
+        .await
+        .unwrap();
+    let (severity, _) = record[0]
+        .and_then(|r| r.gauge(disruption_gauges::SEVERITY))
+        .expect("the open alert's record was written");
+    assert!(severity >= 1.0, "{severity}");
     // A subscriber on B resuming from "0" sees what A's subscriber saw.
     let mut replay = watch(
         &b,

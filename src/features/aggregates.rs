@@ -116,8 +116,8 @@ impl WindowId {
 mod kinds;
 
 pub use kinds::{
-    AggregateKey, AggregateKind, ON_HAND, flow_counters, movement_counters, shipment_counters,
-    site_fields, site_region_counters, slot_counters, slot_fraction, slot_of,
+    AggregateKey, AggregateKind, ON_HAND, disruption_gauges, flow_counters, movement_counters,
+    shipment_counters, site_fields, site_region_counters, slot_counters, slot_fraction, slot_of,
 };
 
 /// The stored state of one record.
@@ -295,7 +295,8 @@ mod tests {
             | DepartureSlot
             | CarrierExceptions
             | ExceptionsTo
-            | SiteFlow => 19,
+            | SiteFlow
+            | Disruption => 20,
         }
     }
 

@@ -24,6 +24,7 @@
 //! | `{ns}:carrier_exceptions:{carrier}:{location}` | record | legs of a carrier bound for a location that it flagged (an exception, or an estimated arrival past the grace), and how late it expects them, over 1 h, 3 h and a day |
 //! | `{ns}:exceptions_to:{location}` | record | the same, over all carriers |
 //! | `{ns}:site_flow:{site}` | record | a site's orders allocated, released, picked and shipped, over 1 h, 3 h and a day |
+//! | `{ns}:disruption:{series}` | record (gauges only) | the anomaly monitor's open alert on a series a leg's risk reads (`carrier_region:{carrier}:{region}`, `lane:{origin}:{destination}`, `inbound:{location}`): its severity and when it opened, zeros once resolved |
 //! | `{ns}:seen:{bucket}` | set, expires whole | ids of the events applied in one time bucket (dedupe) |
 //! | `{ns}:entities:{bucket}` | hash, expires whole | field `shipment:{id}` or `order:{id}`: the state of an ingested shipment or order written in one time bucket — its version and the bit mask of its stages counted (two little-endian doubles), then its JSON (none: only stages were counted); the newest version over the live buckets is the entity, and its stages counted are those of every live bucket |
 //! | `{ns}:lane_carriers:{origin}:{destination}` | set | carriers seen serving the lane |

@@ -18,7 +18,7 @@ mod legs;
 mod rates;
 mod sites;
 
-use legs::{at_risk, track_leg};
+use legs::{Tracked, at_risk, overdue, track_leg};
 use rates::{rate_point, slide_window, window_verdict};
 use sites::{MAX_FILLED_HOURS, close_hour, count_point, count_window, gauge_point};
 
@@ -50,6 +50,11 @@ pub struct SeriesState {
     /// report of an earlier stage does not bring one back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finished_legs: Vec<String>,
+    /// The last [`legs::MAX_OPEN_LEGS`] legs counted as failed when they
+    /// became overdue, not yet reported finished: their reported outcome
+    /// is not counted again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overdue_legs: Vec<String>,
     /// Its episodes.
     #[serde(default, skip_serializing_if = "is_default")]
     pub episodes: Episodes,
@@ -62,6 +67,9 @@ pub struct OpenLeg {
     pub id: String,
     /// When it is due to leave (Unix s).
     pub departure: i64,
+    /// When it is due to arrive (Unix s); 0 if a report did not say.
+    #[serde(default)]
+    pub arrival: i64,
     /// It has left.
     pub departed: bool,
 }
@@ -188,15 +196,46 @@ pub fn advance(
     let rules = EpisodeRules::default();
     let key = series.key();
     let mut out = Vec::new();
+    // Outcomes of overdue legs reported in these points: counted already.
+    let mut counted = 0usize;
     for point in points {
         if let PointValue::Leg {
             id,
             departure,
+            arrival,
             departed,
             finished,
         } = &point.value
         {
-            track_leg(state, id, *departure, *departed, *finished);
+            if track_leg(state, id, *departure, *arrival, *departed, *finished)
+                == Tracked::FinishedOverdue
+            {
+                counted += 1;
+            }
+            continue;
+        }
+        // A leg not arrived a grace after it was due has failed, whether
+        // or not its report has come: counted now, when it is known.
+        if series.shape() == Shape::Rate {
+            for due in overdue(state, point.at) {
+                let failed = Point {
+                    at: due,
+                    value: PointValue::Outcome { failed: true },
+                };
+                if let Some((at, verdict)) = rate_point(state, &failed) {
+                    let severity = verdict.severity as u8;
+                    if let Some(transition) =
+                        state
+                            .episodes
+                            .step(&key, at, verdict.score, severity, &rules)
+                    {
+                        out.push(alert(series, state, transition, at, verdict));
+                    }
+                }
+            }
+        }
+        if counted > 0 && point.value == (PointValue::Outcome { failed: true }) {
+            counted -= 1;
             continue;
         }
         if point.value == PointValue::Tick {

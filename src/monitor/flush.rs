@@ -9,7 +9,7 @@ use super::series::{self, Point, SeriesId};
 use super::store::{Commit, LoadRequest, Loaded};
 use super::{
     FLUSH_GAP, MAX_PENDING_POINTS, Monitor, Observed, QUIET_SECS, ROUNDS, SUGGESTED_LEGS,
-    SWEEP_EVERY, evaluate,
+    SWEEP_EVERY, evaluate, signal,
 };
 use crate::anomaly::{AlertStatus, Bucket};
 use crate::features::FeatureError;
@@ -48,15 +48,18 @@ impl Monitor {
     }
 
     /// Queues a tick, at the ingest clock, for every open alert whose last
-    /// point is more than [`QUIET_SECS`] behind it, and wakes the flusher:
-    /// an episode whose evidence stopped coming ends instead of staying
-    /// open. Returns the series ticked.
+    /// point is more than [`QUIET_SECS`] behind it, and for every
+    /// carrier-region series with a leg that came due (left, and not
+    /// arrived [`OVERDUE_AFTER_SECS`](super::OVERDUE_AFTER_SECS) after it was due), and wakes the
+    /// flusher: an episode whose evidence stopped coming ends instead of
+    /// staying open, and an overdue leg counts as failed now rather than
+    /// when its arrival is reported. Returns the series ticked.
     pub async fn sweep(&self) -> Result<usize, FeatureError> {
         let now = self.clock.load(std::sync::atomic::Ordering::Relaxed);
         if now == i64::MIN {
             return Ok(0);
         }
-        let quiet: Vec<SeriesId> = self
+        let mut quiet: BTreeSet<SeriesId> = self
             .store
             .recent()
             .await?
@@ -64,6 +67,13 @@ impl Monitor {
             .filter(|a| a.status == AlertStatus::Open && a.last_updated < now - QUIET_SECS)
             .filter_map(|a| SeriesId::parse(&a.series))
             .collect();
+        {
+            let mut due = self.due.lock().expect("due legs poisoned");
+            while due.peek().is_some_and(|d| d.0.0 <= now) {
+                let std::cmp::Reverse((_, series)) = due.pop().expect("peeked");
+                quiet.insert(series);
+            }
+        }
         let ticked = quiet.len();
         if ticked > 0 {
             let mut pending = self.pending.lock().expect("pending points poisoned");
@@ -172,12 +182,25 @@ impl Monitor {
             }
             self.suggest_reroutes(&mut commits).await;
             let alerts: Vec<usize> = commits.iter().map(|c| c.alerts.len()).collect();
+            let mut signals: Vec<Vec<crate::features::EventUpdates>> = commits
+                .iter()
+                .map(|c| {
+                    c.alerts
+                        .iter()
+                        .filter_map(|(change, alert)| signal::disruption_event(*change, alert))
+                        .collect()
+                })
+                .collect();
             for entry in &ready {
                 retry[entry.0] = false;
             }
             let written = self.store.commit(commits).await?;
-            for ((entry, ok), alerts) in ready.into_iter().zip(written).zip(alerts) {
+            let mut disruptions = Vec::new();
+            for (((entry, ok), alerts), signals) in
+                ready.into_iter().zip(written).zip(alerts).zip(&mut signals)
+            {
                 if ok {
+                    disruptions.append(signals);
                     observed.series += 1;
                     observed.alerts += alerts;
                 } else {
@@ -186,6 +209,7 @@ impl Monitor {
                     again.push(entry);
                 }
             }
+            self.signal(disruptions).await;
             pending = again;
         }
         observed.dropped = pending.len();
@@ -196,6 +220,23 @@ impl Monitor {
             );
         }
         Ok(observed)
+    }
+
+    /// Writes committed alert changes to their disruption records, if a
+    /// signal is set. A failure is logged, not returned: the alerts are
+    /// committed, and an open alert's record is written again with its next
+    /// change.
+    async fn signal(&self, events: Vec<crate::features::EventUpdates>) {
+        let Some(signal) = self.signal.get() else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        let count = events.len();
+        if let Err(error) = signal(events).await {
+            tracing::warn!(%error, changes = count, "open alerts not written as model inputs");
+        }
     }
 
     /// Gives the first at-risk legs of each alert that have not left their

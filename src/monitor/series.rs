@@ -174,6 +174,9 @@ pub enum PointValue {
         id: std::sync::Arc<str>,
         /// When it is due to leave (Unix s).
         departure: i64,
+        /// When it is due to arrive (Unix s): once it is overdue, its
+        /// failure is known without waiting for its report.
+        arrival: i64,
         /// It has left.
         departed: bool,
         /// It finished (delivered or cancelled): no longer at risk.
@@ -220,6 +223,7 @@ pub fn points(
                 value: PointValue::Leg {
                     id: leg.shipment_id.as_str().into(),
                     departure: leg.scheduled_departure.0.div_euclid(1000),
+                    arrival: leg.scheduled_arrival.0.div_euclid(1000),
                     departed: leg.actual_departure.is_some(),
                     finished: matches!(
                         leg.status,

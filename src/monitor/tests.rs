@@ -127,6 +127,7 @@ fn a_finished_leg_is_not_listed_again_by_a_late_report() {
         value: series::PointValue::Leg {
             id: "L1".into(),
             departure: T0,
+            arrival: T0 + 10 * HOUR,
             departed: false,
             finished,
         },
@@ -139,4 +140,222 @@ fn a_finished_leg_is_not_listed_again_by_a_late_report() {
     // The announcement again, after the delivery: still finished.
     advance(&series, &mut state, &mut buckets, &[leg(false)], &network);
     assert!(state.open_legs.is_empty());
+}
+
+/// The carrier model's `carrier_region_alert_severity` for a leg of XPO
+/// into JFK leaving `lead` hours after `decided`, decided then, from
+/// `store`.
+fn alert_feature(store: &crate::features::InMemoryFeatureStore, decided: i64, lead: i64) -> f64 {
+    let departure = decided + lead * HOUR;
+    use crate::features::vectors::Gaps;
+    use crate::schema::{RiskKind, schema_of};
+    use crate::scoring::{ScoreTarget, feature_vector};
+    let Event {
+        payload: EventPayload::Shipment(shipment),
+        ..
+    } = leg("next", "XPO", "JFK", departure + 10 * HOUR, false)
+    else {
+        unreachable!()
+    };
+    let target = ScoreTarget::Shipment {
+        shipment,
+        as_of: Timestamp(decided * 1000),
+    };
+    let mut keys = Vec::new();
+    target.push_keys(&mut keys);
+    let records = store.fetch_now(&keys);
+    let lookup = |key: &crate::features::AggregateKey| {
+        let i = keys.iter().position(|k| k == key).unwrap();
+        Some(records[i].as_ref())
+    };
+    let vector = feature_vector(&target, &lookup, &Network::default(), &mut Gaps::default());
+    let at = schema_of(RiskKind::CarrierFailure)
+        .iter()
+        .position(|f| f.name == "carrier_region_alert_severity")
+        .unwrap();
+    vector.values[at]
+}
+
+#[tokio::test]
+async fn an_open_alert_is_written_where_the_carrier_model_reads_it_until_it_ends() {
+    use crate::features::{FeatureStore, InMemoryFeatureStore};
+    let store = Arc::new(InMemoryFeatureStore::new(std::time::Duration::from_secs(
+        86_400,
+    )));
+    let monitor = Monitor::in_memory(Arc::new(Network::default()));
+    let target = Arc::clone(&store);
+    monitor.signal_with(Arc::new(
+        move |events: Vec<crate::features::EventUpdates>| {
+            let store = Arc::clone(&target);
+            Box::pin(async move { store.apply(&events).await.map(|_| ()) })
+        },
+    ));
+    let history: Vec<Event> = (0..60)
+        .map(|h| leg(&format!("h{h}"), "XPO", "JFK", T0 + h * HOUR, h % 12 == 0))
+        .collect();
+    take(&monitor, &history).await;
+    assert_eq!(
+        alert_feature(&store, T0 + 84 * HOUR, 0),
+        0.0,
+        "nothing open"
+    );
+    let burst: Vec<Event> = (0..8)
+        .map(|i| {
+            leg(
+                &format!("b{i}"),
+                "XPO",
+                "JFK",
+                T0 + 84 * HOUR + i * 60,
+                true,
+            )
+        })
+        .collect();
+    take(&monitor, &burst).await;
+    let open = alert_feature(&store, T0 + 85 * HOUR, 0);
+    assert!(
+        open >= 1.0,
+        "an open alert's severity, read at departure: {open}"
+    );
+    // For a leg a day ahead, the disruption counts for less.
+    let ahead = alert_feature(&store, T0 + 85 * HOUR, 24);
+    assert!(0.0 < ahead && ahead < open / 5.0, "{ahead} of {open}");
+    // A record written longer ago than an open alert is refreshed is not
+    // trusted as open.
+    assert_eq!(alert_feature(&store, T0 + 100 * HOUR, 0), 0.0);
+    // Once the episode ends, it reads 0 again.
+    take(
+        &monitor,
+        &[leg("later", "UPS", "BOS", T0 + 140 * HOUR, false)],
+    )
+    .await;
+    for _ in 0..2 {
+        monitor.sweep().await.unwrap();
+        monitor.flush().await.unwrap();
+    }
+    let record = store.fetch_now(&[crate::features::AggregateKey::carrier_region_alert(
+        "XPO", "JFK",
+    )]);
+    let (severity, _) = record[0]
+        .and_then(|r| r.gauge(crate::features::aggregates::disruption_gauges::SEVERITY))
+        .expect("the record was written");
+    assert_eq!(severity, 0.0, "resolved");
+}
+
+/// A leg of XPO into JFK that left `due - 10 h` and is due at `due`, as
+/// reported: under way, or finished.
+fn leg_point(id: &str, due: i64, finished: bool) -> Point {
+    Point {
+        at: i64::MIN,
+        value: series::PointValue::Leg {
+            id: id.into(),
+            departure: due - 10 * HOUR,
+            arrival: due,
+            departed: true,
+            finished,
+        },
+    }
+}
+
+#[test]
+fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
+    use super::evaluate::{LoadedBuckets, SeriesState, advance};
+    let series = SeriesId::CarrierRegion("XPO".into(), "JFK".into());
+    let network = Network::default();
+    let mut state = SeriesState::default();
+    let mut buckets = LoadedBuckets::default();
+    let due = T0 + 20 * HOUR;
+    let failed_in_window = |state: &SeriesState| state.cells.iter().map(|c| c.1).sum::<u64>();
+    let finished_in_window = |state: &SeriesState| state.cells.iter().map(|c| c.2).sum::<u64>();
+    let under_way: Vec<Point> = (0..4)
+        .map(|i| leg_point(&format!("L{i}"), due, false))
+        .collect();
+    advance(&series, &mut state, &mut buckets, &under_way, &network);
+    // Before they are due, nothing; a grace after, four failures.
+    let tick = |at| Point {
+        at,
+        value: series::PointValue::Tick,
+    };
+    advance(
+        &series,
+        &mut state,
+        &mut buckets,
+        &[tick(due + 60)],
+        &network,
+    );
+    assert_eq!(finished_in_window(&state), 0);
+    advance(
+        &series,
+        &mut state,
+        &mut buckets,
+        &[tick(due + 16 * 60)],
+        &network,
+    );
+    assert_eq!(
+        (failed_in_window(&state), finished_in_window(&state)),
+        (4, 4)
+    );
+    assert!(
+        state.open_legs.is_empty(),
+        "overdue legs are no longer at risk"
+    );
+    // Their arrival, hours late, is reported: counted already, not again.
+    // Another leg's failure in the same report still counts.
+    let mut arrived: Vec<Point> = (0..4)
+        .map(|i| leg_point(&format!("L{i}"), due, true))
+        .collect();
+    arrived.extend((0..5).map(|_| Point {
+        at: due + 5 * HOUR,
+        value: series::PointValue::Outcome { failed: true },
+    }));
+    advance(&series, &mut state, &mut buckets, &arrived, &network);
+    assert_eq!(
+        (failed_in_window(&state), finished_in_window(&state)),
+        (5, 5)
+    );
+    // A late report of an earlier stage brings none of them back.
+    advance(
+        &series,
+        &mut state,
+        &mut buckets,
+        &[leg_point("L0", due, false)],
+        &network,
+    );
+    assert!(state.open_legs.is_empty());
+}
+
+#[tokio::test]
+async fn a_sweep_counts_legs_that_came_due_before_their_reports() {
+    let monitor = Monitor::in_memory(Arc::new(Network::default()));
+    let mut feed = monitor.subscribe();
+    let history: Vec<Event> = (0..60)
+        .map(|h| leg(&format!("h{h}"), "XPO", "JFK", T0 + h * HOUR, h % 12 == 0))
+        .collect();
+    take(&monitor, &history).await;
+    // Eight XPO legs into JFK leave, due at hour 84; none is reported again.
+    let due = T0 + 84 * HOUR;
+    let leaving: Vec<Event> = (0..8)
+        .map(|i| {
+            let mut event = leg(&format!("u{i}"), "XPO", "JFK", due, false);
+            if let EventPayload::Shipment(s) = &mut event.payload {
+                s.actual_arrival = None;
+                s.status = ShipmentStatus::InTransit;
+            }
+            event
+        })
+        .collect();
+    take(&monitor, &leaving).await;
+    let series = "carrier_region:XPO:JFK";
+    assert!(changes(&mut feed, series).is_empty());
+    // Other traffic moves the clock past their grace: a sweep finds them.
+    take(
+        &monitor,
+        &[leg("other", "UPS", "BOS", due + 30 * 60, false)],
+    )
+    .await;
+    assert!(monitor.sweep().await.unwrap() >= 1);
+    monitor.flush().await.unwrap();
+    assert!(
+        changes(&mut feed, series).contains(&Change::Opened),
+        "eight overdue legs open the episode before any arrives"
+    );
 }

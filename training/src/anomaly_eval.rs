@@ -16,20 +16,14 @@ pub mod truth;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use detour::anomaly::{Alert, AnomalyKind, Change};
-use detour::domain::{Event, EventPayload, Order, Shipment, ShipmentStatus, Timestamp};
-use detour::features::{FeatureSettings, InMemoryFeatureStore};
-use detour::ingest::{Ingestor, MAX_EVENTS};
-use detour::monitor::{FeedItem, Monitor};
+use detour::domain::Timestamp;
 
 use crate::replay::History;
+use crate::service_replay;
 use crate::train::read_history;
-
-const HOUR: i64 = 3_600;
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
@@ -82,13 +76,18 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
     let windows = truth::read(&settings.data.join("truth_anomalies.csv")).context(
         "truth_anomalies.csv (a simulation writes it: detour-train simulate --inject-anomalies)",
     )?;
-    let events = events_in_time_order(&history);
+    let events = service_replay::events_in_time_order(&history);
     let first = events.first().map_or(0, |(at, _)| *at);
     let last = events.last().map_or(0, |(at, _)| *at);
     let from = first + (settings.warmup_days * 86_400.0) as i64;
     let weeks = (last - from).max(1) as f64 / (7.0 * 86_400.0);
 
-    let detour_alerts = replay_through_service(&history, &events)?;
+    let mut detour_alerts = Vec::new();
+    service_replay::alert_changes(&history, &events, &mut |change, alert| {
+        if change == Change::Opened {
+            detour_alerts.push(alert.clone());
+        }
+    })?;
     let baseline_alerts = baseline::alerts(&events);
     if let Some(path) = &settings.alerts_out {
         write_alerts(path, &detour_alerts)?;
@@ -147,115 +146,6 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
 /// became known: an order when created (open), a leg when it left (in
 /// transit) and when it finished (a delivery at its arrival, a cancellation
 /// at its scheduled departure), a snapshot when taken.
-fn events_in_time_order(history: &History) -> Vec<(i64, Event)> {
-    let mut events: Vec<(i64, Event)> = Vec::new();
-    for order in &history.orders {
-        let open = Order {
-            outcome: None,
-            progress: Default::default(),
-            ..order.clone()
-        };
-        events.push((
-            order.created_at.0 / 1000,
-            Event {
-                event_id: format!("{}:created", order.order_id),
-                payload: EventPayload::Order(open),
-            },
-        ));
-    }
-    for shipment in &history.shipments {
-        // Its carrier reports the pickup when it happens.
-        if let Some(left) = shipment.actual_departure {
-            let moving = Shipment {
-                status: ShipmentStatus::InTransit,
-                actual_arrival: None,
-                ..shipment.clone()
-            };
-            events.push((
-                left.0 / 1000,
-                Event {
-                    event_id: format!("{}:left", shipment.shipment_id),
-                    payload: EventPayload::Shipment(moving),
-                },
-            ));
-        }
-        let Some(outcome) = shipment.outcome(FeatureSettings::default().sla_grace_minutes) else {
-            continue;
-        };
-        events.push((
-            outcome.known_at.0 / 1000,
-            Event {
-                event_id: shipment.shipment_id.clone(),
-                payload: EventPayload::Shipment(shipment.clone()),
-            },
-        ));
-    }
-    for snapshot in &history.snapshots {
-        events.push((
-            snapshot.at.0 / 1000,
-            Event {
-                event_id: format!("{}@{}", snapshot.site, snapshot.at.0),
-                payload: EventPayload::Site(snapshot.clone()),
-            },
-        ));
-    }
-    events.sort_by_key(|(at, _)| *at);
-    events
-}
-
-/// Every alert change the service's monitor publishes when the events are
-/// ingested an hour at a time, each hour received at its end; the alerts
-/// as they stood when they opened.
-fn replay_through_service(
-    history: &History,
-    events: &[(i64, Event)],
-) -> anyhow::Result<Vec<Alert>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = Arc::new(InMemoryFeatureStore::new(Duration::from_secs(400 * 86_400)));
-        let monitor = Arc::new(Monitor::in_memory(Arc::new(history.network.clone())));
-        let mut feed = monitor.subscribe();
-        let ingestor =
-            Ingestor::new(store, FeatureSettings::default()).with_monitor(Arc::clone(&monitor));
-        let mut opened = Vec::new();
-        let mut start = 0;
-        while start < events.len() {
-            let hour = events[start].0.div_euclid(HOUR);
-            let mut end = start;
-            while end < events.len()
-                && events[end].0.div_euclid(HOUR) == hour
-                && end - start < MAX_EVENTS
-            {
-                end += 1;
-            }
-            let batch = events[start..end]
-                .iter()
-                .map(|(_, e)| Ok(e.clone()))
-                .collect();
-            ingestor
-                .ingest_received(batch, Timestamp((hour + 1) * HOUR * 1000))
-                .await
-                .context("replaying through ingest")?;
-            monitor.flush().await.context("running the detectors")?;
-            // The service sweeps quiet series every minute; an hour of
-            // events a call, once a call here.
-            if monitor.sweep().await.context("sweeping")? > 0 {
-                monitor.flush().await.context("running the detectors")?;
-            }
-            while let Ok(item) = feed.try_recv() {
-                if let FeedItem::Entry(entry) = item
-                    && entry.change == Change::Opened
-                {
-                    opened.push(entry.alert.clone());
-                }
-            }
-            start = end;
-        }
-        Ok(opened)
-    })
-}
 
 /// How many series of each alert kind the history has.
 fn series_counts(history: &History) -> HashMap<AnomalyKind, usize> {

@@ -29,6 +29,8 @@ pub struct EvaluateSettings {
     pub horizon_hours: f64,
     /// Hours before departure a leg counts as announced.
     pub announced_hours: f64,
+    /// Replay through the anomaly monitor, so decisions see open alerts.
+    pub alerts: bool,
 }
 
 /// One scored decision.
@@ -88,6 +90,7 @@ pub fn run(settings: &EvaluateSettings) -> anyhow::Result<Vec<Prediction>> {
             shipment_lead_hours: None,
             also_at_departure: false,
             announced_hours: settings.announced_hours,
+            alerts: settings.alerts,
         },
     );
     let mut predictions = Vec::new();

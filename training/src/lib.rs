@@ -14,6 +14,9 @@
 //! - [`detect`] / [`anomaly_eval`]: the service's anomaly detectors over any
 //!   series, and `evaluate-anomalies` (do they find the simulator's
 //!   labelled disruptions, against a rolling z-score?).
+//! - [`service_replay`]: history through the service's ingest and monitor,
+//!   for `evaluate-anomalies` and for the open alerts a replay's decisions
+//!   read.
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +32,7 @@ pub mod publish;
 pub mod recommend_eval;
 pub mod replay;
 pub mod report;
+pub mod service_replay;
 pub mod sim_world;
 pub mod simulate;
 pub mod train;

@@ -129,6 +129,11 @@ enum Command {
         /// exports hold no announcement time).
         #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
         announced_hours: f64,
+        /// Replay without the anomaly monitor: no alert is ever open to
+        /// the models (their alert features are 0), to measure what the
+        /// alerts add.
+        #[arg(long)]
+        without_alerts: bool,
         /// Make the new versions active in `--out`'s state.json (for a
         /// repository no server is using; a running server takes them through
         /// `detour admin deploy` and `promote`).
@@ -168,6 +173,11 @@ enum Command {
         /// carriers when the log replayed is thin.
         #[arg(long)]
         outcomes: Option<PathBuf>,
+        /// Replay without the anomaly monitor: no alert is ever open to
+        /// the models (their alert features are 0), to measure what the
+        /// alerts add.
+        #[arg(long)]
+        without_alerts: bool,
     },
     /// Scores every decision in [--from, --to) with the artifacts in --models,
     /// replaying the history before it, and writes one CSV row per decision
@@ -192,6 +202,11 @@ enum Command {
         /// Hours before its scheduled departure a leg counts as announced.
         #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
         announced_hours: f64,
+        /// Replay without the anomaly monitor: no alert is ever open to
+        /// the models (their alert features are 0), to measure what the
+        /// alerts add.
+        #[arg(long)]
+        without_alerts: bool,
     },
 }
 
@@ -241,6 +256,7 @@ fn main() -> anyhow::Result<()> {
             version,
             lead_hours,
             announced_hours,
+            without_alerts,
             activate,
         } => {
             let until = until
@@ -262,6 +278,7 @@ fn main() -> anyhow::Result<()> {
                 version,
                 lead_hours,
                 announced_hours,
+                alerts: !without_alerts,
                 activate,
             };
             train::run(&settings)?;
@@ -347,6 +364,7 @@ fn main() -> anyhow::Result<()> {
             reroute_failure_cost,
             reallocation_failure_cost,
             outcomes,
+            without_alerts,
         } => {
             let time = |t: Option<String>, flag: &str| {
                 t.map(|t| Timestamp::parse_rfc3339(&t).with_context(|| flag.to_string()))
@@ -360,6 +378,7 @@ fn main() -> anyhow::Result<()> {
                 lead_hours,
                 report,
                 outcomes,
+                alerts: !without_alerts,
                 reroute_policy: Policy {
                     failure_cost: reroute_failure_cost.unwrap_or(Policy::REROUTE.failure_cost),
                     ..Policy::REROUTE
@@ -380,6 +399,7 @@ fn main() -> anyhow::Result<()> {
             sla_grace_minutes,
             horizon_hours,
             announced_hours,
+            without_alerts,
         } => {
             let settings = EvaluateSettings {
                 data,
@@ -390,6 +410,7 @@ fn main() -> anyhow::Result<()> {
                 sla_grace_minutes,
                 horizon_hours,
                 announced_hours,
+                alerts: !without_alerts,
             };
             evaluate::run(&settings)?;
         }

@@ -108,6 +108,8 @@ pub struct RecommendEvalSettings {
     /// history's own: a fuller record of the same carriers (public on-time
     /// data, say) when the log being replayed is thin.
     pub outcomes: Option<PathBuf>,
+    /// Replay through the anomaly monitor, so decisions see open alerts.
+    pub alerts: bool,
 }
 
 /// The two off-policy estimates of a logged history.
@@ -200,6 +202,7 @@ pub fn run(settings: &RecommendEvalSettings) -> anyhow::Result<(Evaluation, Eval
         shipment_lead_hours: Some(settings.lead_hours),
         also_at_departure: false,
         announced_hours: crate::replay::DEFAULT_ANNOUNCED_HOURS,
+        alerts: settings.alerts,
     };
     let lanes = lane_carriers(&history);
     let records = if reroute.is_ok() {

@@ -20,11 +20,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use detour::domain::{Order, Shipment, SiteSnapshot, Timestamp};
+use detour::features::aggregates::AggregateUpdate;
 use detour::features::updates::{
     LegFacts, leg_facts, order_created_update, order_outcome_updates, snapshot_update,
 };
 use detour::features::vectors::Gaps;
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore};
+use detour::monitor::signal::disruption_update;
 use detour::network::Network;
 use detour::schema::FeatureVector;
 use detour::schema::RiskKind;
@@ -87,6 +89,13 @@ pub struct ReplaySettings {
     /// How long before its scheduled departure a leg is known to be planned
     /// (it counts in the schedule of its slots from then on).
     pub announced_hours: f64,
+
+    /// Also run history through the service's ingest and anomaly monitor
+    /// first ([`crate::service_replay`]) and apply each alert change to its
+    /// disruption record at the change's event time, as the service does
+    /// when it commits one: decisions then see the alerts open at their
+    /// time. Without, no alert is ever open (the alert features are 0).
+    pub alerts: bool,
 }
 
 /// Legs are taken as announced this long before they leave, unless told
@@ -105,6 +114,7 @@ enum Step {
     ApplyLegPlanned,
     ApplyLegGone,
     ApplyShipmentOutcome,
+    ApplyAlert,
 }
 
 /// A decision point met while walking history: which entity (by index into
@@ -173,6 +183,18 @@ pub fn walk(
         steps.push((s.at, Step::ApplySnapshot, i as u32));
         steps.push((s.at, Step::DecideSite, i as u32));
     }
+    let alerts = if settings.alerts {
+        alert_updates(history, until)
+    } else {
+        Vec::new()
+    };
+    for (i, update) in alerts.iter().enumerate() {
+        steps.push((
+            Timestamp((update.at * 1000.0) as i64),
+            Step::ApplyAlert,
+            i as u32,
+        ));
+    }
     steps.retain(|(at, _, _)| *at <= until);
     steps.sort_unstable();
     let store = InMemoryFeatureStore::new(Duration::from_secs(1));
@@ -211,12 +233,35 @@ pub fn walk(
                     .expect("only finished legs get this step");
                 store.apply_updates(&fact.updates);
             }
+            Step::ApplyAlert => store.apply_updates(std::slice::from_ref(&alerts[i])),
             _ if at < record_from => {}
             Step::DecideShipment => on_decision(Decision::Shipment(i, at), &store),
             Step::DecideOrder => on_decision(Decision::Order(i, at), &store),
             Step::DecideSite => on_decision(Decision::Site(i, at), &store),
         }
     }
+}
+
+/// The disruption-record writes of every alert change the service's
+/// monitor makes over `history` up to `until` (events after it are not
+/// ingested), each at its event time.
+fn alert_updates(history: &History, until: Timestamp) -> Vec<AggregateUpdate> {
+    let mut events = crate::service_replay::events_in_time_order(history);
+    events.retain(|(at, _)| at.saturating_mul(1000) <= until.0);
+    let mut updates = Vec::new();
+    eprintln!(
+        "  replay: running {} events through the anomaly monitor",
+        events.len()
+    );
+    crate::service_replay::alert_changes(history, &events, &mut |change, alert| {
+        updates.extend(disruption_update(change, alert));
+    })
+    .expect("the in-memory monitor does not fail");
+    eprintln!(
+        "  replay: {} alert changes on series the carrier model reads",
+        updates.len()
+    );
+    updates
 }
 
 /// Replays `history` and returns the labelled decisions of every family.
@@ -416,6 +461,7 @@ mod tests {
             shipment_lead_hours: None,
             also_at_departure: false,
             announced_hours: DEFAULT_ANNOUNCED_HOURS,
+            alerts: false,
         }
     }
 

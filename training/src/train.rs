@@ -45,6 +45,8 @@ pub struct TrainSettings {
     pub lead_hours: Option<f64>,
     /// Hours before departure a leg counts as announced.
     pub announced_hours: f64,
+    /// Replay through the anomaly monitor, so decisions see open alerts.
+    pub alerts: bool,
     /// Make the new versions active in `out`'s state (else only a fresh
     /// repository's first version becomes active).
     pub activate: bool,
@@ -70,6 +72,7 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
         shipment_lead_hours: settings.lead_hours,
         also_at_departure: true,
         announced_hours: settings.announced_hours,
+        alerts: settings.alerts,
     };
     eprintln!("replaying history through the service's feature code");
     let replay_began = Instant::now();

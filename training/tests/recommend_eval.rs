@@ -20,6 +20,7 @@ fn evaluate(data: &Path, models: &Path) -> (Evaluation, Evaluation) {
         reallocation_policy: Policy::REALLOCATION,
         report: None,
         outcomes: None,
+        alerts: true,
     })
     .unwrap()
 }

@@ -53,6 +53,12 @@ pub enum AggregateKind {
     /// The steps a site took its orders through, by when: allocated,
     /// released, picked, shipped.
     SiteFlow,
+    /// The anomaly monitor's open alert on one series (a carrier into a
+    /// region, a lane, a destination), if any: how severe it is now and
+    /// when it opened. Written from the monitor's alert changes
+    /// (`monitor::signal`), so a model reads an open disruption like any
+    /// other record.
+    Disruption,
 }
 
 /// Counters of shipment outcomes, for carriers, lanes, carrier-lanes, origins
@@ -138,6 +144,15 @@ pub mod slot_counters {
 /// Gauge of an inventory position: units on hand.
 pub const ON_HAND: usize = 0;
 
+/// Gauges of a disruption record.
+pub mod disruption_gauges {
+    /// The open alert's severity, 1 (low) to 4 (critical); 0 once it
+    /// resolved.
+    pub const SEVERITY: usize = 0;
+    /// When the open alert's episode began (Unix s); 0 once it resolved.
+    pub const OPENED_AT: usize = 1;
+}
+
 impl AggregateKind {
     /// The key segment and name of this kind.
     pub fn name(self) -> &'static str {
@@ -165,6 +180,7 @@ impl AggregateKind {
             AggregateKind::CarrierExceptions => "carrier_exceptions",
             AggregateKind::ExceptionsTo => "exceptions_to",
             AggregateKind::SiteFlow => "site_flow",
+            AggregateKind::Disruption => "disruption",
         }
     }
 
@@ -199,7 +215,7 @@ impl AggregateKind {
             }
             AggregateKind::SiteFlow => &["allocated", "released", "picked", "shipped"],
             AggregateKind::DepartureSlot => &["planned", "gone"],
-            AggregateKind::Inventory => &[],
+            AggregateKind::Inventory | AggregateKind::Disruption => &[],
         }
     }
 
@@ -251,7 +267,7 @@ impl AggregateKind {
 
     /// Every kind, in the order of its wire index (the Lua script's table of
     /// windows).
-    pub const ALL: [AggregateKind; 19] = [
+    pub const ALL: [AggregateKind; 20] = [
         AggregateKind::Carrier,
         AggregateKind::Lane,
         AggregateKind::CarrierLane,
@@ -271,6 +287,7 @@ impl AggregateKind {
         AggregateKind::CarrierExceptions,
         AggregateKind::ExceptionsTo,
         AggregateKind::SiteFlow,
+        AggregateKind::Disruption,
     ];
 
     /// Gauge names, in index order.
@@ -278,6 +295,7 @@ impl AggregateKind {
         match self {
             AggregateKind::Site => &["backlog", "labour", "picked_per_hour", "dock_utilisation"],
             AggregateKind::Inventory => &["on_hand"],
+            AggregateKind::Disruption => &["severity", "opened_at"],
             _ => &[],
         }
     }
@@ -364,6 +382,21 @@ impl AggregateKey {
     /// The record of the steps `site` took its orders through.
     pub fn site_flow(site: &str) -> Self {
         Self::of(AggregateKind::SiteFlow, &[site])
+    }
+    /// The open alert, if any, on `carrier`'s legs into `region`.
+    pub fn carrier_region_alert(carrier: &str, region: &str) -> Self {
+        Self::of(
+            AggregateKind::Disruption,
+            &["carrier_region", carrier, region],
+        )
+    }
+    /// The open alert, if any, on the lane `origin` → `destination`.
+    pub fn lane_alert(origin: &str, destination: &str) -> Self {
+        Self::of(AggregateKind::Disruption, &["lane", origin, destination])
+    }
+    /// The open alert, if any, on every leg into `destination`.
+    pub fn inbound_alert(destination: &str) -> Self {
+        Self::of(AggregateKind::Disruption, &["inbound", destination])
     }
     /// The slot of legs scheduled to leave `location` in slot number `slot`
     /// (see [`slot_of`]).

@@ -152,6 +152,18 @@ mod tests {
             ),
             (AggregateKey::exceptions_to("JFK"), "ns:exceptions_to:JFK"),
             (AggregateKey::site_flow("ATL"), "ns:site_flow:ATL"),
+            (
+                AggregateKey::carrier_region_alert("XPO", "JFK"),
+                "ns:disruption:carrier_region:XPO:JFK",
+            ),
+            (
+                AggregateKey::lane_alert("ATL", "JFK"),
+                "ns:disruption:lane:ATL:JFK",
+            ),
+            (
+                AggregateKey::inbound_alert("JFK"),
+                "ns:disruption:inbound:JFK",
+            ),
         ];
         let kinds: std::collections::HashSet<_> = expected.iter().map(|(k, _)| k.kind).collect();
         assert_eq!(kinds.len(), every_kind().len(), "every kind is checked");

@@ -8,8 +8,8 @@ use crate::network::Network;
 use crate::schema::FeatureVector;
 
 use super::super::aggregates::{
-    AggregateKey, WindowId, movement_counters as mc, shipment_counters as sc, slot_counters,
-    slot_fraction, slot_of,
+    AggregateKey, WindowId, disruption_gauges, movement_counters as mc, shipment_counters as sc,
+    slot_counters, slot_fraction, slot_of,
 };
 use super::{
     Gaps, Lookup, PAIR_SHRINKAGE, PRIOR_CANCEL_RATE, PRIOR_FAILURE_RATE, SiteView, clock_features,
@@ -23,15 +23,27 @@ const PRIOR_LATE_DEPARTURE_RATE: f64 = 0.2;
 /// it, four hours in all.
 pub const BACKLOG_SLOTS: usize = 9;
 /// Records a shipment's features read ([`shipment_keys`]).
-pub const SHIPMENT_KEYS: usize = 12 + BACKLOG_SLOTS;
+pub const SHIPMENT_KEYS: usize = FIXED_KEYS + BACKLOG_SLOTS;
+/// Records read whatever the time: all but the backlog's slots.
+const FIXED_KEYS: usize = 15;
+/// An open alert whose record was last written longer ago than this is not
+/// read as open: an open episode is written at least hourly while its series
+/// gets points, and swept within hours once it gets none, so a record this
+/// old missed its resolution.
+const ALERT_FRESH_SECS: f64 = 6.0 * 3_600.0;
+/// How long a carrier's disruption into a region is expected to last from a
+/// decision on: its weight for a leg `lead` hours ahead is
+/// `exp(-lead / this)` (see [`towards_prior`]).
+const DISRUPTION_HOURS: f64 = 12.0;
 
 /// Keys a shipment's features read, decided at `now`: carrier, lane,
 /// carrier-lane, origin site, all outcomes out of its origin and into its
 /// destination; the departures from its origin (over all carriers, and its
 /// carrier's); the schedule of its own departure slot at the origin; its
 /// carrier's departures everywhere, the
-/// departures bound for its destination and the arrivals there; and the
-/// [`BACKLOG_SLOTS`]
+/// departures bound for its destination and the arrivals there; the
+/// anomaly monitor's open alerts on its carrier into its destination, on
+/// its lane and on its destination; and the [`BACKLOG_SLOTS`]
 /// departure slots at the origin up to `now`.
 pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIPMENT_KEYS] {
     let (carrier, origin, destination) =
@@ -50,6 +62,9 @@ pub fn shipment_keys(shipment: &Shipment, now: Timestamp) -> [AggregateKey; SHIP
         AggregateKey::carrier_network_departures(carrier),
         AggregateKey::departures_to(destination),
         AggregateKey::arrivals(destination),
+        AggregateKey::carrier_region_alert(carrier, destination),
+        AggregateKey::lane_alert(origin, destination),
+        AggregateKey::inbound_alert(destination),
     ];
     std::array::from_fn(|i| match i.checked_sub(fixed.len()) {
         None => fixed[i].clone(),
@@ -80,6 +95,7 @@ pub fn carrier_failure_vector(
     ] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| lookups[i]);
     let departure_slot = lookups[8];
     let [carrier_everywhere, bound_for_destination, arrivals] = [9, 10, 11].map(|i| lookups[i]);
+    let [carrier_region_alert, lane_alert, inbound_alert] = [12, 13, 14].map(|i| lookups[i]);
     if carrier == Some(None) {
         gaps.decisive(format!("carrier {} has no history", shipment.carrier));
     } else if carrier_lane == Some(None) {
@@ -137,7 +153,7 @@ pub fn carrier_failure_vector(
             })
         })
     };
-    let backlog = Backlog::of(&lookups[12..], slot_fraction(t), t);
+    let backlog = Backlog::of(&lookups[FIXED_KEYS..], slot_fraction(t), t);
     // Long memory: the carrier-lane's record over all time, shrunk towards
     // its lane's four weeks (the level the lane runs at now) lightly and
     // heavily; with its volume, the model learns from the data how far to
@@ -208,7 +224,21 @@ pub fn carrier_failure_vector(
         long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_level, light),
         long_rate(carrier_lane, sc::FAILED, lane_memory, t, lane_level, heavy),
         volume(carrier_lane, lane_memory),
+        open_alert_severity(carrier_region_alert, t) * (-lead / DISRUPTION_HOURS).exp(),
+        open_alert_severity(lane_alert, t),
+        open_alert_severity(inbound_alert, t),
     ])
+}
+
+/// The severity (1 low … 4 critical) of the open alert a disruption record
+/// holds at `t`; 0 when none is open (or its record is too old to trust);
+/// NaN when the record could not be read.
+fn open_alert_severity(lookup: Lookup<'_>, t: f64) -> f64 {
+    lookup.map_or(f64::NAN, |r| {
+        r.and_then(|r| r.gauge(disruption_gauges::SEVERITY))
+            .filter(|&(_, at)| t - at <= ALERT_FRESH_SECS)
+            .map_or(0.0, |(severity, _)| severity)
+    })
 }
 
 /// How long a carrier's live state (its departures of the last hours) says

@@ -70,6 +70,7 @@ fn at_departure(until: Option<Timestamp>, unlabelled: bool) -> ReplaySettings {
         shipment_lead_hours: Some(0.0),
         also_at_departure: false,
         announced_hours: DEFAULT_ANNOUNCED_HOURS,
+        alerts: false,
     }
 }
 
@@ -165,10 +166,21 @@ fn a_decision_never_sees_its_own_leg_leave() {
 #[test]
 fn no_decision_reads_an_event_stamped_after_it() {
     let history = disrupted_history(20, false);
-    let full = replay(&history, &at_departure(None, true));
+    // With the anomaly monitor's alerts too: an alert a decision reads was
+    // raised by what came before it.
+    let with_alerts = |until| ReplaySettings {
+        alerts: true,
+        ..at_departure(until, true)
+    };
+    let full = replay(&history, &with_alerts(None));
+    let alerted = full.rows[&RiskKind::CarrierFailure]
+        .iter()
+        .filter(|r| r.features.values[column("lane_alert_severity")] > 0.0)
+        .count();
+    assert!(alerted > 10, "{alerted} decisions saw an open lane alert");
     for cut_day in [3, 9, 14] {
         let cut = at_minutes(cut_day * 1_440 + 500);
-        let cut_off = replay(&history, &at_departure(Some(cut), true));
+        let cut_off = replay(&history, &with_alerts(Some(cut)));
         let seen: HashMap<&str, &Row> = cut_off.rows[&RiskKind::CarrierFailure]
             .iter()
             .map(|r| (r.entity_id.as_str(), r))

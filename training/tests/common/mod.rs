@@ -49,6 +49,7 @@ pub fn train_quick(data: &Path, out: &Path, version: &str) -> Vec<FamilyResult> 
         version: Some(version.into()),
         lead_hours: None,
         announced_hours: detour_training::replay::DEFAULT_ANNOUNCED_HOURS,
+        alerts: true,
         activate: false,
     })
     .unwrap()
