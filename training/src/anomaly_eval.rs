@@ -25,6 +25,8 @@ use crate::replay::History;
 use crate::service_replay;
 use crate::train::read_history;
 
+const HOUR: i64 = 3_600;
+
 /// What to evaluate.
 #[derive(Debug, Clone)]
 pub struct AnomalyEvalSettings {
@@ -45,10 +47,14 @@ pub struct Recall {
     pub within_2h: usize,
     /// Minutes from the start to the first alert, of the detected ones.
     pub delays_min: Vec<f64>,
-    /// Windows whose effect shows in the data at all ([`observable::shows`]).
+    /// Windows whose effect shows in the data at all ([`observable::Evidence::shows`]).
     pub observable: usize,
     /// Of those, detected.
     pub observable_detected: usize,
+    /// Windows whose effect shows in what is known two hours after they
+    /// begin ([`observable::Evidence::shows_by`]): the most any detector
+    /// could find within two hours.
+    pub observable_2h: usize,
 }
 
 /// One detector's figures for one kind of alert.
@@ -110,6 +116,7 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
             recall.windows += 1;
             let shows = evidence.shows(window);
             recall.observable += usize::from(shows);
+            recall.observable_2h += usize::from(evidence.shows_by(window, window.start + 2 * HOUR));
             let first = opened
                 .iter()
                 .filter(|a| a.kind == window.detected_by() && window.explains(a))
@@ -213,13 +220,13 @@ impl AnomalyEvalReport {
     pub fn render(&self) -> String {
         let mut text = format!(
             "{} events, {:.1} weeks evaluated after the warm-up\n\n\
-             disruption                 detector   windows detected recall  ≤2h   median  p90 (min) observable recall\n",
+             disruption                 detector   windows detected recall  ≤2h   median  p90 (min) observable recall  oracle ≤2h\n",
             self.events, self.weeks
         );
         for ((detector, kind), r) in &self.recall {
             let (median, p90) = median_p90(&r.delays_min).unwrap_or((f64::NAN, f64::NAN));
             text.push_str(&format!(
-                "{kind:<26} {detector:<10} {:>7} {:>8} {:>6.2} {:>5.2} {:>7.0} {:>5.0} {:>10} {:>6.2}\n",
+                "{kind:<26} {detector:<10} {:>7} {:>8} {:>6.2} {:>5.2} {:>7.0} {:>5.0} {:>10} {:>6.2} {:>11.2}\n",
                 r.windows,
                 r.detected,
                 r.detected as f64 / r.windows.max(1) as f64,
@@ -228,6 +235,7 @@ impl AnomalyEvalReport {
                 p90,
                 r.observable,
                 r.observable_detected as f64 / r.observable.max(1) as f64,
+                r.observable_2h as f64 / r.windows.max(1) as f64,
             ));
         }
         text.push_str(

@@ -15,6 +15,12 @@
 //!   while work waited (at least two).
 //! - Demand spikes: the site received at least 25 % more orders during it
 //!   than in the same hours a week before.
+//!
+//! [`Evidence::shows_by`] asks the same of what is known by a time (the
+//! first two hours, say): a leg's outcome is known when it arrives, when it
+//! is cancelled, or — late — once it is overdue a grace after it was due
+//! (as the monitor counts it); a snapshot or an order when it is taken.
+//! That bounds what any detector can find that soon.
 
 use std::collections::HashMap;
 
@@ -35,8 +41,8 @@ pub struct Evidence<'a> {
     snapshots: HashMap<&'a str, Vec<(i64, f64, f64)>>,
     /// Per site: creation times of its orders, sorted.
     orders: HashMap<&'a str, Vec<i64>>,
-    /// Every finished leg: (departure, arrival, failed).
-    legs: Vec<(&'a Shipment, i64, i64, bool)>,
+    /// Every finished leg: (departure, arrival, failed, when that was known).
+    legs: Vec<(&'a Shipment, i64, i64, bool, i64)>,
 }
 
 impl<'a> Evidence<'a> {
@@ -71,11 +77,18 @@ impl<'a> Evidence<'a> {
             .iter()
             .filter_map(|s| {
                 let outcome = s.outcome(grace)?;
+                let arrival = s.scheduled_arrival.0 / 1000;
+                let mut known = outcome.known_at.0 / 1000;
+                if outcome.failed && s.actual_arrival.is_some() {
+                    // Late: known once overdue.
+                    known = known.min(arrival + (grace * 60.0) as i64);
+                }
                 Some((
                     s,
                     s.scheduled_departure.0 / 1000,
-                    s.scheduled_arrival.0 / 1000,
+                    arrival,
                     outcome.failed,
+                    known,
                 ))
             })
             .collect();
@@ -88,30 +101,38 @@ impl<'a> Evidence<'a> {
 
     /// Whether `window`'s effect shows in the data.
     pub fn shows(&self, window: &Window) -> bool {
+        self.shows_by(window, i64::MAX)
+    }
+
+    /// Whether `window`'s effect shows in what is known by `by` (Unix s).
+    pub fn shows_by(&self, window: &Window, by: i64) -> bool {
         match window.kind.as_str() {
-            "area_disruption" => self.legs_fail(window, |s| {
+            "area_disruption" => self.legs_fail(window, by, |s| {
                 window
                     .locations
                     .iter()
                     .any(|l| *l == s.origin || *l == s.destination)
             }),
-            "carrier_region_disruption" => self.legs_fail(window, |s| {
+            "carrier_region_disruption" => self.legs_fail(window, by, |s| {
                 s.carrier == window.carrier && s.destination == window.region
             }),
-            "labour_shortfall" => self.queue_rose(window),
-            "throughput_drop" => self.output_dropped(window),
-            "demand_spike" => self.demand_rose(window),
+            "labour_shortfall" => self.queue_rose(window, by),
+            "throughput_drop" => self.output_dropped(window, by),
+            "demand_spike" => self.demand_rose(window, by),
             _ => false,
         }
     }
 
-    fn legs_fail(&self, window: &Window, touched: impl Fn(&Shipment) -> bool) -> bool {
+    fn legs_fail(&self, window: &Window, by: i64, touched: impl Fn(&Shipment) -> bool) -> bool {
         let (mut k, mut n, mut past_k, mut past_n) = (0u64, 0u64, 0u64, 0u64);
-        for (s, departure, arrival, failed) in &self.legs {
+        for (s, departure, arrival, failed, known) in &self.legs {
             if !touched(s) {
                 continue;
             }
             if *departure <= window.end && *arrival >= window.start {
+                if *known > by {
+                    continue;
+                }
                 n += 1;
                 k += u64::from(*failed);
             } else if *arrival < window.start && *arrival >= window.start - 4 * WEEK {
@@ -123,7 +144,7 @@ impl<'a> Evidence<'a> {
         n > 0 && binomial(k, n, rate, Direction::Up) <= 0.001
     }
 
-    fn queue_rose(&self, window: &Window) -> bool {
+    fn queue_rose(&self, window: &Window, by: i64) -> bool {
         let Some(snapshots) = self.snapshots.get(window.site.as_str()) else {
             return false;
         };
@@ -139,11 +160,11 @@ impl<'a> Evidence<'a> {
         let p95 = before[(before.len() * 95 / 100).min(before.len() - 1)];
         snapshots
             .iter()
-            .filter(|s| s.0 >= window.start && s.0 <= window.end + 3 * HOUR)
+            .filter(|s| s.0 >= window.start && s.0 <= (window.end + 3 * HOUR).min(by))
             .any(|s| s.1 > p95 && s.1 > 0.0)
     }
 
-    fn output_dropped(&self, window: &Window) -> bool {
+    fn output_dropped(&self, window: &Window, by: i64) -> bool {
         let Some(snapshots) = self.snapshots.get(window.site.as_str()) else {
             return false;
         };
@@ -158,20 +179,21 @@ impl<'a> Evidence<'a> {
                 values.iter().sum::<f64>() / values.len().max(1) as f64,
             )
         };
-        let (n, during) = mean(window.start, window.end + HOUR);
+        let (n, during) = mean(window.start, (window.end + HOUR).min(by));
         let (m, usual) = mean(window.start - WEEK, window.start - 1);
         n >= 2 && m > 0 && during < 0.8 * usual
     }
 
-    fn demand_rose(&self, window: &Window) -> bool {
+    fn demand_rose(&self, window: &Window, by: i64) -> bool {
         let Some(times) = self.orders.get(window.site.as_str()) else {
             return false;
         };
         let count = |from: i64, to: i64| {
             times.partition_point(|&t| t < to) - times.partition_point(|&t| t < from)
         };
-        let during = count(window.start, window.end);
-        let before = count(window.start - WEEK, window.end - WEEK);
+        let end = window.end.min(by);
+        let during = count(window.start, end);
+        let before = count(window.start - WEEK, end - WEEK);
         before > 0 && during as f64 >= 1.25 * before as f64
     }
 }
