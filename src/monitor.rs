@@ -114,8 +114,11 @@ pub struct Monitor {
     /// carrier-region series, soonest first: a sweep ticks each series
     /// once its legs come due, so they are counted even if the series gets
     /// no other point.
-    due: std::sync::Mutex<std::collections::BinaryHeap<std::cmp::Reverse<(i64, SeriesId)>>>,
+    due: std::sync::Mutex<DueLegs>,
 }
+
+/// When legs come due (Unix s) and their series, soonest on top.
+type DueLegs = std::collections::BinaryHeap<std::cmp::Reverse<(i64, SeriesId)>>;
 
 /// The top reroute of a leg, by its id: how an alert's at-risk legs get
 /// their suggestions without the monitor knowing the planner.

@@ -238,6 +238,10 @@ pub fn advance(
             counted -= 1;
             continue;
         }
+        if point.value == PointValue::Due {
+            // Its overdue legs are counted; nothing else is judged.
+            continue;
+        }
         if point.value == PointValue::Tick {
             // Only an open episode is swept; a quiet series stays as it is.
             if state.episodes.open.is_none() {

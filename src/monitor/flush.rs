@@ -59,7 +59,7 @@ impl Monitor {
         if now == i64::MIN {
             return Ok(0);
         }
-        let mut quiet: BTreeSet<SeriesId> = self
+        let quiet: BTreeSet<SeriesId> = self
             .store
             .recent()
             .await?
@@ -67,22 +67,26 @@ impl Monitor {
             .filter(|a| a.status == AlertStatus::Open && a.last_updated < now - QUIET_SECS)
             .filter_map(|a| SeriesId::parse(&a.series))
             .collect();
+        let mut due_now = BTreeSet::new();
         {
             let mut due = self.due.lock().expect("due legs poisoned");
             while due.peek().is_some_and(|d| d.0.0 <= now) {
                 let std::cmp::Reverse((_, series)) = due.pop().expect("peeked");
-                quiet.insert(series);
+                due_now.insert(series);
             }
         }
-        let ticked = quiet.len();
+        let ticked = quiet.union(&due_now).count();
         if ticked > 0 {
             let mut pending = self.pending.lock().expect("pending points poisoned");
-            for id in quiet {
+            let ticks = quiet.into_iter().map(|id| (id, series::PointValue::Tick));
+            let dues = due_now.into_iter().map(|id| (id, series::PointValue::Due));
+            for (id, value) in ticks.chain(dues) {
                 pending.points += 1;
-                pending.series.entry(id).or_default().push(Point {
-                    at: now,
-                    value: series::PointValue::Tick,
-                });
+                pending
+                    .series
+                    .entry(id)
+                    .or_default()
+                    .push(Point { at: now, value });
             }
             drop(pending);
             self.wake.notify_one();

@@ -166,6 +166,9 @@ pub enum PointValue {
     /// Time moved on (the ingest clock, from a sweep) without points for
     /// this series: an open episode may end for want of evidence.
     Tick,
+    /// The ingest clock, from a sweep, reached the time a leg of this
+    /// carrier-region series becomes overdue: it counts as failed now.
+    Due,
     /// A leg of the series' carrier into its region, as last reported:
     /// under way (or announced) until it finishes. Kept so that an alert
     /// can name the legs it puts at risk.

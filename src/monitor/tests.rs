@@ -273,7 +273,7 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
     // Before they are due, nothing; a grace after, four failures.
     let tick = |at| Point {
         at,
-        value: series::PointValue::Tick,
+        value: series::PointValue::Due,
     };
     advance(
         &series,

@@ -15,6 +15,12 @@
 //! its own decisions; an order's outcome at its promise time. At equal times,
 //! decisions come before every event but a site's snapshot (a site is decided
 //! on the snapshot it is given), so nothing known only later leaks in.
+//!
+//! With [`ReplaySettings::alerts`], the history first goes through the
+//! service's ingest and anomaly monitor ([`crate::service_replay`]), and each
+//! alert change is applied to its disruption record at its event time
+//! (after the decisions of that instant), as the service applies it when
+//! committed: the carrier model's alert features see what was open.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -83,11 +83,25 @@ pub fn events_in_time_order(history: &History) -> Vec<(i64, Event)> {
 /// once an hour, where the service sweeps every minute), and calls
 /// `on_change` with every alert change the monitor publishes, in log order.
 /// Each change is stamped with the event time of the point that made it,
-/// so nothing in it is known only later.
+/// so nothing in it is known only later. Runs on a thread of its own, so a
+/// caller inside a Tokio runtime (a test, a server) may call it too.
 pub fn alert_changes(
     history: &History,
     events: &[(i64, Event)],
-    on_change: &mut dyn FnMut(Change, &Alert),
+    on_change: &mut (dyn FnMut(Change, &Alert) + Send),
+) -> anyhow::Result<()> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| run_through_service(history, events, on_change))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn run_through_service(
+    history: &History,
+    events: &[(i64, Event)],
+    on_change: &mut (dyn FnMut(Change, &Alert) + Send),
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
