@@ -149,11 +149,6 @@ pub fn run(settings: &AnomalyEvalSettings) -> anyhow::Result<AnomalyEvalReport> 
     Ok(report)
 }
 
-/// The history as the service would receive it, each event at the time it
-/// became known: an order when created (open), a leg when it left (in
-/// transit) and when it finished (a delivery at its arrival, a cancellation
-/// at its scheduled departure), a snapshot when taken.
-
 /// How many series of each alert kind the history has.
 fn series_counts(history: &History) -> HashMap<AnomalyKind, usize> {
     use std::collections::HashSet;

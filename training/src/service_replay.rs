@@ -18,9 +18,10 @@ use crate::replay::History;
 
 const HOUR: i64 = 3_600;
 
-/// The events an export describes, each at the time it would reach the
-/// service (Unix s), in time order: an order when created; a leg when it
-/// left (in transit) and when its outcome is known; a site's snapshot when
+/// The history as the service would receive it, each event at the time it
+/// became known (Unix s), in time order: an order when created (open), a
+/// leg when it left (in transit) and when it finished (a delivery at its
+/// arrival, a cancellation at its scheduled departure), a snapshot when
 /// taken.
 pub fn events_in_time_order(history: &History) -> Vec<(i64, Event)> {
     let mut events: Vec<(i64, Event)> = Vec::new();
