@@ -139,9 +139,10 @@ const SUGGESTED_LEGS: usize = 5;
 /// failed (the default SLA grace): its carrier-region series counts it
 /// then, not when its arrival is finally reported.
 pub const OVERDUE_AFTER_SECS: i64 = 15 * 60;
-/// Legs this replica waits on to come due at most; beyond, a leg is
-/// found overdue only at its series' next point.
-const MAX_DUE_LEGS: usize = 1_000_000;
+/// Legs this replica waits on to come due at most (a report of a leg under
+/// way adds one; about 100 bytes each); beyond, a leg is found overdue
+/// only at its series' next point, and a warning says so.
+const MAX_DUE_LEGS: usize = 250_000;
 
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -241,10 +242,15 @@ impl Monitor {
         }
         if !coming_due.is_empty() {
             let mut due = self.due.lock().expect("due legs poisoned");
-            for entry in coming_due {
-                if due.len() < MAX_DUE_LEGS {
-                    due.push(std::cmp::Reverse(entry));
-                }
+            let room = MAX_DUE_LEGS.saturating_sub(due.len());
+            if coming_due.len() > room {
+                tracing::warn!(
+                    legs = coming_due.len() - room,
+                    "legs under way not awaited: too many already; each is found overdue at its series' next point"
+                );
+            }
+            for entry in coming_due.into_iter().take(room) {
+                due.push(std::cmp::Reverse(entry));
             }
         }
         if taken > 0 {

@@ -18,7 +18,7 @@ mod legs;
 mod rates;
 mod sites;
 
-use legs::{Tracked, at_risk, overdue, track_leg};
+use legs::{at_risk, overdue, reported_outcome, track_leg};
 use rates::{rate_point, slide_window, window_verdict};
 use sites::{MAX_FILLED_HOURS, close_hour, count_point, count_window, gauge_point};
 
@@ -50,11 +50,11 @@ pub struct SeriesState {
     /// report of an earlier stage does not bring one back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finished_legs: Vec<String>,
-    /// The last [`legs::MAX_OPEN_LEGS`] legs counted as failed when they
-    /// became overdue, not yet reported finished: their reported outcome
-    /// is not counted again.
+    /// Legs counted as failed when they became overdue (at most
+    /// [`legs::MAX_OVERDUE_LEGS`]), until their outcome comes: it is not
+    /// counted again (and one that did not fail takes the failure back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub overdue_legs: Vec<String>,
+    pub overdue_legs: Vec<OverdueLeg>,
     /// Its episodes.
     #[serde(default, skip_serializing_if = "is_default")]
     pub episodes: Episodes,
@@ -70,8 +70,20 @@ pub struct OpenLeg {
     /// When it is due to arrive (Unix s); 0 if a report did not say.
     #[serde(default)]
     pub arrival: i64,
+    /// When it left (Unix s); 0 if not reported.
+    #[serde(default)]
+    pub left_at: i64,
     /// It has left.
     pub departed: bool,
+}
+
+/// A leg counted as failed when it became overdue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OverdueLeg {
+    /// Its id.
+    pub id: String,
+    /// When it was counted (Unix s).
+    pub at: i64,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -196,22 +208,19 @@ pub fn advance(
     let rules = EpisodeRules::default();
     let key = series.key();
     let mut out = Vec::new();
-    // Outcomes of overdue legs reported in these points: counted already.
-    let mut counted = 0usize;
     for point in points {
         if let PointValue::Leg {
             id,
             departure,
             arrival,
+            left_at,
             departed,
             finished,
         } = &point.value
         {
-            if track_leg(state, id, *departure, *arrival, *departed, *finished)
-                == Tracked::FinishedOverdue
-            {
-                counted += 1;
-            }
+            track_leg(
+                state, id, *departure, *arrival, *left_at, *departed, *finished,
+            );
             continue;
         }
         // A leg not arrived a grace after it was due has failed, whether
@@ -220,7 +229,10 @@ pub fn advance(
             for due in overdue(state, point.at) {
                 let failed = Point {
                     at: due,
-                    value: PointValue::Outcome { failed: true },
+                    value: PointValue::Outcome {
+                        failed: true,
+                        leg: None,
+                    },
                 };
                 if let Some((at, verdict)) = rate_point(state, &failed) {
                     let severity = verdict.severity as u8;
@@ -234,8 +246,13 @@ pub fn advance(
                 }
             }
         }
-        if counted > 0 && point.value == (PointValue::Outcome { failed: true }) {
-            counted -= 1;
+        if let PointValue::Outcome {
+            failed,
+            leg: Some(leg),
+        } = &point.value
+            && reported_outcome(state, leg, *failed)
+        {
+            // Counted when it became overdue.
             continue;
         }
         if point.value == PointValue::Due {

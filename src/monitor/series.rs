@@ -14,6 +14,7 @@ use crate::features::aggregates::{
     AggregateKind, AggregateUpdate, movement_counters, shipment_counters, site_fields,
 };
 use crate::features::entities::{Entity, EntityWrite};
+use crate::features::updates::{Stage, parse_fact_id};
 use crate::features::{ApplyOutcome, EventUpdates};
 
 /// One series a replica watches.
@@ -158,6 +159,9 @@ pub enum PointValue {
     Outcome {
         /// Cancelled, or late past the grace.
         failed: bool,
+        /// The leg it is the outcome of, on a carrier-region series (whose
+        /// overdue legs are counted before their outcomes come).
+        leg: Option<std::sync::Arc<str>>,
     },
     /// One more event in its hour.
     Count,
@@ -180,6 +184,9 @@ pub enum PointValue {
         /// When it is due to arrive (Unix s): once it is overdue, its
         /// failure is known without waiting for its report.
         arrival: i64,
+        /// When it left (Unix s; 0 if not reported): it is not known to be
+        /// overdue before it is known to have left.
+        left_at: i64,
         /// It has left.
         departed: bool,
         /// It finished (delivered or cancelled): no longer at risk.
@@ -194,14 +201,20 @@ pub fn points(
     applied: &[ApplyOutcome],
     mut add: impl FnMut(SeriesId, Point),
 ) {
-    let changes = run
+    let applied_events = run
         .iter()
         .zip(applied)
-        .filter(|(_, outcome)| **outcome == ApplyOutcome::Applied)
-        .flat_map(|(event, _)| &event.updates);
-    for update in changes {
-        for (series, point) in points_of(update) {
-            add(series, point);
+        .filter(|(_, outcome)| **outcome == ApplyOutcome::Applied);
+    for (event, _) in applied_events {
+        // A leg's outcome comes as its Done fact, whose id names the leg.
+        let leg = match parse_fact_id(&event.event_id) {
+            Some((Stage::Done, id)) => Some(std::sync::Arc::<str>::from(id)),
+            _ => None,
+        };
+        for update in &event.updates {
+            for (series, point) in points_of(update, leg.as_ref()) {
+                add(series, point);
+            }
         }
     }
     // Each leg's latest state, for the at-risk lists of its carrier's region.
@@ -227,6 +240,7 @@ pub fn points(
                     id: leg.shipment_id.as_str().into(),
                     departure: leg.scheduled_departure.0.div_euclid(1000),
                     arrival: leg.scheduled_arrival.0.div_euclid(1000),
+                    left_at: leg.actual_departure.map_or(0, |t| t.0.div_euclid(1000)),
                     departed: leg.actual_departure.is_some(),
                     finished: matches!(
                         leg.status,
@@ -238,8 +252,12 @@ pub fn points(
     }
 }
 
-/// The points one applied update adds.
-fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
+/// The points one applied update adds; `leg` is the leg whose outcome it
+/// is, if it is one.
+fn points_of(
+    update: &AggregateUpdate,
+    leg: Option<&std::sync::Arc<str>>,
+) -> Vec<(SeriesId, Point)> {
     let at = update.at.floor() as i64;
     let point = |value| Point { at, value };
     match update.key.kind {
@@ -251,13 +269,15 @@ fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
             else {
                 return Vec::new();
             };
-            let value = PointValue::Outcome {
-                failed: update.increments[shipment_counters::FAILED] > 0.0,
-            };
+            let failed = update.increments[shipment_counters::FAILED] > 0.0;
+            let value = PointValue::Outcome { failed, leg: None };
             vec![
                 (
                     SeriesId::CarrierRegion(carrier.to_string(), destination.to_string()),
-                    point(value.clone()),
+                    point(PointValue::Outcome {
+                        failed,
+                        leg: leg.cloned(),
+                    }),
                 ),
                 (
                     SeriesId::Lane(origin.to_string(), destination.to_string()),
@@ -272,6 +292,7 @@ fn points_of(update: &AggregateUpdate) -> Vec<(SeriesId, Point)> {
                 SeriesId::Outbound(update.key.id.clone()),
                 point(PointValue::Outcome {
                     failed: update.increments[movement_counters::LATE] > 0.0,
+                    leg: None,
                 }),
             )]
         }

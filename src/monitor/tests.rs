@@ -128,6 +128,7 @@ fn a_finished_leg_is_not_listed_again_by_a_late_report() {
             id: "L1".into(),
             departure: T0,
             arrival: T0 + 10 * HOUR,
+            left_at: 0,
             departed: false,
             finished,
         },
@@ -250,8 +251,20 @@ fn leg_point(id: &str, due: i64, finished: bool) -> Point {
             id: id.into(),
             departure: due - 10 * HOUR,
             arrival: due,
+            left_at: due - 10 * HOUR,
             departed: true,
             finished,
+        },
+    }
+}
+
+/// The reported outcome of leg `leg` (`None`: some other leg) at `at`.
+fn outcome(at: i64, failed: bool, leg: Option<&str>) -> Point {
+    Point {
+        at,
+        value: series::PointValue::Outcome {
+            failed,
+            leg: leg.map(Into::into),
         },
     }
 }
@@ -271,7 +284,7 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
         .collect();
     advance(&series, &mut state, &mut buckets, &under_way, &network);
     // Before they are due, nothing; a grace after, four failures.
-    let tick = |at| Point {
+    let come_due = |at| Point {
         at,
         value: series::PointValue::Due,
     };
@@ -279,7 +292,7 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
         &series,
         &mut state,
         &mut buckets,
-        &[tick(due + 60)],
+        &[come_due(due + 60)],
         &network,
     );
     assert_eq!(finished_in_window(&state), 0);
@@ -287,7 +300,7 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
         &series,
         &mut state,
         &mut buckets,
-        &[tick(due + 16 * 60)],
+        &[come_due(due + 16 * 60)],
         &network,
     );
     assert_eq!(
@@ -298,20 +311,26 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
         state.open_legs.is_empty(),
         "overdue legs are no longer at risk"
     );
-    // Their arrival, hours late, is reported: counted already, not again.
-    // Another leg's failure in the same report still counts.
+    // Their arrival is reported: three hours late, counted already, not
+    // again; one on time after all (its report came late), its failure
+    // taken back. Another leg's failure in the same report counts.
     let mut arrived: Vec<Point> = (0..4)
         .map(|i| leg_point(&format!("L{i}"), due, true))
         .collect();
-    arrived.extend((0..5).map(|_| Point {
-        at: due + 5 * HOUR,
-        value: series::PointValue::Outcome { failed: true },
-    }));
+    let late = due + 3 * HOUR;
+    arrived.extend([
+        outcome(late, true, Some("L0")),
+        outcome(late, true, Some("L1")),
+        outcome(late, true, Some("L2")),
+        outcome(late, false, Some("L3")),
+        outcome(late, true, None),
+    ]);
     advance(&series, &mut state, &mut buckets, &arrived, &network);
     assert_eq!(
         (failed_in_window(&state), finished_in_window(&state)),
-        (5, 5)
+        (4, 5)
     );
+    assert!(state.overdue_legs.is_empty());
     // A late report of an earlier stage brings none of them back.
     advance(
         &series,
@@ -321,6 +340,40 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
         &network,
     );
     assert!(state.open_legs.is_empty());
+}
+
+#[test]
+fn a_leg_is_not_overdue_before_it_is_known_to_have_left() {
+    use super::evaluate::{LoadedBuckets, SeriesState, advance};
+    let series = SeriesId::CarrierRegion("XPO".into(), "JFK".into());
+    let mut state = SeriesState::default();
+    let due = T0 + 20 * HOUR;
+    let mut left_late = leg_point("L", due, false);
+    if let series::PointValue::Leg { left_at, .. } = &mut left_late.value {
+        *left_at = due + 2 * HOUR;
+    }
+    let network = Network::default();
+    let mut buckets = LoadedBuckets::default();
+    let at = |at| Point {
+        at,
+        value: series::PointValue::Due,
+    };
+    advance(
+        &series,
+        &mut state,
+        &mut buckets,
+        &[left_late, at(due + HOUR)],
+        &network,
+    );
+    assert!(state.cells.is_empty(), "not overdue before it left");
+    advance(
+        &series,
+        &mut state,
+        &mut buckets,
+        &[at(due + 2 * HOUR)],
+        &network,
+    );
+    assert_eq!(state.cells.iter().map(|c| c.1).sum::<u64>(), 1);
 }
 
 #[tokio::test]

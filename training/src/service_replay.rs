@@ -132,19 +132,29 @@ fn run_through_service(
                 .await
                 .context("replaying through ingest")?;
             monitor.flush().await.context("running the detectors")?;
+            drain(&mut feed, on_change)?;
             if monitor.sweep().await.context("sweeping")? > 0 {
                 monitor.flush().await.context("running the detectors")?;
-            }
-            loop {
-                match feed.try_recv() {
-                    Ok(FeedItem::Entry(entry)) => on_change(entry.change, &entry.alert),
-                    Ok(_) => {}
-                    Err(TryRecvError::Empty) => break,
-                    Err(error) => anyhow::bail!("alert changes lost in the replay: {error}"),
-                }
+                drain(&mut feed, on_change)?;
             }
             start = end;
         }
         Ok(())
     })
+}
+
+/// Hands `on_change` every alert change the feed holds; an error if the
+/// feed lost some (more changes in one flush than it holds).
+fn drain(
+    feed: &mut tokio::sync::broadcast::Receiver<FeedItem>,
+    on_change: &mut (dyn FnMut(Change, &Alert) + Send),
+) -> anyhow::Result<()> {
+    loop {
+        match feed.try_recv() {
+            Ok(FeedItem::Entry(entry)) => on_change(entry.change, &entry.alert),
+            Ok(_) => {}
+            Err(TryRecvError::Empty) => return Ok(()),
+            Err(error) => anyhow::bail!("alert changes lost in the replay: {error}"),
+        }
+    }
 }

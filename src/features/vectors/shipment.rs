@@ -27,9 +27,10 @@ pub const SHIPMENT_KEYS: usize = FIXED_KEYS + BACKLOG_SLOTS;
 /// Records read whatever the time: all but the backlog's slots.
 const FIXED_KEYS: usize = 15;
 /// An open alert whose record was last written longer ago than this is not
-/// read as open: an open episode is written at least hourly while its series
-/// gets points, and swept within hours once it gets none, so a record this
-/// old missed its resolution.
+/// read as open: an open episode is rewritten at least hourly while its
+/// points stay unusual, ends after two ordinary points, and is swept about
+/// three hours (of event time) after its points stop, so a record this old
+/// most likely missed its resolution.
 const ALERT_FRESH_SECS: f64 = 6.0 * 3_600.0;
 /// How long a carrier's disruption into a region is expected to last from a
 /// decision on: its weight for a leg `lead` hours ahead is

@@ -16,7 +16,7 @@ pub(super) const RATE_WINDOWS: [i64; 3] = [3, 12, 24];
 /// A rate series' point: its outcome joins the window, the window is tested.
 pub(super) fn rate_point(state: &mut SeriesState, point: &Point) -> Option<(i64, Verdict)> {
     let settings = RateSettings::default();
-    let PointValue::Outcome { failed } = point.value else {
+    let PointValue::Outcome { failed, .. } = point.value else {
         return None;
     };
     let hour = point.at.div_euclid(HOUR);

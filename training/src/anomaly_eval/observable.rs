@@ -20,7 +20,8 @@
 //! first two hours, say): a leg's outcome is known when it arrives, when it
 //! is cancelled, or — late — once it is overdue a grace after it was due
 //! (as the monitor counts it); a snapshot or an order when it is taken.
-//! That bounds what any detector can find that soon.
+//! It is what this oracle's test sees that soon — a yardstick for a
+//! detector that does not know when a disruption starts, not a proof.
 
 use std::collections::HashMap;
 
