@@ -301,7 +301,7 @@ mod tests {
 
         let loaded = LoadedModel {
             manifest: serde_json::from_str(include_str!(
-                "../models/carrier_failure/lrgbt-454298a62f/manifest.json"
+                "../models/carrier_failure/lrgbt-8c4f651de8/manifest.json"
             ))
             .unwrap(),
             kind: RiskKind::CarrierFailure,
@@ -350,7 +350,7 @@ mod tests {
         let option = schema.iter().position(|f| f.of_option).unwrap();
         let dir = std::env::temp_dir().join(format!("detour-lt-{}", std::process::id()));
         let manifest: Manifest = serde_json::from_str(include_str!(
-            "../models/carrier_failure/lrgbt-454298a62f/manifest.json"
+            "../models/carrier_failure/lrgbt-8c4f651de8/manifest.json"
         ))
         .unwrap();
         let stump = |feature: usize| LinearTrees {

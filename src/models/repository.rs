@@ -7,7 +7,7 @@
 //!   carrier_failure/
 //!     state.json              which version is active, the ones before it,
 //!                             the candidate (shadow or canary), who deployed what
-//!     lrgbt-454298a62f/       manifest.json, weights.json, golden.json, reports
+//!     lrgbt-8c4f651de8/       manifest.json, weights.json, golden.json, reports
 //!     lrgbt-7e01c2aa31/
 //! ```
 //!
