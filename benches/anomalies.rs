@@ -74,6 +74,7 @@ fn benches(c: &mut Criterion) {
             at: T0 + i * HOUR / 3,
             value: PointValue::Outcome {
                 failed: i % 12 == 0,
+                leg: None,
             },
         })
         .collect();
@@ -88,6 +89,7 @@ fn benches(c: &mut Criterion) {
                 at,
                 value: PointValue::Outcome {
                     failed: i.is_multiple_of(12),
+                    leg: None,
                 },
             }];
             black_box(advance(&series, &mut state, &mut buckets, &point, &network))

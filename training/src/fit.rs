@@ -49,11 +49,19 @@ impl Split<'_> {
     }
 }
 
+/// Where `n` rows in time order are cut: the end of the training slice and
+/// of the validation slice (70 / 15 / 15).
+pub fn split_bounds(n: usize) -> (usize, usize) {
+    (
+        (n as f64 * TRAIN_SHARE) as usize,
+        (n as f64 * (TRAIN_SHARE + VALIDATION_SHARE)) as usize,
+    )
+}
+
 /// Splits rows (in time order) 70 / 15 / 15, checking each slice can do its job.
 pub fn split(rows: &[Row]) -> anyhow::Result<Split<'_>> {
     let n = rows.len();
-    let train_end = (n as f64 * TRAIN_SHARE) as usize;
-    let validation_end = (n as f64 * (TRAIN_SHARE + VALIDATION_SHARE)) as usize;
+    let (train_end, validation_end) = split_bounds(n);
     anyhow::ensure!(
         train_end >= 100 && validation_end - train_end >= 50 && n - validation_end >= 50,
         "{n} labelled rows are too few to train, calibrate and test"

@@ -9,6 +9,7 @@
 //! - [`fit`] / [`boost`] / [`metrics`]: the two learners, calibration, held-out
 //!   metrics; [`report`]: the reports written beside each artifact.
 //! - [`train`]: the `train` command end to end (read, replay, fit, write).
+//! - [`dataset`]: the `dataset` command (the rows `train` fits on, as CSV).
 //! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
 //! - [`recommend_eval`]: `evaluate-recommendations` (do the recommendations help?).
 //! - [`detect`] / [`anomaly_eval`]: the service's anomaly detectors over any
@@ -23,6 +24,7 @@
 pub mod anomaly_eval;
 pub mod boost;
 pub mod csvio;
+pub mod dataset;
 pub mod detect;
 pub mod evaluate;
 pub mod fit;

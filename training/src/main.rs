@@ -179,6 +179,35 @@ enum Command {
         #[arg(long)]
         without_alerts: bool,
     },
+    /// Writes the point-in-time feature matrix `train` fits on for one
+    /// family, as CSV: a row per decision with its entity id, decision time,
+    /// lead (shipments), the slice `train` puts it in, every feature by name
+    /// and the label — for training in your own tools on exactly the inputs
+    /// the service computes.
+    Dataset {
+        /// A folder of exports, as `train` reads.
+        #[arg(long)]
+        data: PathBuf,
+        /// order_fallout, site_congestion or carrier_failure.
+        #[arg(long)]
+        family: String,
+        /// Only what was known by this time (RFC 3339), as `train --until`.
+        #[arg(long)]
+        until: Option<String>,
+        /// The file to write (*.csv).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 15.0)]
+        sla_grace_minutes: f64,
+        #[arg(long, default_value_t = 8.0)]
+        horizon_hours: f64,
+        /// Hours before its scheduled departure a leg counts as announced.
+        #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
+        announced_hours: f64,
+        /// Replay without the anomaly monitor (the alert features read 0).
+        #[arg(long)]
+        without_alerts: bool,
+    },
     /// Scores every decision in [--from, --to) with the artifacts in --models,
     /// replaying the history before it, and writes one CSV row per decision
     /// (id, family, decision_time, probability, outcome, model_version).
@@ -389,6 +418,37 @@ fn main() -> anyhow::Result<()> {
                     ..Policy::REALLOCATION
                 },
             })?;
+        }
+        Command::Dataset {
+            data,
+            family,
+            until,
+            out,
+            sla_grace_minutes,
+            horizon_hours,
+            announced_hours,
+            without_alerts,
+        } => {
+            let settings = detour_training::dataset::DatasetSettings {
+                data,
+                family: detour_training::dataset::family(&family).context("--family")?,
+                until: until
+                    .map(|t| Timestamp::parse_rfc3339(&t).context("--until"))
+                    .transpose()?,
+                sla_grace_minutes,
+                horizon_hours,
+                announced_hours,
+                alerts: !without_alerts,
+                out: out.clone(),
+            };
+            let summary = detour_training::dataset::run(&settings)?;
+            println!(
+                "wrote {} {} decisions ({} positive) to {}",
+                summary.rows,
+                settings.family.name(),
+                summary.positives,
+                out.display()
+            );
         }
         Command::Evaluate {
             data,

@@ -1,5 +1,7 @@
 //! What the trainer's integration tests share: scratch folders, a simulated
 //! history and a quick training run.
+// Each test crate uses some of these.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,149 @@
+//! `detour-train dataset`: the point-in-time feature matrix `train` fits on,
+//! for one family, written out for a data scientist's own tools. The rows
+//! are `train`'s own — the same replay through the service's feature code
+//! (and, unless `--without-alerts`, its anomaly monitor), the same decision
+//! times, the same labels — each with the slice `train` would put it in.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use detour::domain::Timestamp;
+use detour::features::FeatureSettings;
+use detour::schema::{RiskKind, schema_of};
+
+use crate::fit::split_bounds;
+use crate::replay::{ReplaySettings, Row, replay};
+use crate::train::read_history;
+
+/// What `dataset` needs.
+#[derive(Debug, Clone)]
+pub struct DatasetSettings {
+    /// A folder of exports, as `train` reads.
+    pub data: PathBuf,
+    /// The family whose decisions are written.
+    pub family: RiskKind,
+    /// Only what was known by this time (as `train --until`).
+    pub until: Option<Timestamp>,
+    pub sla_grace_minutes: f64,
+    pub horizon_hours: f64,
+    /// Hours before departure a leg counts as announced.
+    pub announced_hours: f64,
+    /// Replay through the anomaly monitor, so decisions see open alerts.
+    pub alerts: bool,
+    /// Where to write: a `.csv` file.
+    pub out: PathBuf,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSummary {
+    pub rows: usize,
+    pub positives: usize,
+}
+
+/// The family named `name` ("carrier_failure"), or an error listing them.
+pub fn family(name: &str) -> anyhow::Result<RiskKind> {
+    RiskKind::ALL
+        .into_iter()
+        .find(|k| k.name() == name)
+        .with_context(|| {
+            let names: Vec<&str> = RiskKind::ALL.iter().map(|k| k.name()).collect();
+            format!("no family {name:?}; one of {}", names.join(", "))
+        })
+}
+
+/// Replays the export and writes the family's decisions.
+pub fn run(settings: &DatasetSettings) -> anyhow::Result<DatasetSummary> {
+    let extension = settings.out.extension().and_then(|e| e.to_str());
+    anyhow::ensure!(
+        extension == Some("csv"),
+        "--out {}: only CSV is written so far (name the file *.csv)",
+        settings.out.display()
+    );
+    let (history, _) = read_history(&settings.data)?;
+    let datasets = replay(
+        &history,
+        &ReplaySettings {
+            features: FeatureSettings {
+                sla_grace_minutes: settings.sla_grace_minutes,
+            },
+            congestion_horizon_hours: settings.horizon_hours,
+            until: settings.until,
+            record_from: None,
+            unlabelled: false,
+            shipment_lead_hours: None,
+            also_at_departure: true,
+            announced_hours: settings.announced_hours,
+            alerts: settings.alerts,
+        },
+    );
+    let rows = datasets
+        .rows
+        .get(&settings.family)
+        .map_or(&[][..], Vec::as_slice);
+    write(&settings.out, settings.family, rows)?;
+    Ok(DatasetSummary {
+        rows: rows.len(),
+        positives: rows.iter().filter(|r| r.label).count(),
+    })
+}
+
+/// Writes `rows` (in time order) as CSV: `entity_id`, `decision_time`
+/// (RFC 3339), `lead_hours` (shipments; else empty), `slice` (`train`,
+/// `validation` or `test`, as `train` cuts them), every feature of the
+/// family's schema by name (empty where unknown: NaN), then `label` (1: the
+/// risk happened). Numbers are written in their shortest exact form, so
+/// they read back to the same value.
+fn write(path: &Path, kind: RiskKind, rows: &[Row]) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let schema = schema_of(kind);
+    let mut header = vec!["entity_id", "decision_time", "lead_hours", "slice"];
+    header.extend(schema.iter().map(|f| f.name));
+    header.push("label");
+    writeln!(out, "{}", header.join(","))?;
+    let (train_end, validation_end) = split_bounds(rows.len());
+    let number = |v: f64| {
+        if v.is_nan() {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
+    for (i, row) in rows.iter().enumerate() {
+        let slice = if i < train_end {
+            "train"
+        } else if i < validation_end {
+            "validation"
+        } else {
+            "test"
+        };
+        let mut line = format!(
+            "{},{},{},{slice}",
+            csv_text(&row.entity_id),
+            row.at.to_rfc3339(),
+            row.lead_hours.map_or(String::new(), number)
+        );
+        for value in row.features.as_slice() {
+            line.push(',');
+            line.push_str(&number(*value));
+        }
+        line.push_str(if row.label { ",1" } else { ",0" });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// An id as a CSV field: quoted when it holds a comma, a quote or a line
+/// break.
+fn csv_text(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
