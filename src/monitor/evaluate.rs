@@ -235,14 +235,7 @@ pub fn advance(
                     },
                 };
                 if let Some((at, verdict)) = rate_point(state, &failed) {
-                    let severity = verdict.severity as u8;
-                    if let Some(transition) =
-                        state
-                            .episodes
-                            .step(&key, at, verdict.score, severity, &rules)
-                    {
-                        out.push(alert(series, state, transition, at, verdict));
-                    }
+                    out.extend(step(series, &key, state, &rules, at, verdict));
                 }
             }
         }
@@ -265,14 +258,7 @@ pub fn advance(
                 continue;
             }
             for (at, verdict) in tick(series, state, buckets, point.at) {
-                let severity = verdict.severity as u8;
-                if let Some(transition) =
-                    state
-                        .episodes
-                        .step(&key, at, verdict.score, severity, &rules)
-                {
-                    out.push(alert(series, state, transition, at, verdict));
-                }
+                out.extend(step(series, &key, state, &rules, at, verdict));
             }
             continue;
         }
@@ -286,16 +272,27 @@ pub fn advance(
             }
         };
         for (at, verdict) in verdicts {
-            let severity = verdict.severity as u8;
-            if let Some(transition) = state
-                .episodes
-                .step(&key, at, verdict.score, severity, &rules)
-            {
-                out.push(alert(series, state, transition, at, verdict));
-            }
+            out.extend(step(series, &key, state, &rules, at, verdict));
         }
     }
     out
+}
+
+/// One verdict through the series' episodes: the alert change it makes,
+/// if any.
+fn step(
+    series: &SeriesId,
+    key: &str,
+    state: &mut SeriesState,
+    rules: &EpisodeRules,
+    at: i64,
+    verdict: Verdict,
+) -> Option<(Change, Alert)> {
+    let severity = verdict.severity as u8;
+    let transition = state
+        .episodes
+        .step(key, at, verdict.score, severity, rules)?;
+    Some(alert(series, state, transition, at, verdict))
 }
 
 /// A series whose points stopped, judged at `at` (the ingest clock): a rate

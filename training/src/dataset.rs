@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use detour::domain::Timestamp;
-use detour::features::FeatureSettings;
 use detour::schema::{RiskKind, schema_of};
 
 use crate::fit::split_bounds;
@@ -64,19 +63,14 @@ pub fn run(settings: &DatasetSettings) -> anyhow::Result<DatasetSummary> {
     let (history, _) = read_history(&settings.data)?;
     let datasets = replay(
         &history,
-        &ReplaySettings {
-            features: FeatureSettings {
-                sla_grace_minutes: settings.sla_grace_minutes,
-            },
-            congestion_horizon_hours: settings.horizon_hours,
-            until: settings.until,
-            record_from: None,
-            unlabelled: false,
-            shipment_lead_hours: None,
-            also_at_departure: true,
-            announced_hours: settings.announced_hours,
-            alerts: settings.alerts,
-        },
+        &ReplaySettings::training(
+            settings.sla_grace_minutes,
+            settings.horizon_hours,
+            settings.until,
+            None,
+            settings.announced_hours,
+            settings.alerts,
+        ),
     );
     let rows = datasets
         .rows

@@ -104,6 +104,32 @@ pub struct ReplaySettings {
     pub alerts: bool,
 }
 
+impl ReplaySettings {
+    /// How `train` replays (and `dataset` with it, so that it writes the
+    /// very rows `train` fits on): labelled decisions only, every shipment
+    /// at its own lead (or `lead_hours`) and at its departure.
+    pub fn training(
+        sla_grace_minutes: f64,
+        congestion_horizon_hours: f64,
+        until: Option<Timestamp>,
+        lead_hours: Option<f64>,
+        announced_hours: f64,
+        alerts: bool,
+    ) -> Self {
+        ReplaySettings {
+            features: FeatureSettings { sla_grace_minutes },
+            congestion_horizon_hours,
+            until,
+            record_from: None,
+            unlabelled: false,
+            shipment_lead_hours: lead_hours,
+            also_at_departure: true,
+            announced_hours,
+            alerts,
+        }
+    }
+}
+
 /// Legs are taken as announced this long before they leave, unless told
 /// otherwise: a week, as a carrier's timetable or a shipper's plan would be.
 pub const DEFAULT_ANNOUNCED_HOURS: f64 = 7.0 * 24.0;

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use detour::domain::Timestamp;
-use detour::features::FeatureSettings;
 use detour::models::artifact::{GRADIENT_BOOSTED_TREES, LOGISTIC_PLUS_TREES, LOGISTIC_REGRESSION};
 use detour::models::{BandThresholds, Learner, LinearTrees};
 use detour::network::Network;
@@ -61,19 +60,14 @@ pub fn run(settings: &TrainSettings) -> anyhow::Result<Vec<FamilyResult>> {
         print_report(report);
     }
     let truth = read_truth(&settings.data)?;
-    let replay_settings = ReplaySettings {
-        features: FeatureSettings {
-            sla_grace_minutes: settings.sla_grace_minutes,
-        },
-        congestion_horizon_hours: settings.horizon_hours,
-        until: settings.until,
-        record_from: None,
-        unlabelled: false,
-        shipment_lead_hours: settings.lead_hours,
-        also_at_departure: true,
-        announced_hours: settings.announced_hours,
-        alerts: settings.alerts,
-    };
+    let replay_settings = ReplaySettings::training(
+        settings.sla_grace_minutes,
+        settings.horizon_hours,
+        settings.until,
+        settings.lead_hours,
+        settings.announced_hours,
+        settings.alerts,
+    );
     eprintln!("replaying history through the service's feature code");
     let replay_began = Instant::now();
     let datasets = replay(&history, &replay_settings);
