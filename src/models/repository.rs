@@ -295,16 +295,14 @@ mod tests {
         // deploy of a version that was never committed in its state.
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         for kind in RiskKind::ALL {
-            let state = read_state(&repo, kind).unwrap().expect("a state per family");
+            let state = read_state(&repo, kind)
+                .unwrap()
+                .expect("a state per family");
             assert!(state.active.is_some(), "{}", kind.name());
             for version in state.needed() {
                 let dir = version_dir(&repo, kind, version);
-                crate::models::artifact::load_version(
-                    &dir,
-                    kind,
-                    crate::schema::schema_of(kind),
-                )
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                crate::models::artifact::load_version(&dir, kind, crate::schema::schema_of(kind))
+                    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             }
         }
     }
