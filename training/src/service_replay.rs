@@ -1,7 +1,7 @@
 //! History replayed through the service's own ingest path and anomaly
 //! monitor, in process and in event time: what `evaluate-anomalies` scores,
 //! and the alerts a training replay feeds its decisions
-//! ([`crate::replay::ReplaySettings::alerts`]).
+//! ([`crate::replay::ReplaySettings::alerts`], [`disruption_updates`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +9,43 @@ use std::time::Duration;
 use anyhow::Context;
 use detour::anomaly::{Alert, Change};
 use detour::domain::{Event, EventPayload, Order, Shipment, ShipmentStatus, Timestamp};
+use detour::features::aggregates::AggregateUpdate;
 use detour::features::{FeatureSettings, InMemoryFeatureStore};
 use detour::ingest::{Ingestor, MAX_EVENTS};
+use detour::monitor::signal::disruption_update;
 use detour::monitor::{FeedItem, Monitor};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use crate::replay::History;
 
 const HOUR: i64 = 3_600;
+
+/// The disruption-record writes of every alert change the service's
+/// monitor makes over `history` up to `until` (events after it are not
+/// ingested), each at its event time.
+pub fn disruption_updates(history: &History, until: Timestamp) -> Vec<AggregateUpdate> {
+    let mut events = events_in_time_order(history);
+    events.retain(|(at, _)| at.saturating_mul(1000) <= until.0);
+    let mut updates = Vec::new();
+    eprintln!(
+        "  replay: running {} events through the anomaly monitor",
+        events.len()
+    );
+    alert_changes(history, &events, &mut |change, alert| {
+        updates.extend(disruption_update(change, alert));
+    })
+    .unwrap_or_else(|error| {
+        // The in-memory monitor fails only by publishing more alert changes
+        // in one flush than its feed holds: a history this replay cannot
+        // take alerts from faithfully.
+        panic!("replaying the alerts: {error:#}; train with --without-alerts")
+    });
+    eprintln!(
+        "  replay: {} alert changes on series the carrier model reads",
+        updates.len()
+    );
+    updates
+}
 
 /// The history as the service would receive it, each event at the time it
 /// became known (Unix s), in time order: an order when created (open), a
