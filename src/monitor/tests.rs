@@ -42,6 +42,28 @@ async fn take(monitor: &Monitor, events: &[Event]) {
     monitor.flush().await.expect("in memory");
 }
 
+/// Sixty hours of XPO legs into JFK, one an hour, one in twelve failed.
+fn ordinary_history() -> Vec<Event> {
+    (0..60)
+        .map(|h| leg(&format!("h{h}"), "XPO", "JFK", T0 + h * HOUR, h % 12 == 0))
+        .collect()
+}
+
+/// Then, at hour 84, eight failed XPO legs into JFK within eight minutes.
+fn burst() -> Vec<Event> {
+    (0..8)
+        .map(|i| {
+            leg(
+                &format!("b{i}"),
+                "XPO",
+                "JFK",
+                T0 + 84 * HOUR + i * 60,
+                true,
+            )
+        })
+        .collect()
+}
+
 fn changes(feed: &mut broadcast::Receiver<FeedItem>, series: &str) -> Vec<Change> {
     let mut out = Vec::new();
     while let Ok(FeedItem::Entry(entry)) = feed.try_recv() {
@@ -56,22 +78,8 @@ fn changes(feed: &mut broadcast::Receiver<FeedItem>, series: &str) -> Vec<Change
 async fn an_episode_whose_evidence_stops_is_ended_by_a_sweep() {
     let monitor = Monitor::in_memory(Arc::new(Network::default()));
     let mut feed = monitor.subscribe();
-    let history: Vec<Event> = (0..60)
-        .map(|h| leg(&format!("h{h}"), "XPO", "JFK", T0 + h * HOUR, h % 12 == 0))
-        .collect();
-    take(&monitor, &history).await;
-    let burst: Vec<Event> = (0..8)
-        .map(|i| {
-            leg(
-                &format!("b{i}"),
-                "XPO",
-                "JFK",
-                T0 + 84 * HOUR + i * 60,
-                true,
-            )
-        })
-        .collect();
-    take(&monitor, &burst).await;
+    take(&monitor, &ordinary_history()).await;
+    take(&monitor, &burst()).await;
     let series = "carrier_region:XPO:JFK";
     assert!(changes(&mut feed, series).contains(&Change::Opened));
     // Nothing swept while the clock has not moved on.
@@ -191,27 +199,13 @@ async fn an_open_alert_is_written_where_the_carrier_model_reads_it_until_it_ends
             Box::pin(async move { store.apply(&events).await.map(|_| ()) })
         },
     ));
-    let history: Vec<Event> = (0..60)
-        .map(|h| leg(&format!("h{h}"), "XPO", "JFK", T0 + h * HOUR, h % 12 == 0))
-        .collect();
-    take(&monitor, &history).await;
+    take(&monitor, &ordinary_history()).await;
     assert_eq!(
         alert_feature(&store, T0 + 84 * HOUR, 0),
         0.0,
         "nothing open"
     );
-    let burst: Vec<Event> = (0..8)
-        .map(|i| {
-            leg(
-                &format!("b{i}"),
-                "XPO",
-                "JFK",
-                T0 + 84 * HOUR + i * 60,
-                true,
-            )
-        })
-        .collect();
-    take(&monitor, &burst).await;
+    take(&monitor, &burst()).await;
     let open = alert_feature(&store, T0 + 85 * HOUR, 0);
     assert!(
         open >= 1.0,
@@ -380,10 +374,7 @@ fn a_leg_is_not_overdue_before_it_is_known_to_have_left() {
 async fn a_sweep_counts_legs_that_came_due_before_their_reports() {
     let monitor = Monitor::in_memory(Arc::new(Network::default()));
     let mut feed = monitor.subscribe();
-    let history: Vec<Event> = (0..60)
-        .map(|h| leg(&format!("h{h}"), "XPO", "JFK", T0 + h * HOUR, h % 12 == 0))
-        .collect();
-    take(&monitor, &history).await;
+    take(&monitor, &ordinary_history()).await;
     // Eight XPO legs into JFK leave, due at hour 84; none is reported again.
     let due = T0 + 84 * HOUR;
     let leaving: Vec<Event> = (0..8)

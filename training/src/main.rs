@@ -103,12 +103,8 @@ enum Command {
         /// Use only what was known by this time (RFC 3339).
         #[arg(long)]
         until: Option<String>,
-        /// A delivery this late past schedule is a carrier failure.
-        #[arg(long, default_value_t = 15.0)]
-        sla_grace_minutes: f64,
-        /// Congestion horizon in hours.
-        #[arg(long, default_value_t = 8.0)]
-        horizon_hours: f64,
+        #[command(flatten)]
+        replay: ReplayArgs,
         /// L2 penalty of the logistic regressions.
         #[arg(long, default_value_t = 1.0)]
         l2: f64,
@@ -125,15 +121,6 @@ enum Command {
         /// each at one of 0, 2, 6, 12, 24 and 48 h (a model for one horizon).
         #[arg(long)]
         lead_hours: Option<f64>,
-        /// Hours before its scheduled departure a leg counts as announced (the
-        /// exports hold no announcement time).
-        #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
-        announced_hours: f64,
-        /// Replay without the anomaly monitor: no alert is ever open to
-        /// the models (their alert features are 0), to measure what the
-        /// alerts add.
-        #[arg(long)]
-        without_alerts: bool,
         /// Make the new versions active in `--out`'s state.json (for a
         /// repository no server is using; a running server takes them through
         /// `detour admin deploy` and `promote`).
@@ -197,16 +184,8 @@ enum Command {
         /// The file to write (*.csv).
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 15.0)]
-        sla_grace_minutes: f64,
-        #[arg(long, default_value_t = 8.0)]
-        horizon_hours: f64,
-        /// Hours before its scheduled departure a leg counts as announced.
-        #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
-        announced_hours: f64,
-        /// Replay without the anomaly monitor (the alert features read 0).
-        #[arg(long)]
-        without_alerts: bool,
+        #[command(flatten)]
+        replay: ReplayArgs,
     },
     /// Scores every decision in [--from, --to) with the artifacts in --models,
     /// replaying the history before it, and writes one CSV row per decision
@@ -224,19 +203,28 @@ enum Command {
         models: PathBuf,
         #[arg(long)]
         predictions: PathBuf,
-        #[arg(long, default_value_t = 15.0)]
-        sla_grace_minutes: f64,
-        #[arg(long, default_value_t = 8.0)]
-        horizon_hours: f64,
-        /// Hours before its scheduled departure a leg counts as announced.
-        #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
-        announced_hours: f64,
-        /// Replay without the anomaly monitor: no alert is ever open to
-        /// the models (their alert features are 0), to measure what the
-        /// alerts add.
-        #[arg(long)]
-        without_alerts: bool,
+        #[command(flatten)]
+        replay: ReplayArgs,
     },
+}
+
+/// How history is replayed: what `train`, `dataset` and `evaluate` share.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct ReplayArgs {
+    /// A delivery this late past schedule is a carrier failure.
+    #[arg(long, default_value_t = 15.0)]
+    sla_grace_minutes: f64,
+    /// Congestion horizon in hours.
+    #[arg(long, default_value_t = 8.0)]
+    horizon_hours: f64,
+    /// Hours before its scheduled departure a leg counts as announced (the
+    /// exports hold no announcement time).
+    #[arg(long, default_value_t = detour_training::replay::DEFAULT_ANNOUNCED_HOURS)]
+    announced_hours: f64,
+    /// Replay without the anomaly monitor: no alert is ever open to the
+    /// models (their alert features are 0), to measure what the alerts add.
+    #[arg(long)]
+    without_alerts: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -277,15 +265,12 @@ fn main() -> anyhow::Result<()> {
             data,
             out,
             until,
-            sla_grace_minutes,
-            horizon_hours,
+            replay,
             l2,
             max_trees,
             max_depth,
             version,
             lead_hours,
-            announced_hours,
-            without_alerts,
             activate,
         } => {
             let until = until
@@ -300,14 +285,14 @@ fn main() -> anyhow::Result<()> {
                 data,
                 out,
                 until,
-                sla_grace_minutes,
-                horizon_hours,
+                sla_grace_minutes: replay.sla_grace_minutes,
+                horizon_hours: replay.horizon_hours,
                 l2,
                 boost,
                 version,
                 lead_hours,
-                announced_hours,
-                alerts: !without_alerts,
+                announced_hours: replay.announced_hours,
+                alerts: !replay.without_alerts,
                 activate,
             };
             train::run(&settings)?;
@@ -424,10 +409,7 @@ fn main() -> anyhow::Result<()> {
             family,
             until,
             out,
-            sla_grace_minutes,
-            horizon_hours,
-            announced_hours,
-            without_alerts,
+            replay,
         } => {
             let settings = detour_training::dataset::DatasetSettings {
                 data,
@@ -435,10 +417,10 @@ fn main() -> anyhow::Result<()> {
                 until: until
                     .map(|t| Timestamp::parse_rfc3339(&t).context("--until"))
                     .transpose()?,
-                sla_grace_minutes,
-                horizon_hours,
-                announced_hours,
-                alerts: !without_alerts,
+                sla_grace_minutes: replay.sla_grace_minutes,
+                horizon_hours: replay.horizon_hours,
+                announced_hours: replay.announced_hours,
+                alerts: !replay.without_alerts,
                 out: out.clone(),
             };
             let summary = detour_training::dataset::run(&settings)?;
@@ -456,10 +438,7 @@ fn main() -> anyhow::Result<()> {
             to,
             models,
             predictions,
-            sla_grace_minutes,
-            horizon_hours,
-            announced_hours,
-            without_alerts,
+            replay,
         } => {
             let settings = EvaluateSettings {
                 data,
@@ -467,10 +446,10 @@ fn main() -> anyhow::Result<()> {
                 from: Timestamp::parse_rfc3339(&from).context("--from")?,
                 to: Timestamp::parse_rfc3339(&to).context("--to")?,
                 predictions,
-                sla_grace_minutes,
-                horizon_hours,
-                announced_hours,
-                alerts: !without_alerts,
+                sla_grace_minutes: replay.sla_grace_minutes,
+                horizon_hours: replay.horizon_hours,
+                announced_hours: replay.announced_hours,
+                alerts: !replay.without_alerts,
             };
             evaluate::run(&settings)?;
         }
