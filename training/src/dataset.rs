@@ -4,7 +4,6 @@
 //! (and, unless `--without-alerts`, its anomaly monitor), the same decision
 //! times, the same labels — each with the slice `train` would put it in.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -90,14 +89,13 @@ pub fn run(settings: &DatasetSettings) -> anyhow::Result<DatasetSummary> {
 /// risk happened). Numbers are written in their shortest exact form, so
 /// they read back to the same value.
 fn write(path: &Path, kind: RiskKind, rows: &[Row]) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = std::io::BufWriter::new(file);
+    let mut out =
+        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
     let schema = schema_of(kind);
     let mut header = vec!["entity_id", "decision_time", "lead_hours", "slice"];
     header.extend(schema.iter().map(|f| f.name));
     header.push("label");
-    writeln!(out, "{}", header.join(","))?;
+    out.write_record(&header)?;
     let (train_end, validation_end) = split_bounds(rows.len());
     let number = |v: f64| {
         if v.is_nan() {
@@ -106,6 +104,7 @@ fn write(path: &Path, kind: RiskKind, rows: &[Row]) -> anyhow::Result<()> {
             v.to_string()
         }
     };
+    let mut record: Vec<String> = Vec::with_capacity(header.len());
     for (i, row) in rows.iter().enumerate() {
         let slice = if i < train_end {
             "train"
@@ -114,30 +113,18 @@ fn write(path: &Path, kind: RiskKind, rows: &[Row]) -> anyhow::Result<()> {
         } else {
             "test"
         };
-        let mut line = format!(
-            "{},{},{},{slice}",
-            csv_text(&row.entity_id),
+        record.clear();
+        record.extend([
+            row.entity_id.clone(),
             row.at.to_rfc3339(),
-            row.lead_hours.map_or(String::new(), number)
-        );
-        for value in row.features.as_slice() {
-            line.push(',');
-            line.push_str(&number(*value));
-        }
-        line.push_str(if row.label { ",1" } else { ",0" });
-        writeln!(out, "{line}")?;
+            row.lead_hours.map_or(String::new(), number),
+            slice.to_string(),
+        ]);
+        record.extend(row.features.as_slice().iter().map(|v| number(*v)));
+        record.push(if row.label { "1" } else { "0" }.to_string());
+        out.write_record(&record)?;
     }
     out.flush()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-/// An id as a CSV field: quoted when it holds a comma, a quote or a line
-/// break.
-fn csv_text(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
