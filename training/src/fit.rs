@@ -128,6 +128,31 @@ pub fn judge(
             .collect()
     };
     let calibration = platt(&logits(split.validation), &labels(split.validation))?;
+    Ok(measure(
+        name,
+        learner,
+        calibration,
+        split,
+        schema,
+        fit_seconds,
+    ))
+}
+
+/// Measures `learner` under a given `calibration`: validation and test
+/// metrics, top features, and the figures by lead.
+pub fn measure(
+    name: &'static str,
+    learner: Learner,
+    calibration: Calibration,
+    split: &Split<'_>,
+    schema: &[FeatureDef],
+    fit_seconds: f64,
+) -> Candidate {
+    let logits = |part: &[Row]| -> Vec<f64> {
+        part.iter()
+            .map(|r| learner.raw_score(r.features.as_slice()).logit)
+            .collect()
+    };
     let calibrated = |part: &[Row]| -> Vec<f64> {
         logits(part)
             .into_iter()
@@ -149,7 +174,7 @@ pub fn judge(
     top_features.sort_by(|a, b| b.1.total_cmp(&a.1));
     let test_predictions = calibrated(split.test);
     let by_lead = by_lead(&learner, calibration, split, schema, &test_predictions);
-    Ok(Candidate {
+    Candidate {
         name,
         validation: evaluate(&calibrated(split.validation), &labels(split.validation)),
         test: evaluate(&test_predictions, &labels(split.test)),
@@ -159,7 +184,7 @@ pub fn judge(
         top_features,
         by_lead,
         fit_seconds,
-    })
+    }
 }
 
 /// Per lead: the test metrics and the top features ([`LeadResult`]).
@@ -324,7 +349,7 @@ fn design_matrix(rows: &[Row], mean: &[f64], std: &[f64]) -> Array2<f64> {
 }
 
 /// Platt scaling: a one-feature logistic regression of outcomes on raw logits.
-fn platt(logits: &[f64], outcomes: &[bool]) -> anyhow::Result<Calibration> {
+pub fn platt(logits: &[f64], outcomes: &[bool]) -> anyhow::Result<Calibration> {
     let x = Array2::from_shape_vec((logits.len(), 1), logits.to_vec())?;
     let y: Array1<bool> = outcomes.iter().copied().collect();
     // A tiny penalty: two parameters and tens of thousands of rows.

@@ -10,6 +10,8 @@
 //!   metrics; [`report`]: the reports written beside each artifact.
 //! - [`train`]: the `train` command end to end (read, replay, fit, write).
 //! - [`dataset`]: the `dataset` command (the rows `train` fits on, as CSV).
+//! - [`import`]: the `import` command (LightGBM, XGBoost and scikit-learn
+//!   trees in, as artifacts served natively).
 //! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
 //! - [`recommend_eval`]: `evaluate-recommendations` (do the recommendations help?).
 //! - [`detect`] / [`anomaly_eval`]: the service's anomaly detectors over any
@@ -28,6 +30,7 @@ pub mod dataset;
 pub mod detect;
 pub mod evaluate;
 pub mod fit;
+pub mod import;
 pub mod metrics;
 pub mod network_gen;
 pub mod publish;

@@ -13,6 +13,7 @@ use detour_training::boost::BoostSettings;
 use detour_training::detect::{self, DetectSettings};
 use detour_training::evaluate::{self, EvaluateSettings};
 use detour_training::recommend_eval::{self, RecommendEvalSettings};
+use detour_training::replay::ReplaySettings;
 use detour_training::simulate::{self, SimSettings};
 use detour_training::train::{self, TrainSettings};
 
@@ -184,6 +185,56 @@ enum Command {
         /// The file to write (*.csv).
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        replay: ReplayArgs,
+    },
+    /// Turns a tree ensemble trained in Python (LightGBM text, XGBoost JSON,
+    /// scikit-learn tree export) into a version of the model repository,
+    /// served natively. Checks parity with the library's own probabilities
+    /// (--expected) and measures it on Detour's history (--data) before
+    /// anything is written.
+    Import {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// The library that saved it; detected from the file when absent.
+        #[arg(long, value_enum)]
+        format: Option<detour_training::import::Format>,
+        /// order_fallout, site_congestion or carrier_failure.
+        #[arg(long)]
+        family: String,
+        /// Detour feature names of the model's inputs, in its column order,
+        /// comma-separated (when the file has none, or other names).
+        #[arg(long, value_delimiter = ',')]
+        feature_names: Option<Vec<String>>,
+        /// A CSV of rows (inputs by name, empty when missing) with the
+        /// library's own probability: parity within 1e-6 is required.
+        #[arg(long)]
+        expected: Option<PathBuf>,
+        /// The probability column of --expected.
+        #[arg(long, default_value = "probability")]
+        expected_column: String,
+        /// Detour history (a folder of exports) to measure on, as `train`
+        /// replays it: the version gets the same report as a trained one.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Only what was known by this time (RFC 3339), as `train --until`.
+        #[arg(long)]
+        until: Option<String>,
+        /// none: serve the library's probabilities; platt: fit Platt
+        /// scaling on the validation slice of --data.
+        #[arg(long, value_enum, default_value = "none")]
+        calibrate: detour_training::import::Calibrate,
+        /// The model repository to add the version to.
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+        /// Version name (default: the library's short name and the weights'
+        /// checksum).
+        #[arg(long)]
+        version: Option<String>,
+        /// Make it the family's active version.
+        #[arg(long)]
+        activate: bool,
         #[command(flatten)]
         replay: ReplayArgs,
     },
@@ -430,6 +481,74 @@ fn main() -> anyhow::Result<()> {
                 settings.family.name(),
                 summary.positives,
                 out.display()
+            );
+        }
+        Command::Import {
+            model,
+            format,
+            family,
+            feature_names,
+            expected,
+            expected_column,
+            data,
+            until,
+            calibrate,
+            out,
+            version,
+            activate,
+            replay,
+        } => {
+            let until = until
+                .map(|t| Timestamp::parse_rfc3339(&t).context("--until"))
+                .transpose()?;
+            let settings = detour_training::import::ImportSettings {
+                model,
+                format,
+                family: detour_training::dataset::family(&family).context("--family")?,
+                feature_names,
+                expected,
+                expected_column,
+                replay: data.as_ref().map(|_| {
+                    ReplaySettings::training(
+                        replay.sla_grace_minutes,
+                        replay.horizon_hours,
+                        until,
+                        None,
+                        replay.announced_hours,
+                        !replay.without_alerts,
+                    )
+                }),
+                data,
+                calibrate,
+                out,
+                version,
+                activate,
+            };
+            let summary = detour_training::import::run(&settings)?;
+            if let Some(p) = &summary.parity {
+                println!(
+                    "parity with the library on {} rows ({} with missing inputs): max |Δp| \
+                     {:.2e}, mean {:.2e}",
+                    p.rows, p.rows_with_missing, p.max_abs_diff, p.mean_abs_diff
+                );
+            }
+            if let Some(m) = &summary.test {
+                println!(
+                    "held-out test slice: {} rows, ROC-AUC {:.3}, Brier {:.4}, log loss {:.4}, \
+                     ECE {:.4}",
+                    m.rows, m.roc_auc, m.brier, m.log_loss, m.ece
+                );
+            }
+            println!(
+                "{} version {} written to {}{}",
+                settings.family.name(),
+                summary.version,
+                summary.dir.display(),
+                if summary.activated {
+                    " (active)"
+                } else {
+                    "; deploy it with: detour admin deploy <dir>"
+                }
             );
         }
         Command::Evaluate {

@@ -156,7 +156,7 @@ pub(crate) fn write_artifact(
 /// Whether the version folder `dir` already holds a model with these
 /// weights; an error when it holds another. A version is never rewritten: a
 /// server may have deployed it, and its registry recorded these files.
-fn unchanged(dir: &Path, weights: &[u8], version: &str) -> anyhow::Result<bool> {
+pub(crate) fn unchanged(dir: &Path, weights: &[u8], version: &str) -> anyhow::Result<bool> {
     let manifest_path = dir.join(MANIFEST_FILE);
     if !manifest_path.is_file() {
         return Ok(false);

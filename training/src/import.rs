@@ -1,0 +1,639 @@
+//! `detour-train import`: a tree ensemble trained in Python — LightGBM,
+//! XGBoost or scikit-learn gradient boosting — becomes a Detour artifact of
+//! a family, served natively by the same tree walker as Detour's own
+//! boosted trees.
+//!
+//! - Each library's file is read by its own module (`lightgbm.rs`,
+//!   `xgboost.rs`, `sklearn.rs`), which states the semantics it reproduces,
+//!   into library-neutral trees that `layout.rs` lays out and checks.
+//! - The model's input columns are matched to the family's schema by name:
+//!   any subset, in any order; unknown names are refused, listed.
+//! - `--expected` checks parity against the library's own probabilities
+//!   before anything is written ([`PARITY_TOLERANCE`]).
+//! - `--data` replays Detour's history as `train` does: the artifact gets
+//!   the same report as a trained one, measured on the same held-out
+//!   decisions, and optionally a Platt calibration fitted on the validation
+//!   slice.
+//!
+//! Nothing is written until every check has passed, and a version folder is
+//! never rewritten.
+
+pub mod layout;
+pub mod lightgbm;
+pub mod sklearn;
+pub mod xgboost;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use detour::models::artifact::{
+    GRADIENT_BOOSTED_TREES, GoldenRows, MANIFEST_FILE, save_golden_rows, save_model, sha256_hex,
+};
+use detour::models::repository::{register_trained, version_dir};
+use detour::models::{
+    Calibration, FeatureSpec, Learner, LoadedModel, Manifest, TreeEnsemble, sigmoid,
+};
+use detour::schema::{FeatureVector, RiskKind, schema_of};
+use serde_json::json;
+
+use crate::fit::{Candidate, SliceSpan, measure, platt, split};
+use crate::metrics::Metrics;
+use crate::publish::unchanged;
+use crate::replay::{ReplaySettings, Row, replay};
+use crate::report::{FamilyResult, write_reports};
+use crate::train::{BANDS, read_history};
+
+use layout::RawTree;
+
+/// Largest difference in probability from the library's own, on any row of
+/// `--expected`, that `import` accepts.
+pub const PARITY_TOLERANCE: f64 = 1e-6;
+
+/// Golden rows an imported artifact carries, at most.
+const GOLDEN_ROWS: usize = 256;
+
+/// Largest model file read (a 5,000-tree LightGBM model is about 10 MB).
+const MAX_MODEL_BYTES: u64 = 256 << 20;
+
+/// A library's model, read: its input columns by name, the raw score before
+/// any tree, and its trees over those columns.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The library and its version, as the file says.
+    pub library: String,
+    /// The model's input columns, in its own order.
+    pub columns: Vec<String>,
+    /// Log-odds before any tree.
+    pub base_score: f64,
+    pub trees: Vec<RawTree>,
+}
+
+/// Why a model file was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportError {
+    /// Not a well-formed model of the library (truncated, malformed, a node
+    /// out of range).
+    Invalid(String),
+    /// Well formed, but of a kind Detour does not serve (regression,
+    /// multiclass, categorical splits).
+    Unsupported(String),
+    /// Its input columns do not name the family's features.
+    Columns(String),
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Invalid(d) => write!(f, "invalid model: {d}"),
+            ImportError::Unsupported(d) => write!(f, "unsupported model: {d}"),
+            ImportError::Columns(d) => write!(f, "input columns: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// The libraries whose files `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// LightGBM `Booster.save_model` text.
+    Lightgbm,
+    /// XGBoost `Booster.save_model` JSON.
+    Xgboost,
+    /// scikit-learn trees as JSON (see `import/sklearn.rs`).
+    Sklearn,
+}
+
+impl Format {
+    /// The format a file's text is in, by its first bytes and keys.
+    pub fn detect(text: &str) -> Option<Format> {
+        let start = text.trim_start();
+        if start.starts_with("tree\n") || start.starts_with("tree\r\n") {
+            Some(Format::Lightgbm)
+        } else if start.starts_with('{') && text.contains("\"learner\"") {
+            Some(Format::Xgboost)
+        } else if start.starts_with('{') && text.contains("\"children_left\"") {
+            Some(Format::Sklearn)
+        } else {
+            None
+        }
+    }
+
+    /// Short name, the prefix of version names.
+    pub fn short(self) -> &'static str {
+        match self {
+            Format::Lightgbm => "lgbm",
+            Format::Xgboost => "xgb",
+            Format::Sklearn => "skl",
+        }
+    }
+
+    fn learner_name(self) -> &'static str {
+        match self {
+            Format::Lightgbm => "imported_lightgbm",
+            Format::Xgboost => "imported_xgboost",
+            Format::Sklearn => "imported_sklearn",
+        }
+    }
+
+    /// Reads a model file's text.
+    pub fn parse(self, text: &str) -> Result<Imported, ImportError> {
+        match self {
+            Format::Lightgbm => lightgbm::parse(text),
+            Format::Xgboost => xgboost::parse(text),
+            Format::Sklearn => sklearn::parse(text),
+        }
+    }
+}
+
+/// The imported trees over the family's schema, and which schema feature
+/// each model column became.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    pub ensemble: TreeEnsemble,
+    /// Schema index of each model column, in the model's order.
+    pub columns: Vec<usize>,
+    /// The model's column names (after `--feature-names`).
+    pub names: Vec<String>,
+}
+
+/// Lays out `imported` over `kind`'s schema: `names` (from `--feature-names`)
+/// replaces the file's column names when given.
+pub fn map_to_schema(
+    imported: &Imported,
+    kind: RiskKind,
+    names: Option<&[String]>,
+) -> Result<Mapped, ImportError> {
+    let schema = schema_of(kind);
+    let names: Vec<String> = match names {
+        Some(given) if given.len() != imported.columns.len() => {
+            return Err(ImportError::Columns(format!(
+                "--feature-names gives {} names, the model has {} inputs",
+                given.len(),
+                imported.columns.len()
+            )));
+        }
+        Some(given) => given.to_vec(),
+        None => imported.columns.clone(),
+    };
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| !schema.iter().any(|f| f.name == n.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let shown: Vec<&str> = unknown.iter().take(12).copied().collect();
+        return Err(ImportError::Columns(format!(
+            "{} of the model's {} inputs are not {} features: {}{} (train on the columns \
+             `detour-train dataset` writes, or name the inputs with --feature-names)",
+            unknown.len(),
+            names.len(),
+            kind.name(),
+            shown.join(", "),
+            if unknown.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            },
+        )));
+    }
+    let columns: Vec<usize> = names
+        .iter()
+        .map(|n| schema.iter().position(|f| f.name == n).expect("known"))
+        .collect();
+    if let Some(i) = (0..names.len()).find(|&i| names[..i].contains(&names[i])) {
+        return Err(ImportError::Columns(format!(
+            "{} names two inputs",
+            names[i]
+        )));
+    }
+    let mut trees = Vec::with_capacity(imported.trees.len());
+    for (t, raw) in imported.trees.iter().enumerate() {
+        let mut tree = layout::layout(raw, names.len())
+            .map_err(|e| ImportError::Invalid(format!("tree {t}: {e}")))?;
+        for (feature, left) in tree.feature.iter_mut().zip(&tree.left) {
+            if *left != 0 {
+                *feature = columns[*feature as usize] as u32;
+            }
+        }
+        trees.push(tree);
+    }
+    let ensemble = TreeEnsemble::new(imported.base_score, trees);
+    ensemble.check(schema.len()).map_err(ImportError::Invalid)?;
+    Ok(Mapped {
+        ensemble,
+        columns,
+        names,
+    })
+}
+
+/// Reads and maps a model file.
+pub fn read_model(
+    path: &Path,
+    format: Option<Format>,
+    kind: RiskKind,
+    names: Option<&[String]>,
+) -> anyhow::Result<(Format, Imported, Mapped)> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        size <= MAX_MODEL_BYTES,
+        "{}: {size} bytes; at most {MAX_MODEL_BYTES} are read",
+        path.display()
+    );
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let format = match format.or_else(|| Format::detect(&text)) {
+        Some(format) => format,
+        None => anyhow::bail!(
+            "{}: not a LightGBM text model, an XGBoost JSON model or a scikit-learn tree \
+             export; name the library with --format",
+            path.display()
+        ),
+    };
+    let imported = format
+        .parse(&text)
+        .with_context(|| format!("{}", path.display()))?;
+    let mapped =
+        map_to_schema(&imported, kind, names).with_context(|| format!("{}", path.display()))?;
+    Ok((format, imported, mapped))
+}
+
+/// How far the imported model is from the library's own probabilities.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Parity {
+    pub rows: usize,
+    /// Rows with at least one missing input.
+    pub rows_with_missing: usize,
+    pub max_abs_diff: f64,
+    pub mean_abs_diff: f64,
+    /// The first row (0-based, after the header) with the largest difference.
+    pub worst_row: usize,
+}
+
+/// Rows of a CSV with the model's inputs by name (empty: missing) and the
+/// library's probability in `column`, as full schema vectors with their
+/// expected probabilities.
+pub fn read_expected(
+    path: &Path,
+    column: &str,
+    kind: RiskKind,
+    mapped: &Mapped,
+) -> anyhow::Result<Vec<(FeatureVector, f64)>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = reader.headers()?.clone();
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{}: no column {name:?}", path.display()))
+    };
+    let sources: Vec<(usize, usize)> = mapped
+        .names
+        .iter()
+        .zip(&mapped.columns)
+        .map(|(name, &schema)| Ok((find(name)?, schema)))
+        .collect::<anyhow::Result<_>>()?;
+    let expected_at = find(column)?;
+    let width = schema_of(kind).len();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{}: row {}", path.display(), i + 1))?;
+        let mut values = vec![f64::NAN; width];
+        for &(at, schema) in &sources {
+            let cell = record.get(at).unwrap_or("").trim();
+            if !cell.is_empty() && !cell.eq_ignore_ascii_case("nan") {
+                values[schema] = cell.parse().with_context(|| {
+                    format!(
+                        "{}: row {}, column {}: {cell:?}",
+                        path.display(),
+                        i + 1,
+                        &header[at]
+                    )
+                })?;
+            }
+        }
+        let p: f64 = record
+            .get(expected_at)
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .with_context(|| format!("{}: row {}, column {column}", path.display(), i + 1))?;
+        rows.push((FeatureVector::from_slice(&values), p));
+    }
+    anyhow::ensure!(!rows.is_empty(), "{}: no rows", path.display());
+    Ok(rows)
+}
+
+/// Compares the imported probabilities (no calibration) with the expected.
+pub fn parity(mapped: &Mapped, rows: &[(FeatureVector, f64)]) -> Parity {
+    let ensemble = &mapped.ensemble;
+    let mut max_abs_diff: f64 = 0.0;
+    let mut worst_row = 0;
+    let mut total = 0.0;
+    let mut rows_with_missing = 0;
+    for (i, (row, expected)) in rows.iter().enumerate() {
+        let values = row.as_slice();
+        if mapped.columns.iter().any(|&c| values[c].is_nan()) {
+            rows_with_missing += 1;
+        }
+        let diff = (sigmoid(ensemble.logit(values)) - expected).abs();
+        // A probability that is not a number is as far off as can be.
+        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
+        total += diff;
+        if diff > max_abs_diff {
+            max_abs_diff = diff;
+            worst_row = i;
+        }
+    }
+    Parity {
+        rows: rows.len(),
+        rows_with_missing,
+        max_abs_diff,
+        mean_abs_diff: total / rows.len().max(1) as f64,
+        worst_row,
+    }
+}
+
+/// How the imported log-odds are calibrated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Calibrate {
+    /// Serve the library's probabilities as they are.
+    None,
+    /// Platt scaling fitted on the validation slice of `--data`.
+    Platt,
+}
+
+/// What `import` needs.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    pub model: PathBuf,
+    /// The library; detected from the file when absent.
+    pub format: Option<Format>,
+    pub family: RiskKind,
+    /// Detour names of the model's inputs, in its order, replacing the file's.
+    pub feature_names: Option<Vec<String>>,
+    /// A CSV of rows with the library's own probabilities.
+    pub expected: Option<PathBuf>,
+    /// The probability column of `expected`.
+    pub expected_column: String,
+    /// Detour history to measure (and calibrate) on, replayed as `train` does.
+    pub data: Option<PathBuf>,
+    pub replay: Option<ReplaySettings>,
+    pub calibrate: Calibrate,
+    /// The model repository to write the version into.
+    pub out: PathBuf,
+    pub version: Option<String>,
+    pub activate: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    pub version: String,
+    pub dir: PathBuf,
+    pub parity: Option<Parity>,
+    pub test: Option<Metrics>,
+    pub activated: bool,
+}
+
+/// Reads, checks, measures and writes an imported model.
+pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
+    let began = Instant::now();
+    let kind = settings.family;
+    let schema = schema_of(kind);
+    let (format, imported, mapped) = read_model(
+        &settings.model,
+        settings.format,
+        kind,
+        settings.feature_names.as_deref(),
+    )?;
+    anyhow::ensure!(
+        settings.expected.is_some() || settings.data.is_some(),
+        "give --expected (rows with the library's own probabilities) or --data (Detour \
+         history): an artifact carries golden rows, taken from one of them"
+    );
+    anyhow::ensure!(
+        settings.calibrate == Calibrate::None || settings.data.is_some(),
+        "--calibrate platt fits on the validation slice of --data: give --data"
+    );
+    let expected = match &settings.expected {
+        Some(path) => Some(read_expected(
+            path,
+            &settings.expected_column,
+            kind,
+            &mapped,
+        )?),
+        None => None,
+    };
+    let parity_report = expected.as_ref().map(|rows| parity(&mapped, rows));
+    if let Some(p) = &parity_report {
+        anyhow::ensure!(
+            p.max_abs_diff <= PARITY_TOLERANCE,
+            "the imported model differs from {}'s probabilities by up to {:.3e} (row {}; \
+             tolerance {PARITY_TOLERANCE:e}): nothing written. Are the columns named right, \
+             and is --format right?",
+            imported.library,
+            p.max_abs_diff,
+            p.worst_row + 1
+        );
+    }
+    let learner = Learner::Boosted(mapped.ensemble.clone());
+    let history_rows: Option<Vec<Row>> = match (&settings.data, &settings.replay) {
+        (Some(data), Some(replay_settings)) => {
+            let (history, _) = read_history(data)?;
+            let mut datasets = replay(&history, replay_settings);
+            Some(datasets.rows.remove(&kind).unwrap_or_default())
+        }
+        _ => None,
+    };
+    let measured: Option<(Candidate, [SliceSpan; 3])> = match &history_rows {
+        Some(rows) => {
+            let split = split(rows)?;
+            let calibration = match settings.calibrate {
+                Calibrate::None => IDENTITY,
+                Calibrate::Platt => {
+                    let logits: Vec<f64> = split
+                        .validation
+                        .iter()
+                        .map(|r| learner.raw_score(r.features.as_slice()).logit)
+                        .collect();
+                    let labels: Vec<bool> = split.validation.iter().map(|r| r.label).collect();
+                    platt(&logits, &labels)?
+                }
+            };
+            let candidate = measure(
+                format.learner_name(),
+                learner.clone(),
+                calibration,
+                &split,
+                schema,
+                0.0,
+            );
+            Some((candidate, split.spans()))
+        }
+        None => None,
+    };
+    let candidate = measured.as_ref().map(|(c, _)| c);
+    let calibration = candidate.map_or(IDENTITY, |c| c.calibration);
+    let weights = serde_json::to_vec(&mapped.ensemble)?;
+    let version = settings
+        .version
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", format.short(), &sha256_hex(&weights)[..10]));
+    let source = std::fs::read(&settings.model)?;
+    let mut manifest = Manifest {
+        name: kind.name().to_string(),
+        family: kind.name().to_string(),
+        version: version.clone(),
+        learner: GRADIENT_BOOSTED_TREES.to_string(),
+        // No priors: a missing value reaches the trees, which send it where
+        // the library would.
+        features: schema
+            .iter()
+            .map(|f| FeatureSpec {
+                name: f.name.to_string(),
+                unit: f.unit.to_string(),
+                prior: None,
+            })
+            .collect(),
+        weights_file: "weights.json".to_string(),
+        weights_sha256: String::new(),
+        calibration,
+        bands: BANDS,
+        training: json!({
+            "imported_from": {
+                "library": imported.library,
+                "file": settings.model.display().to_string(),
+                "sha256": sha256_hex(&source),
+                "inputs": mapped.names,
+                "trees": imported.trees.len(),
+            },
+            "calibration": match settings.calibrate {
+                Calibrate::None => "none: the library's probabilities",
+                Calibrate::Platt => "platt, fitted on the validation slice of data",
+            },
+            "data": settings.data.as_ref().map(|d| d.display().to_string()),
+            "parity": parity_report,
+            "seconds": began.elapsed().as_secs_f64(),
+        }),
+        metrics: candidate.map_or(
+            json!({}),
+            |c| json!({"test": headline(&c.test), "validation": headline(&c.validation)}),
+        ),
+        golden_file: None,
+        golden_sha256: None,
+    };
+    let in_memory = LoadedModel {
+        manifest: manifest.clone(),
+        kind,
+        learner,
+    };
+    let golden: Vec<&FeatureVector> = match (&history_rows, &expected) {
+        (Some(rows), _) if !rows.is_empty() => {
+            let (_, test_start) = crate::fit::split_bounds(rows.len());
+            let test = &rows[test_start..];
+            let step = test.len().div_ceil(GOLDEN_ROWS).max(1);
+            test.iter().step_by(step).map(|r| &r.features).collect()
+        }
+        (_, Some(rows)) => {
+            let step = rows.len().div_ceil(GOLDEN_ROWS).max(1);
+            rows.iter().step_by(step).map(|(v, _)| v).collect()
+        }
+        _ => anyhow::bail!(
+            "no rows for golden rows: the history has no {} decisions",
+            kind.name()
+        ),
+    };
+    let dir = version_dir(&settings.out, kind, &version);
+    if unchanged(&dir, &weights, &version)? {
+        eprintln!(
+            "{}: version {version} is already in {} with the same weights; left as it is",
+            kind.name(),
+            dir.display()
+        );
+    } else {
+        // Written into a scratch folder beside the version's, checked by
+        // loading it as a server would, then renamed: a failure leaves no
+        // partial version.
+        let scratch = dir.with_file_name(format!(".{version}.importing"));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let written = write_version(
+            &scratch,
+            &mut manifest,
+            &weights,
+            &GoldenRows::of(&in_memory, &golden),
+            measured.clone().map(|(candidate, spans)| FamilyResult {
+                kind,
+                version: version.clone(),
+                spans,
+                candidates: vec![candidate],
+                chosen: 0,
+                ceiling_roc_auc: None,
+                priors: vec![None; schema.len()],
+                chosen_by: "imported",
+                seconds: began.elapsed().as_secs_f64(),
+            }),
+        )
+        .and_then(|()| {
+            std::fs::rename(&scratch, &dir)
+                .with_context(|| format!("moving {} to {}", scratch.display(), dir.display()))
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        written?;
+    }
+    let identity = sha256_hex(&std::fs::read(dir.join(MANIFEST_FILE))?);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let activated = register_trained(
+        &settings.out,
+        kind,
+        &version,
+        identity,
+        now,
+        settings.activate,
+    )?;
+    Ok(ImportSummary {
+        version,
+        dir,
+        parity: parity_report,
+        test: candidate.map(|c| c.test.clone()),
+        activated,
+    })
+}
+
+/// Writes the artifact (and its reports, when measured) into `dir` and
+/// checks it loads as a server would load it.
+fn write_version(
+    dir: &Path,
+    manifest: &mut Manifest,
+    weights: &[u8],
+    golden: &GoldenRows,
+    result: Option<FamilyResult>,
+) -> anyhow::Result<()> {
+    save_golden_rows(dir, manifest, golden)?;
+    save_model(dir, manifest, weights)?;
+    if let Some(result) = &result {
+        write_reports(dir, result)?;
+    }
+    let kind = result.map_or_else(|| crate::dataset::family(&manifest.family), |r| Ok(r.kind))?;
+    detour::models::load_version(dir, kind, schema_of(kind))
+        .with_context(|| format!("the written artifact in {} does not load", dir.display()))?;
+    Ok(())
+}
+
+/// No calibration: the library's own probabilities.
+const IDENTITY: Calibration = Calibration {
+    slope: 1.0,
+    intercept: 0.0,
+};
+
+fn headline(m: &Metrics) -> serde_json::Value {
+    json!({"rows": m.rows, "base_rate": m.base_rate, "roc_auc": m.roc_auc,
+           "pr_auc": m.pr_auc, "brier": m.brier, "log_loss": m.log_loss, "ece": m.ece})
+}

@@ -1,0 +1,215 @@
+//! XGBoost's JSON model format (`Booster.save_model("model.json")`),
+//! logistic objectives, `gbtree` boosters.
+//!
+//! Semantics reproduced (XGBoost's CPU predictor): the input is rounded to
+//! `f32` and a split sends `x < split_condition` left; a missing value takes
+//! `default_left`. A leaf's value is its `split_condition`. The base score is
+//! a probability: the raw score starts at its log-odds. Categorical splits
+//! (`split_type` 1), multi-target and multiclass models, and `dart` boosters
+//! are refused.
+
+use serde::Deserialize;
+
+use super::layout::{Node, RawTree, below_of_f32_less};
+use super::{ImportError, Imported};
+
+#[derive(Deserialize)]
+struct Model {
+    learner: Learner,
+    #[serde(default)]
+    version: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Learner {
+    #[serde(default)]
+    feature_names: Vec<String>,
+    gradient_booster: Booster,
+    learner_model_param: ModelParam,
+    objective: Objective,
+}
+
+#[derive(Deserialize)]
+struct ModelParam {
+    base_score: String,
+    #[serde(default)]
+    num_class: Option<String>,
+    num_feature: String,
+    #[serde(default)]
+    num_target: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Objective {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Booster {
+    name: String,
+    #[serde(default)]
+    model: Option<Trees>,
+}
+
+#[derive(Deserialize)]
+struct Trees {
+    trees: Vec<JsonTree>,
+}
+
+/// `default_left` entries: 0/1 in current versions, booleans in some.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum Flag {
+    Int(u8),
+    Bool(bool),
+}
+
+impl Flag {
+    fn set(self) -> bool {
+        match self {
+            Flag::Int(i) => i != 0,
+            Flag::Bool(b) => b,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonTree {
+    left_children: Vec<i64>,
+    right_children: Vec<i64>,
+    split_indices: Vec<i64>,
+    split_conditions: Vec<f32>,
+    default_left: Vec<Flag>,
+    #[serde(default)]
+    split_type: Vec<u8>,
+    #[serde(default)]
+    sum_hessian: Vec<f64>,
+}
+
+/// Reads a model saved as JSON by `Booster.save_model`.
+pub fn parse(text: &str) -> Result<Imported, ImportError> {
+    let model: Model = serde_json::from_str(text)
+        .map_err(|e| ImportError::Invalid(format!("not an XGBoost JSON model: {e}")))?;
+    let learner = model.learner;
+    let objective = learner.objective.name.as_str();
+    if !matches!(objective, "binary:logistic" | "reg:logistic") {
+        return Err(ImportError::Unsupported(format!(
+            "objective {objective:?}: only binary:logistic (or reg:logistic) gives a \
+             probability Detour serves"
+        )));
+    }
+    let param = &learner.learner_model_param;
+    for (key, value) in [
+        ("num_class", &param.num_class),
+        ("num_target", &param.num_target),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !matches!(*v, "0" | "1")) {
+            return Err(ImportError::Unsupported(format!(
+                "{key}={v}: only one binary target is supported"
+            )));
+        }
+    }
+    if learner.gradient_booster.name != "gbtree" {
+        return Err(ImportError::Unsupported(format!(
+            "booster {:?}: only gbtree is supported",
+            learner.gradient_booster.name
+        )));
+    }
+    let columns_n: usize = param
+        .num_feature
+        .parse()
+        .map_err(|_| ImportError::Invalid(format!("num_feature {:?}", param.num_feature)))?;
+    let columns = if learner.feature_names.is_empty() {
+        (0..columns_n).map(|i| format!("f{i}")).collect()
+    } else {
+        learner.feature_names
+    };
+    if columns.len() != columns_n {
+        return Err(ImportError::Invalid(format!(
+            "num_feature={columns_n} but {} feature names",
+            columns.len()
+        )));
+    }
+    // "5E-1", or "[5E-1]" from XGBoost 3.
+    let base: f32 = param
+        .base_score
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .ok()
+        .filter(|b: &f32| *b > 0.0 && *b < 1.0)
+        .ok_or_else(|| {
+            ImportError::Invalid(format!(
+                "base_score {:?} is not a probability",
+                param.base_score
+            ))
+        })?;
+    let base = f64::from(base);
+    let trees = learner
+        .gradient_booster
+        .model
+        .ok_or_else(|| ImportError::Invalid("the booster holds no trees".into()))?
+        .trees
+        .iter()
+        .enumerate()
+        .map(|(t, tree)| {
+            raw_tree(tree, columns_n).map_err(|e| ImportError::Invalid(format!("tree {t}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let version: Vec<String> = model.version.iter().map(u32::to_string).collect();
+    Ok(Imported {
+        library: format!("xgboost {}", version.join(".")),
+        columns,
+        base_score: (base / (1.0 - base)).ln(),
+        trees,
+    })
+}
+
+fn raw_tree(tree: &JsonTree, columns: usize) -> Result<RawTree, String> {
+    let n = tree.left_children.len();
+    let lengths = [
+        tree.right_children.len(),
+        tree.split_indices.len(),
+        tree.split_conditions.len(),
+        tree.default_left.len(),
+    ];
+    if n == 0 || lengths.iter().any(|&l| l != n) {
+        return Err("node arrays are empty or differ in length".into());
+    }
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let left = tree.left_children[i];
+        if left < 0 {
+            nodes.push(Node::Leaf {
+                value: f64::from(tree.split_conditions[i]),
+            });
+            continue;
+        }
+        if tree.split_type.get(i).is_some_and(|&t| t != 0) {
+            return Err(format!(
+                "node {i}: categorical splits are not supported: train with numeric features"
+            ));
+        }
+        let column = usize::try_from(tree.split_indices[i])
+            .ok()
+            .filter(|&c| c < columns)
+            .ok_or_else(|| {
+                format!(
+                    "node {i} splits on feature index {}; the model has {columns} inputs",
+                    tree.split_indices[i]
+                )
+            })?;
+        let child = |c: i64| usize::try_from(c).unwrap_or(usize::MAX);
+        nodes.push(Node::Split {
+            column,
+            below: below_of_f32_less(tree.split_conditions[i]),
+            left: child(left),
+            right: child(tree.right_children[i]),
+            missing_left: tree.default_left[i].set(),
+        });
+    }
+    Ok(RawTree {
+        nodes,
+        cover: tree.sum_hessian.clone(),
+        root: 0,
+    })
+}

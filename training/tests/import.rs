@@ -1,0 +1,270 @@
+//! `detour-train import`: models saved by the real LightGBM, XGBoost and
+//! scikit-learn (fixtures made by `training/examples/byom_fixtures.py` at the
+//! versions it pins) reproduce the libraries' own `predict_proba` on 1,000
+//! held-out rows each, missing values included; bad files are refused with
+//! the reason and leave nothing behind; an import with history gets a
+//! measured, loadable, registered version.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use detour::models::load_version;
+use detour::models::repository::read_state;
+use detour::schema::{RiskKind, schema_of};
+use detour_training::import::{
+    self, Calibrate, Format, ImportError, ImportSettings, PARITY_TOLERANCE, map_to_schema, parity,
+    read_expected, read_model,
+};
+use detour_training::replay::{DEFAULT_ANNOUNCED_HOURS, ReplaySettings};
+
+const KIND: RiskKind = RiskKind::CarrierFailure;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/byom")
+        .join(name)
+}
+
+fn text(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).unwrap()
+}
+
+/// Imports `model` and checks it against `column` of `rows`.
+fn check_parity(model: &str, rows: &str, column: &str, format: Format) {
+    let (found, _, mapped) = read_model(&fixture(model), None, KIND, None).unwrap();
+    assert_eq!(found, format, "{model}: detected format");
+    let expected = read_expected(&fixture(rows), column, KIND, &mapped).unwrap();
+    let report = parity(&mapped, &expected);
+    eprintln!("{model}: {report:?}");
+    assert_eq!(report.rows, 1_000, "{model}");
+    assert!(
+        report.max_abs_diff <= PARITY_TOLERANCE,
+        "{model}: max |Δp| {:e} at row {}",
+        report.max_abs_diff,
+        report.worst_row
+    );
+    if rows == "rows.csv" {
+        assert!(report.rows_with_missing > 500, "{report:?}");
+    } else {
+        assert_eq!(report.rows_with_missing, 0, "{report:?}");
+    }
+    // The trees read the schema's features the model named, nothing else.
+    let used: Vec<usize> = mapped.ensemble.split_features().collect();
+    assert!(used.iter().all(|f| mapped.columns.contains(f)));
+    let schema = schema_of(KIND);
+    assert_eq!(schema[mapped.columns[0]].name, "lane_failure_rate_7d");
+    // Explanations: path contributions add up to the score, and credit only
+    // features the model reads.
+    for (row, _) in expected.iter().take(50) {
+        let score = mapped.ensemble.predict(row.as_slice());
+        let roots: f64 = mapped.ensemble.trees.iter().map(|t| t.value[0]).sum();
+        let total: f64 = score.contributions.iter().sum();
+        assert!(
+            (mapped.ensemble.base_score + roots + total - score.logit).abs() < 1e-9,
+            "{model}"
+        );
+        for (f, c) in score.contributions.iter().enumerate() {
+            assert!(
+                *c == 0.0 || mapped.columns.contains(&f),
+                "{model}: feature {f}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lightgbm_matches_its_own_predict_proba() {
+    check_parity("lightgbm.txt", "rows.csv", "lightgbm", Format::Lightgbm);
+}
+
+#[test]
+fn xgboost_matches_its_own_predict_proba() {
+    check_parity("xgboost.json", "rows.csv", "xgboost", Format::Xgboost);
+}
+
+#[test]
+fn sklearn_histogram_boosting_matches_its_own_predict_proba() {
+    check_parity(
+        "sklearn_hgb.json",
+        "rows.csv",
+        "sklearn_hgb",
+        Format::Sklearn,
+    );
+}
+
+#[test]
+fn sklearn_classic_boosting_matches_its_own_predict_proba() {
+    check_parity(
+        "sklearn_gbc.json",
+        "gbc_rows.csv",
+        "sklearn_gbc",
+        Format::Sklearn,
+    );
+}
+
+#[test]
+fn a_wrong_missing_value_rule_would_be_caught() {
+    // The parity check can fail: send every missing value the other way.
+    let (_, imported, _) = read_model(&fixture("lightgbm.txt"), None, KIND, None).unwrap();
+    let mut flipped = imported.clone();
+    for tree in &mut flipped.trees {
+        for node in &mut tree.nodes {
+            if let import::layout::Node::Split { missing_left, .. } = node {
+                *missing_left = !*missing_left;
+            }
+        }
+    }
+    let mapped = map_to_schema(&flipped, KIND, None).unwrap();
+    let expected = read_expected(&fixture("rows.csv"), "lightgbm", KIND, &mapped).unwrap();
+    assert!(parity(&mapped, &expected).max_abs_diff > 1e-3);
+}
+
+fn parse_error(format: Format, text: &str) -> ImportError {
+    match format.parse(text) {
+        Ok(imported) => map_to_schema(&imported, KIND, None).unwrap_err(),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn bad_model_files_are_refused_with_the_reason() {
+    let lgb = text("lightgbm.txt");
+    let truncated = &lgb[..lgb.len() / 2];
+    let e = parse_error(Format::Lightgbm, truncated);
+    assert!(e.to_string().contains("truncated"), "{e}");
+
+    let regression = lgb.replace("objective=binary sigmoid:1", "objective=regression");
+    let e = parse_error(Format::Lightgbm, &regression);
+    assert!(matches!(e, ImportError::Unsupported(_)), "{e}");
+    assert!(e.to_string().contains("regression"), "{e}");
+
+    let unknown = lgb.replacen("scheduled_transit_hours", "weather_index", 1);
+    let e = parse_error(Format::Lightgbm, &unknown);
+    assert!(matches!(e, ImportError::Columns(_)), "{e}");
+    assert!(e.to_string().contains("weather_index"), "{e}");
+
+    let out_of_range = lgb.replacen("split_feature=3 ", "split_feature=11 ", 1);
+    assert_ne!(out_of_range, lgb);
+    let e = parse_error(Format::Lightgbm, &out_of_range);
+    assert!(e.to_string().contains("feature index 11"), "{e}");
+
+    let xgb = text("xgboost.json");
+    let multiclass = xgb.replace("binary:logistic", "multi:softprob");
+    let e = parse_error(Format::Xgboost, &multiclass);
+    assert!(matches!(e, ImportError::Unsupported(_)), "{e}");
+    let e = parse_error(Format::Xgboost, &xgb[..xgb.len() - 100]);
+    assert!(matches!(e, ImportError::Invalid(_)), "{e}");
+    let far = xgb.replacen("\"split_indices\":[3,", "\"split_indices\":[40,", 1);
+    assert_ne!(far, xgb);
+    let e = parse_error(Format::Xgboost, &far);
+    assert!(e.to_string().contains("feature index 40"), "{e}");
+
+    let skl = text("sklearn_gbc.json");
+    let e = parse_error(Format::Sklearn, &skl.replace("\"sigmoid\"", "\"identity\""));
+    assert!(matches!(e, ImportError::Unsupported(_)), "{e}");
+    let e = parse_error(Format::Sklearn, "{\"trees\": [{\"children_left\": [1");
+    assert!(matches!(e, ImportError::Invalid(_)), "{e}");
+
+    let (_, imported, _) = read_model(&fixture("xgboost.json"), None, KIND, None).unwrap();
+    let doubled: Vec<String> = vec!["lane_failure_rate_7d".into(); imported.columns.len()];
+    let e = map_to_schema(&imported, KIND, Some(&doubled)).unwrap_err();
+    assert!(e.to_string().contains("names two inputs"), "{e}");
+    let e = map_to_schema(&imported, KIND, Some(&doubled[..3])).unwrap_err();
+    assert!(e.to_string().contains("3 names"), "{e}");
+}
+
+fn settings(model: &str, out: &Path) -> ImportSettings {
+    ImportSettings {
+        model: fixture(model),
+        format: None,
+        family: KIND,
+        feature_names: None,
+        expected: Some(fixture("rows.csv")),
+        expected_column: "lightgbm".into(),
+        data: None,
+        replay: None,
+        calibrate: Calibrate::None,
+        out: out.to_path_buf(),
+        version: None,
+        activate: false,
+    }
+}
+
+#[test]
+fn a_model_that_does_not_match_the_library_writes_nothing() {
+    let dir = common::scratch("import", "mismatch");
+    let repo = dir.join("models");
+    // XGBoost's model checked against LightGBM's probabilities.
+    let mut wrong = settings("xgboost.json", &repo);
+    wrong.version = Some("xgb-wrong".into());
+    let e = import::run(&wrong).unwrap_err();
+    assert!(format!("{e:#}").contains("nothing written"), "{e:#}");
+    let family = repo.join(KIND.name());
+    let left: Vec<_> = std::fs::read_dir(&family)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn an_imported_version_loads_is_registered_and_serves_the_library_probabilities() {
+    let dir = common::scratch("import", "version");
+    let repo = dir.join("models");
+    let summary = import::run(&settings("lightgbm.txt", &repo)).unwrap();
+    assert!(summary.version.starts_with("lgbm-"), "{}", summary.version);
+    assert!(
+        summary.activated,
+        "the repository's first version is active"
+    );
+    let model = load_version(&summary.dir, KIND, schema_of(KIND)).unwrap();
+    assert_eq!(model.manifest.training["imported_from"]["trees"], 40);
+    assert!(summary.parity.unwrap().max_abs_diff <= PARITY_TOLERANCE);
+    let state = read_state(&repo, KIND).unwrap().unwrap();
+    assert_eq!(state.active.as_deref(), Some(summary.version.as_str()));
+    // Served with priors off and no calibration: the library's own numbers.
+    let (_, _, mapped) = read_model(&fixture("lightgbm.txt"), None, KIND, None).unwrap();
+    let expected = read_expected(&fixture("rows.csv"), "lightgbm", KIND, &mapped).unwrap();
+    for (row, p) in expected.iter().take(200) {
+        let served = model.predict(row).probability;
+        assert!((served - p).abs() <= PARITY_TOLERANCE, "{served} vs {p}");
+    }
+    // Importing the same file again leaves the version as it is.
+    let again = import::run(&settings("lightgbm.txt", &repo)).unwrap();
+    assert_eq!(again.version, summary.version);
+}
+
+#[test]
+fn an_import_with_history_is_measured_and_calibrated_on_the_same_decisions_as_train() {
+    let dir = common::scratch("import", "history");
+    let data = dir.join("sim");
+    common::simulate(5, "2026-03-02T00:00:00Z", 14, 600.0, &data);
+    let repo = dir.join("models");
+    let mut with_history = settings("xgboost.json", &repo);
+    with_history.expected = None;
+    with_history.data = Some(data);
+    with_history.replay = Some(ReplaySettings::training(
+        15.0,
+        8.0,
+        None,
+        None,
+        DEFAULT_ANNOUNCED_HOURS,
+        true,
+    ));
+    with_history.calibrate = Calibrate::Platt;
+    let summary = import::run(&with_history).unwrap();
+    let test = summary.test.expect("measured");
+    assert!(test.rows > 100, "{test:?}");
+    let model = load_version(&summary.dir, KIND, schema_of(KIND)).unwrap();
+    let calibration = model.manifest.calibration;
+    assert!(
+        (calibration.slope, calibration.intercept) != (1.0, 0.0),
+        "Platt scaling was fitted: {calibration:?}"
+    );
+    for file in ["report.json", "report.md", "reliability.svg", "golden.json"] {
+        assert!(summary.dir.join(file).is_file(), "{file}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["learners"][0]["learner"], "imported_xgboost");
+}
