@@ -12,6 +12,7 @@ pub mod convert;
 pub mod error;
 pub mod ingest;
 pub mod recommend;
+pub mod score_features;
 pub mod scoring;
 pub mod status_codes;
 

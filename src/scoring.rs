@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::domain::{Order, RiskBand, Shipment, Timestamp};
 use crate::features::vectors::{self, Gaps, Lookup};
 use crate::features::{AggregateKey, AggregateRecord, FeatureStore};
+use crate::models::Prediction;
 use crate::network::Network;
 use crate::registry::{ModelRegistry, ModelSnapshot};
 use crate::schema::RiskKind;
@@ -411,6 +412,30 @@ fn assess(
         };
         candidate.comparison.record(target.entity_id(), active, by);
     }
+    let factors = top_factors(kind, features, &prediction);
+    Assessment {
+        entity_id: target.into_entity_id(),
+        kind,
+        probability: prediction.probability,
+        band: if gaps.decisive {
+            RiskBand::Unknown
+        } else {
+            model.band(prediction.probability)
+        },
+        model_name: model.manifest.name.clone(),
+        model_version: model.manifest.version.clone(),
+        factors,
+        degraded_reasons: gaps.reasons,
+    }
+}
+
+/// The features that moved `prediction` most, at most [`TOP_FACTORS`],
+/// largest absolute contribution first; unknown features are not listed.
+pub fn top_factors(
+    kind: RiskKind,
+    features: &FeatureVector,
+    prediction: &Prediction,
+) -> Vec<Factor> {
     let schema = schema_of(kind);
     let mut order: Vec<usize> = (0..features.len)
         .filter(|&i| !features.values[i].is_nan() && prediction.contributions[i] != 0.0)
@@ -426,7 +451,7 @@ fn assess(
         order.truncate(TOP_FACTORS);
     }
     order.sort_unstable_by(larger_first);
-    let factors = order
+    order
         .into_iter()
         .take(TOP_FACTORS)
         .map(|i| Factor {
@@ -435,21 +460,7 @@ fn assess(
             value: features.values[i],
             contribution: prediction.contributions[i],
         })
-        .collect();
-    Assessment {
-        entity_id: target.into_entity_id(),
-        kind,
-        probability: prediction.probability,
-        band: if gaps.decisive {
-            RiskBand::Unknown
-        } else {
-            model.band(prediction.probability)
-        },
-        model_name: model.manifest.name.clone(),
-        model_version: model.manifest.version.clone(),
-        factors,
-        degraded_reasons: gaps.reasons,
-    }
+        .collect()
 }
 
 #[cfg(test)]

@@ -308,6 +308,19 @@ impl ModelAdmin for ModelAdminService {
             .into()),
         }
     }
+
+    async fn score_features(
+        &self,
+        request: Request<pb::ScoreFeaturesRequest>,
+    ) -> Result<Response<pb::ScoreFeaturesResponse>, Status> {
+        self.authorize(&request)?;
+        let message = request.get_ref();
+        let kind = family(&message.family)?;
+        let snapshot = self.lifecycle.registry().snapshot();
+        Ok(Response::new(super::score_features::score_features(
+            &snapshot, kind, message,
+        )?))
+    }
 }
 
 fn running(family: &FamilyView, c: &Comparison) -> bool {

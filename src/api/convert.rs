@@ -269,31 +269,38 @@ pub fn item_path(item: &pb::ScoreItem, at: &str) -> String {
 
 /// An assessment on the wire.
 pub fn risk_score(assessment: Assessment) -> pb::RiskScore {
-    let band = match assessment.band {
-        RiskBand::Low => pb::RiskBand::Low,
-        RiskBand::Medium => pb::RiskBand::Medium,
-        RiskBand::High => pb::RiskBand::High,
-        RiskBand::Unknown => pb::RiskBand::Unknown,
-    };
+    let band = wire_band(assessment.band);
     pb::RiskScore {
         degraded: assessment.degraded(),
         entity_id: assessment.entity_id,
         kind: wire_kind(assessment.kind),
         probability: assessment.probability,
-        band: band as i32,
+        band,
         model_name: assessment.model_name,
         model_version: assessment.model_version,
-        factors: assessment
-            .factors
-            .into_iter()
-            .map(|f| pb::Factor {
-                feature: f.feature.to_string(),
-                value: f.value,
-                contribution: f.contribution,
-                unit: f.unit.to_string(),
-            })
-            .collect(),
+        factors: assessment.factors.iter().map(wire_factor).collect(),
         degraded_reasons: assessment.degraded_reasons,
+    }
+}
+
+/// The wire value of a band.
+pub fn wire_band(band: RiskBand) -> i32 {
+    let band = match band {
+        RiskBand::Low => pb::RiskBand::Low,
+        RiskBand::Medium => pb::RiskBand::Medium,
+        RiskBand::High => pb::RiskBand::High,
+        RiskBand::Unknown => pb::RiskBand::Unknown,
+    };
+    band as i32
+}
+
+/// A factor on the wire.
+pub fn wire_factor(f: &crate::scoring::Factor) -> pb::Factor {
+    pb::Factor {
+        feature: f.feature.to_string(),
+        value: f.value,
+        contribution: f.contribution,
+        unit: f.unit.to_string(),
     }
 }
 

@@ -268,3 +268,152 @@ fn an_import_with_history_is_measured_and_calibrated_on_the_same_decisions_as_tr
         serde_json::from_slice(&std::fs::read(summary.dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["learners"][0]["learner"], "imported_xgboost");
 }
+
+/// A copy of the shipped model repository, for a server to change.
+fn shipped_copy(dir: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let copy = dir.join("serving");
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    copy_dir(&shipped, &copy);
+    copy
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_serves_an_imported_version_in_shadow_with_the_library_probabilities() {
+    use detour::pb;
+    use detour::pb::model_admin_client::ModelAdminClient;
+
+    const TOKEN: &str = "import-test-token-0123456789";
+    let dir = common::scratch("import", "served");
+    let imported = import::run(&settings("lightgbm.txt", &dir.join("imported"))).unwrap();
+    let config = detour::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        models: shipped_copy(&dir),
+        admin_token: Some(TOKEN.into()),
+        ..detour::config::Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(detour::app::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    let channel = loop {
+        match tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(channel) => break channel,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    let mut admin =
+        ModelAdminClient::with_interceptor(channel, |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+            Ok(request)
+        });
+    let deployed = admin
+        .deploy_model(pb::DeployModelRequest {
+            directory: imported.dir.display().to_string(),
+            shadow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deployed.version, imported.version);
+
+    // The held-out rows, as a data scientist would send them: named values,
+    // missing ones left out.
+    let mut reader = csv::Reader::from_path(fixture("rows.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let mut rows = Vec::new();
+    let mut expected = Vec::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let mut features = std::collections::HashMap::new();
+        for (name, cell) in header.iter().zip(record.iter()).take(8) {
+            if !cell.is_empty() {
+                features.insert(name.to_string(), cell.parse::<f64>().unwrap());
+            }
+        }
+        rows.push(pb::FeatureRow { features });
+        expected.push(
+            record[header.iter().position(|h| h == "lightgbm").unwrap()]
+                .parse::<f64>()
+                .unwrap(),
+        );
+    }
+    let request = |version: &str, rows: Vec<pb::FeatureRow>| pb::ScoreFeaturesRequest {
+        family: KIND.name().into(),
+        version: version.into(),
+        rows,
+    };
+    let served = admin
+        .score_features(request(&imported.version, rows.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(served.model_version, imported.version);
+    assert_eq!(served.scores.len(), 1_000);
+    let worst = served
+        .scores
+        .iter()
+        .zip(&expected)
+        .map(|(s, p)| (s.probability - p).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= PARITY_TOLERANCE,
+        "max |Δp| over the wire {worst:e}"
+    );
+    assert!(served.scores.iter().all(|s| !s.factors.is_empty()));
+    // The active version answers when none is named, and differently.
+    let active = admin
+        .score_features(request("", rows[..10].to_vec()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(active.model_version, imported.version);
+
+    // Bad input: named, and nothing else is refused.
+    let mut unknown = rows[0].clone();
+    unknown.features.insert("weather_index".into(), 1.0);
+    let status = admin
+        .score_features(request("", vec![rows[1].clone(), unknown]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("rows[1].features[\"weather_index\"]"),
+        "{status:?}"
+    );
+    let status = admin
+        .score_features(request("lgbm-nowhere", rows[..1].to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    let status = admin
+        .score_features(request("", Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
