@@ -15,7 +15,8 @@ use detour::domain::{
 };
 use detour::features::vectors::{self, Lookup};
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore, updates_for};
-use detour::models::{Learner, LoadedModel, LogisticWeights, load_model};
+use detour::models::trees::Tree;
+use detour::models::{Learner, LoadedModel, LogisticWeights, TreeEnsemble, load_model};
 use detour::network::{Carrier, Lane, Network, Region, Site};
 use detour::recommend::Policy;
 use detour::recommend::reallocation::{self, OrderLine, ReallocationInput};
@@ -166,6 +167,89 @@ fn logistic(kind: RiskKind) -> LoadedModel {
     model
 }
 
+/// A tree ensemble of an imported LightGBM model's size: 500 trees of 31
+/// leaves, each grown leaf-wise (LightGBM's way) by splitting a leaf chosen
+/// at random, on random features and thresholds, with random missing
+/// directions; `DETOUR_BENCH_IMPORTED` names a real imported version folder
+/// to measure instead.
+fn imported_model(kind: RiskKind) -> LoadedModel {
+    if let Ok(dir) = std::env::var("DETOUR_BENCH_IMPORTED") {
+        return detour::models::load_version(Path::new(&dir), kind, schema_of(kind))
+            .expect("DETOUR_BENCH_IMPORTED names a loadable version of the family");
+    }
+    let width = schema_of(kind).len() as u64;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let trees = (0..500)
+        .map(|_| {
+            let mut tree = Tree {
+                feature: vec![0],
+                threshold: vec![0.0],
+                left: vec![0],
+                right: vec![0],
+                missing: vec![0],
+                value: vec![0.0],
+            };
+            let mut leaves = vec![0usize];
+            while leaves.len() < 31 {
+                let at = leaves.swap_remove((next() % leaves.len() as u64) as usize);
+                let (l, r) = (tree.value.len(), tree.value.len() + 1);
+                tree.feature[at] = (next() % width) as u32;
+                tree.threshold[at] = (next() % 1000) as f64 / 1000.0;
+                tree.left[at] = l as u32;
+                tree.right[at] = r as u32;
+                tree.missing[at] = if next() % 2 == 0 { l } else { r } as u32;
+                for _ in 0..2 {
+                    tree.feature.push(0);
+                    tree.threshold.push(0.0);
+                    tree.left.push(0);
+                    tree.right.push(0);
+                    tree.missing.push(0);
+                    tree.value.push((next() % 2001) as f64 / 10_000.0 - 0.1);
+                }
+                leaves.extend([l, r]);
+            }
+            tree
+        })
+        .collect();
+    let mut model = shipped(kind);
+    model.learner = Learner::Boosted(TreeEnsemble::new(-1.5, trees));
+    model
+}
+
+fn imported(c: &mut Criterion, features: &FeatureVector) {
+    let kind = RiskKind::CarrierFailure;
+    let model = imported_model(kind);
+    c.bench_function("imported/lightgbm_500x31/explained", |b| {
+        b.iter(|| black_box(model.predict(black_box(features))))
+    });
+    c.bench_function("imported/lightgbm_500x31/probability", |b| {
+        b.iter(|| black_box(model.probability(black_box(features))))
+    });
+    // A thousand different rows, some values missing.
+    let rows: Vec<FeatureVector> = (0..1000)
+        .map(|i| {
+            let mut row = *features;
+            for (j, value) in row.values[..row.len].iter_mut().enumerate() {
+                *value = if (i + j) % 17 == 0 {
+                    f64::NAN
+                } else {
+                    ((i * 31 + j * 7) % 1000) as f64 / 1000.0
+                };
+            }
+            row
+        })
+        .collect();
+    c.bench_function("imported/lightgbm_500x31/batch_1000", |b| {
+        b.iter(|| black_box(model.probabilities(black_box(&rows))))
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let network = network();
     let store = store(&network);
@@ -198,6 +282,7 @@ fn benches(c: &mut Criterion) {
         &network,
         &mut vectors::Gaps::default(),
     );
+    imported(c, &features);
     for kind in RiskKind::ALL {
         let row = FeatureVector {
             values: features.values,

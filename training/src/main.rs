@@ -539,17 +539,21 @@ fn main() -> anyhow::Result<()> {
                     m.rows, m.roc_auc, m.brier, m.log_loss, m.ece
                 );
             }
-            println!(
-                "{} version {} written to {}{}",
-                settings.family.name(),
-                summary.version,
-                summary.dir.display(),
-                if summary.activated {
-                    " (active)"
-                } else {
-                    "; deploy it with: detour admin deploy <dir>"
-                }
-            );
+            let dir = summary.dir.display();
+            if summary.activated {
+                println!(
+                    "{} version {} written to {dir} (active)",
+                    settings.family.name(),
+                    summary.version
+                );
+            } else {
+                println!(
+                    "{} version {} written to {dir}; deploy it to a running server with: \
+                     detour admin deploy {dir} --shadow",
+                    settings.family.name(),
+                    summary.version
+                );
+            }
         }
         Command::Evaluate {
             data,

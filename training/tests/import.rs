@@ -417,3 +417,22 @@ async fn a_server_serves_an_imported_version_in_shadow_with_the_library_probabil
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[test]
+fn xgboost_after_early_stopping_keeps_the_rounds_up_to_the_best() {
+    let xgb = text("xgboost.json");
+    let stopped = xgb.replacen(
+        "\"attributes\":{}",
+        "\"attributes\":{\"best_iteration\":\"19\"}",
+        1,
+    );
+    assert_ne!(stopped, xgb);
+    assert_eq!(Format::Xgboost.parse(&stopped).unwrap().trees.len(), 20);
+    assert_eq!(Format::Xgboost.parse(&xgb).unwrap().trees.len(), 40);
+    let beyond = xgb.replacen(
+        "\"attributes\":{}",
+        "\"attributes\":{\"best_iteration\":\"40\"}",
+        1,
+    );
+    assert!(Format::Xgboost.parse(&beyond).is_err());
+}

@@ -4,7 +4,10 @@
 //! Semantics reproduced (XGBoost's CPU predictor): the input is rounded to
 //! `f32` and a split sends `x < split_condition` left; a missing value takes
 //! `default_left`. A leaf's value is its `split_condition`. The base score is
-//! a probability: the raw score starts at its log-odds. Categorical splits
+//! a probability: the raw score starts at its log-odds. After early
+//! stopping (`best_iteration` among the attributes) only the trees of the
+//! rounds up to it are kept, as the scikit-learn wrapper's `predict_proba`
+//! uses them. Categorical splits
 //! (`split_type` 1), multi-target and multiclass models, and `dart` boosters
 //! are refused.
 
@@ -22,6 +25,8 @@ struct Model {
 
 #[derive(Deserialize)]
 struct Learner {
+    #[serde(default)]
+    attributes: std::collections::HashMap<String, String>,
     #[serde(default)]
     feature_names: Vec<String>,
     gradient_booster: Booster,
@@ -54,6 +59,9 @@ struct Booster {
 #[derive(Deserialize)]
 struct Trees {
     trees: Vec<JsonTree>,
+    /// Where each boosting round's trees start (and the last ends).
+    #[serde(default)]
+    iteration_indptr: Vec<usize>,
 }
 
 /// `default_left` entries: 0/1 in current versions, booleans in some.
@@ -88,9 +96,9 @@ struct JsonTree {
 
 /// Reads a model saved as JSON by `Booster.save_model`.
 pub fn parse(text: &str) -> Result<Imported, ImportError> {
-    let model: Model = serde_json::from_str(text)
+    let file: Model = serde_json::from_str(text)
         .map_err(|e| ImportError::Invalid(format!("not an XGBoost JSON model: {e}")))?;
-    let learner = model.learner;
+    let learner = file.learner;
     let objective = learner.objective.name.as_str();
     if !matches!(objective, "binary:logistic" | "reg:logistic") {
         return Err(ImportError::Unsupported(format!(
@@ -144,24 +152,48 @@ pub fn parse(text: &str) -> Result<Imported, ImportError> {
             ))
         })?;
     let base = f64::from(base);
-    let trees = learner
+    let model = learner
         .gradient_booster
         .model
-        .ok_or_else(|| ImportError::Invalid("the booster holds no trees".into()))?
-        .trees
+        .ok_or_else(|| ImportError::Invalid("the booster holds no trees".into()))?;
+    let kept = kept_trees(&model, learner.attributes.get("best_iteration"))?;
+    let trees = model.trees[..kept]
         .iter()
         .enumerate()
         .map(|(t, tree)| {
             raw_tree(tree, columns_n).map_err(|e| ImportError::Invalid(format!("tree {t}: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    let version: Vec<String> = model.version.iter().map(u32::to_string).collect();
+    let version: Vec<String> = file.version.iter().map(u32::to_string).collect();
     Ok(Imported {
         library: format!("xgboost {}", version.join(".")),
         columns,
         base_score: (base / (1.0 - base)).ln(),
         trees,
     })
+}
+
+/// How many trees `predict_proba` uses: after early stopping, those of the
+/// rounds up to `best_iteration` (the scikit-learn wrapper's default);
+/// otherwise all.
+fn kept_trees(model: &Trees, best_iteration: Option<&String>) -> Result<usize, ImportError> {
+    let Some(best) = best_iteration else {
+        return Ok(model.trees.len());
+    };
+    let best: usize = best
+        .parse()
+        .map_err(|_| ImportError::Invalid(format!("best_iteration {best:?}")))?;
+    model
+        .iteration_indptr
+        .get(best + 1)
+        .copied()
+        .filter(|&end| end <= model.trees.len())
+        .ok_or_else(|| {
+            ImportError::Invalid(format!(
+                "best_iteration {best} but {} rounds recorded",
+                model.iteration_indptr.len().saturating_sub(1)
+            ))
+        })
 }
 
 fn raw_tree(tree: &JsonTree, columns: usize) -> Result<RawTree, String> {
