@@ -219,6 +219,10 @@ fn imported_model(kind: RiskKind) -> LoadedModel {
         .collect();
     let mut model = shipped(kind);
     model.learner = Learner::Boosted(TreeEnsemble::new(-1.5, trees));
+    // As imported: no priors, missing values go down the trees.
+    for feature in &mut model.manifest.features {
+        feature.prior = None;
+    }
     model
 }
 

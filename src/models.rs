@@ -207,11 +207,13 @@ impl LoadedModel {
     /// Calibrated probabilities of many feature vectors at once (faster than one
     /// by one for boosted trees).
     pub fn probabilities(&self, features: &[FeatureVector]) -> Vec<f64> {
-        // Copied only when something is missing (ranking passes many vectors).
+        // Copied only when something is missing that a prior stands in for
+        // (ranking passes many vectors; imported models have no priors).
         let imputed: Vec<FeatureVector>;
-        let features = if features
-            .iter()
-            .any(|f| f.as_slice().iter().any(|v| v.is_nan()))
+        let features = if self.manifest.features.iter().any(|f| f.prior.is_some())
+            && features
+                .iter()
+                .any(|f| f.as_slice().iter().any(|v| v.is_nan()))
         {
             imputed = features.iter().map(|f| self.imputed(f)).collect();
             imputed.as_slice()

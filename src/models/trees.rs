@@ -257,6 +257,28 @@ mod tests {
     }
 
     #[test]
+    fn batches_score_each_row_as_alone() {
+        let model = stump();
+        let rows: Vec<[f64; 2]> = (0..150)
+            .map(|i| {
+                let x0 = if i % 7 == 0 {
+                    f64::NAN
+                } else {
+                    (i % 5) as f64 * 0.5
+                };
+                [x0, (i % 11) as f64]
+            })
+            .collect();
+        let refs: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+        let mut many = Vec::new();
+        model.logits(&refs, &mut many);
+        assert_eq!(many.len(), rows.len());
+        for (row, batched) in rows.iter().zip(many) {
+            assert_eq!(batched, model.logit(row));
+        }
+    }
+
+    #[test]
     fn contributions_add_up_to_the_score() {
         let model = stump();
         let score = model.predict(&[3.0, 1.0]);

@@ -2,7 +2,8 @@
 """Fixture models for `detour-train import`, made by the real libraries.
 
 Trains LightGBM, XGBoost and scikit-learn gradient boosting (both the classic
-`GradientBoostingClassifier` and `HistGradientBoostingClassifier`) on a small
+`GradientBoostingClassifier` and `HistGradientBoostingClassifier`), and
+writes a small feed-forward network in safetensors, on a small
 synthetic table whose columns carry carrier_failure feature names, in another
 order than Detour's schema, with missing values. Saves each model the way its
 library does, and the libraries' own `predict_proba` on held-out rows, so the
@@ -18,9 +19,11 @@ Writes into the folder given:
     xgboost.json        Booster.save_model (JSON), objective binary:logistic
     sklearn_hgb.json    HistGradientBoostingClassifier, exported by `export_hgb`
     sklearn_gbc.json    GradientBoostingClassifier, exported by `export_gbc`
+    mlp.json            a feed-forward network's description (`mlp_fixture`)
+    mlp.safetensors     its weights, in PyTorch state_dict names
     rows.csv            1,000 held-out rows (about 15% of values missing) with
                         each library's predict_proba[:, 1]: lightgbm, xgboost,
-                        sklearn_hgb
+                        sklearn_hgb; and mlp, the network's NumPy forward pass
     gbc_rows.csv        1,000 held-out rows without missing values (the classic
                         estimator refuses them) with sklearn_gbc
 """
@@ -148,6 +151,46 @@ def export_hgb(model, names):
     }
 
 
+def mlp_fixture(out, x_train, names):
+    """A feed-forward network (8 -> 64 -> 64 -> 1; ReLU, tanh) in PyTorch's
+    state_dict naming, saved with safetensors, and its description. The
+    weights are random: parity needs a network, not a good one. Returns the
+    NumPy forward pass (float64 over the float32 weights) as a function."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(23)
+    sizes = [len(names), 64, 64, 1]
+    tensors = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        tensors[f"net.{2 * i}.weight"] = rng.normal(0, 1 / np.sqrt(n_in), (n_out, n_in)).astype(np.float32)
+        tensors[f"net.{2 * i}.bias"] = rng.normal(0, 0.1, n_out).astype(np.float32)
+    tensors["norm.mean"] = np.nanmean(x_train, axis=0).astype(np.float32)
+    tensors["norm.std"] = np.nanstd(x_train, axis=0).astype(np.float32)
+    save_file(tensors, str(out / "mlp.safetensors"))
+    activations = ["relu", "tanh", "identity"]
+    description = {
+        "format": "detour-mlp/1",
+        "inputs": names,
+        "normalize": {"mean": "norm.mean", "std": "norm.std"},
+        "layers": [
+            {"weight": f"net.{2 * i}.weight", "bias": f"net.{2 * i}.bias", "activation": a}
+            for i, a in enumerate(activations)
+        ],
+    }
+    (out / "mlp.json").write_text(json.dumps(description, indent=2) + "\n")
+    t = {k: v.astype(np.float64) for k, v in tensors.items()}
+    act = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "identity": lambda z: z}
+
+    def forward(x):
+        # A missing input is the normalisation mean: 0 once normalised.
+        h = np.where(np.isnan(x), 0.0, (x - t["norm.mean"]) / t["norm.std"])
+        for i, a in enumerate(activations):
+            h = act[a](h @ t[f"net.{2 * i}.weight"].T + t[f"net.{2 * i}.bias"])
+        return 1 / (1 + np.exp(-h[:, 0]))
+
+    return forward
+
+
 def write_rows(path, x, columns):
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
@@ -184,6 +227,8 @@ def main(out):
     hgb.fit(x, y)
     (out / "sklearn_hgb.json").write_text(json.dumps(export_hgb(hgb, FEATURES)))
 
+    mlp = mlp_fixture(out, x, FEATURES)
+
     write_rows(
         out / "rows.csv",
         test,
@@ -191,6 +236,7 @@ def main(out):
             "lightgbm": lgb.predict_proba(test)[:, 1],
             "xgboost": xgb.predict_proba(test)[:, 1],
             "sklearn_hgb": hgb.predict_proba(test)[:, 1],
+            "mlp": mlp(test),
         },
     )
 
