@@ -297,6 +297,7 @@ fn benches(c: &mut Criterion) {
             Learner::Logistic(_) => "logistic",
             Learner::Boosted(_) => "boosted",
             Learner::LinearTrees(_) => "logistic_plus_trees",
+            Learner::Mlp(_) => "mlp",
         };
         for (learner, model) in [(name, shipped), ("logistic", logistic(kind))] {
             c.bench_function(

@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod files;
 pub mod golden;
 pub mod logistic;
+pub mod mlp;
 pub mod repository;
 pub mod trees;
 
@@ -14,6 +15,7 @@ pub use artifact::{
     ArtifactFiles, BandThresholds, Calibration, FeatureSpec, Manifest, load_files, load_version,
 };
 pub use logistic::LogisticWeights;
+pub use mlp::{Mlp, MlpWeights};
 pub use repository::load_model;
 pub use trees::TreeEnsemble;
 
@@ -93,6 +95,8 @@ pub enum Learner {
     Boosted(TreeEnsemble),
     /// A logistic regression plus boosted trees fitted on what it leaves over.
     LinearTrees(LinearTrees),
+    /// A feed-forward network (imported); gradient × input contributions.
+    Mlp(Mlp),
 }
 
 /// A logistic regression over every feature, plus boosted trees fitted on its
@@ -135,6 +139,7 @@ impl Learner {
             Learner::Logistic(weights) => weights.predict(row),
             Learner::Boosted(ensemble) => ensemble.predict(row),
             Learner::LinearTrees(model) => model.predict(row),
+            Learner::Mlp(network) => network.predict(row),
         }
     }
 }
@@ -199,6 +204,7 @@ impl LoadedModel {
             Learner::Logistic(weights) => weights.predict(row).logit,
             Learner::Boosted(ensemble) => ensemble.logit(row),
             Learner::LinearTrees(model) => model.logit(row),
+            Learner::Mlp(network) => network.logit(row),
         };
         let calibration = self.manifest.calibration;
         sigmoid(calibration.slope * logit + calibration.intercept)
@@ -236,6 +242,10 @@ impl LoadedModel {
                 for (logit, row) in logits.iter_mut().zip(&rows) {
                     *logit += model.linear.predict(row).logit;
                 }
+            }
+            Learner::Mlp(network) => {
+                let rows: Vec<&[f64]> = features.iter().map(FeatureVector::as_slice).collect();
+                network.logits(&rows, &mut logits);
             }
         }
         logits

@@ -22,6 +22,7 @@ pub use super::golden::{
     GOLDEN_TOLERANCE, GoldenRow, GoldenRows, require_golden_rows, save_golden_rows,
 };
 use super::logistic::LogisticWeights;
+use super::mlp::{Mlp, MlpWeights};
 use super::trees::TreeEnsemble;
 use super::{Learner, LinearTrees, LoadedModel, ModelError};
 use crate::domain::validate::echoed;
@@ -33,6 +34,8 @@ pub const LOGISTIC_REGRESSION: &str = "logistic_regression";
 pub const GRADIENT_BOOSTED_TREES: &str = "gradient_boosted_trees";
 /// Manifest name of [`Learner::LinearTrees`].
 pub const LOGISTIC_PLUS_TREES: &str = "logistic_plus_trees";
+/// Learner name of a feed-forward network (weights: [`MlpWeights`]).
+pub const MLP: &str = "mlp";
 
 /// An artifact's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +249,11 @@ pub fn load_files(
             model.trees.pack();
             Learner::LinearTrees(model)
         }
+        MLP => {
+            let weights: MlpWeights = serde_json::from_slice(bytes).map_err(parse_error)?;
+            weights.check(schema.len()).map_err(bad_weights)?;
+            Learner::Mlp(Mlp::new(weights).map_err(bad_weights)?)
+        }
         other => {
             return Err(mismatch(format!(
                 "learner {other:?} is not supported by this build"
@@ -279,6 +287,7 @@ pub fn weights_json(learner: &Learner) -> Vec<u8> {
         Learner::Logistic(weights) => serde_json::to_vec_pretty(weights),
         Learner::Boosted(ensemble) => serde_json::to_vec(ensemble),
         Learner::LinearTrees(model) => serde_json::to_vec(model),
+        Learner::Mlp(network) => serde_json::to_vec(&network.weights),
     };
     json.expect("weights always serialise")
 }
@@ -289,5 +298,6 @@ pub fn learner_name(learner: &Learner) -> &'static str {
         Learner::Logistic(_) => LOGISTIC_REGRESSION,
         Learner::Boosted(_) => GRADIENT_BOOSTED_TREES,
         Learner::LinearTrees(_) => LOGISTIC_PLUS_TREES,
+        Learner::Mlp(_) => MLP,
     }
 }

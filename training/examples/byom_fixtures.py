@@ -171,6 +171,7 @@ def mlp_fixture(out, x_train, names):
     description = {
         "format": "detour-mlp/1",
         "inputs": names,
+        "weights": "mlp.safetensors",
         "normalize": {"mean": "norm.mean", "std": "norm.std"},
         "layers": [
             {"weight": f"net.{2 * i}.weight", "bias": f"net.{2 * i}.bias", "activation": a}

@@ -1,11 +1,12 @@
-//! `detour-train import`: a tree ensemble trained in Python — LightGBM,
-//! XGBoost or scikit-learn gradient boosting — becomes a Detour artifact of
-//! a family, served natively by the same tree walker as Detour's own
-//! boosted trees.
+//! `detour-train import`: a model trained in Python — a LightGBM, XGBoost
+//! or scikit-learn tree ensemble, or a feed-forward network in safetensors
+//! — becomes a Detour artifact of a family, served natively: trees by the
+//! same walker as Detour's own boosted trees, networks with `candle-core`.
 //!
 //! - Each library's file is read by its own module (`lightgbm.rs`,
 //!   `xgboost.rs`, `sklearn.rs`), which states the semantics it reproduces,
-//!   into library-neutral trees that `layout.rs` lays out and checks.
+//!   into library-neutral trees that `layout.rs` lays out and checks;
+//!   `mlp.rs` reads a network's description and its safetensors weights.
 //! - The model's input columns are matched to the family's schema by name:
 //!   any subset, in any order; unknown names are refused, listed.
 //! - `--expected` checks parity against the library's own probabilities
@@ -20,6 +21,7 @@
 
 pub mod layout;
 pub mod lightgbm;
+pub mod mlp;
 pub mod sklearn;
 pub mod xgboost;
 
@@ -29,7 +31,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use detour::models::artifact::{
-    GRADIENT_BOOSTED_TREES, GoldenRows, MANIFEST_FILE, save_golden_rows, save_model, sha256_hex,
+    GoldenRows, MANIFEST_FILE, learner_name, save_golden_rows, save_model, sha256_hex, weights_json,
 };
 use detour::models::repository::{register_trained, version_dir};
 use detour::models::{
@@ -104,6 +106,8 @@ pub enum Format {
     Xgboost,
     /// scikit-learn trees as JSON (see `import/sklearn.rs`).
     Sklearn,
+    /// A feed-forward network: JSON description + safetensors (`import/mlp.rs`).
+    Mlp,
 }
 
 impl Format {
@@ -116,6 +120,8 @@ impl Format {
             Some(Format::Xgboost)
         } else if start.starts_with('{') && text.contains("\"children_left\"") {
             Some(Format::Sklearn)
+        } else if start.starts_with('{') && text.contains(mlp::FORMAT) {
+            Some(Format::Mlp)
         } else {
             None
         }
@@ -127,6 +133,7 @@ impl Format {
             Format::Lightgbm => "lgbm",
             Format::Xgboost => "xgb",
             Format::Sklearn => "skl",
+            Format::Mlp => "mlp",
         }
     }
 
@@ -135,49 +142,54 @@ impl Format {
             Format::Lightgbm => "imported_lightgbm",
             Format::Xgboost => "imported_xgboost",
             Format::Sklearn => "imported_sklearn",
+            Format::Mlp => "imported_mlp",
         }
     }
 
-    /// Reads a model file's text.
+    /// Reads a tree ensemble's text (not [`Format::Mlp`], whose weights are
+    /// another file: see [`read_model`]).
     pub fn parse(self, text: &str) -> Result<Imported, ImportError> {
         match self {
             Format::Lightgbm => lightgbm::parse(text),
             Format::Xgboost => xgboost::parse(text),
             Format::Sklearn => sklearn::parse(text),
+            Format::Mlp => Err(ImportError::Invalid(
+                "a network's description names its weights file: read it with read_model".into(),
+            )),
         }
     }
 }
 
-/// The imported trees over the family's schema, and which schema feature
+/// An imported model over the family's schema, and which schema feature
 /// each model column became.
 #[derive(Debug, Clone)]
 pub struct Mapped {
-    pub ensemble: TreeEnsemble,
+    /// Boosted trees, or a network.
+    pub learner: Learner,
     /// Schema index of each model column, in the model's order.
     pub columns: Vec<usize>,
     /// The model's column names (after `--feature-names`).
     pub names: Vec<String>,
+    /// The library (and version) that made it.
+    pub library: String,
+    /// Its trees, or its layers.
+    pub parts: usize,
 }
 
-/// Lays out `imported` over `kind`'s schema: `names` (from `--feature-names`)
-/// replaces the file's column names when given.
-pub fn map_to_schema(
-    imported: &Imported,
-    kind: RiskKind,
-    names: Option<&[String]>,
-) -> Result<Mapped, ImportError> {
-    let schema = schema_of(kind);
-    let names: Vec<String> = match names {
-        Some(given) if given.len() != imported.columns.len() => {
-            return Err(ImportError::Columns(format!(
-                "--feature-names gives {} names, the model has {} inputs",
-                given.len(),
-                imported.columns.len()
-            )));
+impl Mapped {
+    /// The trees, when the model is a tree ensemble.
+    pub fn ensemble(&self) -> Option<&TreeEnsemble> {
+        match &self.learner {
+            Learner::Boosted(ensemble) => Some(ensemble),
+            _ => None,
         }
-        Some(given) => given.to_vec(),
-        None => imported.columns.clone(),
-    };
+    }
+}
+
+/// The schema index of each of the model's input `names`: unknown names are
+/// refused, listed, and so is a name given twice.
+pub fn schema_columns(names: &[String], kind: RiskKind) -> Result<Vec<usize>, ImportError> {
+    let schema = schema_of(kind);
     let unknown: Vec<&str> = names
         .iter()
         .filter(|n| !schema.iter().any(|f| f.name == n.as_str()))
@@ -199,16 +211,38 @@ pub fn map_to_schema(
             },
         )));
     }
-    let columns: Vec<usize> = names
-        .iter()
-        .map(|n| schema.iter().position(|f| f.name == n).expect("known"))
-        .collect();
     if let Some(i) = (0..names.len()).find(|&i| names[..i].contains(&names[i])) {
         return Err(ImportError::Columns(format!(
             "{} names two inputs",
             names[i]
         )));
     }
+    Ok(names
+        .iter()
+        .map(|n| schema.iter().position(|f| f.name == n).expect("known"))
+        .collect())
+}
+
+/// Lays out `imported` over `kind`'s schema: `names` (from `--feature-names`)
+/// replaces the file's column names when given.
+pub fn map_to_schema(
+    imported: &Imported,
+    kind: RiskKind,
+    names: Option<&[String]>,
+) -> Result<Mapped, ImportError> {
+    let schema = schema_of(kind);
+    let names: Vec<String> = match names {
+        Some(given) if given.len() != imported.columns.len() => {
+            return Err(ImportError::Columns(format!(
+                "--feature-names gives {} names, the model has {} inputs",
+                given.len(),
+                imported.columns.len()
+            )));
+        }
+        Some(given) => given.to_vec(),
+        None => imported.columns.clone(),
+    };
+    let columns = schema_columns(&names, kind)?;
     let mut trees = Vec::with_capacity(imported.trees.len());
     for (t, raw) in imported.trees.iter().enumerate() {
         let mut tree = layout::layout(raw, names.len())
@@ -223,19 +257,22 @@ pub fn map_to_schema(
     let ensemble = TreeEnsemble::new(imported.base_score, trees);
     ensemble.check(schema.len()).map_err(ImportError::Invalid)?;
     Ok(Mapped {
-        ensemble,
+        learner: Learner::Boosted(ensemble),
         columns,
         names,
+        library: imported.library.clone(),
+        parts: imported.trees.len(),
     })
 }
 
-/// Reads and maps a model file.
+/// Reads and maps a model file (for a network, its description; the
+/// weights are read from the file it names).
 pub fn read_model(
     path: &Path,
     format: Option<Format>,
     kind: RiskKind,
     names: Option<&[String]>,
-) -> anyhow::Result<(Format, Imported, Mapped)> {
+) -> anyhow::Result<(Format, Mapped)> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
@@ -254,12 +291,14 @@ pub fn read_model(
             path.display()
         ),
     };
-    let imported = format
-        .parse(&text)
-        .with_context(|| format!("{}", path.display()))?;
-    let mapped =
-        map_to_schema(&imported, kind, names).with_context(|| format!("{}", path.display()))?;
-    Ok((format, imported, mapped))
+    let mapped = match format {
+        Format::Mlp => mlp::read(path, &text, kind, names),
+        _ => format
+            .parse(&text)
+            .and_then(|imported| map_to_schema(&imported, kind, names)),
+    }
+    .with_context(|| format!("{}", path.display()))?;
+    Ok((format, mapped))
 }
 
 /// How far the imported model is from the library's own probabilities.
@@ -331,7 +370,13 @@ pub fn read_expected(
 
 /// Compares the imported probabilities (no calibration) with the expected.
 pub fn parity(mapped: &Mapped, rows: &[(FeatureVector, f64)]) -> Parity {
-    let ensemble = &mapped.ensemble;
+    // All rows at once: a network runs once for the batch.
+    let vectors: Vec<&[f64]> = rows.iter().map(|(v, _)| v.as_slice()).collect();
+    let mut logits = Vec::with_capacity(rows.len());
+    match &mapped.learner {
+        Learner::Mlp(network) => network.logits(&vectors, &mut logits),
+        learner => logits.extend(vectors.iter().map(|v| learner.raw_score(v).logit)),
+    }
     let mut max_abs_diff: f64 = 0.0;
     let mut worst_row = 0;
     let mut total = 0.0;
@@ -341,7 +386,7 @@ pub fn parity(mapped: &Mapped, rows: &[(FeatureVector, f64)]) -> Parity {
         if mapped.columns.iter().any(|&c| values[c].is_nan()) {
             rows_with_missing += 1;
         }
-        let diff = (sigmoid(ensemble.logit(values)) - expected).abs();
+        let diff = (sigmoid(logits[i]) - expected).abs();
         // A probability that is not a number is as far off as can be.
         let diff = if diff.is_nan() { f64::INFINITY } else { diff };
         total += diff;
@@ -406,7 +451,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     let began = Instant::now();
     let kind = settings.family;
     let schema = schema_of(kind);
-    let (format, imported, mapped) = read_model(
+    let (format, mapped) = read_model(
         &settings.model,
         settings.format,
         kind,
@@ -437,12 +482,12 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
             "the imported model differs from {}'s probabilities by up to {:.3e} (row {}; \
              tolerance {PARITY_TOLERANCE:e}): nothing written. Are the columns named right, \
              and is --format right?",
-            imported.library,
+            mapped.library,
             p.max_abs_diff,
             p.worst_row + 1
         );
     }
-    let learner = Learner::Boosted(mapped.ensemble.clone());
+    let learner = mapped.learner.clone();
     let history_rows: Option<Vec<Row>> = match (&settings.data, &settings.replay) {
         (Some(data), Some(replay_settings)) => {
             let (history, _) = read_history(data)?;
@@ -480,7 +525,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     };
     let candidate = measured.as_ref().map(|(c, _)| c);
     let calibration = candidate.map_or(IDENTITY, |c| c.calibration);
-    let weights = serde_json::to_vec(&mapped.ensemble)?;
+    let weights = weights_json(&learner);
     let version = settings
         .version
         .clone()
@@ -490,7 +535,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
         name: kind.name().to_string(),
         family: kind.name().to_string(),
         version: version.clone(),
-        learner: GRADIENT_BOOSTED_TREES.to_string(),
+        learner: learner_name(&learner).to_string(),
         // No priors: a missing value reaches the trees, which send it where
         // the library would.
         features: schema
@@ -507,11 +552,11 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
         bands: BANDS,
         training: json!({
             "imported_from": {
-                "library": imported.library,
+                "library": mapped.library,
                 "file": settings.model.display().to_string(),
                 "sha256": sha256_hex(&source),
                 "inputs": mapped.names,
-                "trees": imported.trees.len(),
+                "parts": mapped.parts,
             },
             "calibration": match settings.calibrate {
                 Calibrate::None => "none: the library's probabilities",

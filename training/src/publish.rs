@@ -36,6 +36,7 @@ pub(crate) fn write_artifact(
         Learner::Logistic(_) => "lr",
         Learner::Boosted(_) => "gbt",
         Learner::LinearTrees(_) => "lrgbt",
+        Learner::Mlp(_) => "mlp",
     };
     result.version = settings
         .version

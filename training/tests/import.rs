@@ -9,8 +9,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use detour::models::load_version;
 use detour::models::repository::read_state;
+use detour::models::{Learner, load_version};
 use detour::schema::{RiskKind, schema_of};
 use detour_training::import::{
     self, Calibrate, Format, ImportError, ImportSettings, PARITY_TOLERANCE, map_to_schema, parity,
@@ -32,7 +32,7 @@ fn text(name: &str) -> String {
 
 /// Imports `model` and checks it against `column` of `rows`.
 fn check_parity(model: &str, rows: &str, column: &str, format: Format) {
-    let (found, _, mapped) = read_model(&fixture(model), None, KIND, None).unwrap();
+    let (found, mapped) = read_model(&fixture(model), None, KIND, None).unwrap();
     assert_eq!(found, format, "{model}: detected format");
     let expected = read_expected(&fixture(rows), column, KIND, &mapped).unwrap();
     let report = parity(&mapped, &expected);
@@ -49,19 +49,23 @@ fn check_parity(model: &str, rows: &str, column: &str, format: Format) {
     } else {
         assert_eq!(report.rows_with_missing, 0, "{report:?}");
     }
-    // The trees read the schema's features the model named, nothing else.
-    let used: Vec<usize> = mapped.ensemble.split_features().collect();
-    assert!(used.iter().all(|f| mapped.columns.contains(f)));
     let schema = schema_of(KIND);
     assert_eq!(schema[mapped.columns[0]].name, "lane_failure_rate_7d");
+    let Some(ensemble) = mapped.ensemble() else {
+        // A network: its explanations are checked by mlp_matches_its_numpy_forward_pass.
+        return;
+    };
+    // The trees read the schema's features the model named, nothing else.
+    let used: Vec<usize> = ensemble.split_features().collect();
+    assert!(used.iter().all(|f| mapped.columns.contains(f)));
     // Explanations: path contributions add up to the score, and credit only
     // features the model reads.
     for (row, _) in expected.iter().take(50) {
-        let score = mapped.ensemble.predict(row.as_slice());
-        let roots: f64 = mapped.ensemble.trees.iter().map(|t| t.value[0]).sum();
+        let score = ensemble.predict(row.as_slice());
+        let roots: f64 = ensemble.trees.iter().map(|t| t.value[0]).sum();
         let total: f64 = score.contributions.iter().sum();
         assert!(
-            (mapped.ensemble.base_score + roots + total - score.logit).abs() < 1e-9,
+            (ensemble.base_score + roots + total - score.logit).abs() < 1e-9,
             "{model}"
         );
         for (f, c) in score.contributions.iter().enumerate() {
@@ -104,9 +108,73 @@ fn sklearn_classic_boosting_matches_its_own_predict_proba() {
 }
 
 #[test]
+fn mlp_matches_its_numpy_forward_pass() {
+    check_parity("mlp.json", "rows.csv", "mlp", Format::Mlp);
+    let (_, mapped) = read_model(&fixture("mlp.json"), None, KIND, None).unwrap();
+    let Learner::Mlp(network) = &mapped.learner else {
+        panic!("a network")
+    };
+    // Gradient × input: credits only the network's inputs, and sums to the
+    // first-order change from the mean (checked against a finite difference
+    // along the row's own direction).
+    let expected = read_expected(&fixture("rows.csv"), "mlp", KIND, &mapped).unwrap();
+    for (row, _) in expected.iter().take(20) {
+        let score = network.predict(row.as_slice());
+        assert!((score.logit - network.logit(row.as_slice())).abs() < 1e-12);
+        for (f, c) in score.contributions.iter().enumerate() {
+            assert!(*c == 0.0 || mapped.columns.contains(&f), "feature {f}");
+        }
+        assert!(score.contributions.iter().any(|c| *c != 0.0));
+    }
+}
+
+#[test]
+fn bad_networks_are_refused_with_the_reason() {
+    let dir = common::scratch("import", "bad-mlp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("mlp.safetensors"), dir.join("mlp.safetensors")).unwrap();
+    let description = text("mlp.json");
+    let refused = |name: &str, edited: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, edited).unwrap();
+        let e = read_model(&path, None, KIND, None).unwrap_err();
+        format!("{e:#}")
+    };
+    let e = refused(
+        "a.json",
+        description.replace("net.2.weight", "net.9.weight"),
+    );
+    assert!(e.contains("no tensor \"net.9.weight\""), "{e}");
+    let e = refused(
+        "b.json",
+        description.replace("net.2.weight", "net.0.weight"),
+    );
+    assert!(e.contains("takes 8 inputs"), "{e}");
+    let e = refused(
+        "c.json",
+        description.replacen("lane_failure_rate_7d", "weather", 1),
+    );
+    assert!(e.contains("weather"), "{e}");
+    let e = refused("d.json", description.replace("\"tanh\"", "\"swish\""));
+    assert!(e.contains("swish"), "{e}");
+    let missing = description.replace("\"mlp.safetensors\"", "\"gone.safetensors\"");
+    let e = refused("e.json", missing);
+    assert!(e.contains("gone.safetensors"), "{e}");
+    let truncated = std::fs::read(fixture("mlp.safetensors")).unwrap();
+    std::fs::write(
+        dir.join("cut.safetensors"),
+        &truncated[..truncated.len() / 2],
+    )
+    .unwrap();
+    let cut = description.replace("\"mlp.safetensors\"", "\"cut.safetensors\"");
+    let e = refused("f.json", cut);
+    assert!(e.contains("cut.safetensors"), "{e}");
+}
+
+#[test]
 fn a_wrong_missing_value_rule_would_be_caught() {
     // The parity check can fail: send every missing value the other way.
-    let (_, imported, _) = read_model(&fixture("lightgbm.txt"), None, KIND, None).unwrap();
+    let imported = Format::Lightgbm.parse(&text("lightgbm.txt")).unwrap();
     let mut flipped = imported.clone();
     for tree in &mut flipped.trees {
         for node in &mut tree.nodes {
@@ -166,7 +234,7 @@ fn bad_model_files_are_refused_with_the_reason() {
     let e = parse_error(Format::Sklearn, "{\"trees\": [{\"children_left\": [1");
     assert!(matches!(e, ImportError::Invalid(_)), "{e}");
 
-    let (_, imported, _) = read_model(&fixture("xgboost.json"), None, KIND, None).unwrap();
+    let imported = Format::Xgboost.parse(&text("xgboost.json")).unwrap();
     let doubled: Vec<String> = vec!["lane_failure_rate_7d".into(); imported.columns.len()];
     let e = map_to_schema(&imported, KIND, Some(&doubled)).unwrap_err();
     assert!(e.to_string().contains("names two inputs"), "{e}");
@@ -218,12 +286,12 @@ fn an_imported_version_loads_is_registered_and_serves_the_library_probabilities(
         "the repository's first version is active"
     );
     let model = load_version(&summary.dir, KIND, schema_of(KIND)).unwrap();
-    assert_eq!(model.manifest.training["imported_from"]["trees"], 40);
+    assert_eq!(model.manifest.training["imported_from"]["parts"], 40);
     assert!(summary.parity.unwrap().max_abs_diff <= PARITY_TOLERANCE);
     let state = read_state(&repo, KIND).unwrap().unwrap();
     assert_eq!(state.active.as_deref(), Some(summary.version.as_str()));
     // Served with priors off and no calibration: the library's own numbers.
-    let (_, _, mapped) = read_model(&fixture("lightgbm.txt"), None, KIND, None).unwrap();
+    let (_, mapped) = read_model(&fixture("lightgbm.txt"), None, KIND, None).unwrap();
     let expected = read_expected(&fixture("rows.csv"), "lightgbm", KIND, &mapped).unwrap();
     for (row, p) in expected.iter().take(200) {
         let served = model.predict(row).probability;

@@ -1,0 +1,335 @@
+//! A feed-forward network served with `candle-core` on the CPU: inputs
+//! gathered from the family's schema, normalised (a missing input takes its
+//! mean, 0 once normalised), then dense layers with their activations; the
+//! last layer's one output is the log-odds. Weights are kept as `f64`
+//! tensors, so a network trained in `f32` is served to `f64` precision.
+//!
+//! Batches run the network once, one matrix product per layer for every row.
+//! Explanations are gradient × input through candle's autograd, against the
+//! normalisation mean: each input's contribution is the log-odds' gradient in
+//! normalised units times the normalised value (0 for an input at its mean,
+//! or missing).
+
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::logistic::RawScore;
+use crate::schema::MAX_FEATURES;
+
+/// Largest number of units in any layer, and of inputs.
+pub const MAX_UNITS: usize = 4096;
+
+/// An activation after a dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// None (the last layer's, whose output is the log-odds).
+    Identity,
+    /// max(0, x).
+    Relu,
+    /// The hyperbolic tangent.
+    Tanh,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// The exact (erf) GELU, PyTorch's default.
+    Gelu,
+}
+
+/// One dense layer: `out = activation(input · weightᵀ + bias)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dense {
+    /// Outputs × inputs, row-major, as PyTorch's `Linear.weight`.
+    pub weight: Vec<f64>,
+    /// One per output.
+    pub bias: Vec<f64>,
+    /// Applied to every output.
+    pub activation: Activation,
+}
+
+/// A network as an artifact stores it (`weights.json` of learner `mlp`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpWeights {
+    /// The schema index each network input reads, in the network's order.
+    pub inputs: Vec<u32>,
+    /// Per input: subtracted first; a missing input takes this value.
+    pub mean: Vec<f64>,
+    /// Per input: divides after the mean is subtracted.
+    pub std: Vec<f64>,
+    /// In order, from the inputs to the one output (the log-odds).
+    pub layers: Vec<Dense>,
+}
+
+/// A network ready to serve: its weights and their tensors.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// What the artifact stores.
+    pub weights: MlpWeights,
+    /// Per layer: the weight transposed (inputs × outputs) and the bias
+    /// (1 × outputs), on the CPU.
+    tensors: Vec<(Tensor, Tensor)>,
+}
+
+impl PartialEq for Mlp {
+    fn eq(&self, other: &Self) -> bool {
+        self.weights == other.weights
+    }
+}
+
+impl MlpWeights {
+    /// Checks the shapes chain from the inputs to one output and every number
+    /// is finite, for a schema of `features`.
+    pub fn check(&self, features: usize) -> Result<(), String> {
+        let n = self.inputs.len();
+        if n == 0 || n > MAX_UNITS {
+            return Err(format!("{n} inputs; 1 to {MAX_UNITS} are supported"));
+        }
+        if self.mean.len() != n || self.std.len() != n {
+            return Err("mean and std must have one value per input".into());
+        }
+        if let Some(i) = self.inputs.iter().position(|&f| f as usize >= features) {
+            return Err(format!(
+                "input {i} reads feature index {}; the schema has {features}",
+                self.inputs[i]
+            ));
+        }
+        if let Some(i) = (0..n)
+            .find(|&i| !(self.mean[i].is_finite() && self.std[i].is_finite() && self.std[i] > 0.0))
+        {
+            return Err(format!(
+                "input {i}: mean must be finite and std a positive number"
+            ));
+        }
+        if self.layers.is_empty() {
+            return Err("no layers".into());
+        }
+        let mut width = n;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let out = layer.bias.len();
+            if out == 0 || out > MAX_UNITS || layer.weight.len() != out * width {
+                return Err(format!(
+                    "layer {l}: weight has {} values, bias {out}; expected {out} × {width}",
+                    layer.weight.len()
+                ));
+            }
+            if layer
+                .weight
+                .iter()
+                .chain(&layer.bias)
+                .any(|v| !super::within_log_odds(*v))
+            {
+                return Err(format!(
+                    "layer {l}: a weight or bias is not a finite number within ±{:e}",
+                    super::MAX_LOG_ODDS
+                ));
+            }
+            width = out;
+        }
+        let last = self.layers.last().expect("not empty");
+        if width != 1 {
+            return Err(format!(
+                "the last layer has {width} outputs; one (the log-odds) is needed"
+            ));
+        }
+        if !matches!(last.activation, Activation::Identity | Activation::Sigmoid) {
+            return Err(
+                "the last layer's activation must be identity (its output is the log-odds) \
+                 or sigmoid (its input is)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Mlp {
+    /// A network from checked weights (see [`MlpWeights::check`]).
+    pub fn new(weights: MlpWeights) -> Result<Self, String> {
+        let mut tensors = Vec::with_capacity(weights.layers.len());
+        let mut width = weights.inputs.len();
+        for layer in &weights.layers {
+            let out = layer.bias.len();
+            let tensor = |data: &[f64], shape: (usize, usize)| {
+                Tensor::from_slice(data, shape, &Device::Cpu).map_err(|e| e.to_string())
+            };
+            let weight = tensor(&layer.weight, (out, width))?
+                .t()
+                .and_then(|t| t.contiguous())
+                .map_err(|e| e.to_string())?;
+            tensors.push((weight, tensor(&layer.bias, (1, out))?));
+            width = out;
+        }
+        Ok(Mlp { weights, tensors })
+    }
+
+    /// The normalised inputs of `rows`, row-major.
+    fn inputs(&self, rows: &[&[f64]]) -> Vec<f64> {
+        let w = &self.weights;
+        let mut data = Vec::with_capacity(rows.len() * w.inputs.len());
+        for row in rows {
+            for (i, &feature) in w.inputs.iter().enumerate() {
+                let value = row[feature as usize];
+                data.push(if value.is_nan() {
+                    0.0
+                } else {
+                    (value - w.mean[i]) / w.std[i]
+                });
+            }
+        }
+        data
+    }
+
+    /// The log-odds of a batch of rows (`rows × inputs`), one product per layer.
+    fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = input.clone();
+        let last = self.tensors.len() - 1;
+        for (l, ((weight, bias), layer)) in
+            self.tensors.iter().zip(&self.weights.layers).enumerate()
+        {
+            h = h.matmul(weight)?.broadcast_add(bias)?;
+            // The last layer's sigmoid is the link: its input is the log-odds.
+            h = match layer.activation {
+                Activation::Identity => h,
+                Activation::Sigmoid if l == last => h,
+                Activation::Relu => h.relu()?,
+                Activation::Tanh => h.tanh()?,
+                Activation::Sigmoid => (h.neg()?.exp()? + 1.0)?.recip()?,
+                Activation::Gelu => h.gelu_erf()?,
+            };
+        }
+        Ok(h)
+    }
+
+    /// Log-odds of many rows, the network run once for all of them.
+    pub fn logits(&self, rows: &[&[f64]], out: &mut Vec<f64>) {
+        out.clear();
+        if rows.is_empty() {
+            return;
+        }
+        let n = self.weights.inputs.len();
+        let logits = Tensor::from_vec(self.inputs(rows), (rows.len(), n), &Device::Cpu)
+            .and_then(|x| self.forward(&x))
+            .and_then(|y| y.flatten_all()?.to_vec1::<f64>());
+        match logits {
+            Ok(logits) => out.extend(logits),
+            // Shapes were checked at load; should candle fail anyway, the
+            // answer is "no score", never a panic.
+            Err(_) => out.resize(rows.len(), f64::NAN),
+        }
+    }
+
+    /// Log-odds only, for one row.
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        let mut out = Vec::with_capacity(1);
+        self.logits(&[row], &mut out);
+        out[0]
+    }
+
+    /// Log-odds and gradient × input contributions for one row.
+    pub fn predict(&self, row: &[f64]) -> RawScore {
+        let mut contributions = [0.0; MAX_FEATURES];
+        let n = self.weights.inputs.len();
+        let inputs = self.inputs(&[row]);
+        let explained = (|| -> candle_core::Result<(f64, Vec<f64>)> {
+            let x = Var::from_tensor(&Tensor::from_slice(&inputs, (1, n), &Device::Cpu)?)?;
+            let y = self.forward(x.as_tensor())?;
+            let logit = y.flatten_all()?.to_vec1::<f64>()?[0];
+            let grads = y.sum_all()?.backward()?;
+            let gradient = grads
+                .get(x.as_tensor())
+                .map(|g| g.flatten_all().and_then(|g| g.to_vec1::<f64>()))
+                .transpose()?
+                .unwrap_or_else(|| vec![0.0; n]);
+            Ok((logit, gradient))
+        })();
+        let Ok((logit, gradient)) = explained else {
+            return RawScore {
+                logit: f64::NAN,
+                contributions,
+            };
+        };
+        for ((&feature, g), x) in self.weights.inputs.iter().zip(gradient).zip(inputs) {
+            contributions[feature as usize] += g * x;
+        }
+        RawScore {
+            logit,
+            contributions,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two inputs (schema features 2 and 0) → 2 ReLU units → log-odds.
+    fn small() -> Mlp {
+        Mlp::new(MlpWeights {
+            inputs: vec![2, 0],
+            mean: vec![1.0, 0.0],
+            std: vec![2.0, 1.0],
+            layers: vec![
+                Dense {
+                    weight: vec![1.0, 0.0, 0.0, -1.0],
+                    bias: vec![0.0, 0.5],
+                    activation: Activation::Relu,
+                },
+                Dense {
+                    weight: vec![2.0, 1.0],
+                    bias: vec![-1.0],
+                    activation: Activation::Identity,
+                },
+            ],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn forward_matches_the_arithmetic_and_batches_agree() {
+        let model = small();
+        assert!(model.weights.check(3).is_ok());
+        // x2 = 5 → (5-1)/2 = 2; x0 = -1 → -1. Hidden: relu(2) = 2, relu(1 + 0.5) = 1.5.
+        let row = [-1.0, 9.0, 5.0];
+        let logit = model.logit(&row);
+        assert!((logit - (2.0 * 2.0 + 1.5 - 1.0)).abs() < 1e-12, "{logit}");
+        // Missing inputs sit at their mean.
+        let missing = [f64::NAN, 9.0, f64::NAN];
+        assert!((model.logit(&missing) - (0.5 - 1.0)).abs() < 1e-12);
+        let rows: Vec<&[f64]> = vec![&row, &missing, &row];
+        let mut many = Vec::new();
+        model.logits(&rows, &mut many);
+        assert_eq!(
+            many,
+            vec![model.logit(&row), model.logit(&missing), model.logit(&row)]
+        );
+    }
+
+    #[test]
+    fn gradient_times_input_credits_the_schema_features() {
+        let model = small();
+        let score = model.predict(&[-1.0, 9.0, 5.0]);
+        // d logit / d x2n = 2 (unit 0 active), x2n = 2 → 4; x0n: unit 1 active,
+        // d/dx0n = 1 × (-1) = -1, x0n = -1 → 1.
+        assert!(
+            (score.contributions[2] - 4.0).abs() < 1e-12,
+            "{:?}",
+            score.contributions
+        );
+        assert!((score.contributions[0] - 1.0).abs() < 1e-12);
+        assert_eq!(score.contributions[1], 0.0);
+        assert!((score.logit - 4.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn malformed_networks_are_refused() {
+        let mut weights = small().weights;
+        assert!(weights.check(2).is_err(), "feature 2 does not exist");
+        weights.layers[1].bias.push(0.0);
+        assert!(weights.check(3).is_err());
+        let mut wide = small().weights;
+        wide.layers[0].weight.pop();
+        assert!(wide.check(3).is_err());
+        let mut last = small().weights;
+        last.layers[1].activation = Activation::Relu;
+        assert!(last.check(3).is_err());
+    }
+}
