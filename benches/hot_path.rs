@@ -15,8 +15,11 @@ use detour::domain::{
 };
 use detour::features::vectors::{self, Lookup};
 use detour::features::{AggregateKey, FeatureSettings, InMemoryFeatureStore, updates_for};
+use detour::models::mlp::{Activation, Dense};
 use detour::models::trees::Tree;
-use detour::models::{Learner, LoadedModel, LogisticWeights, TreeEnsemble, load_model};
+use detour::models::{
+    Learner, LoadedModel, LogisticWeights, Mlp, MlpWeights, TreeEnsemble, load_model,
+};
 use detour::network::{Carrier, Lane, Network, Region, Site};
 use detour::recommend::Policy;
 use detour::recommend::reallocation::{self, OrderLine, ReallocationInput};
@@ -251,6 +254,61 @@ fn imported(c: &mut Criterion, features: &FeatureVector) {
         .collect();
     c.bench_function("imported/lightgbm_500x31/batch_1000", |b| {
         b.iter(|| black_box(model.probabilities(black_box(&rows))))
+    });
+    imported_mlp(c, &rows);
+}
+
+/// A network of the size the budget names: the family's inputs, two hidden
+/// layers of 64 (ReLU), one output; weights drawn at random.
+fn mlp_model(kind: RiskKind) -> LoadedModel {
+    let n = schema_of(kind).len();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut draw = |scale: f64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        ((seed % 2001) as f64 / 1000.0 - 1.0) * scale
+    };
+    let mut layers = Vec::new();
+    let mut width = n;
+    for (out, activation) in [
+        (64, Activation::Relu),
+        (64, Activation::Relu),
+        (1, Activation::Identity),
+    ] {
+        let scale = 1.0 / (width as f64).sqrt();
+        layers.push(Dense {
+            weight: (0..out * width).map(|_| draw(scale)).collect(),
+            bias: (0..out).map(|_| draw(0.1)).collect(),
+            activation,
+        });
+        width = out;
+    }
+    let weights = MlpWeights {
+        inputs: (0..n as u32).collect(),
+        mean: vec![0.5; n],
+        std: vec![0.3; n],
+        layers,
+    };
+    let mut model = shipped(kind);
+    model.learner = Learner::Mlp(Mlp::new(weights).expect("a well-formed network"));
+    for feature in &mut model.manifest.features {
+        feature.prior = None;
+    }
+    model
+}
+
+fn imported_mlp(c: &mut Criterion, rows: &[FeatureVector]) {
+    let model = mlp_model(RiskKind::CarrierFailure);
+    let one = &rows[0];
+    c.bench_function("imported/mlp_64x64/probability", |b| {
+        b.iter(|| black_box(model.probability(black_box(one))))
+    });
+    c.bench_function("imported/mlp_64x64/explained", |b| {
+        b.iter(|| black_box(model.predict(black_box(one))))
+    });
+    c.bench_function("imported/mlp_64x64/batch_1000", |b| {
+        b.iter(|| black_box(model.probabilities(black_box(rows))))
     });
 }
 

@@ -526,10 +526,13 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     let candidate = measured.as_ref().map(|(c, _)| c);
     let calibration = candidate.map_or(IDENTITY, |c| c.calibration);
     let weights = weights_json(&learner);
-    let version = settings
-        .version
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", format.short(), &sha256_hex(&weights)[..10]));
+    // Named by what it serves: the same weights under another calibration
+    // are another version.
+    let version = settings.version.clone().unwrap_or_else(|| {
+        let mut identity = weights.clone();
+        identity.extend(serde_json::to_vec(&calibration).expect("serialises"));
+        format!("{}-{}", format.short(), &sha256_hex(&identity)[..10])
+    });
     let source = std::fs::read(&settings.model)?;
     let mut manifest = Manifest {
         name: kind.name().to_string(),
@@ -596,6 +599,12 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     };
     let dir = version_dir(&settings.out, kind, &version);
     if unchanged(&dir, &weights, &version)? {
+        let existing = detour::models::ArtifactFiles::read_dir(&dir)?.manifest()?;
+        anyhow::ensure!(
+            existing.calibration == calibration,
+            "{} holds version {version} with another calibration: pass a new --version",
+            dir.display()
+        );
         eprintln!(
             "{}: version {version} is already in {} with the same weights; left as it is",
             kind.name(),
