@@ -230,26 +230,19 @@ fn read_rows<R, T>(
 where
     R: serde::de::DeserializeOwned,
 {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let headers = reader.headers()?.clone();
+    let (headers, records) = records(path)?;
     let mut report = FileReport::new(path);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for record in reader.records() {
+    for (line, record) in records {
         report.rows += 1;
         let record = match record {
             Ok(record) => record,
-            Err(error) => {
-                let line = error.position().map_or(0, |p| p.line());
+            Err(()) => {
                 report.problem("unreadable row".into(), line);
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
         let row: R = match record.deserialize(Some(&headers)) {
             Ok(row) => row,
             Err(error) => {
@@ -275,6 +268,40 @@ where
         }
     }
     Ok((out, report))
+}
+
+/// Every row of a `.csv` or `.parquet` export as a text record with its line
+/// (CSV: the file's line; Parquet: the row's number, the header counting as
+/// line 1, as in the CSV), or `Err` where the row cannot be read.
+type Records = Vec<(u64, Result<csv::StringRecord, ()>)>;
+
+fn records(path: &Path) -> anyhow::Result<(csv::StringRecord, Records)> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        let (header, rows) = crate::parquet_io::records(path)?;
+        let rows = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let trimmed = row.map(|r| r.iter().map(str::trim).collect());
+                (i as u64 + 2, trimmed.map_err(|_| ()))
+            })
+            .collect();
+        return Ok((header, rows));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let rows = reader
+        .records()
+        .map(|record| match record {
+            Ok(record) => (record.position().map_or(0, |p| p.line()), Ok(record)),
+            Err(error) => (error.position().map_or(0, |p| p.line()), Err(())),
+        })
+        .collect();
+    Ok((headers, rows))
 }
 
 /// The reason without the offending value, so that like problems group together.

@@ -29,7 +29,7 @@ pub struct DatasetSettings {
     pub announced_hours: f64,
     /// Replay through the anomaly monitor, so decisions see open alerts.
     pub alerts: bool,
-    /// Where to write: a `.csv` file.
+    /// Where to write: a `.csv` or `.parquet` file.
     pub out: PathBuf,
 }
 
@@ -55,8 +55,8 @@ pub fn family(name: &str) -> anyhow::Result<RiskKind> {
 pub fn run(settings: &DatasetSettings) -> anyhow::Result<DatasetSummary> {
     let extension = settings.out.extension().and_then(|e| e.to_str());
     anyhow::ensure!(
-        extension == Some("csv"),
-        "--out {}: only CSV is written so far (name the file *.csv)",
+        matches!(extension, Some("csv" | "parquet")),
+        "--out {}: name the file *.csv or *.parquet",
         settings.out.display()
     );
     let (history, _) = read_history(&settings.data)?;
@@ -75,11 +75,29 @@ pub fn run(settings: &DatasetSettings) -> anyhow::Result<DatasetSummary> {
         .rows
         .get(&settings.family)
         .map_or(&[][..], Vec::as_slice);
-    write(&settings.out, settings.family, rows)?;
+    if extension == Some("parquet") {
+        let (train_end, validation_end) = split_bounds(rows.len());
+        crate::parquet_io::write_dataset(&settings.out, settings.family, rows, |i| {
+            slice_name(i, train_end, validation_end)
+        })?;
+    } else {
+        write(&settings.out, settings.family, rows)?;
+    }
     Ok(DatasetSummary {
         rows: rows.len(),
         positives: rows.iter().filter(|r| r.label).count(),
     })
+}
+
+/// The slice `train` puts row `i` (in time order) in.
+fn slice_name(i: usize, train_end: usize, validation_end: usize) -> &'static str {
+    if i < train_end {
+        "train"
+    } else if i < validation_end {
+        "validation"
+    } else {
+        "test"
+    }
 }
 
 /// Writes `rows` (in time order) as CSV: `entity_id`, `decision_time`
@@ -106,13 +124,7 @@ fn write(path: &Path, kind: RiskKind, rows: &[Row]) -> anyhow::Result<()> {
     };
     let mut record: Vec<String> = Vec::with_capacity(header.len());
     for (i, row) in rows.iter().enumerate() {
-        let slice = if i < train_end {
-            "train"
-        } else if i < validation_end {
-            "validation"
-        } else {
-            "test"
-        };
+        let slice = slice_name(i, train_end, validation_end);
         record.clear();
         record.extend([
             row.entity_id.clone(),

@@ -4,7 +4,8 @@
 //!
 //! - [`simulate`] / [`network_gen`]: the simulator and the network it runs on.
 //! - [`csvio`]: the CSV exports (README, "Your own history"), read through the
-//!   domain's checked constructors, as the API reads its messages.
+//!   domain's checked constructors, as the API reads its messages;
+//!   [`parquet_io`]: the same exports as Parquet, and `dataset`'s Parquet output.
 //! - [`replay`]: history → labelled feature vectors, with no leakage.
 //! - [`fit`] / [`boost`] / [`metrics`]: the two learners, calibration, held-out
 //!   metrics; [`report`]: the reports written beside each artifact.
@@ -33,6 +34,7 @@ pub mod fit;
 pub mod import;
 pub mod metrics;
 pub mod network_gen;
+pub mod parquet_io;
 pub mod publish;
 pub mod recommend_eval;
 pub mod replay;

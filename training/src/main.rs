@@ -182,7 +182,7 @@ enum Command {
         /// Only what was known by this time (RFC 3339), as `train --until`.
         #[arg(long)]
         until: Option<String>,
-        /// The file to write (*.csv).
+        /// The file to write (*.csv or *.parquet).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]

@@ -344,30 +344,43 @@ pub fn read_history(data: &Path) -> anyhow::Result<(History, Vec<FileReport>)> {
     if network_path.exists() {
         history.network = Network::load(&network_path)?;
     }
-    let path = data.join("shipments.csv");
-    if path.exists() {
+    if let Some(path) = export(data, "shipments")? {
         let (rows, report) = csvio::read_shipments(&path)?;
         history.shipments = rows;
         reports.push(report);
     }
-    let path = data.join("orders.csv");
-    if path.exists() {
+    if let Some(path) = export(data, "orders")? {
         let (rows, report) = csvio::read_orders(&path)?;
         history.orders = rows;
         reports.push(report);
     }
-    let path = data.join("site_metrics.csv");
-    if path.exists() {
+    if let Some(path) = export(data, "site_metrics")? {
         let (rows, report) = csvio::read_site_metrics(&path)?;
         history.snapshots = rows;
         reports.push(report);
     }
     anyhow::ensure!(
         !reports.is_empty(),
-        "{} holds none of shipments.csv, orders.csv, site_metrics.csv",
+        "{} holds none of shipments, orders, site_metrics (.csv or .parquet)",
         data.display()
     );
     Ok((history, reports))
+}
+
+/// The export `name` in `data`, as `name.csv` or `name.parquet`; both is
+/// refused (which one holds the truth?).
+fn export(data: &Path, name: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let csv = data.join(format!("{name}.csv"));
+    let parquet = data.join(format!("{name}.parquet"));
+    match (csv.exists(), parquet.exists()) {
+        (true, true) => anyhow::bail!(
+            "{} holds both {name}.csv and {name}.parquet: keep one",
+            data.display()
+        ),
+        (true, false) => Ok(Some(csv)),
+        (false, true) => Ok(Some(parquet)),
+        (false, false) => Ok(None),
+    }
 }
 
 fn print_report(report: &FileReport) {

@@ -94,11 +94,11 @@ fn the_dataset_is_the_rows_train_fits_on_to_the_last_digit() {
 }
 
 #[test]
-fn a_parquet_file_or_an_unknown_family_is_refused_with_the_reason() {
+fn another_format_or_an_unknown_family_is_refused_with_the_reason() {
     let dir = common::scratch("dataset", "refused");
-    let error = dataset::run(&settings(&dir, &dir.join("rows.parquet"))).unwrap_err();
-    assert!(error.to_string().contains("only CSV"), "{error}");
-    assert!(!dir.join("rows.parquet").exists());
+    let error = dataset::run(&settings(&dir, &dir.join("rows.xlsx"))).unwrap_err();
+    assert!(error.to_string().contains("*.parquet"), "{error}");
+    assert!(!dir.join("rows.xlsx").exists());
     let error = dataset::family("carrier").unwrap_err().to_string();
     assert!(
         error.contains("carrier_failure") && error.contains("order_fallout"),
@@ -108,4 +108,32 @@ fn a_parquet_file_or_an_unknown_family_is_refused_with_the_reason() {
         dataset::family("site_congestion").unwrap(),
         RiskKind::SiteCongestion
     );
+}
+
+#[test]
+fn the_parquet_dataset_holds_the_csv_datasets_values() {
+    let dir = common::scratch("dataset", "parquet");
+    let data = dir.join("sim");
+    common::simulate(4, "2026-03-02T00:00:00Z", 7, 400.0, &data);
+    let csv_path = dir.join("carrier.csv");
+    let parquet_path = dir.join("carrier.parquet");
+    let from_csv = dataset::run(&settings(&data, &csv_path)).unwrap();
+    let from_parquet = dataset::run(&settings(&data, &parquet_path)).unwrap();
+    assert_eq!(from_csv, from_parquet);
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let csv_header = reader.headers().unwrap().clone();
+    let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let (header, rows) = detour_training::parquet_io::records(&parquet_path).unwrap();
+    assert_eq!(header, csv_header);
+    assert_eq!(rows.len(), csv_rows.len());
+    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    for (parquet_row, csv_row) in rows.into_iter().map(Result::unwrap).zip(&csv_rows) {
+        for (j, (p, c)) in parquet_row.iter().zip(csv_row.iter()).enumerate() {
+            if j == 1 {
+                assert_eq!(time(p), time(c));
+            } else {
+                assert_eq!(p, c, "column {}", &header[j]);
+            }
+        }
+    }
 }
