@@ -6,6 +6,7 @@
 pub mod artifact;
 pub mod files;
 pub mod golden;
+pub mod isotonic;
 pub mod logistic;
 pub mod mlp;
 pub mod repository;
@@ -191,8 +192,19 @@ impl LoadedModel {
             *out = c * calibration.slope;
         }
         Prediction {
-            probability: sigmoid(calibration.slope * raw.logit + calibration.intercept),
+            probability: self.calibrated(raw.logit),
             contributions,
+        }
+    }
+
+    /// The served probability of raw log-odds: Platt scaling, then the
+    /// isotonic map when the manifest has one.
+    pub fn calibrated(&self, logit: f64) -> f64 {
+        let calibration = self.manifest.calibration;
+        let p = sigmoid(calibration.slope * logit + calibration.intercept);
+        match &self.manifest.isotonic {
+            Some(map) => map.apply(p),
+            None => p,
         }
     }
 
@@ -206,8 +218,7 @@ impl LoadedModel {
             Learner::LinearTrees(model) => model.logit(row),
             Learner::Mlp(network) => network.logit(row),
         };
-        let calibration = self.manifest.calibration;
-        sigmoid(calibration.slope * logit + calibration.intercept)
+        self.calibrated(logit)
     }
 
     /// Calibrated probabilities of many feature vectors at once (faster than one
@@ -226,7 +237,6 @@ impl LoadedModel {
         } else {
             features
         };
-        let calibration = self.manifest.calibration;
         let mut logits = Vec::with_capacity(features.len());
         match &self.learner {
             Learner::Logistic(weights) => {
@@ -248,10 +258,7 @@ impl LoadedModel {
                 network.logits(&rows, &mut logits);
             }
         }
-        logits
-            .into_iter()
-            .map(|z| sigmoid(calibration.slope * z + calibration.intercept))
-            .collect()
+        logits.into_iter().map(|z| self.calibrated(z)).collect()
     }
 
     /// The band a probability falls in, by the manifest's thresholds.

@@ -21,6 +21,7 @@ use super::golden::check_golden_rows;
 pub use super::golden::{
     GOLDEN_TOLERANCE, GoldenRow, GoldenRows, require_golden_rows, save_golden_rows,
 };
+use super::isotonic::IsotonicMap;
 use super::logistic::LogisticWeights;
 use super::mlp::{Mlp, MlpWeights};
 use super::trees::TreeEnsemble;
@@ -71,6 +72,10 @@ pub struct Manifest {
     /// Lower-case hex SHA-256 of the golden rows file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub golden_sha256: Option<String>,
+    /// An isotonic map applied after `calibration` ([`IsotonicMap`]);
+    /// artifacts without one have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isotonic: Option<IsotonicMap>,
 }
 
 /// A feature as the manifest records it.
@@ -190,6 +195,9 @@ pub fn load_files(
         )));
     }
 
+    if let Some(map) = &manifest.isotonic {
+        map.check().map_err(mismatch)?;
+    }
     let weights_shown = files.path(&manifest.weights_file);
     let bytes = files.get(&manifest.weights_file)?;
     let actual = sha256_hex(bytes);

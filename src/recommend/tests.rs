@@ -32,6 +32,7 @@ fn model(kind: RiskKind, weights: Vec<f64>) -> LoadedModel {
         manifest: Manifest {
             golden_file: Default::default(),
             golden_sha256: Default::default(),
+            isotonic: None,
             name: "test".into(),
             family: kind.name().into(),
             version: "test-1".into(),

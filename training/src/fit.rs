@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use detour::domain::Timestamp;
+use detour::models::isotonic::IsotonicMap;
 use detour::models::{Calibration, Learner, LogisticWeights, sigmoid};
 use detour::schema::{FeatureDef, MAX_FEATURES};
 use linfa::prelude::*;
@@ -90,6 +91,8 @@ pub struct Candidate {
     pub name: &'static str,
     pub learner: Learner,
     pub calibration: Calibration,
+    /// An isotonic map after `calibration` (imports with `--calibrate isotonic`).
+    pub isotonic: Option<IsotonicMap>,
     pub validation: Metrics,
     pub test: Metrics,
     /// Calibrated test-slice probabilities, in row order.
@@ -132,6 +135,7 @@ pub fn judge(
         name,
         learner,
         calibration,
+        None,
         split,
         schema,
         fit_seconds,
@@ -144,6 +148,7 @@ pub fn measure(
     name: &'static str,
     learner: Learner,
     calibration: Calibration,
+    isotonic: Option<IsotonicMap>,
     split: &Split<'_>,
     schema: &[FeatureDef],
     fit_seconds: f64,
@@ -156,7 +161,10 @@ pub fn measure(
     let calibrated = |part: &[Row]| -> Vec<f64> {
         logits(part)
             .into_iter()
-            .map(|z| sigmoid(calibration.slope * z + calibration.intercept))
+            .map(|z| {
+                let p = sigmoid(calibration.slope * z + calibration.intercept);
+                isotonic.as_ref().map_or(p, |map| map.apply(p))
+            })
             .collect()
     };
     let mut importance = [0.0; MAX_FEATURES];
@@ -181,6 +189,7 @@ pub fn measure(
         test_predictions,
         learner,
         calibration,
+        isotonic,
         top_features,
         by_lead,
         fit_seconds,

@@ -33,6 +33,7 @@ use anyhow::Context;
 use detour::models::artifact::{
     GoldenRows, MANIFEST_FILE, learner_name, save_golden_rows, save_model, sha256_hex, weights_json,
 };
+use detour::models::isotonic::IsotonicMap;
 use detour::models::repository::{register_trained, version_dir};
 use detour::models::{
     Calibration, FeatureSpec, Learner, LoadedModel, Manifest, TreeEnsemble, sigmoid,
@@ -411,6 +412,9 @@ pub enum Calibrate {
     None,
     /// Platt scaling fitted on the validation slice of `--data`.
     Platt,
+    /// An isotonic map (pool-adjacent-violators) fitted on the validation
+    /// slice of `--data`, after no Platt scaling.
+    Isotonic,
 }
 
 /// What `import` needs.
@@ -464,7 +468,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     );
     anyhow::ensure!(
         settings.calibrate == Calibrate::None || settings.data.is_some(),
-        "--calibrate platt fits on the validation slice of --data: give --data"
+        "--calibrate platt or isotonic fits on the validation slice of --data: give --data"
     );
     let expected = match &settings.expected {
         Some(path) => Some(read_expected(
@@ -499,22 +503,29 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     let measured: Option<(Candidate, [SliceSpan; 3])> = match &history_rows {
         Some(rows) => {
             let split = split(rows)?;
-            let calibration = match settings.calibrate {
-                Calibrate::None => IDENTITY,
-                Calibrate::Platt => {
-                    let logits: Vec<f64> = split
-                        .validation
-                        .iter()
-                        .map(|r| learner.raw_score(r.features.as_slice()).logit)
-                        .collect();
-                    let labels: Vec<bool> = split.validation.iter().map(|r| r.label).collect();
-                    platt(&logits, &labels)?
+            let logits: Vec<f64> = split
+                .validation
+                .iter()
+                .map(|r| learner.raw_score(r.features.as_slice()).logit)
+                .collect();
+            let labels: Vec<bool> = split.validation.iter().map(|r| r.label).collect();
+            let (calibration, isotonic) = match settings.calibrate {
+                Calibrate::None => (IDENTITY, None),
+                Calibrate::Platt => (platt(&logits, &labels)?, None),
+                Calibrate::Isotonic => {
+                    let scores: Vec<f64> = logits.iter().map(|&z| sigmoid(z)).collect();
+                    let map = IsotonicMap::fit(&scores, &labels).context(
+                        "--calibrate isotonic: the validation slice's scores and outcomes give \
+                         no increasing map (one class only?)",
+                    )?;
+                    (IDENTITY, Some(map))
                 }
             };
             let candidate = measure(
                 format.learner_name(),
                 learner.clone(),
                 calibration,
+                isotonic,
                 &split,
                 schema,
                 0.0,
@@ -525,12 +536,14 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     };
     let candidate = measured.as_ref().map(|(c, _)| c);
     let calibration = candidate.map_or(IDENTITY, |c| c.calibration);
+    let isotonic = candidate.and_then(|c| c.isotonic.clone());
     let weights = weights_json(&learner);
     // Named by what it serves: the same weights under another calibration
     // are another version.
     let version = settings.version.clone().unwrap_or_else(|| {
         let mut identity = weights.clone();
         identity.extend(serde_json::to_vec(&calibration).expect("serialises"));
+        identity.extend(serde_json::to_vec(&isotonic).expect("serialises"));
         format!("{}-{}", format.short(), &sha256_hex(&identity)[..10])
     });
     let source = std::fs::read(&settings.model)?;
@@ -564,6 +577,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
             "calibration": match settings.calibrate {
                 Calibrate::None => "none: the library's probabilities",
                 Calibrate::Platt => "platt, fitted on the validation slice of data",
+                Calibrate::Isotonic => "isotonic, fitted on the validation slice of data",
             },
             "data": settings.data.as_ref().map(|d| d.display().to_string()),
             "parity": parity_report,
@@ -575,6 +589,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
         ),
         golden_file: None,
         golden_sha256: None,
+        isotonic: isotonic.clone(),
     };
     let in_memory = LoadedModel {
         manifest: manifest.clone(),
@@ -601,7 +616,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     if unchanged(&dir, &weights, &version)? {
         let existing = detour::models::ArtifactFiles::read_dir(&dir)?.manifest()?;
         anyhow::ensure!(
-            existing.calibration == calibration,
+            existing.calibration == calibration && existing.isotonic == isotonic,
             "{} holds version {version} with another calibration: pass a new --version",
             dir.display()
         );

@@ -102,6 +102,7 @@ pub(crate) fn write_artifact(
         }),
         golden_file: None,
         golden_sha256: None,
+        isotonic: None,
     };
     // The probabilities of the model as it is in memory, before it is written
     // out: loading must reproduce them.

@@ -56,6 +56,7 @@ pub fn json_report(result: &FamilyResult) -> serde_json::Value {
                 "learner": c.name,
                 "fit_seconds": c.fit_seconds,
                 "calibration": c.calibration,
+                "isotonic_points": c.isotonic.as_ref().map(|m| m.x.len()),
                 "validation": c.validation,
                 "test": c.test,
                 "top_features": c.top_features,

@@ -335,6 +335,29 @@ fn an_import_with_history_is_measured_and_calibrated_on_the_same_decisions_as_tr
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(summary.dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["learners"][0]["learner"], "imported_xgboost");
+
+    // Isotonic: the same model, another version, served through its map.
+    let mut isotonic = with_history.clone();
+    isotonic.calibrate = Calibrate::Isotonic;
+    let mapped_version = import::run(&isotonic).unwrap();
+    assert_ne!(mapped_version.version, summary.version);
+    let model = load_version(&mapped_version.dir, KIND, schema_of(KIND)).unwrap();
+    let map = model.manifest.isotonic.clone().expect("an isotonic map");
+    assert!(map.x.len() >= 2);
+    assert_eq!(
+        (
+            model.manifest.calibration.slope,
+            model.manifest.calibration.intercept
+        ),
+        (1.0, 0.0)
+    );
+    let (_, mapped) = read_model(&fixture("xgboost.json"), None, KIND, None).unwrap();
+    let expected = read_expected(&fixture("rows.csv"), "xgboost", KIND, &mapped).unwrap();
+    for (row, _) in expected.iter().take(50) {
+        let raw = mapped.learner.raw_score(row.as_slice()).logit;
+        let served = model.predict(row).probability;
+        assert!((served - map.apply(detour::models::sigmoid(raw))).abs() < 1e-12);
+    }
 }
 
 /// A copy of the shipped model repository, for a server to change.
