@@ -52,11 +52,18 @@ impl IsotonicMap {
         }
         // Thin evenly if there are more blocks than a map may hold.
         let step = blocks.len().div_ceil(MAX_POINTS);
-        let kept: Vec<_> = blocks.iter().step_by(step).collect();
-        Some(IsotonicMap {
-            x: kept.iter().map(|(s, _, n)| s / n).collect(),
-            y: kept.iter().map(|(_, y, n)| y / n).collect(),
-        })
+        let mut map = IsotonicMap {
+            x: Vec::new(),
+            y: Vec::new(),
+        };
+        for (s, y, n) in blocks.iter().step_by(step) {
+            // Means of neighbouring blocks may round to the same x.
+            if map.x.last().is_none_or(|&last| s / n > last) {
+                map.x.push(s / n);
+                map.y.push(y / n);
+            }
+        }
+        (map.x.len() >= 2).then_some(map)
     }
 
     /// The calibrated probability of `p`.

@@ -147,7 +147,9 @@ pub fn version_names(repo: &Path, kind: RiskKind) -> std::io::Result<Vec<String>
     };
     for entry in entries {
         let entry = entry?;
-        if entry.file_type()?.is_dir() && entry.path().join(MANIFEST_FILE).is_file() {
+        // A dot-folder is a version being written (`detour-train import`).
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.file_type()?.is_dir() && entry.path().join(MANIFEST_FILE).is_file() {
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
     }

@@ -270,23 +270,23 @@ where
     Ok((out, report))
 }
 
-/// Every row of a `.csv` or `.parquet` export as a text record with its line
-/// (CSV: the file's line; Parquet: the row's number, the header counting as
-/// line 1, as in the CSV), or `Err` where the row cannot be read.
-type Records = Vec<(u64, Result<csv::StringRecord, ()>)>;
+/// Every row of a `.csv` or `.parquet` export, streamed, as a text record
+/// with its line (CSV: the file's line; Parquet: the row's number, the
+/// header counting as line 1, as in the CSV), or `Err` where the row cannot
+/// be read.
+type Records = Box<dyn Iterator<Item = (u64, Result<csv::StringRecord, ()>)>>;
 
 fn records(path: &Path) -> anyhow::Result<(csv::StringRecord, Records)> {
     if path.extension().is_some_and(|e| e == "parquet") {
         let (header, rows) = crate::parquet_io::records(path)?;
-        let rows = rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let trimmed = row.map(|r| r.iter().map(str::trim).collect());
-                (i as u64 + 2, trimmed.map_err(|_| ()))
-            })
-            .collect();
-        return Ok((header, rows));
+        let rows = rows.enumerate().map(|(i, row)| {
+            let trimmed = row.map(|r| r.iter().map(str::trim).collect());
+            if let Err(error) = &trimmed {
+                eprintln!("{error}");
+            }
+            (i as u64 + 2, trimmed.map_err(|_| ()))
+        });
+        return Ok((header, Box::new(rows)));
     }
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -294,14 +294,11 @@ fn records(path: &Path) -> anyhow::Result<(csv::StringRecord, Records)> {
         .from_path(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let headers = reader.headers()?.clone();
-    let rows = reader
-        .records()
-        .map(|record| match record {
-            Ok(record) => (record.position().map_or(0, |p| p.line()), Ok(record)),
-            Err(error) => (error.position().map_or(0, |p| p.line()), Err(())),
-        })
-        .collect();
-    Ok((headers, rows))
+    let rows = reader.into_records().map(|record| match record {
+        Ok(record) => (record.position().map_or(0, |p| p.line()), Ok(record)),
+        Err(error) => (error.position().map_or(0, |p| p.line()), Err(())),
+    });
+    Ok((headers, Box::new(rows)))
 }
 
 /// The reason without the offending value, so that like problems group together.

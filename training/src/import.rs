@@ -43,7 +43,7 @@ use serde_json::json;
 
 use crate::fit::{Candidate, SliceSpan, measure, platt, split};
 use crate::metrics::Metrics;
-use crate::publish::unchanged;
+use crate::publish::{headline, unchanged};
 use crate::replay::{ReplaySettings, Row, replay};
 use crate::report::{FamilyResult, write_reports};
 use crate::train::{BANDS, read_history};
@@ -51,7 +51,7 @@ use crate::train::{BANDS, read_history};
 use layout::RawTree;
 
 /// Largest difference in probability from the library's own, on any row of
-/// `--expected`, that `import` accepts.
+/// `--expected`, that `import` accepts by default (`--tolerance`).
 pub const PARITY_TOLERANCE: f64 = 1e-6;
 
 /// Golden rows an imported artifact carries, at most.
@@ -152,7 +152,7 @@ impl Format {
     pub fn parse(self, text: &str) -> Result<Imported, ImportError> {
         match self {
             Format::Lightgbm => lightgbm::parse(text),
-            Format::Xgboost => xgboost::parse(text),
+            Format::Xgboost => xgboost::parse(text, false),
             Format::Sklearn => sklearn::parse(text),
             Format::Mlp => Err(ImportError::Invalid(
                 "a network's description names its weights file: read it with read_model".into(),
@@ -175,6 +175,8 @@ pub struct Mapped {
     pub library: String,
     /// Its trees, or its layers.
     pub parts: usize,
+    /// A network's weights file (the model file is its description).
+    pub weights_file: Option<PathBuf>,
 }
 
 impl Mapped {
@@ -263,6 +265,7 @@ pub fn map_to_schema(
         names,
         library: imported.library.clone(),
         parts: imported.trees.len(),
+        weights_file: None,
     })
 }
 
@@ -273,6 +276,18 @@ pub fn read_model(
     format: Option<Format>,
     kind: RiskKind,
     names: Option<&[String]>,
+) -> anyhow::Result<(Format, Mapped)> {
+    read_model_with(path, format, kind, names, false)
+}
+
+/// [`read_model`], keeping every XGBoost round when `all_rounds` (as
+/// `Booster.predict` does) rather than those up to `best_iteration`.
+pub fn read_model_with(
+    path: &Path,
+    format: Option<Format>,
+    kind: RiskKind,
+    names: Option<&[String]>,
+    all_rounds: bool,
 ) -> anyhow::Result<(Format, Mapped)> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -287,13 +302,15 @@ pub fn read_model(
     let format = match format.or_else(|| Format::detect(&text)) {
         Some(format) => format,
         None => anyhow::bail!(
-            "{}: not a LightGBM text model, an XGBoost JSON model or a scikit-learn tree \
-             export; name the library with --format",
+            "{}: not a LightGBM text model, an XGBoost JSON model, a scikit-learn tree \
+             export or a detour-mlp/1 network description; name it with --format",
             path.display()
         ),
     };
     let mapped = match format {
         Format::Mlp => mlp::read(path, &text, kind, names),
+        Format::Xgboost => xgboost::parse(&text, all_rounds)
+            .and_then(|imported| map_to_schema(&imported, kind, names)),
         _ => format
             .parse(&text)
             .and_then(|imported| map_to_schema(&imported, kind, names)),
@@ -430,6 +447,10 @@ pub struct ImportSettings {
     pub expected: Option<PathBuf>,
     /// The probability column of `expected`.
     pub expected_column: String,
+    /// Largest accepted difference from the expected probabilities.
+    pub tolerance: f64,
+    /// Keep every XGBoost round, not only those up to `best_iteration`.
+    pub all_rounds: bool,
     /// Detour history to measure (and calibrate) on, replayed as `train` does.
     pub data: Option<PathBuf>,
     pub replay: Option<ReplaySettings>,
@@ -455,11 +476,12 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     let began = Instant::now();
     let kind = settings.family;
     let schema = schema_of(kind);
-    let (format, mapped) = read_model(
+    let (format, mapped) = read_model_with(
         &settings.model,
         settings.format,
         kind,
         settings.feature_names.as_deref(),
+        settings.all_rounds,
     )?;
     anyhow::ensure!(
         settings.expected.is_some() || settings.data.is_some(),
@@ -482,13 +504,16 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
     let parity_report = expected.as_ref().map(|rows| parity(&mapped, rows));
     if let Some(p) = &parity_report {
         anyhow::ensure!(
-            p.max_abs_diff <= PARITY_TOLERANCE,
+            p.max_abs_diff <= settings.tolerance,
             "the imported model differs from {}'s probabilities by up to {:.3e} (row {}; \
-             tolerance {PARITY_TOLERANCE:e}): nothing written. Are the columns named right, \
-             and is --format right?",
+             tolerance {:e}): nothing written. Are the columns named right, and is --format \
+             right? An early-stopped XGBoost model scored with Booster.predict needs \
+             --all-rounds; one of thousands of trees, which XGBoost sums in f32, may need a \
+             larger --tolerance",
             mapped.library,
             p.max_abs_diff,
-            p.worst_row + 1
+            p.worst_row + 1,
+            settings.tolerance
         );
     }
     let learner = mapped.learner.clone();
@@ -571,6 +596,10 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
                 "library": mapped.library,
                 "file": settings.model.display().to_string(),
                 "sha256": sha256_hex(&source),
+                "weights_file": mapped.weights_file.as_ref().map(|p| p.display().to_string()),
+                "weights_sha256": mapped.weights_file.as_ref()
+                    .map(|p| std::fs::read(p).map(|b| sha256_hex(&b)))
+                    .transpose()?,
                 "inputs": mapped.names,
                 "parts": mapped.parts,
             },
@@ -629,7 +658,7 @@ pub fn run(settings: &ImportSettings) -> anyhow::Result<ImportSummary> {
         // Written into a scratch folder beside the version's, checked by
         // loading it as a server would, then renamed: a failure leaves no
         // partial version.
-        let scratch = dir.with_file_name(format!(".{version}.importing"));
+        let scratch = dir.with_file_name(format!(".{version}.importing-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         let written = write_version(
             &scratch,
@@ -701,8 +730,3 @@ const IDENTITY: Calibration = Calibration {
     slope: 1.0,
     intercept: 0.0,
 };
-
-fn headline(m: &Metrics) -> serde_json::Value {
-    json!({"rows": m.rows, "base_rate": m.base_rate, "roc_auc": m.roc_auc,
-           "pr_auc": m.pr_auc, "brier": m.brier, "log_loss": m.log_loss, "ece": m.ece})
-}

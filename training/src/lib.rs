@@ -12,7 +12,7 @@
 //! - [`train`]: the `train` command end to end (read, replay, fit, write).
 //! - [`dataset`]: the `dataset` command (the rows `train` fits on, as CSV).
 //! - [`import`]: the `import` command (LightGBM, XGBoost and scikit-learn
-//!   trees in, as artifacts served natively).
+//!   trees, and feed-forward networks, in as artifacts served natively).
 //! - [`evaluate`]: the `evaluate` command (score a period with shipped artifacts).
 //! - [`recommend_eval`]: `evaluate-recommendations` (do the recommendations help?).
 //! - [`detect`] / [`anomaly_eval`]: the service's anomaly detectors over any

@@ -188,9 +188,10 @@ enum Command {
         #[command(flatten)]
         replay: ReplayArgs,
     },
-    /// Turns a tree ensemble trained in Python (LightGBM text, XGBoost JSON,
-    /// scikit-learn tree export) into a version of the model repository,
-    /// served natively. Checks parity with the library's own probabilities
+    /// Turns a model trained in Python (LightGBM text, XGBoost JSON,
+    /// scikit-learn tree export, or a feed-forward network: a detour-mlp/1
+    /// description beside safetensors weights) into a version of the model
+    /// repository, served natively. Checks parity with the library's own probabilities
     /// (--expected) and measures it on Detour's history (--data) before
     /// anything is written.
     Import {
@@ -214,6 +215,14 @@ enum Command {
         /// The probability column of --expected.
         #[arg(long, default_value = "probability")]
         expected_column: String,
+        /// Largest accepted |Δp| against --expected.
+        #[arg(long, default_value_t = detour_training::import::PARITY_TOLERANCE)]
+        tolerance: f64,
+        /// XGBoost: keep every round, as Booster.predict does, rather than
+        /// those up to best_iteration, as predict_proba does after early
+        /// stopping.
+        #[arg(long)]
+        all_rounds: bool,
         /// Detour history (a folder of exports) to measure on, as `train`
         /// replays it: the version gets the same report as a trained one.
         #[arg(long)]
@@ -221,8 +230,8 @@ enum Command {
         /// Only what was known by this time (RFC 3339), as `train --until`.
         #[arg(long)]
         until: Option<String>,
-        /// none: serve the library's probabilities; platt: fit Platt
-        /// scaling on the validation slice of --data.
+        /// none: serve the library's probabilities; platt or isotonic: fit
+        /// that calibration on the validation slice of --data.
         #[arg(long, value_enum, default_value = "none")]
         calibrate: detour_training::import::Calibrate,
         /// The model repository to add the version to.
@@ -490,6 +499,8 @@ fn main() -> anyhow::Result<()> {
             feature_names,
             expected,
             expected_column,
+            tolerance,
+            all_rounds,
             data,
             until,
             calibrate,
@@ -508,6 +519,8 @@ fn main() -> anyhow::Result<()> {
                 feature_names,
                 expected,
                 expected_column,
+                tolerance,
+                all_rounds,
                 replay: data.as_ref().map(|_| {
                     ReplaySettings::training(
                         replay.sla_grace_minutes,

@@ -2,8 +2,8 @@
 //! into the same text records the CSV reader gives, so every row goes through
 //! the same validation and error report; `dataset` writes its rows as Parquet
 //! when asked to. Built on the `parquet` crate without Arrow (its record API
-//! and typed column writers), with the codecs pandas, Polars and Spark write
-//! by default (Snappy, Zstandard, LZ4).
+//! and typed column writers), with the codecs pandas, Polars, Spark and R
+//! write (Snappy, Zstandard, LZ4, gzip).
 
 use std::fs::File;
 use std::path::Path;
@@ -16,6 +16,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::record::Field;
+use parquet::record::reader::RowIter;
 use parquet::schema::parser::parse_message_type;
 
 use crate::replay::Row;
@@ -24,11 +25,14 @@ use detour::schema::{RiskKind, schema_of};
 /// Rows per row group written.
 const ROW_GROUP: usize = 65_536;
 
+/// The rows of a Parquet file, one at a time, as text records under its
+/// column names (see [`records`]).
+pub type Rows = Box<dyn Iterator<Item = Result<csv::StringRecord, String>>>;
+
 /// The rows of a Parquet file as text records under its column names, in
-/// file order: each a record, or why that row could not be read.
-pub fn records(
-    path: &Path,
-) -> anyhow::Result<(csv::StringRecord, Vec<Result<csv::StringRecord, String>>)> {
+/// file order, streamed. A row the reader cannot decode ends the rows with
+/// its error: the reader would return it again and again.
+pub fn records(path: &Path) -> anyhow::Result<(csv::StringRecord, Rows)> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = SerializedFileReader::new(file)
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
@@ -36,36 +40,57 @@ pub fn records(
     let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
     // Nanosecond timestamps (pandas' own) come out of the record API as
     // plain numbers: the column's logical type says what they are.
-    let nanos: Vec<bool> = schema
-        .columns()
-        .iter()
-        .map(|c| {
-            matches!(
-                c.logical_type_ref(),
-                Some(LogicalType::Timestamp(t)) if t.unit == TimeUnit::NANOS
-            )
-        })
-        .collect();
-    let header = csv::StringRecord::from(names.clone());
-    let rows = reader
-        .get_row_iter(None)
-        .with_context(|| format!("{}: reading rows", path.display()))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(row.map_err(|e| e.to_string()).map(|row| {
-            let mut record = vec![String::new(); names.len()];
-            for (name, field) in row.get_column_iter() {
-                if let Some(at) = names.iter().position(|n| n == name) {
-                    record[at] = match field {
-                        Field::Long(ns) if nanos[at] => stamp(ns.div_euclid(1000)),
-                        field => text(field),
-                    };
-                }
-            }
-            csv::StringRecord::from(record)
-        }));
+    let mut nanos = Vec::with_capacity(names.len());
+    for (column, name) in schema.columns().iter().zip(&names) {
+        if let Some(LogicalType::Timestamp(t)) = column.logical_type_ref() {
+            anyhow::ensure!(
+                t.is_adjusted_to_u_t_c,
+                "{}: column {name} holds timestamps without a time zone; write them in UTC \
+                 (pandas: .dt.tz_localize(\"UTC\")), as the CSV exports need an offset",
+                path.display()
+            );
+        }
+        nanos.push(matches!(
+            column.logical_type_ref(),
+            Some(LogicalType::Timestamp(t)) if t.unit == TimeUnit::NANOS
+        ));
     }
-    Ok((header, out))
+    let header = csv::StringRecord::from(names.clone());
+    let mut rows = RowIter::from_file_into(Box::new(reader));
+    let mut failed = false;
+    let shown = path.display().to_string();
+    let iter = std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        // The crate panics on a few column types it does not implement:
+        // that is the file's problem, reported as such.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rows.next()))
+            .unwrap_or_else(|_| {
+                Some(Err(parquet::errors::ParquetError::General(
+                    "a column of a type this build cannot read".into(),
+                )))
+            })?;
+        Some(match next {
+            Ok(row) => {
+                let mut record = vec![String::new(); names.len()];
+                for (name, field) in row.get_column_iter() {
+                    if let Some(at) = names.iter().position(|n| n == name) {
+                        record[at] = match field {
+                            Field::Long(ns) if nanos[at] => stamp(ns.div_euclid(1000)),
+                            field => text(field),
+                        };
+                    }
+                }
+                Ok(csv::StringRecord::from(record))
+            }
+            Err(error) => {
+                failed = true;
+                Err(format!("{shown}: {error}"))
+            }
+        })
+    });
+    Ok((header, Box::new(iter)))
 }
 
 /// A field as the CSV export would write it: timestamps in RFC 3339, a null
@@ -75,7 +100,8 @@ fn text(field: &Field) -> String {
         Field::Null => String::new(),
         Field::Str(s) => s.clone(),
         Field::TimestampMillis(ms) => stamp(ms.saturating_mul(1000)),
-        Field::Date(days) => stamp(i64::from(*days) * 86_400_000_000),
+        Field::Date(days) => stamp(i64::from(*days).saturating_mul(86_400_000_000)),
+        Field::Bytes(bytes) => String::from_utf8_lossy(bytes.data()).into_owned(),
         Field::TimestampMicros(us) => stamp(*us),
         Field::Float(v) => v.to_string(),
         Field::Double(v) => v.to_string(),

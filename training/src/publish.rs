@@ -42,10 +42,7 @@ pub(crate) fn write_artifact(
         .version
         .clone()
         .unwrap_or_else(|| format!("{short}-{}", &sha256_hex(&weights)[..10]));
-    let headline = |m: &Metrics| {
-        json!({"rows": m.rows, "base_rate": m.base_rate, "roc_auc": m.roc_auc,
-               "pr_auc": m.pr_auc, "brier": m.brier, "log_loss": m.log_loss, "ece": m.ece})
-    };
+
     let learners: serde_json::Map<String, serde_json::Value> = result
         .candidates
         .iter()
@@ -153,6 +150,12 @@ pub(crate) fn write_artifact(
         );
     }
     Ok(())
+}
+
+/// A manifest's headline figures of one slice.
+pub(crate) fn headline(m: &Metrics) -> serde_json::Value {
+    json!({"rows": m.rows, "base_rate": m.base_rate, "roc_auc": m.roc_auc,
+           "pr_auc": m.pr_auc, "brier": m.brier, "log_loss": m.log_loss, "ece": m.ece})
 }
 
 /// Whether the version folder `dir` already holds a model with these

@@ -124,6 +124,7 @@ fn the_parquet_dataset_holds_the_csv_datasets_values() {
     let csv_header = reader.headers().unwrap().clone();
     let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let (header, rows) = detour_training::parquet_io::records(&parquet_path).unwrap();
+    let rows: Vec<_> = rows.collect();
     assert_eq!(header, csv_header);
     assert_eq!(rows.len(), csv_rows.len());
     let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();

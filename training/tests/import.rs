@@ -250,6 +250,8 @@ fn settings(model: &str, out: &Path) -> ImportSettings {
         feature_names: None,
         expected: Some(fixture("rows.csv")),
         expected_column: "lightgbm".into(),
+        tolerance: PARITY_TOLERANCE,
+        all_rounds: false,
         data: None,
         replay: None,
         calibrate: Calibrate::None,
@@ -520,6 +522,15 @@ fn xgboost_after_early_stopping_keeps_the_rounds_up_to_the_best() {
     assert_ne!(stopped, xgb);
     assert_eq!(Format::Xgboost.parse(&stopped).unwrap().trees.len(), 20);
     assert_eq!(Format::Xgboost.parse(&xgb).unwrap().trees.len(), 40);
+    // As Booster.predict: every round.
+    let all = detour_training::import::xgboost::parse(&stopped, true).unwrap();
+    assert_eq!(all.trees.len(), 40);
+    let huge = xgb.replacen(
+        "\"attributes\":{}",
+        "\"attributes\":{\"best_iteration\":\"18446744073709551615\"}",
+        1,
+    );
+    assert!(Format::Xgboost.parse(&huge).is_err());
     let beyond = xgb.replacen(
         "\"attributes\":{}",
         "\"attributes\":{\"best_iteration\":\"40\"}",

@@ -60,6 +60,22 @@ def _timestamp(value: Union[None, str, Timestamp]) -> Optional[Timestamp]:
     return stamp
 
 
+def _number(name: str, value: Any) -> Optional[float]:
+    """A feature value as a float; None when missing (None, NaN, pandas' NA)."""
+    if value is None or isinstance(value, (str, bytes)):
+        if value is None:
+            return None
+        raise TypeError(f"feature {name!r}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        # pandas.NA and friends refuse float(); they mean missing.
+        if str(value) in ("<NA>", "NaT"):
+            return None
+        raise TypeError(f"feature {name!r}: {value!r} is not a number") from None
+    return None if number != number else number
+
+
 class Client:
     """A connection to one Detour server.
 
@@ -71,8 +87,8 @@ class Client:
         self,
         target: str = "127.0.0.1:50051",
         *,
-        admin_token: Union[None, str, Timestamp] = None,
-        user: Union[None, str, Timestamp] = None,
+        admin_token: Optional[str] = None,
+        user: Optional[str] = None,
         timeout: float = 10.0,
         channel: Optional[grpc.Channel] = None,
     ):
@@ -89,6 +105,7 @@ class Client:
         self._admin = admin_pb2_grpc.ModelAdminStub(self._channel)
 
     def close(self) -> None:
+        """Closes the channel."""
         self._channel.close()
 
     def __enter__(self) -> "Client":
@@ -160,10 +177,23 @@ class Client:
         return self._call(self._recommend.RecommendReroute, request)
 
     def recommend_reallocation(
-        self, order: Union[str, Fields], *, exclude_sites: Sequence[str] = ()
+        self,
+        order: Union[str, Fields],
+        *,
+        lines: Sequence[Fields] = (),
+        inventory: Sequence[Fields] = (),
+        exclude_sites: Sequence[str] = (),
+        as_of: Union[None, str, Timestamp] = None,
     ) -> recommend_pb2.Recommendation:
-        """Sites ranked for an order: an `Order`, or the id of one ingested."""
-        request = recommend_pb2.RecommendReallocationRequest(exclude_sites=list(exclude_sites))
+        """Sites ranked for an order: an `Order`, or the id of one ingested,
+        with its lines (`OrderLine`) and the inventory to check them against
+        (`InventoryPosition`)."""
+        request = recommend_pb2.RecommendReallocationRequest(
+            lines=[_message(line, recommend_pb2.OrderLine) for line in lines],
+            inventory=[_message(i, types_pb2.InventoryPosition) for i in inventory],
+            exclude_sites=list(exclude_sites),
+            as_of=_timestamp(as_of),
+        )
         if isinstance(order, str):
             request.order_id = order
         else:
@@ -234,6 +264,7 @@ class Client:
         return self._call(self._admin.DeployModel, request, admin=True, timeout=60.0)
 
     def promote(self, family: str, version: str) -> admin_pb2.ModelChangeResponse:
+        """Makes a loaded version the family's active one."""
         return self._call(
             self._admin.PromoteModel,
             admin_pb2.PromoteModelRequest(family=family, version=version),
@@ -241,8 +272,35 @@ class Client:
         )
 
     def rollback(self, family: str) -> admin_pb2.ModelChangeResponse:
+        """Back to the family's previous active version."""
         return self._call(
             self._admin.RollbackModel, admin_pb2.RollbackModelRequest(family=family), admin=True
+        )
+
+    def set_shadow(self, family: str, version: str) -> admin_pb2.ModelChangeResponse:
+        """Scores every request with `version` too (empty: no candidate)."""
+        return self._call(
+            self._admin.SetShadow,
+            admin_pb2.SetShadowRequest(family=family, version=version),
+            admin=True,
+        )
+
+    def set_canary(
+        self, family: str, version: str, percent: float
+    ) -> admin_pb2.ModelChangeResponse:
+        """Answers `percent` of entities with `version`, sticky per entity."""
+        return self._call(
+            self._admin.SetCanary,
+            admin_pb2.SetCanaryRequest(family=family, version=version, percent=percent),
+            admin=True,
+        )
+
+    def unload(self, family: str, version: str) -> admin_pb2.ModelChangeResponse:
+        """Forgets a version that neither serves nor is compared."""
+        return self._call(
+            self._admin.UnloadModel,
+            admin_pb2.UnloadModelRequest(family=family, version=version),
+            admin=True,
         )
 
     def compare(self, family: str) -> admin_pb2.Comparison:
@@ -258,10 +316,12 @@ class Client:
         *,
         version: str = "",
     ) -> list:
-        """Served probabilities of rows of named feature values (the columns
-        `detour-train dataset` writes; a missing or NaN value is missing),
-        by the active version or the named shadow/canary candidate. Returns
-        one `ScoredRow` per row, in order; sends 10,000 rows per call."""
+        """Served probabilities of rows of named feature values (the feature
+        columns `detour-train dataset` writes; None, NaN or pandas' NA is
+        missing), by the active version or the named shadow/canary
+        candidate. Returns one `ScoredRow` per row, in order; sends 10,000
+        rows per call. A value that is not a number raises `TypeError`
+        naming its column (pass the feature columns only)."""
         scored: list = []
         batch: list = []
 
@@ -270,8 +330,9 @@ class Client:
             for features in batch:
                 row = request.rows.add()
                 for name, value in features.items():
-                    if value is not None and value == value:  # not missing, not NaN
-                        row.features[name] = float(value)
+                    number = _number(name, value)
+                    if number is not None:
+                        row.features[name] = number
             scored.extend(self._call(self._admin.ScoreFeatures, request, admin=True).scores)
             batch.clear()
 

@@ -178,6 +178,14 @@ class ClientAgainstServer(unittest.TestCase):
             self.client.score_features("carrier_failure", [{"weather": 1.0}])
         self.assertEqual(raised.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("weather", raised.exception.message)
+        with self.assertRaises(TypeError):
+            self.client.score_features("carrier_failure", [{"entity_id": "S-1"}])
+        # Clear the shadow, then forget the version.
+        self.client.set_shadow("carrier_failure", "")
+        self.client.unload("carrier_failure", "lgbm-pyclient")
+        carrier = next(f for f in self.client.models().families if f.family == "carrier_failure")
+        self.assertEqual(carrier.candidate, "")
+        self.assertNotIn("lgbm-pyclient", [v.version for v in carrier.versions if v.state != "refused"])
 
 
 if __name__ == "__main__":

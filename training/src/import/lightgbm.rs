@@ -17,12 +17,14 @@ use std::collections::HashMap;
 use super::layout::{Node, RawTree, below_of_at_most};
 use super::{ImportError, Imported};
 
-/// LightGBM's tolerance for "zero" under missing type Zero (`kZeroThreshold`).
-const ZERO_THRESHOLD: f64 = 1e-35;
+/// LightGBM's tolerance for "zero" under missing type Zero (`kZeroThreshold`,
+/// a `float`).
+const ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
 
 /// Reads a model saved by `Booster.save_model`.
 pub fn parse(text: &str) -> Result<Imported, ImportError> {
     let bad = |detail: String| ImportError::Invalid(detail);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
     let (header, rest) = text
         .split_once("\nTree=")
         .map(|(h, r)| (h, Some(r)))

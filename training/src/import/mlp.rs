@@ -143,8 +143,9 @@ pub fn read(
         learner: Learner::Mlp(network),
         columns,
         names,
-        library: format!("{FORMAT} ({})", file.display()),
+        library: FORMAT.to_string(),
         parts: description.layers.len(),
+        weights_file: Some(file),
     })
 }
 

@@ -80,6 +80,13 @@ pub fn parse(text: &str) -> Result<Imported, ImportError> {
             "learning_rate and init_raw_score must be finite numbers".into(),
         ));
     }
+    if export.n_features > detour::schema::MAX_FEATURES {
+        return Err(ImportError::Columns(format!(
+            "the model has {} inputs; a family has at most {} features",
+            export.n_features,
+            detour::schema::MAX_FEATURES
+        )));
+    }
     let columns = match export.feature_names {
         Some(names) => names,
         None => (0..export.n_features).map(|i| format!("f{i}")).collect(),

@@ -57,7 +57,15 @@ struct Booster {
 }
 
 #[derive(Deserialize)]
+struct TreeParam {
+    #[serde(default)]
+    num_parallel_tree: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct Trees {
+    #[serde(default)]
+    gbtree_model_param: Option<TreeParam>,
     trees: Vec<JsonTree>,
     /// Where each boosting round's trees start (and the last ends).
     #[serde(default)]
@@ -94,8 +102,11 @@ struct JsonTree {
     sum_hessian: Vec<f64>,
 }
 
-/// Reads a model saved as JSON by `Booster.save_model`.
-pub fn parse(text: &str) -> Result<Imported, ImportError> {
+/// Reads a model saved as JSON by `Booster.save_model`, keeping the rounds
+/// up to `best_iteration` after early stopping (as the scikit-learn
+/// wrapper's `predict_proba` does) unless `all_rounds` (as `Booster.predict`
+/// does).
+pub fn parse(text: &str, all_rounds: bool) -> Result<Imported, ImportError> {
     let file: Model = serde_json::from_str(text)
         .map_err(|e| ImportError::Invalid(format!("not an XGBoost JSON model: {e}")))?;
     let learner = file.learner;
@@ -127,6 +138,12 @@ pub fn parse(text: &str) -> Result<Imported, ImportError> {
         .num_feature
         .parse()
         .map_err(|_| ImportError::Invalid(format!("num_feature {:?}", param.num_feature)))?;
+    if columns_n > detour::schema::MAX_FEATURES {
+        return Err(ImportError::Columns(format!(
+            "the model has {columns_n} inputs; a family has at most {} features",
+            detour::schema::MAX_FEATURES
+        )));
+    }
     let columns = if learner.feature_names.is_empty() {
         (0..columns_n).map(|i| format!("f{i}")).collect()
     } else {
@@ -156,7 +173,12 @@ pub fn parse(text: &str) -> Result<Imported, ImportError> {
         .gradient_booster
         .model
         .ok_or_else(|| ImportError::Invalid("the booster holds no trees".into()))?;
-    let kept = kept_trees(&model, learner.attributes.get("best_iteration"))?;
+    let best = if all_rounds {
+        None
+    } else {
+        learner.attributes.get("best_iteration")
+    };
+    let kept = kept_trees(&model, best)?;
     let trees = model.trees[..kept]
         .iter()
         .enumerate()
@@ -183,17 +205,25 @@ fn kept_trees(model: &Trees, best_iteration: Option<&String>) -> Result<usize, I
     let best: usize = best
         .parse()
         .map_err(|_| ImportError::Invalid(format!("best_iteration {best:?}")))?;
-    model
-        .iteration_indptr
-        .get(best + 1)
-        .copied()
-        .filter(|&end| end <= model.trees.len())
-        .ok_or_else(|| {
-            ImportError::Invalid(format!(
-                "best_iteration {best} but {} rounds recorded",
-                model.iteration_indptr.len().saturating_sub(1)
-            ))
-        })
+    let rounds = best.checked_add(1);
+    // XGBoost 2 records where each round's trees end; before it, every
+    // round has num_parallel_tree trees.
+    let end = if model.iteration_indptr.is_empty() {
+        let per_round = model
+            .gbtree_model_param
+            .as_ref()
+            .and_then(|p| p.num_parallel_tree.as_deref())
+            .map_or(Some(1), |n| n.parse::<usize>().ok());
+        rounds.zip(per_round).and_then(|(r, p)| r.checked_mul(p))
+    } else {
+        rounds.and_then(|r| model.iteration_indptr.get(r).copied())
+    };
+    end.filter(|&end| end <= model.trees.len()).ok_or_else(|| {
+        ImportError::Invalid(format!(
+            "best_iteration {best} is beyond the model's {} trees",
+            model.trees.len()
+        ))
+    })
 }
 
 fn raw_tree(tree: &JsonTree, columns: usize) -> Result<RawTree, String> {
