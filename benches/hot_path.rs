@@ -197,6 +197,7 @@ fn imported_model(kind: RiskKind) -> LoadedModel {
                 right: vec![0],
                 missing: vec![0],
                 value: vec![0.0],
+                categorical: Vec::new(),
             };
             let mut leaves = vec![0usize];
             while leaves.len() < 31 {

@@ -302,6 +302,7 @@ mod tests {
                     right: vec![2, 0, 0],
                     missing: vec![1, 0, 0],
                     value: vec![0.0, -0.4, 0.6],
+                    categorical: Vec::new(),
                 }],
             ),
         }
@@ -388,6 +389,7 @@ mod tests {
                     right: vec![2, 0, 0],
                     missing: vec![1, 0, 0],
                     value: vec![0.0, -0.1, 0.1],
+                    categorical: Vec::new(),
                 }],
             ),
         };

@@ -30,7 +30,53 @@ pub struct Tree {
     pub missing: Vec<u32>,
     /// Node value in log-odds (the leaf's output for leaves).
     pub value: Vec<f64>,
+    /// The nodes that split on a set of categories instead of a threshold
+    /// (imported LightGBM and XGBoost models); none in Detour's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<CategoricalSplit>,
 }
+
+/// A split on categories: a missing value takes the node's `missing` child;
+/// otherwise the value, truncated to an integer, is a category. One in
+/// `categories` goes to the left child when `set_goes_left` (LightGBM), to
+/// the right otherwise (XGBoost); any other category — a negative or
+/// fractional-only value included — goes the other way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalSplit {
+    /// The node, in the tree's arrays.
+    pub node: u32,
+    /// The categories (non-negative integers) of the set.
+    pub categories: Vec<u32>,
+    /// Whether the set goes left.
+    pub set_goes_left: bool,
+}
+
+/// A [`CategoricalSplit`]'s set as a bitset, for inference.
+#[derive(Debug, Clone, PartialEq)]
+struct CategorySet {
+    bits: Vec<u64>,
+    set_goes_left: bool,
+}
+
+impl CategorySet {
+    fn contains(&self, category: f64) -> bool {
+        // Truncated toward zero, as both libraries cast to an integer.
+        let c = category.trunc();
+        if !(0.0..(self.bits.len() * 64) as f64).contains(&c) {
+            return false;
+        }
+        let c = c as usize;
+        self.bits[c / 64] >> (c % 64) & 1 == 1
+    }
+}
+
+/// The largest category a set may hold, plus one (LightGBM's and XGBoost's
+/// categories are small integers; this bounds a set's bitset at 128 KiB).
+pub const MAX_CATEGORY: u32 = 1 << 20;
+
+/// Marks a packed node's `feature` as a categorical split; its `threshold`
+/// then holds the index of its set.
+const CATEGORICAL: u32 = 1 << 31;
 
 /// A boosted ensemble.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +91,10 @@ pub struct TreeEnsemble {
     /// Where each tree starts in `packed`.
     #[serde(skip)]
     roots: Vec<u32>,
+    /// The sets of every categorical split, indexed by their packed node's
+    /// `threshold`.
+    #[serde(skip)]
+    sets: Vec<CategorySet>,
 }
 
 /// One node in a single cache-friendly array; children are absolute indexes.
@@ -83,6 +133,7 @@ impl TreeEnsemble {
             trees,
             packed: Vec::new(),
             roots: Vec::new(),
+            sets: Vec::new(),
         };
         ensemble.pack();
         ensemble
@@ -92,9 +143,11 @@ impl TreeEnsemble {
     pub fn pack(&mut self) {
         self.packed.clear();
         self.roots.clear();
+        self.sets.clear();
         for tree in &self.trees {
             let offset = self.packed.len() as u32;
             self.roots.push(offset);
+            let first_node = self.packed.len();
             for i in 0..tree.value.len() {
                 let leaf = tree.left[i] == 0;
                 let absolute = |child: u32| if leaf { 0 } else { offset + child };
@@ -107,6 +160,44 @@ impl TreeEnsemble {
                     missing: absolute(tree.missing[i]),
                 });
             }
+            for split in &tree.categorical {
+                // `check` refuses what is skipped here; `pack` may run first.
+                let largest = split.categories.iter().copied().max().unwrap_or(0);
+                let Some(node) = self.packed.get_mut(first_node + split.node as usize) else {
+                    continue;
+                };
+                if largest >= MAX_CATEGORY || node.left == 0 {
+                    continue;
+                }
+                let mut bits = vec![0u64; largest as usize / 64 + 1];
+                for &c in &split.categories {
+                    bits[c as usize / 64] |= 1 << (c % 64);
+                }
+                node.feature |= CATEGORICAL;
+                node.threshold = self.sets.len() as f64;
+                self.sets.push(CategorySet {
+                    bits,
+                    set_goes_left: split.set_goes_left,
+                });
+            }
+        }
+    }
+
+    /// The child `row` goes to from the split `node`.
+    #[inline]
+    fn step(&self, node: &PackedNode, row: &[f64]) -> u32 {
+        if node.feature & CATEGORICAL == 0 {
+            return node.child(row);
+        }
+        let value = row[(node.feature & !CATEGORICAL) as usize];
+        if value.is_nan() {
+            return node.missing;
+        }
+        let set = &self.sets[node.threshold as usize];
+        if set.contains(value) == set.set_goes_left {
+            node.left
+        } else {
+            node.right
         }
     }
 
@@ -115,7 +206,7 @@ impl TreeEnsemble {
     fn leaf(&self, root: u32, row: &[f64]) -> &PackedNode {
         let mut node = &self.packed[root as usize];
         while node.left != 0 {
-            node = &self.packed[node.child(row) as usize];
+            node = &self.packed[self.step(node, row) as usize];
         }
         node
     }
@@ -185,6 +276,19 @@ impl TreeEnsemble {
                     return Err(format!("tree {t} node {i}: bad split"));
                 }
             }
+            for split in &tree.categorical {
+                let node = split.node as usize;
+                if node >= n || tree.left[node] == 0 {
+                    return Err(format!(
+                        "tree {t}: categorical split at node {node}, which is not a split"
+                    ));
+                }
+                if split.categories.iter().any(|&c| c >= MAX_CATEGORY) {
+                    return Err(format!(
+                        "tree {t} node {node}: a category beyond {MAX_CATEGORY}"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -208,8 +312,8 @@ impl TreeEnsemble {
         for &root in &self.roots {
             let mut node = &self.packed[root as usize];
             while node.left != 0 {
-                let child = &self.packed[node.child(row) as usize];
-                contributions[node.feature as usize] += child.value - node.value;
+                let child = &self.packed[self.step(node, row) as usize];
+                contributions[(node.feature & !CATEGORICAL) as usize] += child.value - node.value;
                 node = child;
             }
             logit += node.value;
@@ -236,6 +340,7 @@ mod tests {
                 right: vec![2, 0, 4, 0, 0],
                 missing: vec![2, 0, 3, 0, 0],
                 value: vec![0.1, -1.0, 1.0, 0.5, 2.0],
+                categorical: Vec::new(),
             }],
         )
     }
@@ -276,6 +381,39 @@ mod tests {
         for (row, batched) in rows.iter().zip(many) {
             assert_eq!(batched, model.logit(row));
         }
+    }
+
+    #[test]
+    fn categorical_splits_send_their_set_one_way() {
+        // Node 0 splits x0 on {1, 3, 70} going left; missing goes right.
+        let mut tree = stump().trees[0].clone();
+        tree.categorical.push(CategoricalSplit {
+            node: 0,
+            categories: vec![1, 3, 70],
+            set_goes_left: true,
+        });
+        let model = TreeEnsemble::new(0.0, vec![tree.clone()]);
+        assert!(model.check(2).is_ok());
+        let left = -1.0;
+        for (x0, expected_left) in [(1.0, true), (3.9, true), (70.0, true), (2.0, false)] {
+            let goes_left = model.logit(&[x0, 9.0]) == left;
+            assert_eq!(goes_left, expected_left, "x0 = {x0}");
+        }
+        // Negative, huge and missing values are not in the set.
+        for x0 in [-1.0, -70.0, 1e12, f64::NAN] {
+            assert_ne!(model.logit(&[x0, 9.0]), left, "x0 = {x0}");
+        }
+        // XGBoost's orientation: the set goes right.
+        tree.categorical[0].set_goes_left = false;
+        let flipped = TreeEnsemble::new(0.0, vec![tree.clone()]);
+        assert_ne!(flipped.logit(&[3.0, 9.0]), left);
+        assert_eq!(flipped.logit(&[2.0, 9.0]), left);
+        // A categorical split at a leaf, or a category beyond the bound: refused.
+        tree.categorical[0].node = 1;
+        assert!(TreeEnsemble::new(0.0, vec![tree.clone()]).check(2).is_err());
+        tree.categorical[0].node = 0;
+        tree.categorical[0].categories.push(MAX_CATEGORY);
+        assert!(TreeEnsemble::new(0.0, vec![tree]).check(2).is_err());
     }
 
     #[test]

@@ -26,6 +26,11 @@ Writes into the folder given:
                         sklearn_hgb; and mlp, the network's NumPy forward pass
     gbc_rows.csv        1,000 held-out rows without missing values (the classic
                         estimator refuses them) with sklearn_gbc
+    lightgbm_categorical.txt, xgboost_categorical.json
+                        the same libraries with departure_weekday declared
+                        categorical (`categorical_fixtures`)
+    categorical_rows.csv
+                        1,000 held-out rows for them, with lightgbm, xgboost
 """
 
 import csv
@@ -192,10 +197,48 @@ def mlp_fixture(out, x_train, names):
     return forward
 
 
-def write_rows(path, x, columns):
+def categorical_fixtures(out):
+    """LightGBM and XGBoost with a categorical split: FEATURES plus
+    departure_weekday (0..6, some missing), declared categorical to each
+    library. Returns the held-out rows and each library's probabilities."""
+    import pandas as pd
+
+    rng = np.random.default_rng(29)
+    names = FEATURES + ["departure_weekday"]
+
+    def frame(n):
+        x, _ = table(rng, n, missing=True)
+        day = rng.integers(0, 7, n).astype(float)
+        effect = np.array([0.0, 0.9, -0.7, 0.2, 1.3, -1.1, 0.4])[day.astype(int)]
+        logit = -1.2 + 3.0 * np.nan_to_num(x[:, 0]) + effect
+        y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+        day[rng.uniform(size=n) < 0.1] = np.nan
+        d = pd.DataFrame(np.column_stack([x, day]), columns=names)
+        d["departure_weekday"] = pd.Categorical(d["departure_weekday"], categories=range(7))
+        return d, y
+
+    train, y = frame(TRAIN_ROWS)
+    test, _ = frame(TEST_ROWS)
+    lgb = lightgbm.LGBMClassifier(n_estimators=TREES, num_leaves=15, verbose=-1, min_data_per_group=20)
+    lgb.fit(train, y)
+    lgb.booster_.save_model(out / "lightgbm_categorical.txt")
+    xgb = xgboost.XGBClassifier(
+        n_estimators=TREES, max_depth=4, learning_rate=0.1, enable_categorical=True,
+        tree_method="hist", max_cat_to_onehot=1,
+    )
+    xgb.fit(train, y)
+    xgb.get_booster().save_model(out / "xgboost_categorical.json")
+    values = test.assign(departure_weekday=test["departure_weekday"].astype(float)).to_numpy()
+    return values, names, {
+        "lightgbm": lgb.predict_proba(test)[:, 1],
+        "xgboost": xgb.predict_proba(test)[:, 1],
+    }
+
+
+def write_rows(path, x, columns, names=FEATURES):
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(FEATURES + list(columns))
+        out.writerow(names + list(columns))
         for i, row in enumerate(x):
             values = ["" if np.isnan(v) else repr(float(v)) for v in row]
             out.writerow(values + [repr(float(columns[c][i])) for c in columns])
@@ -247,6 +290,9 @@ def main(out):
     gbc.fit(x_full, y_full)
     (out / "sklearn_gbc.json").write_text(json.dumps(export_gbc(gbc, FEATURES)))
     write_rows(out / "gbc_rows.csv", gbc_test, {"sklearn_gbc": gbc.predict_proba(gbc_test)[:, 1]})
+
+    values, names, probabilities = categorical_fixtures(out)
+    write_rows(out / "categorical_rows.csv", values, probabilities, names)
 
     print(
         f"lightgbm {lightgbm.__version__}, xgboost {xgboost.__version__}, "

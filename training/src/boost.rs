@@ -240,6 +240,7 @@ impl Grower<'_> {
             right: Vec::new(),
             missing: Vec::new(),
             value: Vec::new(),
+            categorical: Vec::new(),
         };
         let mut leaf_of_row = vec![0u32; self.bins.rows];
         let rows: Vec<u32> = (0..self.bins.rows as u32).collect();

@@ -108,6 +108,35 @@ fn sklearn_classic_boosting_matches_its_own_predict_proba() {
 }
 
 #[test]
+fn categorical_splits_match_lightgbm_and_xgboost() {
+    for (model, column, format) in [
+        ("lightgbm_categorical.txt", "lightgbm", Format::Lightgbm),
+        ("xgboost_categorical.json", "xgboost", Format::Xgboost),
+    ] {
+        let (found, mapped) = read_model(&fixture(model), None, KIND, None).unwrap();
+        assert_eq!(found, format);
+        let ensemble = mapped.ensemble().unwrap();
+        let categorical: usize = ensemble.trees.iter().map(|t| t.categorical.len()).sum();
+        assert!(
+            categorical > 10,
+            "{model}: {categorical} categorical splits"
+        );
+        let expected =
+            read_expected(&fixture("categorical_rows.csv"), column, KIND, &mapped).unwrap();
+        let report = parity(&mapped, &expected);
+        eprintln!("{model}: {report:?}");
+        assert_eq!(report.rows, 1_000);
+        assert!(report.rows_with_missing > 100, "{report:?}");
+        assert!(
+            report.max_abs_diff <= PARITY_TOLERANCE,
+            "{model}: max |Δp| {:e} at row {}",
+            report.max_abs_diff,
+            report.worst_row
+        );
+    }
+}
+
+#[test]
 fn mlp_matches_its_numpy_forward_pass() {
     check_parity("mlp.json", "rows.csv", "mlp", Format::Mlp);
     let (_, mapped) = read_model(&fixture("mlp.json"), None, KIND, None).unwrap();

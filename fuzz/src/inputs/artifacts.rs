@@ -115,6 +115,7 @@ pub fn weights(width: usize) -> impl Strategy<Value = (String, Vec<u8>)> {
                 right,
                 missing,
                 value,
+                categorical: Vec::new(),
             })
     });
     let ensemble = (number(), vec(tree, 0..3))

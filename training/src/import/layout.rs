@@ -9,7 +9,7 @@
 //! own approximate contributions define them: every library gives leaves, not
 //! all give split nodes a value on the same scale.
 
-use detour::models::trees::Tree;
+use detour::models::trees::{CategoricalSplit, MAX_CATEGORY, Tree};
 
 /// A node of a library's tree, by the library's own indexes.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,17 @@ pub enum Node {
         column: usize,
         /// The `<` threshold (see the conversion functions below).
         below: f64,
+        left: usize,
+        right: usize,
+        missing_left: bool,
+    },
+    /// A split on categories ([`CategoricalSplit`]'s semantics): a category
+    /// in `categories` goes left when `set_goes_left`, right otherwise; a
+    /// missing input goes left when `missing_left`.
+    Categorical {
+        column: usize,
+        categories: Vec<u32>,
+        set_goes_left: bool,
         left: usize,
         right: usize,
         missing_left: bool,
@@ -58,21 +69,38 @@ pub fn layout(raw: &RawTree, columns: usize) -> Result<Tree, String> {
         }
         placed[at] = order.len();
         order.push(at);
-        if let Node::Split {
-            column,
-            below,
-            left,
-            right,
-            ..
-        } = raw.nodes[at]
-        {
+        let split = match &raw.nodes[at] {
+            Node::Split {
+                column,
+                below,
+                left,
+                right,
+                ..
+            } => {
+                if below.is_nan() {
+                    return Err(format!("node {at}: threshold is not a number"));
+                }
+                Some((*column, *left, *right))
+            }
+            Node::Categorical {
+                column,
+                categories,
+                left,
+                right,
+                ..
+            } => {
+                if categories.iter().any(|&c| c >= MAX_CATEGORY) {
+                    return Err(format!("node {at}: a category beyond {MAX_CATEGORY}"));
+                }
+                Some((*column, *left, *right))
+            }
+            Node::Leaf { .. } => None,
+        };
+        if let Some((column, left, right)) = split {
             if column >= columns {
                 return Err(format!(
                     "node {at} splits on feature index {column}; the model has {columns} inputs"
                 ));
-            }
-            if below.is_nan() {
-                return Err(format!("node {at}: threshold is not a number"));
             }
             for child in [right, left] {
                 if child >= n {
@@ -91,6 +119,7 @@ pub fn layout(raw: &RawTree, columns: usize) -> Result<Tree, String> {
         right: vec![0; order.len()],
         missing: vec![0; order.len()],
         value: vec![0.0; order.len()],
+        categorical: Vec::new(),
     };
     let mut weight = vec![0.0; order.len()];
     // Children come after their parent, so walking backwards values every
@@ -100,21 +129,40 @@ pub fn layout(raw: &RawTree, columns: usize) -> Result<Tree, String> {
         if !cover.is_finite() || cover < 0.0 {
             return Err(format!("node {at}: cover {cover} is not a count"));
         }
-        match raw.nodes[at] {
-            Node::Leaf { value } => {
+        match &raw.nodes[at] {
+            &Node::Leaf { value } => {
                 if !value.is_finite() {
                     return Err(format!("leaf {at}: value is not a finite number"));
                 }
                 tree.value[i] = value;
                 weight[i] = cover;
             }
-            Node::Split {
-                column,
-                below,
-                left,
-                right,
-                missing_left,
-            } => {
+            node @ (Node::Split { .. } | Node::Categorical { .. }) => {
+                let (column, below, left, right, missing_left) = match node {
+                    &Node::Split {
+                        column,
+                        below,
+                        left,
+                        right,
+                        missing_left,
+                    } => (column, below, left, right, missing_left),
+                    Node::Categorical {
+                        column,
+                        categories,
+                        set_goes_left,
+                        left,
+                        right,
+                        missing_left,
+                    } => {
+                        tree.categorical.push(CategoricalSplit {
+                            node: i as u32,
+                            categories: categories.clone(),
+                            set_goes_left: *set_goes_left,
+                        });
+                        (*column, 0.0, *left, *right, *missing_left)
+                    }
+                    Node::Leaf { .. } => unreachable!("matched above"),
+                };
                 let (l, r) = (placed[left], placed[right]);
                 tree.feature[i] = column as u32;
                 tree.threshold[i] = below;

@@ -6,8 +6,9 @@
 //! value takes the default direction; with *None* it is read as 0 and
 //! compared; with *Zero*, 0 and missing both take the default direction,
 //! which Detour's one test can express only when the comparison sends 0 that
-//! way anyway (anything else is refused). Categorical splits (bit 0) are
-//! refused. Leaves already include the learning rate and the initial score
+//! way anyway (anything else is refused). A categorical split (bit 0) sends
+//! a value, cast to an integer, left when it is in the split's set
+//! (`cat_threshold` bits), and a missing or negative one right. Leaves already include the learning rate and the initial score
 //! (`boost_from_average` folds it into the first tree); the probability is
 //! `1 / (1 + exp(-sigmoid * raw))`, so leaves are scaled by `sigmoid`, and by
 //! `1 / trees` under `average_output` (random forests).
@@ -156,9 +157,33 @@ fn tree(fields: &HashMap<&str, &str>, columns: usize) -> Result<RawTree, String>
     if fields.get("is_linear").is_some_and(|v| *v != "0") {
         return Err("linear trees (linear_tree=true) are not supported".into());
     }
-    if fields.get("num_cat").is_some_and(|v| *v != "0") {
-        return Err("categorical splits are not supported: train with numeric features".into());
-    }
+    let sets: usize = match fields.get("num_cat") {
+        Some(n) => n.parse().map_err(|_| format!("num_cat {n:?}"))?,
+        None => 0,
+    };
+    // Each categorical split's set: the bits of its words in cat_threshold.
+    let category_sets: Vec<Vec<u32>> = if sets == 0 {
+        Vec::new()
+    } else {
+        let bounds: Vec<usize> = numbers(fields, "cat_boundaries", sets + 1)?;
+        let words_len = *bounds.last().expect("sets + 1 values");
+        let words: Vec<u32> = numbers(fields, "cat_threshold", words_len)?;
+        bounds
+            .windows(2)
+            .map(|w| {
+                let span = words.get(w[0]..w[1]).ok_or("cat_boundaries out of order")?;
+                Ok(span
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, &word)| {
+                        (0..32u32)
+                            .filter(move |b| word >> b & 1 == 1)
+                            .map(move |b| k as u32 * 32 + b)
+                    })
+                    .collect())
+            })
+            .collect::<Result<_, String>>()?
+    };
     let leaf_value: Vec<f64> = numbers(fields, "leaf_value", leaves)?;
     let leaf_cover: Vec<f64> = numbers(fields, "leaf_weight", leaves)
         .or_else(|_| numbers(fields, "leaf_count", leaves))
@@ -189,14 +214,28 @@ fn tree(fields: &HashMap<&str, &str>, columns: usize) -> Result<RawTree, String>
     let mut nodes = Vec::with_capacity(2 * leaves - 1);
     for i in 0..splits {
         let kind = decision[i];
-        if kind & 1 != 0 {
-            return Err(format!("node {i}: categorical splits are not supported"));
-        }
         if feature[i] >= columns {
             return Err(format!(
                 "node {i} splits on feature index {}; the model has {columns} inputs",
                 feature[i]
             ));
+        }
+        if kind & 1 != 0 {
+            // LightGBM's CategoricalDecision: a missing value goes right; a
+            // value, cast to an integer, left when its bit is set.
+            let set = category_sets
+                .get(threshold[i] as usize)
+                .filter(|_| threshold[i] >= 0.0)
+                .ok_or_else(|| format!("node {i}: no category set {}", threshold[i]))?;
+            nodes.push(Node::Categorical {
+                column: feature[i],
+                categories: set.clone(),
+                set_goes_left: true,
+                left: node_of(left[i]),
+                right: node_of(right[i]),
+                missing_left: false,
+            });
+            continue;
         }
         let default_left = kind & 2 != 0;
         let t = threshold[i];

@@ -7,9 +7,9 @@
 //! a probability: the raw score starts at its log-odds. After early
 //! stopping (`best_iteration` among the attributes) only the trees of the
 //! rounds up to it are kept, as the scikit-learn wrapper's `predict_proba`
-//! uses them. Categorical splits
-//! (`split_type` 1), multi-target and multiclass models, and `dart` boosters
-//! are refused.
+//! uses them. A categorical split (`split_type` 1) sends a category in its
+//! set right and any other left (a missing value `default_left`).
+//! Multi-target and multiclass models and `dart` boosters are refused.
 
 use serde::Deserialize;
 
@@ -94,12 +94,21 @@ struct JsonTree {
     left_children: Vec<i64>,
     right_children: Vec<i64>,
     split_indices: Vec<i64>,
-    split_conditions: Vec<f32>,
+    /// `NaN` (read as `None`) at categorical splits.
+    split_conditions: Vec<Option<f32>>,
     default_left: Vec<Flag>,
     #[serde(default)]
     split_type: Vec<u8>,
     #[serde(default)]
     sum_hessian: Vec<f64>,
+    #[serde(default)]
+    categories: Vec<u32>,
+    #[serde(default)]
+    categories_nodes: Vec<usize>,
+    #[serde(default)]
+    categories_segments: Vec<usize>,
+    #[serde(default)]
+    categories_sizes: Vec<usize>,
 }
 
 /// Reads a model saved as JSON by `Booster.save_model`, keeping the rounds
@@ -107,7 +116,8 @@ struct JsonTree {
 /// wrapper's `predict_proba` does) unless `all_rounds` (as `Booster.predict`
 /// does).
 pub fn parse(text: &str, all_rounds: bool) -> Result<Imported, ImportError> {
-    let file: Model = serde_json::from_str(text)
+    let text = bare_nan_as_null(text);
+    let file: Model = serde_json::from_str(&text)
         .map_err(|e| ImportError::Invalid(format!("not an XGBoost JSON model: {e}")))?;
     let learner = file.learner;
     let objective = learner.objective.name.as_str();
@@ -226,6 +236,39 @@ fn kept_trees(model: &Trees, best_iteration: Option<&String>) -> Result<usize, I
     })
 }
 
+/// XGBoost writes `NaN` (not JSON) where a categorical split has no
+/// threshold: outside strings, each bare `NaN` becomes `null`.
+fn bare_nan_as_null(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("NaN") {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_string && rest.starts_with("NaN") {
+            out.push_str("null");
+            rest = &rest[3..];
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out.into()
+}
+
 fn raw_tree(tree: &JsonTree, columns: usize) -> Result<RawTree, String> {
     let n = tree.left_children.len();
     let lengths = [
@@ -241,15 +284,11 @@ fn raw_tree(tree: &JsonTree, columns: usize) -> Result<RawTree, String> {
     for i in 0..n {
         let left = tree.left_children[i];
         if left < 0 {
+            let value = tree.split_conditions[i].ok_or_else(|| format!("leaf {i}: no value"))?;
             nodes.push(Node::Leaf {
-                value: f64::from(tree.split_conditions[i]),
+                value: f64::from(value),
             });
             continue;
-        }
-        if tree.split_type.get(i).is_some_and(|&t| t != 0) {
-            return Err(format!(
-                "node {i}: categorical splits are not supported: train with numeric features"
-            ));
         }
         let column = usize::try_from(tree.split_indices[i])
             .ok()
@@ -261,9 +300,37 @@ fn raw_tree(tree: &JsonTree, columns: usize) -> Result<RawTree, String> {
                 )
             })?;
         let child = |c: i64| usize::try_from(c).unwrap_or(usize::MAX);
+        if tree.split_type.get(i).is_some_and(|&t| t != 0) {
+            // XGBoost's categorical Decision: a category in the node's set
+            // goes right, any other (or an invalid one) left.
+            let at = tree
+                .categories_nodes
+                .iter()
+                .position(|&n| n == i)
+                .ok_or_else(|| format!("node {i}: a categorical split without categories"))?;
+            let (start, size) = (
+                tree.categories_segments.get(at).copied(),
+                tree.categories_sizes.get(at).copied(),
+            );
+            let set = start
+                .zip(size)
+                .and_then(|(start, size)| tree.categories.get(start..start.checked_add(size)?))
+                .ok_or_else(|| format!("node {i}: categories out of range"))?;
+            nodes.push(Node::Categorical {
+                column,
+                categories: set.to_vec(),
+                set_goes_left: false,
+                left: child(left),
+                right: child(tree.right_children[i]),
+                missing_left: tree.default_left[i].set(),
+            });
+            continue;
+        }
+        let threshold = tree.split_conditions[i]
+            .ok_or_else(|| format!("node {i}: a numeric split without a threshold"))?;
         nodes.push(Node::Split {
             column,
-            below: below_of_f32_less(tree.split_conditions[i]),
+            below: below_of_f32_less(threshold),
             left: child(left),
             right: child(tree.right_children[i]),
             missing_left: tree.default_left[i].set(),
