@@ -25,8 +25,10 @@ from detour.v1 import recommend_pb2, recommend_pb2_grpc
 from detour.v1 import scoring_pb2, scoring_pb2_grpc
 from detour.v1 import types_pb2
 
-#: Rows `score_features` sends per call (the server's limit).
-MAX_FEATURE_ROWS = 10_000
+#: Rows `score_features` sends per call: half the server's limit of 10,000,
+#: so a call of full carrier rows (about 1.5 KB each) stays well under the
+#: server's 16 MB message limit.
+MAX_FEATURE_ROWS = 5_000
 
 Fields = Union[Mapping[str, Any], Message]
 
@@ -319,8 +321,8 @@ class Client:
         """Served probabilities of rows of named feature values (the feature
         columns `detour-train dataset` writes; None, NaN or pandas' NA is
         missing), by the active version or the named shadow/canary
-        candidate. Returns one `ScoredRow` per row, in order; sends 10,000
-        rows per call. A value that is not a number raises `TypeError`
+        candidate. Returns one `ScoredRow` per row, in order; sends
+        `MAX_FEATURE_ROWS` rows per call. A value that is not a number raises `TypeError`
         naming its column (pass the feature columns only)."""
         scored: list = []
         batch: list = []
