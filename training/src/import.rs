@@ -22,8 +22,11 @@
 pub mod layout;
 pub mod lightgbm;
 pub mod mlp;
+pub mod parity;
 pub mod sklearn;
 pub mod xgboost;
+
+pub use parity::{Parity, parity, read_expected};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,7 @@ pub struct Imported {
     pub columns: Vec<String>,
     /// Log-odds before any tree.
     pub base_score: f64,
+    /// The trees, by the library's own node indexes.
     pub trees: Vec<RawTree>,
 }
 
@@ -319,109 +323,6 @@ pub fn read_model_with(
     Ok((format, mapped))
 }
 
-/// How far the imported model is from the library's own probabilities.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Parity {
-    pub rows: usize,
-    /// Rows with at least one missing input.
-    pub rows_with_missing: usize,
-    pub max_abs_diff: f64,
-    pub mean_abs_diff: f64,
-    /// The first row (0-based, after the header) with the largest difference.
-    pub worst_row: usize,
-}
-
-/// Rows of a CSV with the model's inputs by name (empty: missing) and the
-/// library's probability in `column`, as full schema vectors with their
-/// expected probabilities.
-pub fn read_expected(
-    path: &Path,
-    column: &str,
-    kind: RiskKind,
-    mapped: &Mapped,
-) -> anyhow::Result<Vec<(FeatureVector, f64)>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let header = reader.headers()?.clone();
-    let find = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("{}: no column {name:?}", path.display()))
-    };
-    let sources: Vec<(usize, usize)> = mapped
-        .names
-        .iter()
-        .zip(&mapped.columns)
-        .map(|(name, &schema)| Ok((find(name)?, schema)))
-        .collect::<anyhow::Result<_>>()?;
-    let expected_at = find(column)?;
-    let width = schema_of(kind).len();
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("{}: row {}", path.display(), i + 1))?;
-        let mut values = vec![f64::NAN; width];
-        for &(at, schema) in &sources {
-            let cell = record.get(at).unwrap_or("").trim();
-            if !cell.is_empty() && !cell.eq_ignore_ascii_case("nan") {
-                values[schema] = cell.parse().with_context(|| {
-                    format!(
-                        "{}: row {}, column {}: {cell:?}",
-                        path.display(),
-                        i + 1,
-                        &header[at]
-                    )
-                })?;
-            }
-        }
-        let p: f64 = record
-            .get(expected_at)
-            .unwrap_or("")
-            .trim()
-            .parse()
-            .with_context(|| format!("{}: row {}, column {column}", path.display(), i + 1))?;
-        rows.push((FeatureVector::from_slice(&values), p));
-    }
-    anyhow::ensure!(!rows.is_empty(), "{}: no rows", path.display());
-    Ok(rows)
-}
-
-/// Compares the imported probabilities (no calibration) with the expected.
-pub fn parity(mapped: &Mapped, rows: &[(FeatureVector, f64)]) -> Parity {
-    // All rows at once: a network runs once for the batch.
-    let vectors: Vec<&[f64]> = rows.iter().map(|(v, _)| v.as_slice()).collect();
-    let mut logits = Vec::with_capacity(rows.len());
-    match &mapped.learner {
-        Learner::Mlp(network) => network.logits(&vectors, &mut logits),
-        learner => logits.extend(vectors.iter().map(|v| learner.raw_score(v).logit)),
-    }
-    let mut max_abs_diff: f64 = 0.0;
-    let mut worst_row = 0;
-    let mut total = 0.0;
-    let mut rows_with_missing = 0;
-    for (i, (row, expected)) in rows.iter().enumerate() {
-        let values = row.as_slice();
-        if mapped.columns.iter().any(|&c| values[c].is_nan()) {
-            rows_with_missing += 1;
-        }
-        let diff = (sigmoid(logits[i]) - expected).abs();
-        // A probability that is not a number is as far off as can be.
-        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
-        total += diff;
-        if diff > max_abs_diff {
-            max_abs_diff = diff;
-            worst_row = i;
-        }
-    }
-    Parity {
-        rows: rows.len(),
-        rows_with_missing,
-        max_abs_diff,
-        mean_abs_diff: total / rows.len().max(1) as f64,
-        worst_row,
-    }
-}
-
 /// How the imported log-odds are calibrated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Calibrate {
@@ -437,9 +338,11 @@ pub enum Calibrate {
 /// What `import` needs.
 #[derive(Debug, Clone)]
 pub struct ImportSettings {
+    /// The model file (for a network, its description).
     pub model: PathBuf,
     /// The library; detected from the file when absent.
     pub format: Option<Format>,
+    /// The family whose schema the model's inputs name.
     pub family: RiskKind,
     /// Detour names of the model's inputs, in its order, replacing the file's.
     pub feature_names: Option<Vec<String>>,
@@ -453,7 +356,9 @@ pub struct ImportSettings {
     pub all_rounds: bool,
     /// Detour history to measure (and calibrate) on, replayed as `train` does.
     pub data: Option<PathBuf>,
+    /// How `data` is replayed (as `train` replays it).
     pub replay: Option<ReplaySettings>,
+    /// The calibration fitted on `data`'s validation slice, if any.
     pub calibrate: Calibrate,
     /// The model repository to write the version into.
     pub out: PathBuf,
@@ -464,10 +369,15 @@ pub struct ImportSettings {
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct ImportSummary {
+    /// The version's name.
     pub version: String,
+    /// Its folder in the repository.
     pub dir: PathBuf,
+    /// Against `--expected`, when given.
     pub parity: Option<Parity>,
+    /// Held-out test metrics, with `--data`.
     pub test: Option<Metrics>,
+    /// Whether it became the family's active version.
     pub activated: bool,
 }
 

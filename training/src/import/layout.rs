@@ -44,8 +44,11 @@ pub enum Node {
 /// or sample count; used only to weight split nodes' values), and its root.
 #[derive(Debug, Clone, Default)]
 pub struct RawTree {
+    /// The nodes, by the library's indexes.
     pub nodes: Vec<Node>,
+    /// Each node's cover (may be empty: every node then weighs the same).
     pub cover: Vec<f64>,
+    /// The root's index.
     pub root: usize,
 }
 
