@@ -184,11 +184,20 @@ impl TreeEnsemble {
     }
 
     /// The child `row` goes to from the split `node`.
-    #[inline]
+    #[inline(always)]
     fn step(&self, node: &PackedNode, row: &[f64]) -> u32 {
         if node.feature & CATEGORICAL == 0 {
-            return node.child(row);
+            node.child(row)
+        } else {
+            self.categorical_step(node, row)
         }
+    }
+
+    /// [`Self::step`] at a categorical split: out of line, so the numeric
+    /// walk every model takes stays as small as before categories.
+    #[cold]
+    #[inline(never)]
+    fn categorical_step(&self, node: &PackedNode, row: &[f64]) -> u32 {
         let value = row[(node.feature & !CATEGORICAL) as usize];
         if value.is_nan() {
             return node.missing;
@@ -205,8 +214,16 @@ impl TreeEnsemble {
     #[inline]
     fn leaf(&self, root: u32, row: &[f64]) -> &PackedNode {
         let mut node = &self.packed[root as usize];
-        while node.left != 0 {
-            node = &self.packed[self.step(node, row) as usize];
+        // Detour's own models have no categorical split: their walk keeps
+        // the one test it had before categories.
+        if self.sets.is_empty() {
+            while node.left != 0 {
+                node = &self.packed[node.child(row) as usize];
+            }
+        } else {
+            while node.left != 0 {
+                node = &self.packed[self.step(node, row) as usize];
+            }
         }
         node
     }
@@ -309,10 +326,16 @@ impl TreeEnsemble {
     pub fn predict(&self, row: &[f64]) -> RawScore {
         let mut contributions = [0.0; MAX_FEATURES];
         let mut logit = self.base_score;
+        let numeric = self.sets.is_empty();
         for &root in &self.roots {
             let mut node = &self.packed[root as usize];
             while node.left != 0 {
-                let child = &self.packed[self.step(node, row) as usize];
+                let next = if numeric {
+                    node.child(row)
+                } else {
+                    self.step(node, row)
+                };
+                let child = &self.packed[next as usize];
                 contributions[(node.feature & !CATEGORICAL) as usize] += child.value - node.value;
                 node = child;
             }
