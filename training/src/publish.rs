@@ -108,12 +108,7 @@ pub(crate) fn write_artifact(
         kind,
         learner: shipped.learner.clone(),
     };
-    let step = test_rows.len().div_ceil(GOLDEN_ROWS).max(1);
-    let golden: Vec<&FeatureVector> = test_rows
-        .iter()
-        .step_by(step)
-        .map(|r| &r.features)
-        .collect();
+    let golden: Vec<&FeatureVector> = golden_sample(test_rows).map(|r| &r.features).collect();
     // A new version folder; an existing version of the same name holds the
     // same weights (the name is their checksum) unless `--version` named it.
     let dir = version_dir(&settings.out, kind, &result.version);
@@ -150,6 +145,11 @@ pub(crate) fn write_artifact(
         );
     }
     Ok(())
+}
+
+/// At most [`GOLDEN_ROWS`] of `rows`, evenly spaced: an artifact's golden rows.
+pub(crate) fn golden_sample<T>(rows: &[T]) -> impl Iterator<Item = &T> {
+    rows.iter().step_by(rows.len().div_ceil(GOLDEN_ROWS).max(1))
 }
 
 /// A manifest's headline figures of one slice.

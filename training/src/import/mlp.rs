@@ -24,6 +24,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use detour::models::Learner;
+use detour::models::artifact::sha256_hex;
 use detour::models::mlp::{Activation, Dense, Mlp, MlpWeights};
 use detour::schema::{RiskKind, schema_of};
 use serde::Deserialize;
@@ -94,7 +95,9 @@ pub fn read(
         Some(name) => path.with_file_name(name),
         None => path.with_extension("safetensors"),
     };
-    let tensors = candle_core::safetensors::load(&file, &Device::Cpu)
+    let bytes = std::fs::read(&file)
+        .map_err(|e| invalid(format!("{}: cannot read the weights: {e}", file.display())))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| invalid(format!("{}: not readable safetensors: {e}", file.display())))?;
     let n = names.len();
     let (mean, std) = match &description.normalize {
@@ -145,7 +148,8 @@ pub fn read(
         names,
         library: FORMAT.to_string(),
         parts: description.layers.len(),
-        weights_file: Some(file),
+        source_sha256: String::new(),
+        weights_file: Some((file, sha256_hex(&bytes))),
     })
 }
 

@@ -56,3 +56,29 @@ pub fn train_quick(data: &Path, out: &Path, version: &str) -> Vec<FamilyResult> 
     })
     .unwrap()
 }
+
+/// A committed fixture of `training/examples/byom_fixtures.py`.
+pub fn byom_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/byom")
+        .join(name)
+}
+
+/// A committed fixture's text.
+pub fn byom_text(name: &str) -> String {
+    std::fs::read_to_string(byom_fixture(name)).unwrap()
+}
+
+/// Copies the folder `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
