@@ -278,10 +278,6 @@ fn an_overdue_leg_counts_as_failed_once_when_it_is_due_not_when_it_arrives() {
         .collect();
     advance(&series, &mut state, &mut buckets, &under_way, &network);
     // Before they are due, nothing; a grace after, four failures.
-    let come_due = |at| Point {
-        at,
-        value: series::PointValue::Due,
-    };
     advance(
         &series,
         &mut state,
@@ -348,15 +344,11 @@ fn a_leg_is_not_overdue_before_it_is_known_to_have_left() {
     }
     let network = Network::default();
     let mut buckets = LoadedBuckets::default();
-    let at = |at| Point {
-        at,
-        value: series::PointValue::Due,
-    };
     advance(
         &series,
         &mut state,
         &mut buckets,
-        &[left_late, at(due + HOUR)],
+        &[left_late, come_due(due + HOUR)],
         &network,
     );
     assert!(state.cells.is_empty(), "not overdue before it left");
@@ -364,7 +356,7 @@ fn a_leg_is_not_overdue_before_it_is_known_to_have_left() {
         &series,
         &mut state,
         &mut buckets,
-        &[at(due + 2 * HOUR)],
+        &[come_due(due + 2 * HOUR)],
         &network,
     );
     assert_eq!(state.cells.iter().map(|c| c.1).sum::<u64>(), 1);
@@ -402,4 +394,12 @@ async fn a_sweep_counts_legs_that_came_due_before_their_reports() {
         changes(&mut feed, series).contains(&Change::Opened),
         "eight overdue legs open the episode before any arrives"
     );
+}
+
+/// The sweep's point telling a carrier-region series that legs came due at `at`.
+fn come_due(at: i64) -> Point {
+    Point {
+        at,
+        value: series::PointValue::Due,
+    }
 }
